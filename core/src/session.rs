@@ -1,0 +1,570 @@
+//! The session machine: freeze -> signal -> await -> thaw, with one deadline.
+//!
+//! Sans-IO, after quinn-proto: the machine never performs a syscall and never reads a clock.
+//! The caller asks [`Session::next`] what to do, passing the current monotonic time in
+//! nanoseconds; performs the [`Action`]; and reports what happened with [`Session::handle`].
+//!
+//! Rules the machine enforces (design.md):
+//! - one deadline, `timeout` after the first `FIFREEZE` is issued, covering the whole window;
+//!   a freeze that completes after the deadline does not count as success;
+//! - every path that leaves the await phase, and every error, ends in thaw actions for exactly
+//!   the targets frozen so far, in reverse order of freezing;
+//! - only an explicit acknowledgement makes the outcome consistent.
+
+use crate::status::{Consistency, Status};
+
+/// `EBUSY`: `FIFREEZE` on a filesystem that another holder has frozen.
+pub const EBUSY: i32 = 16;
+/// `EINVAL`: `FITHAW` on a filesystem that is not frozen (someone thawed it).
+pub const EINVAL: i32 = 22;
+
+/// What the caller must do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Issue `FIFREEZE` on target `i` and report [`Event::Froze`] or [`Event::FreezeFailed`].
+    Freeze(usize),
+    /// Tell the controller that everything is frozen; report [`Event::Notified`] or
+    /// [`Event::NotifyFailed`].
+    Notify,
+    /// Wait for the controller until this monotonic time (ns); report what it said, or just
+    /// call [`Session::next`] again when the time has come.
+    Wait {
+        /// Monotonic nanoseconds.
+        until: u64,
+    },
+    /// Issue `FITHAW` on target `i` and report [`Event::Thawed`] or [`Event::ThawFailed`].
+    Thaw(usize),
+    /// The session is over, with this status.
+    Done(Status),
+}
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `FIFREEZE` on `target` succeeded; `start` and `end` bracket the call.
+    Froze {
+        /// Target index.
+        target: usize,
+        /// Monotonic ns before the call.
+        start: u64,
+        /// Monotonic ns after the call.
+        end: u64,
+    },
+    /// `FIFREEZE` on `target` failed with `errno`.
+    FreezeFailed {
+        /// Target index.
+        target: usize,
+        /// The raw errno.
+        errno: i32,
+        /// Monotonic ns before the call.
+        start: u64,
+        /// Monotonic ns after the call.
+        end: u64,
+    },
+    /// The controller was told.
+    Notified {
+        /// Monotonic ns.
+        at: u64,
+    },
+    /// The controller could not be told (it is gone).
+    NotifyFailed {
+        /// The raw errno.
+        errno: i32,
+        /// Monotonic ns.
+        at: u64,
+    },
+    /// The controller said, explicitly, that the snapshot has been taken.
+    Acknowledged {
+        /// Monotonic ns.
+        at: u64,
+    },
+    /// The controller went away without acknowledging (EOF, exit, death).
+    ControllerGone {
+        /// Monotonic ns.
+        at: u64,
+    },
+    /// The controller said the snapshot failed (e.g. the snapshot command exited non-zero).
+    SnapshotFailed {
+        /// Monotonic ns.
+        at: u64,
+    },
+    /// A signal asked us to stop.
+    Interrupted {
+        /// Monotonic ns.
+        at: u64,
+    },
+    /// `FITHAW` on `target` succeeded.
+    Thawed {
+        /// Target index.
+        target: usize,
+        /// Monotonic ns before the call.
+        start: u64,
+        /// Monotonic ns after the call.
+        end: u64,
+    },
+    /// `FITHAW` on `target` failed with `errno`.
+    ThawFailed {
+        /// Target index.
+        target: usize,
+        /// The raw errno.
+        errno: i32,
+        /// Monotonic ns before the call.
+        start: u64,
+        /// Monotonic ns after the call.
+        end: u64,
+    },
+}
+
+/// Why the await phase ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Not over yet.
+    None,
+    /// The controller acknowledged the snapshot.
+    Acknowledged,
+    /// The deadline passed.
+    Deadline,
+    /// The controller went away.
+    ControllerGone,
+    /// A freeze failed.
+    FreezeFailed,
+    /// The snapshot failed.
+    SnapshotFailed,
+    /// A signal interrupted the session.
+    Interrupted,
+}
+
+impl End {
+    /// A stable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            End::None => "none",
+            End::Acknowledged => "acknowledged",
+            End::Deadline => "deadline",
+            End::ControllerGone => "controller-gone",
+            End::FreezeFailed => "freeze-failed",
+            End::SnapshotFailed => "snapshot-failed",
+            End::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Where one target stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not reached (an earlier freeze failed, or the deadline came first).
+    NotAttempted,
+    /// Frozen and not yet thawed.
+    Frozen,
+    /// `FIFREEZE` failed; never frozen by us.
+    FreezeFailed,
+    /// Frozen and thawed again by us.
+    Thawed,
+    /// Frozen by us, but `FITHAW` found it already thawed: someone else thawed it.
+    ThawedByOther,
+    /// `FITHAW` failed: it may still be frozen.
+    ThawFailed,
+}
+
+impl Outcome {
+    /// A stable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Outcome::NotAttempted => "not-attempted",
+            Outcome::Frozen => "frozen",
+            Outcome::FreezeFailed => "freeze-failed",
+            Outcome::Thawed => "thawed",
+            Outcome::ThawedByOther => "thawed-by-other",
+            Outcome::ThawFailed => "thaw-failed",
+        }
+    }
+}
+
+/// The record of one target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetRecord {
+    /// Where it stands.
+    pub outcome: Outcome,
+    /// The errno of the failed call, or 0.
+    pub errno: i32,
+    /// Monotonic ns when `FIFREEZE` was issued (0: never).
+    pub freeze_start: u64,
+    /// How long `FIFREEZE` took, in ns.
+    pub freeze_ns: u64,
+    /// Monotonic ns when `FITHAW` returned (0: never).
+    pub thaw_end: u64,
+    /// How long `FITHAW` took, in ns.
+    pub thaw_ns: u64,
+}
+
+impl TargetRecord {
+    const NEW: TargetRecord = TargetRecord {
+        outcome: Outcome::NotAttempted,
+        errno: 0,
+        freeze_start: 0,
+        freeze_ns: 0,
+        thaw_end: 0,
+        thaw_ns: 0,
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Freezing `order[pos]` next.
+    Freezing {
+        pos: usize,
+        issued: bool,
+    },
+    Notifying {
+        issued: bool,
+    },
+    Awaiting,
+    /// Thawing the frozen ones among `order[..pos]`, from the back.
+    Thawing {
+        pos: usize,
+        issued: bool,
+    },
+    Done,
+}
+
+/// A misuse of the machine: an event it did not ask for. The state is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnexpectedEvent;
+
+/// Parameters that cannot make a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionError {
+    /// More targets than the capacity `N`.
+    TooManyTargets,
+    /// The order names a target twice or one that does not exist.
+    BadOrder,
+    /// The timeout is zero.
+    ZeroTimeout,
+}
+
+/// One freeze session over up to `N` targets. Plain data, no allocation: it can live in
+/// caller-provided storage.
+#[derive(Clone, Debug)]
+pub struct Session<const N: usize> {
+    n: usize,
+    order: [u16; N],
+    records: [TargetRecord; N],
+    timeout_ns: u64,
+    deadline: Option<u64>,
+    phase: Phase,
+    end: End,
+    status: Status,
+    ended_at: u64,
+    window_start: Option<u64>,
+    window_end: Option<u64>,
+}
+
+impl<const N: usize> Session<N> {
+    /// A session that freezes targets `0..order.len()` in `order`, with `timeout_ns` from
+    /// the first `FIFREEZE` to the last `FITHAW`.
+    pub fn new(order: &[u16], timeout_ns: u64) -> Result<Self, SessionError> {
+        if order.len() > N {
+            return Err(SessionError::TooManyTargets);
+        }
+        if timeout_ns == 0 {
+            return Err(SessionError::ZeroTimeout);
+        }
+        let mut seen = [false; N];
+        let mut ord = [0u16; N];
+        for (slot, &i) in ord.iter_mut().zip(order) {
+            let i_us = i as usize;
+            match seen.get_mut(i_us) {
+                Some(s) if i_us < order.len() && !*s => *s = true,
+                _ => return Err(SessionError::BadOrder),
+            }
+            *slot = i;
+        }
+        Ok(Session {
+            n: order.len(),
+            order: ord,
+            records: [TargetRecord::NEW; N],
+            timeout_ns,
+            deadline: None,
+            phase: Phase::Freezing {
+                pos: 0,
+                issued: false,
+            },
+            end: End::None,
+            status: Status::Ok,
+            ended_at: 0,
+            window_start: None,
+            window_end: None,
+        })
+    }
+
+    /// What to do now. `now` is the monotonic clock in ns; it also serves as the tick that
+    /// lets the deadline fire.
+    pub fn next(&mut self, now: u64) -> Action {
+        // The clock starts with the first action: the first FIFREEZE.
+        if self.deadline.is_none() {
+            self.deadline = Some(now.saturating_add(self.timeout_ns));
+        }
+        if let Some(d) = self.deadline {
+            if now >= d
+                && matches!(
+                    self.phase,
+                    Phase::Freezing { issued: false, .. }
+                        | Phase::Notifying { issued: false }
+                        | Phase::Awaiting
+                )
+            {
+                self.finish_window(End::Deadline, Status::Timeout, now);
+            }
+        }
+        match self.phase {
+            Phase::Freezing { pos, .. } => match self.order.get(pos).filter(|_| pos < self.n) {
+                Some(&i) => {
+                    self.phase = Phase::Freezing { pos, issued: true };
+                    Action::Freeze(i as usize)
+                }
+                None => {
+                    self.phase = Phase::Notifying { issued: true };
+                    Action::Notify
+                }
+            },
+            Phase::Notifying { .. } => {
+                self.phase = Phase::Notifying { issued: true };
+                Action::Notify
+            }
+            Phase::Awaiting => Action::Wait {
+                until: self.deadline.unwrap_or(now),
+            },
+            Phase::Thawing { pos, .. } => {
+                let last = self.order[..pos.min(self.n)]
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .find(|(_, &i)| self.record(i as usize).outcome == Outcome::Frozen);
+                match last {
+                    Some((p, &i)) => {
+                        self.phase = Phase::Thawing {
+                            pos: p + 1,
+                            issued: true,
+                        };
+                        Action::Thaw(i as usize)
+                    }
+                    None => {
+                        self.phase = Phase::Done;
+                        Action::Done(self.status)
+                    }
+                }
+            }
+            Phase::Done => Action::Done(self.status),
+        }
+    }
+
+    /// Reports what happened.
+    pub fn handle(&mut self, event: Event) -> Result<(), UnexpectedEvent> {
+        match (self.phase, event) {
+            (Phase::Freezing { pos, issued: true }, Event::Froze { target, start, end })
+                if self.at(pos) == Some(target) =>
+            {
+                let r = &mut self.records[target];
+                r.outcome = Outcome::Frozen;
+                r.freeze_start = start;
+                r.freeze_ns = end.saturating_sub(start);
+                if self.window_start.is_none() {
+                    self.window_start = Some(start);
+                }
+                self.phase = Phase::Freezing {
+                    pos: pos + 1,
+                    issued: false,
+                };
+                // A freeze that returned after the deadline is not a success (failure 4).
+                if self.deadline.is_some_and(|d| end >= d) {
+                    self.finish_window(End::Deadline, Status::Timeout, end);
+                }
+            }
+            (
+                Phase::Freezing { pos, issued: true },
+                Event::FreezeFailed {
+                    target,
+                    errno,
+                    start,
+                    end,
+                },
+            ) if self.at(pos) == Some(target) => {
+                let r = &mut self.records[target];
+                r.outcome = Outcome::FreezeFailed;
+                r.errno = errno;
+                r.freeze_start = start;
+                r.freeze_ns = end.saturating_sub(start);
+                self.phase = Phase::Freezing { pos, issued: false };
+                let status = if errno == EBUSY {
+                    Status::FrozenByOther
+                } else {
+                    Status::FreezeFailed
+                };
+                self.finish_window(End::FreezeFailed, status, end);
+            }
+            (Phase::Notifying { issued: true }, Event::Notified { .. }) => {
+                self.phase = Phase::Awaiting;
+            }
+            (Phase::Notifying { issued: true }, Event::NotifyFailed { at, .. }) => {
+                self.finish_window(End::ControllerGone, Status::NotAcknowledged, at);
+            }
+            (Phase::Awaiting, Event::Acknowledged { at }) => {
+                self.finish_window(End::Acknowledged, Status::Ok, at);
+            }
+            (Phase::Awaiting | Phase::Notifying { .. }, Event::ControllerGone { at }) => {
+                self.finish_window(End::ControllerGone, Status::NotAcknowledged, at);
+            }
+            (Phase::Awaiting | Phase::Notifying { .. }, Event::SnapshotFailed { at }) => {
+                self.finish_window(End::SnapshotFailed, Status::SnapshotFailed, at);
+            }
+            (
+                Phase::Freezing { issued: false, .. }
+                | Phase::Notifying { issued: false }
+                | Phase::Awaiting,
+                Event::Interrupted { at },
+            ) => {
+                self.finish_window(End::Interrupted, Status::Interrupted, at);
+            }
+            (Phase::Thawing { issued: true, pos }, Event::Thawed { target, start, end })
+                if pos.checked_sub(1).and_then(|p| self.at(p)) == Some(target) =>
+            {
+                let r = &mut self.records[target];
+                r.outcome = Outcome::Thawed;
+                r.thaw_end = end;
+                r.thaw_ns = end.saturating_sub(start);
+                self.window_end = Some(end);
+                self.phase = Phase::Thawing {
+                    pos: pos - 1,
+                    issued: false,
+                };
+            }
+            (
+                Phase::Thawing { issued: true, pos },
+                Event::ThawFailed {
+                    target,
+                    errno,
+                    start,
+                    end,
+                },
+            ) if pos.checked_sub(1).and_then(|p| self.at(p)) == Some(target) => {
+                let r = &mut self.records[target];
+                r.errno = errno;
+                r.thaw_end = end;
+                r.thaw_ns = end.saturating_sub(start);
+                let status = if errno == EINVAL {
+                    // Not frozen any more: someone else thawed it inside our window.
+                    r.outcome = Outcome::ThawedByOther;
+                    Status::Suspect
+                } else {
+                    r.outcome = Outcome::ThawFailed;
+                    Status::ThawFailed
+                };
+                self.status = self.status.worst(status);
+                self.window_end = Some(end);
+                self.phase = Phase::Thawing {
+                    pos: pos - 1,
+                    issued: false,
+                };
+            }
+            _ => return Err(UnexpectedEvent),
+        }
+        Ok(())
+    }
+
+    fn at(&self, pos: usize) -> Option<usize> {
+        self.order
+            .get(pos)
+            .filter(|_| pos < self.n)
+            .map(|&i| i as usize)
+    }
+
+    fn finish_window(&mut self, end: End, status: Status, at: u64) {
+        if self.end == End::None {
+            self.end = end;
+            self.ended_at = at;
+        }
+        self.status = self.status.worst(status);
+        let pos = match self.phase {
+            Phase::Freezing { pos, .. } => pos,
+            _ => self.n,
+        };
+        self.phase = Phase::Thawing { pos, issued: false };
+    }
+
+    fn record(&self, i: usize) -> TargetRecord {
+        self.records.get(i).copied().unwrap_or(TargetRecord::NEW)
+    }
+
+    /// The number of targets.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether the session has no targets.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The freeze order.
+    pub fn order(&self) -> &[u16] {
+        &self.order[..self.n]
+    }
+
+    /// The record of target `i`.
+    pub fn target(&self, i: usize) -> Option<&TargetRecord> {
+        self.records[..self.n].get(i)
+    }
+
+    /// Whether the session is over.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// Whether anything is frozen by us right now.
+    pub fn anything_frozen(&self) -> bool {
+        self.records[..self.n]
+            .iter()
+            .any(|r| r.outcome == Outcome::Frozen)
+    }
+
+    /// The status so far (final once [`Session::is_done`]).
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Why the await phase ended.
+    pub fn end(&self) -> End {
+        self.end
+    }
+
+    /// Monotonic ns when the window ended (acknowledgement, deadline, error); 0 if open.
+    pub fn ended_at(&self) -> u64 {
+        self.ended_at
+    }
+
+    /// The deadline, once the first freeze was issued.
+    pub fn deadline(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    /// The frozen window in ns: first `FIFREEZE` issued to last `FITHAW` returned.
+    pub fn window_ns(&self) -> Option<u64> {
+        match (self.window_start, self.window_end) {
+            (Some(s), Some(e)) => Some(e.saturating_sub(s)),
+            _ => None,
+        }
+    }
+
+    /// How far the snapshot can be trusted.
+    pub fn consistency(&self) -> Consistency {
+        if self.is_done() && self.status == Status::Ok && self.end == End::Acknowledged {
+            Consistency::FileSystem
+        } else {
+            Consistency::None
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,399 @@
+//! Unit tests of the session machine with a fake clock.
+
+use super::*;
+
+const MS: u64 = 1_000_000;
+const T0: u64 = 1_000 * MS;
+
+/// Answers every action the way `outcome` says and records the actions taken.
+struct Driver {
+    now: u64,
+    actions: heapless::Vec<Action, 64>,
+}
+
+impl Driver {
+    fn new() -> Self {
+        Driver {
+            now: T0,
+            actions: heapless::Vec::new(),
+        }
+    }
+
+    /// Runs the session; `freeze` and `thaw` give each call's result and duration, `wait`
+    /// gives the controller's answer (with the time it comes) or `None` to let time run.
+    fn run<const N: usize>(
+        &mut self,
+        s: &mut Session<N>,
+        freeze: impl Fn(usize) -> (Result<(), i32>, u64),
+        thaw: impl Fn(usize) -> Result<(), i32>,
+        wait: impl Fn(u64) -> Option<(Event, u64)>,
+    ) -> Status {
+        for _ in 0..64 {
+            let a = s.next(self.now);
+            self.actions.push(a).unwrap();
+            let ev = match a {
+                Action::Freeze(i) => {
+                    let (r, took) = freeze(i);
+                    let start = self.now;
+                    self.now += took;
+                    let end = self.now;
+                    match r {
+                        Ok(()) => Event::Froze {
+                            target: i,
+                            start,
+                            end,
+                        },
+                        Err(errno) => Event::FreezeFailed {
+                            target: i,
+                            errno,
+                            start,
+                            end,
+                        },
+                    }
+                }
+                Action::Notify => Event::Notified { at: self.now },
+                Action::Wait { until } => match wait(self.now) {
+                    Some((ev, at)) if at < until => {
+                        self.now = at;
+                        ev
+                    }
+                    _ => {
+                        self.now = until;
+                        continue;
+                    }
+                },
+                Action::Thaw(i) => {
+                    let start = self.now;
+                    self.now += MS / 10;
+                    let end = self.now;
+                    match thaw(i) {
+                        Ok(()) => Event::Thawed {
+                            target: i,
+                            start,
+                            end,
+                        },
+                        Err(errno) => Event::ThawFailed {
+                            target: i,
+                            errno,
+                            start,
+                            end,
+                        },
+                    }
+                }
+                Action::Done(st) => return st,
+            };
+            s.handle(ev).unwrap();
+        }
+        panic!("session did not finish: {:?}", self.actions);
+    }
+
+    fn freezes(&self) -> heapless::Vec<usize, 16> {
+        self.actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Freeze(i) = a {
+                    Some(*i)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn thaws(&self) -> heapless::Vec<usize, 16> {
+        self.actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Thaw(i) = a {
+                    Some(*i)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+fn ok_freeze(_: usize) -> (Result<(), i32>, u64) {
+    (Ok(()), MS)
+}
+
+fn ok_thaw(_: usize) -> Result<(), i32> {
+    Ok(())
+}
+
+fn ack_after(ms: u64) -> impl Fn(u64) -> Option<(Event, u64)> {
+    move |now| Some((Event::Acknowledged { at: now + ms * MS }, now + ms * MS))
+}
+
+#[test]
+fn success_freezes_in_order_and_thaws_in_reverse() {
+    let mut s = Session::<4>::new(&[2, 0, 1], 5_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(&mut s, ok_freeze, ok_thaw, ack_after(100));
+    assert_eq!(st, Status::Ok);
+    assert_eq!(&d.freezes()[..], &[2, 0, 1]);
+    assert_eq!(&d.thaws()[..], &[1, 0, 2]);
+    assert_eq!(s.end(), End::Acknowledged);
+    assert_eq!(s.consistency(), Consistency::FileSystem);
+    assert!(s.is_done() && !s.anything_frozen());
+    assert_eq!(s.deadline(), Some(T0 + 5_000 * MS));
+    // Three freezes of 1 ms, 100 ms await, three thaws of 0.1 ms.
+    assert_eq!(s.window_ns(), Some(3 * MS + 100 * MS + 3 * MS / 10));
+    for i in 0..3 {
+        let r = s.target(i).unwrap();
+        assert_eq!(r.outcome, Outcome::Thawed);
+        assert_eq!(r.freeze_ns, MS);
+        assert_eq!(r.thaw_ns, MS / 10);
+    }
+    // Notify comes after the last freeze and before the wait.
+    let pos = |x: &Action| d.actions.iter().position(|a| a == x).unwrap();
+    assert!(pos(&Action::Freeze(1)) < pos(&Action::Notify));
+    assert!(matches!(
+        d.actions[pos(&Action::Notify) + 1],
+        Action::Wait { .. }
+    ));
+}
+
+#[test]
+fn failure_in_the_middle_thaws_what_was_frozen_in_reverse() {
+    let mut s = Session::<4>::new(&[0, 1, 2, 3], 5_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let eio = 5;
+    let st = d.run(
+        &mut s,
+        |i| if i == 2 { (Err(eio), MS) } else { (Ok(()), MS) },
+        ok_thaw,
+        ack_after(1),
+    );
+    assert_eq!(st, Status::FreezeFailed);
+    assert_eq!(&d.freezes()[..], &[0, 1, 2]);
+    assert_eq!(&d.thaws()[..], &[1, 0]);
+    assert!(!d.actions.contains(&Action::Notify), "never notified");
+    assert_eq!(s.target(2).unwrap().outcome, Outcome::FreezeFailed);
+    assert_eq!(s.target(2).unwrap().errno, eio);
+    assert_eq!(s.target(3).unwrap().outcome, Outcome::NotAttempted);
+    assert_eq!(s.end(), End::FreezeFailed);
+    assert_eq!(s.consistency(), Consistency::None);
+}
+
+#[test]
+fn ebusy_means_another_holder_and_theirs_is_not_thawed() {
+    let mut s = Session::<4>::new(&[0, 1], 5_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(
+        &mut s,
+        |i| {
+            if i == 1 {
+                (Err(EBUSY), 0)
+            } else {
+                (Ok(()), MS)
+            }
+        },
+        ok_thaw,
+        ack_after(1),
+    );
+    assert_eq!(st, Status::FrozenByOther);
+    assert_eq!(&d.thaws()[..], &[0], "target 1 is theirs, never thawed");
+}
+
+#[test]
+fn first_freeze_failing_thaws_nothing() {
+    let mut s = Session::<2>::new(&[1, 0], 5_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(&mut s, |_| (Err(95), 0), ok_thaw, ack_after(1));
+    assert_eq!(st, Status::FreezeFailed);
+    assert!(d.thaws().is_empty());
+    assert_eq!(s.window_ns(), None);
+}
+
+#[test]
+fn deadline_in_await_thaws_everything() {
+    let mut s = Session::<2>::new(&[0, 1], 2_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(&mut s, ok_freeze, ok_thaw, |_| None);
+    assert_eq!(st, Status::Timeout);
+    assert_eq!(&d.thaws()[..], &[1, 0]);
+    assert_eq!(s.end(), End::Deadline);
+    assert_eq!(s.ended_at(), T0 + 2_000 * MS);
+    assert_eq!(s.consistency(), Consistency::None);
+}
+
+#[test]
+fn acknowledgement_after_the_deadline_does_not_count() {
+    let mut s = Session::<1>::new(&[0], 2_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(&mut s, ok_freeze, ok_thaw, ack_after(5_000));
+    assert_eq!(st, Status::Timeout);
+}
+
+#[test]
+fn a_freeze_that_returns_after_the_deadline_is_a_timeout() {
+    // Failure 4: a freeze that took 8 s must not "succeed" with a 5 s timeout.
+    let mut s = Session::<3>::new(&[0, 1, 2], 5_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(
+        &mut s,
+        |i| (Ok(()), if i == 1 { 8_000 * MS } else { MS }),
+        ok_thaw,
+        ack_after(1),
+    );
+    assert_eq!(st, Status::Timeout);
+    assert_eq!(
+        &d.freezes()[..],
+        &[0, 1],
+        "nothing more is frozen after the deadline"
+    );
+    assert_eq!(&d.thaws()[..], &[1, 0], "the late one is thawed too");
+    assert_eq!(s.target(2).unwrap().outcome, Outcome::NotAttempted);
+}
+
+#[test]
+fn deadline_between_freezes_stops_freezing() {
+    let mut s = Session::<3>::new(&[0, 1, 2], 10 * MS).unwrap();
+    let mut d = Driver::new();
+    // Each freeze ends exactly... 6 ms; the second ends at 12 ms > deadline.
+    let st = d.run(&mut s, |_| (Ok(()), 6 * MS), ok_thaw, ack_after(1));
+    assert_eq!(st, Status::Timeout);
+    assert_eq!(&d.freezes()[..], &[0, 1]);
+    assert_eq!(&d.thaws()[..], &[1, 0]);
+}
+
+#[test]
+fn controller_gone_thaws_and_is_not_acknowledged() {
+    let mut s = Session::<2>::new(&[0, 1], 5_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(&mut s, ok_freeze, ok_thaw, |now| {
+        Some((Event::ControllerGone { at: now + MS }, now + MS))
+    });
+    assert_eq!(st, Status::NotAcknowledged);
+    assert_eq!(s.end(), End::ControllerGone);
+    assert_eq!(&d.thaws()[..], &[1, 0]);
+    assert_eq!(s.consistency(), Consistency::None);
+}
+
+#[test]
+fn snapshot_failure_and_interruption_thaw_with_their_status() {
+    for (ev, st, end) in [
+        (
+            Event::SnapshotFailed { at: 0 },
+            Status::SnapshotFailed,
+            End::SnapshotFailed,
+        ),
+        (
+            Event::Interrupted { at: 0 },
+            Status::Interrupted,
+            End::Interrupted,
+        ),
+    ] {
+        let mut s = Session::<2>::new(&[0, 1], 5_000 * MS).unwrap();
+        let mut d = Driver::new();
+        let got = d.run(&mut s, ok_freeze, ok_thaw, |now| Some((ev, now + MS)));
+        assert_eq!(got, st);
+        assert_eq!(s.end(), end);
+        assert_eq!(&d.thaws()[..], &[1, 0]);
+    }
+}
+
+#[test]
+fn a_failing_thaw_is_reported_and_the_rest_still_thaw() {
+    let mut s = Session::<3>::new(&[0, 1, 2], 5_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(
+        &mut s,
+        ok_freeze,
+        |i| if i == 1 { Err(5) } else { Ok(()) },
+        ack_after(1),
+    );
+    assert_eq!(st, Status::ThawFailed);
+    assert_eq!(&d.thaws()[..], &[2, 1, 0]);
+    assert_eq!(s.target(1).unwrap().outcome, Outcome::ThawFailed);
+    assert_eq!(s.target(1).unwrap().errno, 5);
+    assert_eq!(s.target(0).unwrap().outcome, Outcome::Thawed);
+    assert_eq!(s.consistency(), Consistency::None);
+}
+
+#[test]
+fn einval_on_thaw_means_someone_else_thawed_suspect() {
+    let mut s = Session::<2>::new(&[0, 1], 5_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(
+        &mut s,
+        ok_freeze,
+        |i| if i == 0 { Err(EINVAL) } else { Ok(()) },
+        ack_after(1),
+    );
+    assert_eq!(st, Status::Suspect);
+    assert_eq!(s.target(0).unwrap().outcome, Outcome::ThawedByOther);
+    assert_eq!(s.consistency(), Consistency::None);
+}
+
+#[test]
+fn thaw_failure_outranks_the_freeze_failure() {
+    let mut s = Session::<3>::new(&[0, 1, 2], 5_000 * MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(
+        &mut s,
+        |i| if i == 2 { (Err(5), 0) } else { (Ok(()), MS) },
+        |i| if i == 0 { Err(5) } else { Ok(()) },
+        ack_after(1),
+    );
+    assert_eq!(st, Status::ThawFailed);
+}
+
+#[test]
+fn events_out_of_turn_are_rejected_without_effect() {
+    let mut s = Session::<2>::new(&[0, 1], 5_000 * MS).unwrap();
+    assert_eq!(
+        s.handle(Event::Acknowledged { at: 0 }),
+        Err(UnexpectedEvent)
+    );
+    assert_eq!(s.next(T0), Action::Freeze(0));
+    // Wrong target.
+    let bad = Event::Froze {
+        target: 1,
+        start: T0,
+        end: T0,
+    };
+    assert_eq!(s.handle(bad), Err(UnexpectedEvent));
+    assert_eq!(
+        s.handle(Event::Thawed {
+            target: 0,
+            start: T0,
+            end: T0
+        }),
+        Err(UnexpectedEvent)
+    );
+    assert!(!s.anything_frozen());
+    // Asking again repeats the same action.
+    assert_eq!(s.next(T0), Action::Freeze(0));
+}
+
+#[test]
+fn bad_parameters_are_refused() {
+    assert_eq!(
+        Session::<2>::new(&[0, 1, 2], MS).unwrap_err(),
+        SessionError::TooManyTargets
+    );
+    assert_eq!(
+        Session::<2>::new(&[0, 0], MS).unwrap_err(),
+        SessionError::BadOrder
+    );
+    assert_eq!(
+        Session::<2>::new(&[1], MS).unwrap_err(),
+        SessionError::BadOrder
+    );
+    assert_eq!(
+        Session::<2>::new(&[0], 0).unwrap_err(),
+        SessionError::ZeroTimeout
+    );
+}
+
+#[test]
+fn an_empty_session_notifies_and_finishes() {
+    let mut s = Session::<1>::new(&[], MS).unwrap();
+    let mut d = Driver::new();
+    let st = d.run(&mut s, ok_freeze, ok_thaw, ack_after(0));
+    assert_eq!(st, Status::Ok);
+    assert!(d.freezes().is_empty());
+}

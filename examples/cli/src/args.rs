@@ -1,0 +1,345 @@
+//! The command line, parsed by hand (no dependencies): every mistake is a usage error that
+//! names the offending argument and the fix.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use quiesce::runtime::MAX_TIMEOUT;
+
+/// What to do.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    /// `quiesce plan`.
+    Plan {
+        mounts: Vec<OsString>,
+        exclude: Vec<OsString>,
+    },
+    /// `quiesce run ... -- CMD`.
+    Run {
+        timeout: Duration,
+        mounts: Vec<OsString>,
+        argv: Vec<OsString>,
+    },
+    /// `quiesce freeze` and the `fsfreezer` form.
+    Freeze {
+        timeout: Duration,
+        mounts: Vec<OsString>,
+        stdin: bool,
+    },
+    /// `quiesce thaw`.
+    Thaw {
+        mounts: Vec<OsString>,
+    },
+    Help,
+    Version,
+}
+
+/// A parsed command line.
+#[derive(Debug, PartialEq)]
+pub struct Invocation {
+    pub command: Command,
+    pub json: bool,
+    /// The subcommand's name, for reports.
+    pub name: &'static str,
+}
+
+/// A usage error: the message names the argument and the fix.
+#[derive(Debug, PartialEq)]
+pub struct UsageError {
+    pub message: String,
+    /// Whether `--json` was seen before the error (so the error is reported as JSON).
+    pub json: bool,
+}
+
+/// Parses `--timeout`'s value: seconds, decimals allowed, more than 0, at most an hour.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let secs: f64 = match text.trim().parse() {
+        Ok(v) if f64::is_finite(v) => v,
+        _ => {
+            return Err(format!(
+                "--timeout '{text}' is not a number of seconds; e.g. --timeout 30"
+            ))
+        }
+    };
+    if secs <= 0.0 {
+        return Err(format!(
+            "--timeout '{text}' must be more than 0 seconds; e.g. --timeout 30"
+        ));
+    }
+    if secs > MAX_TIMEOUT.as_secs_f64() {
+        return Err(format!(
+            "--timeout '{text}' is too long: at most {} seconds, since frozen filesystems stall every writer",
+            MAX_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn looks_like_number(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
+    let mut json = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    let err = |message: String, json: bool| UsageError { message, json };
+    let mut it = args.into_iter();
+    let Some(first) = it.next() else {
+        return Err(err("no command given; try `quiesce --help`".into(), json));
+    };
+    let first_s = first.to_string_lossy().into_owned();
+    let name: &'static str = match first_s.as_str() {
+        "plan" => "plan",
+        "run" => "run",
+        "freeze" => "freeze",
+        "thaw" => "thaw",
+        "help" | "--help" | "-h" => {
+            return Ok(Invocation {
+                command: Command::Help,
+                json,
+                name: "help",
+            })
+        }
+        "--version" | "-V" | "version" => {
+            return Ok(Invocation {
+                command: Command::Version,
+                json,
+                name: "version",
+            })
+        }
+        s if looks_like_number(s) => {
+            // The fsfreezer / safefreeze form: quiesce TIMEOUT MOUNT...
+            let timeout = parse_timeout(s).map_err(|m| err(m, json))?;
+            let mounts: Vec<OsString> = it.collect();
+            if let Some(opt) = mounts.iter().find(|m| m.to_string_lossy().starts_with('-')) {
+                return Err(err(
+                    format!(
+                        "unknown option '{}' in the fsfreezer form `quiesce TIMEOUT MOUNT...`; use `quiesce freeze` for options",
+                        opt.to_string_lossy()
+                    ),
+                    json,
+                ));
+            }
+            if mounts.is_empty() {
+                return Err(err("no mount point named; usage: quiesce TIMEOUT MOUNT...".into(), json));
+            }
+            return Ok(Invocation {
+                command: Command::Freeze {
+                    timeout,
+                    mounts,
+                    stdin: false,
+                },
+                json,
+                name: "freeze",
+            });
+        }
+        other => {
+            return Err(err(
+                format!("unknown command '{other}'; commands: plan, run, freeze, thaw (see `quiesce --help`)"),
+                json,
+            ))
+        }
+    };
+
+    let mut timeout: Option<Duration> = None;
+    let mut stdin = false;
+    let mut exclude = Vec::new();
+    let mut mounts = Vec::new();
+    let mut argv: Option<Vec<OsString>> = None;
+    while let Some(arg) = it.next() {
+        let s = arg.to_string_lossy().into_owned();
+        let value =
+            |it: &mut std::vec::IntoIter<OsString>, opt: &str| -> Result<OsString, UsageError> {
+                it.next()
+                    .ok_or_else(|| err(format!("{opt} needs a value"), json))
+            };
+        match s.as_str() {
+            "--" => {
+                argv = Some(it.by_ref().collect());
+                break;
+            }
+            "--json" => json = true,
+            "--help" | "-h" => {
+                return Ok(Invocation {
+                    command: Command::Help,
+                    json,
+                    name: "help",
+                })
+            }
+            "--timeout" | "-t" if name == "run" || name == "freeze" => {
+                let v = value(&mut it, "--timeout")?;
+                timeout = Some(parse_timeout(&v.to_string_lossy()).map_err(|m| err(m, json))?);
+            }
+            t if (name == "run" || name == "freeze") && t.starts_with("--timeout=") => {
+                timeout = Some(parse_timeout(&t["--timeout=".len()..]).map_err(|m| err(m, json))?);
+            }
+            "--stdin" if name == "freeze" => stdin = true,
+            "--exclude" if name == "plan" => exclude.push(value(&mut it, "--exclude")?),
+            t if name == "plan" && t.starts_with("--exclude=") => {
+                exclude.push(OsString::from(&t["--exclude=".len()..]))
+            }
+            t if t.starts_with('-') && t.len() > 1 => {
+                return Err(err(
+                    format!("unknown option '{t}' for `quiesce {name}`; see `quiesce --help`"),
+                    json,
+                ));
+            }
+            _ => mounts.push(arg),
+        }
+    }
+    let need_timeout = |t: Option<Duration>| {
+        t.ok_or_else(|| {
+            err(
+                format!("`quiesce {name}` needs --timeout SECS: the longest the filesystems may stay frozen, e.g. --timeout 30"),
+                json,
+            )
+        })
+    };
+    let need_mounts = |m: &Vec<OsString>| {
+        if m.is_empty() {
+            Err(err(
+                format!("no mount point named; usage: see `quiesce {name} --help`"),
+                json,
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let command = match name {
+        "plan" => {
+            if let Some(rest) = argv {
+                mounts.extend(rest);
+            }
+            Command::Plan { mounts, exclude }
+        }
+        "run" => {
+            let argv = argv.unwrap_or_default();
+            if argv.is_empty() {
+                return Err(err(
+                    "`quiesce run` needs the snapshot command after `--`, e.g. quiesce run --timeout 30 /data -- my-snapshot-tool".into(),
+                    json,
+                ));
+            }
+            let timeout = need_timeout(timeout)?;
+            need_mounts(&mounts)?;
+            Command::Run {
+                timeout,
+                mounts,
+                argv,
+            }
+        }
+        "freeze" => {
+            if let Some(rest) = argv {
+                mounts.extend(rest);
+            }
+            let timeout = need_timeout(timeout)?;
+            need_mounts(&mounts)?;
+            Command::Freeze {
+                timeout,
+                mounts,
+                stdin,
+            }
+        }
+        _ => {
+            if let Some(rest) = argv {
+                mounts.extend(rest);
+            }
+            need_mounts(&mounts)?;
+            Command::Thaw { mounts }
+        }
+    };
+    Ok(Invocation {
+        command,
+        json,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Invocation, UsageError> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("0.5"), Ok(Duration::from_millis(500)));
+        for bad in ["0", "-1", "abc", "1e9", "inf", "NaN", "", "3601"] {
+            let e = parse_timeout(bad).unwrap_err();
+            assert!(e.contains(&format!("'{bad}'")), "{e}");
+        }
+    }
+
+    #[test]
+    fn commands() {
+        let i = p(&[
+            "run",
+            "--timeout",
+            "5",
+            "/a",
+            "--json",
+            "--",
+            "cp",
+            "-a",
+            "x",
+        ])
+        .unwrap();
+        assert!(i.json);
+        assert_eq!(
+            i.command,
+            Command::Run {
+                timeout: Duration::from_secs(5),
+                mounts: vec!["/a".into()],
+                argv: vec!["cp".into(), "-a".into(), "x".into()],
+            }
+        );
+        let i = p(&["30", "/a", "/b"]).unwrap();
+        assert_eq!(
+            i.command,
+            Command::Freeze {
+                timeout: Duration::from_secs(30),
+                mounts: vec!["/a".into(), "/b".into()],
+                stdin: false
+            }
+        );
+        let i = p(&["freeze", "--stdin", "--timeout=2", "/a"]).unwrap();
+        assert!(matches!(i.command, Command::Freeze { stdin: true, .. }));
+        let i = p(&["plan", "--exclude", "/x"]).unwrap();
+        assert_eq!(
+            i.command,
+            Command::Plan {
+                mounts: vec![],
+                exclude: vec!["/x".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn usage_errors_name_the_argument() {
+        for (args, word) in [
+            (&["freeze", "/a"][..], "--timeout"),
+            (&["freeze", "--timeout", "abc", "/a"], "'abc'"),
+            (&["freeze", "--timeout", "5"], "no mount point"),
+            (&["freeze", "--bogus", "--timeout", "5", "/a"], "'--bogus'"),
+            (&["run", "--timeout", "5", "/a"], "after `--`"),
+            (&["plan", "--stdin"], "'--stdin'"),
+            (&["explode"], "'explode'"),
+            (&[], "no command"),
+            (&["5", "--stdin", "/a"], "'--stdin'"),
+        ] {
+            let e = p(args).unwrap_err();
+            assert!(e.message.contains(word), "{args:?}: {}", e.message);
+        }
+        assert!(
+            p(&["freeze", "--json", "--timeout", "x", "/a"])
+                .unwrap_err()
+                .json
+        );
+    }
+}

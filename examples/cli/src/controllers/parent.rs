@@ -1,0 +1,102 @@
+//! The `fsfreezer` / `safefreeze` handshake: SIGUSR1 to the parent once frozen; SIGUSR1 from
+//! the parent (and only from the parent) acknowledges; the parent's exit does not.
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+
+use quiesce::runtime::{Controller, Signal};
+use rustix::event::{PollFd, PollFlags};
+
+use super::drain;
+use crate::deferred_log::DeferredLog;
+use crate::signals::{poll_until, Signals};
+
+/// Without a pidfd, how often the parent's liveness is checked.
+const PARENT_CHECK_NS: u64 = 50_000_000;
+
+pub struct ParentHandshake<'a> {
+    parent: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    signals: &'a Signals,
+    log: &'a mut DeferredLog,
+}
+
+impl<'a> ParentHandshake<'a> {
+    /// Prepares the handshake with our parent. Fails when there is no real parent (we were
+    /// re-parented to init: nobody is there to acknowledge).
+    pub fn new(signals: &'a Signals, log: &'a mut DeferredLog) -> Result<Self, String> {
+        // SAFETY: getppid has no preconditions.
+        let parent = unsafe { libc::getppid() };
+        if parent <= 1 {
+            return Err(
+                "`quiesce freeze` acknowledges by SIGUSR1 from its parent, but it has no parent process; use --stdin or `quiesce run`"
+                    .into(),
+            );
+        }
+        // SAFETY: pidfd_open takes a pid and flags; a negative return is an error.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) };
+        let pidfd = (fd >= 0).then(|| {
+            // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+            unsafe { OwnedFd::from_raw_fd(fd as i32) }
+        });
+        Ok(ParentHandshake {
+            parent,
+            pidfd,
+            signals,
+            log,
+        })
+    }
+
+    fn parent_gone(&self) -> bool {
+        // SAFETY: getppid has no preconditions.
+        unsafe { libc::getppid() != self.parent }
+    }
+}
+
+impl Controller for ParentHandshake<'_> {
+    fn notify(&mut self) -> Result<(), i32> {
+        // SAFETY: kill with a valid signal number; the pid is our parent's.
+        if unsafe { libc::kill(self.parent, libc::SIGUSR1) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        }
+    }
+
+    fn wait(&mut self, until_ns: u64) -> Option<Signal> {
+        let sig = PollFd::from_borrowed_fd(self.signals.fd(), PollFlags::IN);
+        match &self.pidfd {
+            Some(p) => {
+                let mut fds = [sig, PollFd::from_borrowed_fd(p.as_fd(), PollFlags::IN)];
+                poll_until(&mut fds, until_ns, None);
+            }
+            None => {
+                poll_until(&mut [sig], until_ns, Some(PARENT_CHECK_NS));
+            }
+        }
+        let parent = self.parent as u32;
+        // Signals first: a parent that acknowledges and then exits has acknowledged.
+        if let Some(s) = drain(self.signals, self.log, |r, log| {
+            if r.signo == libc::SIGUSR1 && r.pid == parent {
+                Some(Signal::Acknowledged)
+            } else {
+                log.line(format_args!(
+                    "ignored {} from pid {} (only the parent, pid {}, can acknowledge)",
+                    super::signal_name(r.signo),
+                    r.pid,
+                    parent
+                ));
+                None
+            }
+        }) {
+            return Some(s);
+        }
+        if self.parent_gone() {
+            self.log.line(format_args!(
+                "the parent (pid {}) exited without acknowledging",
+                self.parent
+            ));
+            return Some(Signal::Gone);
+        }
+        None
+    }
+}

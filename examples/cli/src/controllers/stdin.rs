@@ -1,0 +1,113 @@
+//! The line protocol: `frozen` on stdout when everything is frozen; `thaw` on stdin
+//! acknowledges; end of input does not.
+
+use std::os::fd::BorrowedFd;
+
+use quiesce::runtime::{Controller, Signal};
+use rustix::event::{PollFd, PollFlags};
+
+use super::drain;
+use crate::deferred_log::DeferredLog;
+use crate::signals::{poll_until, Signals};
+
+const LINE_MAX: usize = 512;
+
+pub struct StdinLines<'a> {
+    signals: &'a Signals,
+    log: &'a mut DeferredLog,
+    buf: [u8; LINE_MAX],
+    len: usize,
+}
+
+impl<'a> StdinLines<'a> {
+    pub fn new(signals: &'a Signals, log: &'a mut DeferredLog) -> Self {
+        StdinLines {
+            signals,
+            log,
+            buf: [0; LINE_MAX],
+            len: 0,
+        }
+    }
+
+    /// Judges the complete lines in the buffer.
+    fn lines(&mut self) -> Option<Signal> {
+        while let Some(nl) = self.buf[..self.len].iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&self.buf[..nl]).trim().to_string();
+            self.buf.copy_within(nl + 1..self.len, 0);
+            self.len -= nl + 1;
+            match line.as_str() {
+                "thaw" => return Some(Signal::Acknowledged),
+                "" => {}
+                other => self.log.line(format_args!(
+                    "ignored input line '{other}' (only `thaw` acknowledges)"
+                )),
+            }
+        }
+        if self.len == LINE_MAX {
+            self.log.line(format_args!(
+                "ignored an input line longer than {LINE_MAX} bytes"
+            ));
+            self.len = 0;
+        }
+        None
+    }
+}
+
+fn write_all(fd: i32, mut data: &[u8]) -> Result<(), i32> {
+    while !data.is_empty() {
+        // SAFETY: writes at most data.len() bytes from a valid slice.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+impl Controller for StdinLines<'_> {
+    fn notify(&mut self) -> Result<(), i32> {
+        write_all(1, b"frozen\n")
+    }
+
+    fn wait(&mut self, until_ns: u64) -> Option<Signal> {
+        // SAFETY: fd 0 is open for the life of the process (stdin); we only borrow it.
+        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+        let mut fds = [
+            PollFd::from_borrowed_fd(self.signals.fd(), PollFlags::IN),
+            PollFd::from_borrowed_fd(stdin, PollFlags::IN),
+        ];
+        poll_until(&mut fds, until_ns, None);
+        let input = !fds[1].revents().is_empty();
+        if let Some(s) = drain(self.signals, self.log, |_, _| None) {
+            return Some(s);
+        }
+        if !input {
+            return None;
+        }
+        let free = &mut self.buf[self.len..];
+        // SAFETY: reads at most free.len() bytes into a valid buffer.
+        let n = unsafe { libc::read(0, free.as_mut_ptr().cast(), free.len()) };
+        if n == 0 {
+            if let Some(s) = self.lines() {
+                return Some(s);
+            }
+            // A last line without a newline still counts.
+            if &self.buf[..self.len] == b"thaw" {
+                return Some(Signal::Acknowledged);
+            }
+            self.log.line(format_args!(
+                "end of input without `thaw`: not acknowledged"
+            ));
+            return Some(Signal::Gone);
+        }
+        if n > 0 {
+            self.len += n as usize;
+        }
+        self.lines()
+    }
+}

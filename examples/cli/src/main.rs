@@ -1,0 +1,230 @@
+//! `quiesce`: freeze filesystems around a disk snapshot, thaw them again, never leave them
+//! frozen. A thin shell over the `quiesce-ffi` runtime; see README.md for usage and exit codes.
+
+mod args;
+mod controllers;
+mod deferred_log;
+mod json;
+mod output;
+mod signals;
+
+use std::process::ExitCode;
+
+use quiesce::runtime::{self, Failure, Report, Select};
+use quiesce::Status;
+
+use args::{Command, Invocation};
+use controllers::command::{resolve_program, SnapshotCommand};
+use controllers::parent::ParentHandshake;
+use controllers::stdin::StdinLines;
+use deferred_log::DeferredLog;
+use signals::{Signals, INTERRUPTS};
+
+const HELP: &str = "\
+quiesce: freeze filesystems for a consistent disk snapshot, and always thaw them again.
+
+Usage:
+  quiesce plan   [--json] [--exclude MOUNT]... [MOUNT...]
+  quiesce run    --timeout SECS [--json] MOUNT... -- CMD [ARG...]
+  quiesce freeze --timeout SECS [--json] [--stdin] MOUNT...
+  quiesce TIMEOUT MOUNT...        (the fsfreezer / safefreeze form of `freeze`)
+  quiesce thaw   [--json] MOUNT...
+
+Commands:
+  plan     show what would be frozen, in which order, and what is skipped and why;
+           freezes nothing. Without MOUNT: every freezable filesystem.
+  run      freeze, run CMD (the snapshot), thaw when it exits. Exit status 0 of CMD
+           acknowledges the snapshot. At the deadline everything is thawed and CMD is
+           stopped (SIGTERM, then SIGKILL after 5 s).
+  freeze   freeze, send SIGUSR1 to the parent process, thaw on SIGUSR1 from the parent
+           (from no one else), on the parent's exit (not acknowledged) or at the deadline.
+           --stdin: print `frozen` on stdout instead; a line `thaw` on stdin acknowledges,
+           end of input does not.
+  thaw     the rescue: thaw the named filesystems (one that is not frozen is reported, and
+           is not an error).
+
+Options:
+  --timeout SECS   the deadline from the first freeze to the last thaw; more than 0, at most
+                   3600; decimals allowed
+  --json           print the report as one JSON object on stdout
+  --exclude MOUNT  (plan) leave this filesystem out
+  -h, --help       this text;  -V, --version  the version
+
+MOUNT must be a mount point; each filesystem is frozen once, however many of its paths are
+named. Needs CAP_SYS_ADMIN (root) to freeze or thaw. SIGTERM, SIGINT or SIGHUP while frozen
+thaws and exits 18. Log lines produced while frozen are written to stderr after the thaw.
+
+Exit codes: 0 ok (file-system-consistent), 2 usage, 3 bad target, 4 not freezable,
+5 permission, 6 plan refused, 11 freeze failed, 12 thaw failed, 13 timeout,
+14 not acknowledged, 15 frozen by another holder, 16 suspect (thawed by someone else),
+17 snapshot command failed, 18 interrupted, 70 internal error.
+";
+
+fn exit(status: Status) -> ExitCode {
+    ExitCode::from(u8::try_from(status.code()).unwrap_or(70))
+}
+
+fn main() -> ExitCode {
+    let inv = match args::parse(std::env::args_os().skip(1).collect()) {
+        Ok(inv) => inv,
+        Err(e) => {
+            let f = Failure {
+                status: Status::Usage,
+                message: e.message,
+                errno: 0,
+            };
+            output::failure("usage", &f, e.json);
+            return exit(Status::Usage);
+        }
+    };
+    let Invocation {
+        command,
+        json,
+        name,
+    } = inv;
+    let result = match command {
+        Command::Help => {
+            print!("{HELP}");
+            Ok(Status::Ok)
+        }
+        Command::Version => {
+            println!("quiesce {}", env!("CARGO_PKG_VERSION"));
+            Ok(Status::Ok)
+        }
+        Command::Plan { mounts, exclude } => {
+            let select = if mounts.is_empty() {
+                Select::All { exclude: &exclude }
+            } else {
+                Select::Named(&mounts)
+            };
+            runtime::prepare(select).map(|p| {
+                output::plan(&p, json);
+                Status::Ok
+            })
+        }
+        Command::Thaw { mounts } => runtime::require_cap_sys_admin()
+            .and_then(|()| runtime::thaw_paths(&mounts))
+            .map(|(status, results)| {
+                output::thaw(status, &results, json);
+                status
+            }),
+        Command::Freeze {
+            timeout,
+            mounts,
+            stdin,
+        } => freeze(name, &mounts, timeout, Mode::from(stdin), json),
+        Command::Run {
+            timeout,
+            mounts,
+            argv,
+        } => freeze(name, &mounts, timeout, Mode::Run(argv), json),
+    };
+    match result {
+        Ok(status) => exit(status),
+        Err(f) => {
+            output::failure(name, &f, json);
+            exit(f.status)
+        }
+    }
+}
+
+/// Who acknowledges the snapshot.
+enum Mode {
+    Parent,
+    Stdin,
+    Run(Vec<std::ffi::OsString>),
+}
+
+impl From<bool> for Mode {
+    fn from(stdin: bool) -> Mode {
+        if stdin {
+            Mode::Stdin
+        } else {
+            Mode::Parent
+        }
+    }
+}
+
+fn freeze(
+    name: &str,
+    mounts: &[std::ffi::OsString],
+    timeout: std::time::Duration,
+    mode: Mode,
+    json: bool,
+) -> Result<Status, Failure> {
+    runtime::check_timeout(timeout)?;
+    runtime::require_cap_sys_admin()?;
+    let program = match &mode {
+        Mode::Run(argv) => {
+            let first = argv.first().ok_or_else(|| Failure {
+                status: Status::Usage,
+                message: "no snapshot command after `--`".into(),
+                errno: 0,
+            })?;
+            Some(resolve_program(first).map_err(|m| Failure {
+                status: Status::Usage,
+                message: m,
+                errno: 0,
+            })?)
+        }
+        _ => None,
+    };
+    let prepared = runtime::prepare(Select::Named(mounts))?;
+    for n in &prepared.notes {
+        eprintln!("quiesce: note: {n}");
+    }
+    for s in &prepared.skipped {
+        eprintln!(
+            "quiesce: skipping {} ({}): {}",
+            s.mount_point, s.fs_type, s.reason
+        );
+    }
+    // Everything that could fail or allocate much happens before this point.
+    let mut wanted = INTERRUPTS.to_vec();
+    wanted.push(match mode {
+        Mode::Run(_) => libc::SIGCHLD,
+        _ => libc::SIGUSR1,
+    });
+    let signals = Signals::block(&wanted).map_err(|e| Failure {
+        status: Status::Internal,
+        message: format!("cannot set up signal handling: {e}"),
+        errno: e.raw_os_error().unwrap_or(0),
+    })?;
+    let mut log = Box::new(DeferredLog::new());
+    let report: Report = match mode {
+        Mode::Parent => {
+            let mut c = ParentHandshake::new(&signals, &mut log).map_err(|m| Failure {
+                status: Status::Usage,
+                message: m,
+                errno: 0,
+            })?;
+            prepared.freeze(timeout, &mut c)?
+        }
+        Mode::Stdin => {
+            let mut c = StdinLines::new(&signals, &mut log);
+            prepared.freeze(timeout, &mut c)?
+        }
+        Mode::Run(argv) => {
+            let Some(program) = program else {
+                return Err(Failure {
+                    status: Status::Internal,
+                    message: "no snapshot command".into(),
+                    errno: 0,
+                });
+            };
+            let mut c = SnapshotCommand::new(program, argv[1..].to_vec(), &signals, &mut log);
+            let r = prepared.freeze(timeout, &mut c);
+            c.finish();
+            r?
+        }
+    };
+    // Thawed: now the log may be written.
+    log.flush_to_stderr();
+    let dropped = format!("({} more log lines did not fit in memory)", log.dropped());
+    let mut lines: Vec<&str> = log.lines().collect();
+    if log.dropped() > 0 {
+        lines.push(&dropped);
+    }
+    output::session(name, &report, &lines, json);
+    Ok(report.status)
+}

@@ -1,0 +1,214 @@
+//! Reports for people (text) and machines (`--json`, one object on one line).
+
+use quiesce::runtime::{errno_name, Failure, Prepared, Report, SkipInfo, TargetInfo, ThawResult};
+use quiesce::Status;
+
+use crate::json::{array, Object};
+
+fn ms(ns: u64) -> String {
+    if ns < 100_000 {
+        format!("{:.1} µs", ns as f64 / 1e3)
+    } else {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    }
+}
+
+fn head(command: &str, status: Status) -> Object {
+    Object::new()
+        .str("command", command)
+        .num("status", status.code())
+        .str("status_name", status.name())
+}
+
+fn target_json(t: &TargetInfo, order: usize) -> Object {
+    Object::new()
+        .str("mount_point", &t.mount_point)
+        .strings("paths", t.paths.iter().map(String::as_str))
+        .str("fs_type", &t.fs_type)
+        .str("device", &t.device.to_string())
+        .str("source", &t.source)
+        .num("order", order)
+}
+
+fn skip_json(s: &SkipInfo) -> String {
+    Object::new()
+        .str("mount_point", &s.mount_point)
+        .str("fs_type", &s.fs_type)
+        .str("device", &s.device.to_string())
+        .str("reason", &s.reason)
+        .finish()
+}
+
+/// A failure before anything was frozen.
+pub fn failure(command: &str, f: &Failure, json: bool) {
+    eprintln!("quiesce: {}", f.message);
+    if json {
+        let o = head(command, f.status)
+            .str("message", f.status.message())
+            .str("consistency", "not-consistent")
+            .bool("acknowledged", false)
+            .str("end", "none")
+            .str("error", &f.message)
+            .num("errno", f.errno)
+            .raw("targets", "[]")
+            .raw("skipped", "[]");
+        println!("{}", o.finish());
+    }
+}
+
+/// `quiesce plan`.
+pub fn plan(p: &Prepared, json: bool) {
+    if json {
+        let targets = array(
+            p.targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| target_json(t, i).str("outcome", "planned").finish()),
+        );
+        let o = head("plan", Status::Ok)
+            .str("message", "nothing was frozen")
+            .raw("targets", &targets)
+            .raw("skipped", &array(p.skipped.iter().map(skip_json)))
+            .num("skipped_uncounted", p.skipped_dropped)
+            .strings("log", p.notes.iter().map(String::as_str));
+        println!("{}", o.finish());
+        return;
+    }
+    println!(
+        "{} filesystem{} would be frozen, in this order (thawed in reverse):",
+        p.targets.len(),
+        if p.targets.len() == 1 { "" } else { "s" }
+    );
+    for (i, t) in p.targets.iter().enumerate() {
+        println!(
+            "  {:>2}. {}  ({} {} from {})",
+            i + 1,
+            t.mount_point,
+            t.fs_type,
+            t.device,
+            t.source
+        );
+        for other in t.paths.iter().skip(1) {
+            println!("      also at {other} (same filesystem, frozen once)");
+        }
+    }
+    if !p.skipped.is_empty() {
+        println!("skipped:");
+        for s in &p.skipped {
+            println!(
+                "  {}  ({} {}): {}",
+                s.mount_point, s.fs_type, s.device, s.reason
+            );
+        }
+        if p.skipped_dropped > 0 {
+            println!("  ... and {} more", p.skipped_dropped);
+        }
+    }
+    for n in &p.notes {
+        println!("note: {n}");
+    }
+}
+
+/// `quiesce run` and `quiesce freeze`.
+pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
+    if json {
+        let targets = array(r.targets.iter().map(|t| {
+            let err = (t.errno != 0).then(|| errno_name(t.errno));
+            target_json(&t.info, t.order)
+                .str("outcome", t.outcome.name())
+                .num("errno", t.errno)
+                .opt_str("error", err.as_deref())
+                .num("freeze_us", t.freeze_ns / 1000)
+                .num("thaw_us", t.thaw_ns / 1000)
+                .finish()
+        }));
+        let o = head(command, r.status)
+            .str("message", &r.message())
+            .str("consistency", r.consistency.name())
+            .bool("acknowledged", r.acknowledged())
+            .str("end", r.end.name())
+            .num("timeout_ms", r.timeout.as_millis())
+            .opt_num("window_us", r.window_ns.map(|n| n / 1000))
+            .raw("targets", &targets)
+            .raw("skipped", &array(r.skipped.iter().map(skip_json)))
+            .strings("log", log.iter().copied());
+        println!("{}", o.finish());
+        return;
+    }
+    println!(
+        "quiesce {command}: {} ({}): {}",
+        r.status.name(),
+        r.status.code(),
+        r.message()
+    );
+    for t in &r.targets {
+        let err = if t.errno != 0 {
+            format!("  {}", errno_name(t.errno))
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:>2}. {}  ({} {})  {}  freeze {}  thaw {}{err}",
+            t.order + 1,
+            t.info.mount_point,
+            t.info.fs_type,
+            t.info.device,
+            t.outcome.name(),
+            ms(t.freeze_ns),
+            ms(t.thaw_ns)
+        );
+        for other in t.info.paths.iter().skip(1) {
+            println!("      also at {other} (same filesystem, frozen once)");
+        }
+    }
+    for s in &r.skipped {
+        println!("  skipped {} ({}): {}", s.mount_point, s.fs_type, s.reason);
+    }
+    match r.window_ns {
+        Some(w) => println!(
+            "  frozen window {} (deadline {:.1} s); {}",
+            ms(w),
+            r.timeout.as_secs_f64(),
+            r.consistency.name()
+        ),
+        None => println!("  nothing was frozen; {}", r.consistency.name()),
+    }
+}
+
+/// `quiesce thaw`.
+pub fn thaw(status: Status, results: &[ThawResult], json: bool) {
+    if json {
+        let targets = array(results.iter().map(|t| {
+            Object::new()
+                .str("mount_point", &t.mount_point)
+                .str("fs_type", &t.fs_type)
+                .str("device", &t.device.to_string())
+                .str("outcome", t.outcome.name())
+                .num("errno", t.errno)
+                .opt_str(
+                    "error",
+                    (t.errno != 0).then(|| errno_name(t.errno)).as_deref(),
+                )
+                .finish()
+        }));
+        let o = head("thaw", status)
+            .str("message", status.message())
+            .raw("targets", &targets);
+        println!("{}", o.finish());
+        return;
+    }
+    for t in results {
+        let detail = if t.errno != 0 {
+            format!(": {}", errno_name(t.errno))
+        } else {
+            String::new()
+        };
+        println!(
+            "{}  ({} {}): {}{detail}",
+            t.mount_point,
+            t.fs_type,
+            t.device,
+            t.outcome.name()
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The Rust runtime API: plan, freeze with a deadline, thaw, report.
+//!
+//! Everything that allocates (reading the mount table, owned strings for the report, error
+//! messages) happens in [`prepare`] before the first freeze, or after the last thaw when the
+//! report is built. [`Prepared::freeze`] runs the core's executor, which allocates nothing.
+
+mod errno;
+mod prepare;
+mod report;
+mod thaw;
+
+pub use errno::errno_name;
+pub use prepare::{prepare, Prepared, Select, SkipInfo, TargetInfo};
+pub use report::{Report, TargetReport};
+pub use thaw::{thaw_paths, ThawOutcome, ThawResult};
+
+pub use quiesce_core::linux::{Controller, Signal};
+pub use quiesce_core::session::{End, Outcome};
+
+use std::fmt;
+use std::time::Duration;
+
+use quiesce_core::Status;
+
+/// Most filesystems one session freezes.
+pub const MAX_TARGETS: usize = 64;
+
+/// The longest deadline accepted: a freeze longer than an hour is a mistake, not a plan.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A failure before anything was frozen: a stable status, a message for people that names
+/// the input and the fix, and the raw errno where a syscall failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The stable status.
+    pub status: Status,
+    /// What went wrong, naming the input, and what to do about it.
+    pub message: String,
+    /// The errno behind it, or 0.
+    pub errno: i32,
+}
+
+impl Failure {
+    pub(crate) fn new(status: Status, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+            errno: 0,
+        }
+    }
+
+    pub(crate) fn with_errno(mut self, errno: i32) -> Self {
+        self.errno = errno;
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Checks a deadline: more than zero, at most [`MAX_TIMEOUT`].
+pub fn check_timeout(timeout: Duration) -> Result<u64, Failure> {
+    if timeout.is_zero() {
+        return Err(Failure::new(
+            Status::Usage,
+            "the timeout must be more than 0 seconds",
+        ));
+    }
+    if timeout > MAX_TIMEOUT {
+        return Err(Failure::new(
+            Status::Usage,
+            format!(
+                "the timeout must be at most {} seconds: filesystems frozen longer stall every writer",
+                MAX_TIMEOUT.as_secs()
+            ),
+        ));
+    }
+    u64::try_from(timeout.as_nanos())
+        .map_err(|_| Failure::new(Status::Usage, "the timeout is too large"))
+}
+
+/// Whether this process may freeze filesystems (CAP_SYS_ADMIN in its effective set).
+pub fn has_cap_sys_admin() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+}
+
+/// Fails with [`Status::Permission`] unless this process has CAP_SYS_ADMIN.
+pub fn require_cap_sys_admin() -> Result<(), Failure> {
+    if has_cap_sys_admin() {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Status::Permission,
+            "freezing filesystems needs CAP_SYS_ADMIN: run quiesce as root (e.g. with sudo)",
+        )
+        .with_errno(1))
+    }
+}
