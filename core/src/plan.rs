@@ -450,3 +450,7 @@ impl<'a, const N: usize> Plan<'a, N> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
