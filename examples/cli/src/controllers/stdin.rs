@@ -32,15 +32,23 @@ impl<'a> StdinLines<'a> {
     /// Judges the complete lines in the buffer.
     fn lines(&mut self) -> Option<Signal> {
         while let Some(nl) = self.buf[..self.len].iter().position(|&b| b == b'\n') {
-            let line = String::from_utf8_lossy(&self.buf[..nl]).trim().to_string();
+            let line = self.buf[..nl].trim_ascii();
+            let verdict = match line {
+                b"thaw" => Some(Signal::Acknowledged),
+                b"" => None,
+                other => {
+                    // Lossy display borrows valid UTF-8: no allocation while frozen.
+                    self.log.line(format_args!(
+                        "ignored input line '{}' (only `thaw` acknowledges)",
+                        String::from_utf8_lossy(other)
+                    ));
+                    None
+                }
+            };
             self.buf.copy_within(nl + 1..self.len, 0);
             self.len -= nl + 1;
-            match line.as_str() {
-                "thaw" => return Some(Signal::Acknowledged),
-                "" => {}
-                other => self.log.line(format_args!(
-                    "ignored input line '{other}' (only `thaw` acknowledges)"
-                )),
+            if verdict.is_some() {
+                return verdict;
             }
         }
         if self.len == LINE_MAX {
@@ -97,7 +105,7 @@ impl Controller for StdinLines<'_> {
                 return Some(s);
             }
             // A last line without a newline still counts.
-            if &self.buf[..self.len] == b"thaw" {
+            if self.buf[..self.len].trim_ascii() == b"thaw" {
                 return Some(Signal::Acknowledged);
             }
             self.log.line(format_args!(
