@@ -19,7 +19,9 @@ struct Stack {
 
 impl Stack {
     fn new(scratch: &Scratch, outer: FsKind, inner: FsKind) -> Stack {
-        let a = TestFs::new(scratch, "a", outer);
+        // A must hold B's image: room for the metadata mkfs writes (the xfs log is zeroed).
+        let size = outer.image_size().max(2 * inner.image_size());
+        let a = TestFs::new_sized_in(&scratch.dir, &scratch.dir, "a", outer, size);
         let b = TestFs::new_in(&a.mount, &scratch.dir, "b", inner);
         let c = TestFs::new_in(&scratch.dir, &a.mount, "c", inner);
         Stack { c, b, a }

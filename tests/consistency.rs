@@ -31,15 +31,15 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
-    check_report, check_str, quiesce_bin, require_root, run_timeout, FsKind, Quiesce, Scratch,
-    TestFs,
+    check_report, check_str, quiesce_bin, require_root, run_timeout, target, FsKind, Quiesce,
+    Scratch, TestFs,
 };
 use workload::{check_sequence, read_acked, SeqCheck, Workload, SEQ_FILE};
 
 /// Snapshots under `quiesce run` per filesystem type.
 const SNAPSHOTS: usize = 20;
 /// Copies without a freeze per filesystem type.
-const CONTROL_COPIES: usize = 10;
+const CONTROL_COPIES: usize = 20;
 /// Progress the workload must make between two copies, so that every copy races real writes.
 const MIN_NEW_RECORDS: u64 = 20;
 const MIN_NEW_CHURN_OPS: u64 = 100;
@@ -67,6 +67,8 @@ fn copies_taken_inside_quiesce_run_are_consistent(kind: FsKind) {
     let mut frozen = Tally::default();
     let mut control = Tally::default();
     let mut windows_us = Vec::new();
+    // How long FIFREEZE itself took (flushing), from the report's target.
+    let mut freezes_us = Vec::new();
     let mut failures = Vec::new();
     // The first control copy with each kind of problem, described in full.
     let mut control_examples = std::collections::BTreeMap::new();
@@ -74,8 +76,8 @@ fn copies_taken_inside_quiesce_run_are_consistent(kind: FsKind) {
     for i in 0..SNAPSHOTS.max(CONTROL_COPIES) {
         if i < SNAPSHOTS {
             wait_for_progress(&workload);
-            let copy = scratch.path(&format!("copy-{i}.img"));
-            let acked_at = scratch.path(&format!("acked-at-snapshot-{i}"));
+            let copy = scratch.path(format!("copy-{i}.img"));
+            let acked_at = scratch.path(format!("acked-at-snapshot-{i}"));
             let script = format!(
                 "set -e; cat {} > {}; exec cp --sparse=always {} {}",
                 sh_quote(&acked_path),
@@ -97,10 +99,15 @@ fn copies_taken_inside_quiesce_run_are_consistent(kind: FsKind) {
                     panic!("{name} snapshot {i}: no \"window_us\" number in the report\n{out}")
                 });
             windows_us.push(window);
+            let t = target(&out, &report, &testfs.mount);
+            check_str(&out, t, "outcome", "thawed");
+            if let Some(f) = t["freeze_us"].as_i64().and_then(|f| u64::try_from(f).ok()) {
+                freezes_us.push(f);
+            }
 
             let acked =
                 read_acked(&acked_at).unwrap_or_else(|e| panic!("{name} snapshot {i}: {e}"));
-            let verdict = check_copy(kind, &copy, &scratch.path(&format!("copy-{i}")), acked);
+            let verdict = check_copy(kind, &copy, &scratch.path(format!("copy-{i}")), acked);
             // While frozen the writer cannot get further than one record past what it had
             // acknowledged: more would mean the copy was not taken inside the freeze.
             let beyond = verdict
@@ -129,7 +136,7 @@ fn copies_taken_inside_quiesce_run_are_consistent(kind: FsKind) {
 
         if i < CONTROL_COPIES {
             wait_for_progress(&workload);
-            let copy = scratch.path(&format!("control-{i}.img"));
+            let copy = scratch.path(format!("control-{i}.img"));
             // Everything acknowledged before the copy starts should be in it.
             let acked = workload.acked();
             let out = run(Command::new("cp")
@@ -141,7 +148,7 @@ fn copies_taken_inside_quiesce_run_are_consistent(kind: FsKind) {
                 "control copy {i}: cp failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let verdict = check_copy(kind, &copy, &scratch.path(&format!("control-{i}")), acked);
+            let verdict = check_copy(kind, &copy, &scratch.path(format!("control-{i}")), acked);
             control.add(&verdict);
             println!("[{name}] control {i}: {}", verdict.summary());
             for (kind, _) in verdict.problems() {
@@ -157,6 +164,7 @@ fn copies_taken_inside_quiesce_run_are_consistent(kind: FsKind) {
     let stats = workload.stop();
 
     windows_us.sort_unstable();
+    freezes_us.sort_unstable();
     let mut summary = String::new();
     let _ = writeln!(
         summary,
@@ -170,6 +178,15 @@ fn copies_taken_inside_quiesce_run_are_consistent(kind: FsKind) {
             summary,
             "freeze window (window_us): median {:.1} ms, min {:.1} ms, max {:.1} ms",
             median(&windows_us) as f64 / 1000.0,
+            *min as f64 / 1000.0,
+            *max as f64 / 1000.0
+        );
+    }
+    if let (Some(min), Some(max)) = (freezes_us.first(), freezes_us.last()) {
+        let _ = writeln!(
+            summary,
+            "FIFREEZE latency (targets[].freeze_us): median {:.1} ms, min {:.1} ms, max {:.1} ms",
+            median(&freezes_us) as f64 / 1000.0,
             *min as f64 / 1000.0,
             *max as f64 / 1000.0
         );
@@ -224,7 +241,8 @@ struct CopyVerdict {
     /// ext4: `needs_recovery` is set; xfs: the log holds more than a freeze's superblock
     /// transactions.
     needs_recovery: bool,
-    /// `e2fsck -fn` (ext4) or `xfs_repair -n` after one mount (xfs) exited 0.
+    /// ext4: `e2fsck -fn` exited 0 and the superblock says `clean`; xfs: `xfs_repair -n` exited 0
+    /// after one mount.
     fsck_clean: bool,
     /// The copy could not be mounted.
     mount_failed: bool,
@@ -389,6 +407,15 @@ fn check_ext4_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
 
     let out = run(Command::new("dumpe2fs").arg("-h").arg(copy));
     let text = String::from_utf8_lossy(&out.stdout);
+    let state = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Filesystem state:"))
+        .map(str::trim);
+    let state_clean = state == Some("clean");
+    if !state_clean {
+        v.notes
+            .push(format!("dumpe2fs -h: Filesystem state: {state:?}"));
+    }
     match text
         .lines()
         .find_map(|l| l.strip_prefix("Filesystem features:"))
@@ -413,12 +440,12 @@ fn check_ext4_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
     }
 
     let out = run(Command::new("e2fsck").arg("-fn").arg(copy));
-    v.fsck_clean = out.status.success();
-    if !v.fsck_clean {
+    v.fsck_clean = out.status.success() && state_clean;
+    if !out.status.success() {
         v.notes.push(format!(
             "e2fsck -fn exited {}: {}",
             out.status,
-            excerpt(&combined(&out), 6)
+            fsck_excerpt(&combined(&out))
         ));
     }
 
@@ -458,7 +485,7 @@ fn check_xfs_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
         v.notes.push(format!(
             "xfs_repair -n exited {}: {}",
             out.status,
-            excerpt(&combined(&out), 6)
+            fsck_excerpt(&combined(&out))
         ));
     }
     v
@@ -721,6 +748,19 @@ fn excerpt(text: &str, n: usize) -> String {
         let _ = write!(s, " | ... ({} more lines)", lines.len() - n);
     }
     s
+}
+
+/// What a checker said, without its progress lines (`Pass 1: ...`, `Phase 1 - ...`,
+/// `        - ...`).
+fn fsck_excerpt(text: &str) -> String {
+    let findings: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("Pass ") || t.starts_with("Phase ") || t.starts_with("- "))
+        })
+        .collect();
+    excerpt(&findings.join("\n"), 8)
 }
 
 fn sh_quote(path: &Path) -> String {

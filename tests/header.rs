@@ -58,11 +58,21 @@ int use(void) {
 
 #[test]
 fn header_compiles_as_strict_c11() {
-    compile("cc", &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"], USE, "c");
+    compile(
+        "cc",
+        &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"],
+        USE,
+        "c",
+    );
 }
 
 #[test]
 fn header_compiles_as_cxx() {
     let cxx = USE.replace("_Static_assert", "static_assert");
-    compile("c++", &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"], &cxx, "cpp");
+    compile(
+        "c++",
+        &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"],
+        &cxx,
+        "cpp",
+    );
 }

@@ -163,6 +163,18 @@ impl TestFs {
     /// on another), mounted at `mount_parent/NAME` (e.g. inside another TestFs: a nested mount).
     /// Declare it after the filesystem it lives on, so that it is torn down first.
     pub fn new_in(dir: &Path, mount_parent: &Path, name: &str, kind: FsKind) -> TestFs {
+        TestFs::new_sized_in(dir, mount_parent, name, kind, kind.image_size())
+    }
+
+    /// Like [`TestFs::new_in`] with an image of `size` bytes (e.g. an ext4 big enough to hold
+    /// the image of an xfs).
+    pub fn new_sized_in(
+        dir: &Path,
+        mount_parent: &Path,
+        name: &str,
+        kind: FsKind,
+        size: u64,
+    ) -> TestFs {
         let image = dir.join(format!("{name}.img"));
         let mount = mount_parent.join(name);
         check_new_mount_point(&mount);
@@ -172,7 +184,7 @@ impl TestFs {
         };
         let f = fs::File::create(&image)
             .unwrap_or_else(|e| panic!("create image {}: {e}", image.display()));
-        f.set_len(kind.image_size()).expect("size the image");
+        f.set_len(size).expect("size the image");
         drop(f);
         run_ok(&mut kind.mkfs(&image), STEP).unwrap_or_else(|e| panic!("mkfs: {e}"));
         let out = run_ok(

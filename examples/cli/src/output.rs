@@ -6,7 +6,9 @@ use quiesce::Status;
 use crate::json::{array, Object};
 
 fn ms(ns: u64) -> String {
-    if ns < 100_000 {
+    if ns == 0 {
+        "-".into()
+    } else if ns < 100_000 {
         format!("{:.1} µs", ns as f64 / 1e3)
     } else {
         format!("{:.1} ms", ns as f64 / 1e6)
