@@ -6,17 +6,20 @@
 //!
 //! 1. a background workload (`support/workload.rs`) churns ~1000 small files and appends
 //!    fsynced sequence records, publishing the last acknowledged number outside the filesystem;
-//! 2. [`SNAPSHOTS`] times: `quiesce run --timeout 30 --json MOUNT -- sh -c 'cat ACKED >
-//!    ACKED-AT-SNAPSHOT; exec cp --sparse=always IMAGE COPY'`. The command must exit 0 and report
-//!    `"consistency":"filesystem-consistent"`, and the copy must be clean:
-//!    - ext4: `dumpe2fs -h` shows no `needs_recovery`, `e2fsck -fn` exits 0;
+//! 2. [`SNAPSHOTS`] times (`QUIESCE_SOAK_SNAPSHOTS` overrides it): `quiesce run --timeout 30
+//!    --json MOUNT -- sh -c 'cat ACKED > ACKED-AT-SNAPSHOT; exec cp --sparse=always IMAGE COPY'`.
+//!    The command must exit 0 and report `"consistency":"filesystem-consistent"` (also `end`
+//!    `acknowledged`, the target `thawed` with the right type and device, and `freeze_us <=
+//!    window_us <= elapsed`), and the copy must be clean:
+//!    - ext4: `dumpe2fs -h` shows no `needs_recovery` and state `clean`, `e2fsck -fn` exits 0;
 //!    - xfs: `xfs_logprint -t` shows nothing but the superblock-only transactions with which a
 //!      freeze covers the log; after one rw mount (`-o nouuid`), `xfs_repair -n` exits 0;
 //!    - its sequence file holds every record 1..=N with N the number acknowledged before the
 //!      freeze (read by the snapshot command while frozen) and at most one more, nothing else,
 //!      and no torn tail of NUL bytes;
-//! 3. [`CONTROL_COPIES`] times, the control group: the same copy and checks without any freeze.
-//!    Its results are printed, not asserted (it shows that the checks can fail).
+//! 3. [`CONTROL_COPIES`] times (`QUIESCE_SOAK_CONTROL_COPIES`), the control group: the same
+//!    copy and checks without any freeze. Its results are printed, not asserted (they show that
+//!    the checks can fail).
 //!
 //! Run with `cargo test -p quiesce --test consistency -- --nocapture --test-threads=2` to see
 //! the summary tables.
@@ -24,6 +27,7 @@
 #[path = "support/workload.rs"]
 mod workload;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,10 +35,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
-    check_report, check_str, quiesce_bin, require_root, run_timeout, target, FsKind, Quiesce,
-    Scratch, TestFs,
+    check_report, check_str, ensure, quiesce_bin, require_root, run_timeout, target, FsKind,
+    Quiesce, Scratch, TestFs,
 };
-use workload::{check_sequence, read_acked, SeqCheck, Workload, SEQ_FILE};
+use workload::{check_sequence, read_acked, SeqCheck, Workload, WorkloadStats, SEQ_FILE};
 
 /// Snapshots under `quiesce run` per filesystem type.
 const SNAPSHOTS: usize = 20;
@@ -50,177 +54,272 @@ quiesce_testkit::per_kind!(copies_taken_inside_quiesce_run_are_consistent);
 
 fn copies_taken_inside_quiesce_run_are_consistent(kind: FsKind) {
     require_root();
-    let name = kind.fs_type();
     let started = Instant::now();
     // Build the CLI (once) before the workload starts, not inside the first iteration.
     let _ = quiesce_bin();
+    // Drop order (reverse of declaration): workload, filesystem, scratch directory.
     let scratch = Scratch::new();
+    let name = kind.fs_type();
     let testfs = TestFs::new(&scratch, name, kind);
     let acked_path = scratch.path("acked");
-
-    // Declared after `testfs`, so it is dropped (stopped) before the filesystem is unmounted.
     let workload = Workload::start(&testfs.mount, &acked_path).expect("start the workload");
     workload
         .wait_for(MIN_NEW_RECORDS, MIN_NEW_CHURN_OPS, Duration::from_secs(30))
         .expect("workload warm-up");
 
-    let mut frozen = Tally::default();
-    let mut control = Tally::default();
-    let mut windows_us = Vec::new();
-    // How long FIFREEZE itself took (flushing), from the report's target.
-    let mut freezes_us = Vec::new();
-    let mut failures = Vec::new();
-    // The first control copy with each kind of problem, described in full.
-    let mut control_examples = std::collections::BTreeMap::new();
-
-    for i in 0..SNAPSHOTS.max(CONTROL_COPIES) {
-        if i < SNAPSHOTS {
-            wait_for_progress(&workload);
-            let copy = scratch.path(format!("copy-{i}.img"));
-            let acked_at = scratch.path(format!("acked-at-snapshot-{i}"));
-            let script = format!(
-                "set -e; cat {} > {}; exec cp --sparse=always {} {}",
-                sh_quote(&acked_path),
-                sh_quote(&acked_at),
-                sh_quote(&testfs.image),
-                sh_quote(&copy)
-            );
-            let out = Quiesce::sub("run")
-                .args(["--timeout", "30", "--json"])
-                .mount(&testfs.mount)
-                .args(["--", "sh", "-c", &script])
-                .run(CMD_TIMEOUT);
-            let report = check_report(&out, "run", 0);
-            check_str(&out, &report, "consistency", "filesystem-consistent");
-            let window = report["window_us"]
-                .as_i64()
-                .and_then(|w| u64::try_from(w).ok())
-                .unwrap_or_else(|| {
-                    panic!("{name} snapshot {i}: no \"window_us\" number in the report\n{out}")
-                });
-            windows_us.push(window);
-            let t = target(&out, &report, &testfs.mount);
-            check_str(&out, t, "outcome", "thawed");
-            if let Some(f) = t["freeze_us"].as_i64().and_then(|f| u64::try_from(f).ok()) {
-                freezes_us.push(f);
-            }
-
-            let acked =
-                read_acked(&acked_at).unwrap_or_else(|e| panic!("{name} snapshot {i}: {e}"));
-            let verdict = check_copy(kind, &copy, &scratch.path(format!("copy-{i}")), acked);
-            // While frozen the writer cannot get further than one record past what it had
-            // acknowledged: more would mean the copy was not taken inside the freeze.
-            let beyond = verdict
-                .seq
-                .as_ref()
-                .is_some_and(|s| s.complete_to > acked + 1);
-            frozen.add(&verdict);
-            println!(
-                "[{name}] snapshot {i}: window {:.1} ms; {}",
-                window as f64 / 1000.0,
-                verdict.summary()
-            );
-            if !verdict.clean() || beyond {
-                failures.push(format!(
-                    "snapshot {i} (window {window} us): {}{}",
-                    verdict.describe(),
-                    if beyond {
-                        "; the copy holds records written after the freeze"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            let _ = fs::remove_file(&copy);
+    let run = Run {
+        name,
+        kind,
+        scratch: &scratch,
+        testfs: &testfs,
+        acked_path: &acked_path,
+        workload: &workload,
+    };
+    let snapshots = count_from_env("QUIESCE_SOAK_SNAPSHOTS", SNAPSHOTS);
+    let control_copies = count_from_env("QUIESCE_SOAK_CONTROL_COPIES", CONTROL_COPIES);
+    let mut results = Results::default();
+    // Interleaved, so that both groups see the same workload.
+    for i in 0..snapshots.max(control_copies) {
+        if i < snapshots {
+            run.snapshot_inside_quiesce(i, &mut results);
         }
-
-        if i < CONTROL_COPIES {
-            wait_for_progress(&workload);
-            let copy = scratch.path(format!("control-{i}.img"));
-            // Everything acknowledged before the copy starts should be in it.
-            let acked = workload.acked();
-            let out = run(Command::new("cp")
-                .arg("--sparse=always")
-                .arg(&testfs.image)
-                .arg(&copy));
-            assert!(
-                out.status.success(),
-                "control copy {i}: cp failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let verdict = check_copy(kind, &copy, &scratch.path(format!("control-{i}")), acked);
-            control.add(&verdict);
-            println!("[{name}] control {i}: {}", verdict.summary());
-            for (kind, _) in verdict.problems() {
-                control_examples
-                    .entry(kind)
-                    .or_insert_with(|| format!("control copy {i}: {}", verdict.describe()));
-            }
-            let _ = fs::remove_file(&copy);
+        if i < control_copies {
+            run.copy_without_freeze(i, &mut results);
         }
     }
 
     workload.check_alive().expect("workload during the run");
     let stats = workload.stop();
-
-    windows_us.sort_unstable();
-    freezes_us.sort_unstable();
-    let mut summary = String::new();
-    let _ = writeln!(
-        summary,
-        "\n=== {name}: consistency of image copies under a churn + fsync workload ==="
-    );
-    let _ = writeln!(summary, "{}", Tally::header());
-    let _ = writeln!(summary, "{}", frozen.row("inside quiesce run"));
-    let _ = writeln!(summary, "{}", control.row("control (no freeze)"));
-    if let (Some(min), Some(max)) = (windows_us.first(), windows_us.last()) {
-        let _ = writeln!(
-            summary,
-            "freeze window (window_us): median {:.1} ms, min {:.1} ms, max {:.1} ms",
-            median(&windows_us) as f64 / 1000.0,
-            *min as f64 / 1000.0,
-            *max as f64 / 1000.0
-        );
-    }
-    if let (Some(min), Some(max)) = (freezes_us.first(), freezes_us.last()) {
-        let _ = writeln!(
-            summary,
-            "FIFREEZE latency (targets[].freeze_us): median {:.1} ms, min {:.1} ms, max {:.1} ms",
-            median(&freezes_us) as f64 / 1000.0,
-            *min as f64 / 1000.0,
-            *max as f64 / 1000.0
-        );
-    }
-    if !frozen.sb_transactions.is_empty() {
-        let _ = writeln!(
-            summary,
-            "xfs logs of the copies taken inside quiesce run: {}",
-            frozen
-                .sb_transactions
-                .iter()
-                .map(|(n, copies)| format!("{copies} copies with {n} superblock-only transactions"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let _ = writeln!(summary, "workload: {stats}");
-    for (kind, example) in &control_examples {
-        let _ = writeln!(summary, "first {kind} control copy: {example}");
-    }
-    let _ = writeln!(summary, "elapsed: {:.1} s", started.elapsed().as_secs_f64());
-    println!("{summary}");
+    println!("{}", results.summary(name, &stats, started.elapsed()));
 
     assert!(
         stats.healthy(),
         "{name}: the workload did not run cleanly: {stats}"
     );
     assert!(
-        failures.is_empty(),
-        "{name}: {} of {SNAPSHOTS} copies taken inside `quiesce run` are not consistent:\n  {}",
-        failures.len(),
-        failures.join("\n  ")
+        results.failures.is_empty(),
+        "{name}: {} of {snapshots} copies taken inside `quiesce run` are not consistent:\n  {}",
+        results.failures.len(),
+        results.failures.join("\n  ")
     );
-    assert_eq!(frozen.copies, SNAPSHOTS);
+    assert_eq!(results.frozen.copies, snapshots);
+}
+
+/// `default`, or the value of the environment variable `var` (for longer soak runs; the
+/// minimum stays 10).
+fn count_from_env(var: &str, default: usize) -> usize {
+    match std::env::var(var) {
+        Ok(v) => v
+            .parse::<usize>()
+            .unwrap_or_else(|e| panic!("{var}={v:?}: {e}"))
+            .max(10),
+        Err(_) => default,
+    }
+}
+
+/// One filesystem under test, with its workload.
+struct Run<'a> {
+    name: &'static str,
+    kind: FsKind,
+    scratch: &'a Scratch,
+    testfs: &'a TestFs,
+    acked_path: &'a Path,
+    workload: &'a Workload,
+}
+
+/// What the copies showed, per group.
+#[derive(Default)]
+struct Results {
+    frozen: Tally,
+    control: Tally,
+    /// `window_us` of each report: first FIFREEZE to last FITHAW.
+    windows_us: Vec<u64>,
+    /// `targets[].freeze_us`: how long FIFREEZE itself took (flushing).
+    freezes_us: Vec<u64>,
+    /// Copies taken inside `quiesce run` that are not consistent, described in full.
+    failures: Vec<String>,
+    /// The first control copy with each kind of problem, described in full.
+    control_examples: BTreeMap<&'static str, String>,
+}
+
+impl Run<'_> {
+    /// `quiesce run ... -- sh -c 'cat ACKED > ACKED-AT; exec cp IMAGE COPY'`, then the checks.
+    fn snapshot_inside_quiesce(&self, i: usize, results: &mut Results) {
+        let name = self.name;
+        wait_for_progress(self.workload);
+        let copy = self.scratch.path(format!("copy-{i}.img"));
+        let acked_at = self.scratch.path(format!("acked-at-snapshot-{i}"));
+        // Runs while frozen: the writer cannot fsync, so ACKED holds the last number
+        // acknowledged before the freeze.
+        let script = format!(
+            "set -e; cat {} > {}; exec cp --sparse=always {} {}",
+            sh_quote(self.acked_path),
+            sh_quote(&acked_at),
+            sh_quote(&self.testfs.image),
+            sh_quote(&copy)
+        );
+        let out = Quiesce::sub("run")
+            .args(["--timeout", "30", "--json"])
+            .mount(&self.testfs.mount)
+            .args(["--", "sh", "-c", &script])
+            .run(CMD_TIMEOUT);
+        let report = check_report(&out, "run", 0);
+        check_str(&out, &report, "consistency", "filesystem-consistent");
+        let window = report["window_us"]
+            .as_i64()
+            .and_then(|w| u64::try_from(w).ok())
+            .unwrap_or_else(|| {
+                panic!("{name} snapshot {i}: no \"window_us\" number in the report\n{out}")
+            });
+        results.windows_us.push(window);
+        check_str(&out, &report, "end", "acknowledged");
+        ensure(
+            report["acknowledged"].as_bool() == Some(true),
+            &out,
+            format!("{name} snapshot {i}: \"acknowledged\" should be true"),
+        );
+        ensure(
+            Duration::from_micros(window) <= out.elapsed,
+            &out,
+            format!(
+                "{name} snapshot {i}: window_us {window} is longer than the whole run ({:?})",
+                out.elapsed
+            ),
+        );
+        let t = target(&out, &report, &self.testfs.mount);
+        check_str(&out, t, "outcome", "thawed");
+        check_str(&out, t, "fs_type", name);
+        check_str(&out, t, "device", &self.testfs.dev_string());
+        let freeze_us = t["freeze_us"]
+            .as_i64()
+            .and_then(|f| u64::try_from(f).ok())
+            .unwrap_or_else(|| panic!("{name} snapshot {i}: no numeric freeze_us\n{out}"));
+        ensure(
+            freeze_us <= window,
+            &out,
+            format!("{name} snapshot {i}: freeze_us {freeze_us} > window_us {window}"),
+        );
+        results.freezes_us.push(freeze_us);
+
+        let acked = read_acked(&acked_at).unwrap_or_else(|e| panic!("{name} snapshot {i}: {e}"));
+        let verdict = check_copy(
+            self.kind,
+            &copy,
+            &self.scratch.path(format!("copy-{i}")),
+            acked,
+        );
+        // While frozen the writer cannot get further than one record past what it had
+        // acknowledged: more would mean the copy was not taken inside the freeze.
+        let beyond = verdict
+            .seq
+            .as_ref()
+            .is_some_and(|s| s.complete_to > acked + 1);
+        results.frozen.add(&verdict);
+        println!(
+            "[{name}] snapshot {i}: window {:.1} ms; {}",
+            window as f64 / 1000.0,
+            verdict.summary()
+        );
+        if !verdict.clean() || beyond {
+            results.failures.push(format!(
+                "snapshot {i} (window {window} us): {}{}",
+                verdict.describe(),
+                if beyond {
+                    "\n      the copy holds records written after the freeze"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let _ = fs::remove_file(&copy);
+    }
+
+    /// The control group: a plain `cp` of the live image, then the same checks (not asserted).
+    fn copy_without_freeze(&self, i: usize, results: &mut Results) {
+        wait_for_progress(self.workload);
+        let copy = self.scratch.path(format!("control-{i}.img"));
+        // Everything acknowledged before the copy starts should be in it.
+        let acked = self.workload.acked();
+        let out = run_cmd(
+            Command::new("cp")
+                .arg("--sparse=always")
+                .arg(&self.testfs.image)
+                .arg(&copy),
+        );
+        assert!(
+            out.status.success(),
+            "{} control copy {i}: cp failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let verdict = check_copy(
+            self.kind,
+            &copy,
+            &self.scratch.path(format!("control-{i}")),
+            acked,
+        );
+        results.control.add(&verdict);
+        println!("[{}] control {i}: {}", self.name, verdict.summary());
+        for (problem, _) in verdict.problems() {
+            results
+                .control_examples
+                .entry(problem)
+                .or_insert_with(|| format!("control copy {i}: {}", verdict.describe()));
+        }
+        let _ = fs::remove_file(&copy);
+    }
+}
+
+impl Results {
+    /// The table and numbers printed at the end of each test.
+    fn summary(&mut self, name: &str, stats: &WorkloadStats, elapsed: Duration) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "\n=== {name}: consistency of image copies under a churn + fsync workload ==="
+        );
+        let _ = writeln!(s, "{}", Tally::header());
+        let _ = writeln!(s, "{}", self.frozen.row("inside quiesce run"));
+        let _ = writeln!(s, "{}", self.control.row("control (no freeze)"));
+        for (what, values) in [
+            ("freeze window (window_us)", &mut self.windows_us),
+            (
+                "FIFREEZE latency (targets[].freeze_us)",
+                &mut self.freezes_us,
+            ),
+        ] {
+            values.sort_unstable();
+            if let (Some(min), Some(max)) = (values.first(), values.last()) {
+                let _ = writeln!(
+                    s,
+                    "{what}: median {:.1} ms, min {:.1} ms, max {:.1} ms",
+                    median(values) as f64 / 1000.0,
+                    *min as f64 / 1000.0,
+                    *max as f64 / 1000.0
+                );
+            }
+        }
+        if !self.frozen.sb_transactions.is_empty() {
+            let _ = writeln!(
+                s,
+                "xfs logs of the copies taken inside quiesce run: {}",
+                self.frozen
+                    .sb_transactions
+                    .iter()
+                    .map(|(n, copies)| format!(
+                        "{copies} copies with {n} superblock-only transactions"
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let _ = writeln!(s, "workload: {stats}");
+        for (problem, example) in &self.control_examples {
+            let _ = writeln!(s, "first {problem} control copy: {example}");
+        }
+        let _ = write!(s, "elapsed: {:.1} s", elapsed.as_secs_f64());
+        s
+    }
 }
 
 /// Waits until the workload has made some progress since the last copy.
@@ -248,8 +347,8 @@ struct CopyVerdict {
     mount_failed: bool,
     /// The sequence file, if the copy could be mounted.
     seq: Option<SeqCheck>,
-    /// xfs: (transactions, superblock-only transactions) in the log.
-    xfs_log: Option<(usize, usize)>,
+    /// xfs: what `xfs_logprint -t` showed.
+    xfs_log: Option<XfsLog>,
     /// Evidence for the report: what exactly was wrong.
     notes: Vec<String>,
 }
@@ -296,8 +395,14 @@ impl CopyVerdict {
             Some(seq) => format!("acked {}, copy holds 1..={}", seq.acked, seq.complete_to),
             None => "sequence file not read".to_owned(),
         };
-        if let Some((all, sb)) = self.xfs_log {
-            let _ = write!(s, ", log: {all} transactions ({sb} superblock-only)");
+        if let Some(log) = &self.xfs_log {
+            let _ = write!(
+                s,
+                ", log: {} transactions ({} superblock-only), last record at {}",
+                log.transactions,
+                log.superblock_only,
+                log.last_record.as_deref().unwrap_or("-")
+            );
         }
         let problems: Vec<String> = self.problems().into_iter().map(|(_, p)| p).collect();
         if problems.is_empty() {
@@ -340,7 +445,7 @@ struct Tally {
     missed_acked: usize,
     garbage: usize,
     /// xfs: how many copies had how many superblock-only log transactions (clean logs only).
-    sb_transactions: std::collections::BTreeMap<usize, usize>,
+    sb_transactions: BTreeMap<usize, usize>,
 }
 
 impl Tally {
@@ -350,9 +455,9 @@ impl Tally {
         self.needs_recovery += usize::from(v.needs_recovery);
         self.fsck_unclean += usize::from(!v.fsck_clean);
         self.mount_failed += usize::from(v.mount_failed);
-        if let Some((all, sb)) = v.xfs_log {
-            if all == sb {
-                *self.sb_transactions.entry(sb).or_default() += 1;
+        if let Some(log) = &v.xfs_log {
+            if log.transactions == log.superblock_only {
+                *self.sb_transactions.entry(log.superblock_only).or_default() += 1;
             }
         }
         if let Some(seq) = &v.seq {
@@ -405,7 +510,7 @@ fn check_copy(kind: FsKind, copy: &Path, mount_dir: &Path, acked: u64) -> CopyVe
 fn check_ext4_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
     let mut v = CopyVerdict::default();
 
-    let out = run(Command::new("dumpe2fs").arg("-h").arg(copy));
+    let out = run_cmd(Command::new("dumpe2fs").arg("-h").arg(copy));
     let text = String::from_utf8_lossy(&out.stdout);
     let state = text
         .lines()
@@ -439,7 +544,7 @@ fn check_ext4_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
         }
     }
 
-    let out = run(Command::new("e2fsck").arg("-fn").arg(copy));
+    let out = run_cmd(Command::new("e2fsck").arg("-fn").arg(copy));
     v.fsck_clean = out.status.success() && state_clean;
     if !out.status.success() {
         v.notes.push(format!(
@@ -449,7 +554,7 @@ fn check_ext4_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
         ));
     }
 
-    read_sequence(&mut v, copy, mount_dir, "ro", acked);
+    read_sequence(&mut v, copy, mount_dir, "ext4", "ro", acked);
     v
 }
 
@@ -458,7 +563,7 @@ fn check_ext4_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
 fn check_xfs_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
     let mut v = CopyVerdict::default();
 
-    let out = run(Command::new("xfs_logprint").arg("-t").arg(copy));
+    let out = run_cmd(Command::new("xfs_logprint").arg("-t").arg(copy));
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         v.needs_recovery = true;
@@ -469,17 +574,17 @@ fn check_xfs_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
         ));
     } else {
         let log = XfsLog::parse(&text);
-        v.xfs_log = Some((log.transactions, log.superblock_only));
         if !log.only_freeze_cover() {
             v.needs_recovery = true;
             v.notes.push(format!("xfs_logprint -t: {log}"));
         }
+        v.xfs_log = Some(log);
     }
 
     // The original is still mounted with the same UUID.
-    read_sequence(&mut v, copy, mount_dir, "nouuid", acked);
+    read_sequence(&mut v, copy, mount_dir, "xfs", "nouuid", acked);
 
-    let out = run(Command::new("xfs_repair").arg("-n").arg(copy));
+    let out = run_cmd(Command::new("xfs_repair").arg("-n").arg(copy));
     v.fsck_clean = out.status.success();
     if !v.fsck_clean {
         v.notes.push(format!(
@@ -492,8 +597,15 @@ fn check_xfs_copy(copy: &Path, mount_dir: &Path, acked: u64) -> CopyVerdict {
 }
 
 /// Mounts the copy, checks its sequence file, unmounts it and detaches its loop device.
-fn read_sequence(v: &mut CopyVerdict, copy: &Path, mount_dir: &Path, options: &str, acked: u64) {
-    let mut mnt = match CopyMount::mount(copy, mount_dir, options) {
+fn read_sequence(
+    v: &mut CopyVerdict,
+    copy: &Path,
+    mount_dir: &Path,
+    fs_type: &str,
+    options: &str,
+    acked: u64,
+) {
+    let mut mnt = match CopyMount::mount(copy, mount_dir, fs_type, options) {
         Ok(m) => m,
         Err(e) => {
             v.mount_failed = true;
@@ -522,13 +634,16 @@ struct CopyMount {
 }
 
 impl CopyMount {
-    /// Attaches `image` to a free loop device and mounts it at `dir` with `options`.
-    /// A failing mount is an `Err` (a bad copy may not mount); a failing `losetup` panics.
-    fn mount(image: &Path, dir: &Path, options: &str) -> Result<CopyMount, String> {
+    /// Attaches `image` to a free loop device and mounts it at `dir` (`mount -t fs_type -o
+    /// options`). A failing mount is an `Err` (a bad copy may not mount); a failing `losetup`
+    /// panics.
+    fn mount(image: &Path, dir: &Path, fs_type: &str, options: &str) -> Result<CopyMount, String> {
         fs::create_dir_all(dir).expect("create the mount point for a copy");
-        let out = run(Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(image));
+        let out = run_cmd(
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(image),
+        );
         assert!(
             out.status.success(),
             "losetup --find --show {}: {}",
@@ -541,13 +656,15 @@ impl CopyMount {
             loop_dev: Some(dev.clone()),
             mounted: false,
         };
-        let out = run(Command::new("mount")
-            .args(["-o", options])
-            .arg(&dev)
-            .arg(dir));
+        let out = run_cmd(
+            Command::new("mount")
+                .args(["-t", fs_type, "-o", options])
+                .arg(&dev)
+                .arg(dir),
+        );
         if !out.status.success() {
             return Err(format!(
-                "mount -o {options} {dev} (copy {}) failed: {}",
+                "mount -t {fs_type} -o {options} {dev} (copy {}) failed: {}",
                 image.display(),
                 excerpt(&combined(&out), 3)
             ));
@@ -602,6 +719,8 @@ impl Drop for CopyMount {
 struct XfsLog {
     /// The `log tail: ... head: ... state: ...` header line.
     header: Option<String>,
+    /// Where the last log record is (`cycle C block B`), to see that the log wrapped.
+    last_record: Option<String>,
     transactions: usize,
     /// Transactions that consist of exactly one superblock buffer item.
     superblock_only: usize,
@@ -620,8 +739,9 @@ impl XfsLog {
             if line.is_empty() || line.chars().all(|c| c == '=') {
                 continue;
             }
-            if line.starts_with("LOG REC AT LSN") {
+            if let Some(lsn) = line.strip_prefix("LOG REC AT LSN ") {
                 log.finish(current.take());
+                log.last_record = Some(lsn.split(" (").next().unwrap_or(lsn).to_owned());
                 continue;
             }
             if line.starts_with("TRANS:") {
@@ -668,10 +788,13 @@ impl XfsLog {
         }
     }
 
-    /// True if the log holds nothing but the superblock transactions of a freeze.
+    /// True if the log holds the superblock transactions of a freeze and nothing else. (At
+    /// least one: a freeze never leaves the log clean. Every frozen copy seen so far had
+    /// exactly two, also when the log had wrapped.)
     fn only_freeze_cover(&self) -> bool {
         self.header.is_some()
             && self.foreign_count == 0
+            && self.transactions >= 1
             && self.superblock_only == self.transactions
     }
 }
@@ -723,7 +846,7 @@ impl std::fmt::Display for XfsLog {
 }
 
 /// Runs a command with [`CMD_TIMEOUT`]; a timeout or spawn failure fails the test.
-fn run(cmd: &mut Command) -> Output {
+fn run_cmd(cmd: &mut Command) -> Output {
     let desc = format!("{cmd:?}");
     run_timeout(cmd, CMD_TIMEOUT).unwrap_or_else(|e| panic!("{desc}: {e}"))
 }
@@ -796,4 +919,19 @@ fn xfs_logprint_parser_tells_a_frozen_log_from_a_live_one() {
     assert!(!log.only_freeze_cover(), "{log}");
     assert_eq!(log.transactions, 2);
     assert_eq!(log.superblock_only, 1);
+
+    // A live transaction often starts with the superblock too; what follows it counts.
+    let mixed = frozen.replace(
+        "\tSUPER Block Buffer:\n",
+        "\tSUPER Block Buffer:\nINO: cnt:2 total:2 a:0x1 len:56 a:0x2 len:176\n\
+         \tINODE: #regs:2   ino:0x84  flags:0x1   dsize:0\n\tCORE inode:\n",
+    );
+    let log = XfsLog::parse(&mixed);
+    assert!(!log.only_freeze_cover(), "{log}");
+    assert_eq!(log.superblock_only, 0);
+
+    // No transactions at all is not what a freeze leaves behind.
+    let empty = "xfs_logprint:\n    log tail: 2 head: 2 state: <CLEAN>\n";
+    let log = XfsLog::parse(empty);
+    assert!(!log.only_freeze_cover(), "{log}");
 }

@@ -212,7 +212,7 @@ fn freeze(
                     errno: 0,
                 });
             };
-            let mut c = SnapshotCommand::new(program, argv[1..].to_vec(), &signals, &mut log);
+            let mut c = SnapshotCommand::new(program, argv[1..].to_vec(), &signals, &mut log, json);
             let r = prepared.freeze(timeout, &mut c);
             c.finish();
             r?

@@ -1,6 +1,7 @@
 //! `quiesce run`: the snapshot command runs while frozen; its exit status 0 acknowledges.
 
 use std::ffi::OsString;
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -55,6 +56,8 @@ pub struct SnapshotCommand<'a> {
     exit: Option<std::process::ExitStatus>,
     signals: &'a Signals,
     log: &'a mut DeferredLog,
+    /// Whether stdout is reserved for the JSON report (the command's stdout goes to stderr).
+    stdout_to_stderr: bool,
 }
 
 impl<'a> SnapshotCommand<'a> {
@@ -63,8 +66,10 @@ impl<'a> SnapshotCommand<'a> {
         args: Vec<OsString>,
         signals: &'a Signals,
         log: &'a mut DeferredLog,
+        stdout_to_stderr: bool,
     ) -> Self {
         SnapshotCommand {
+            stdout_to_stderr,
             program,
             args,
             child: None,
@@ -144,6 +149,17 @@ impl Controller for SnapshotCommand<'_> {
         let mask = self.signals.mask();
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args).process_group(0);
+        if self.stdout_to_stderr {
+            match std::io::stderr().as_fd().try_clone_to_owned() {
+                Ok(fd) => {
+                    cmd.stdout(fd);
+                }
+                Err(e) => {
+                    self.spawn_error = Some(e);
+                    return Ok(());
+                }
+            }
+        }
         // SAFETY: the closure runs in the child between fork and exec and calls only
         // sigprocmask, which is async-signal-safe; it restores the signals we blocked.
         unsafe {
