@@ -4,7 +4,6 @@
 //! The test process is quiesce's parent: the testkit records every SIGUSR1 it receives with the
 //! sender's pid, and the tests acknowledge with kill(2).
 
-use std::process::Command;
 use std::time::Duration;
 
 use quiesce_testkit::*;
@@ -154,12 +153,7 @@ fn handshake_with_parent(kind: FsKind) {
         .spawn();
     wait_usr1(&mut q);
     assert_frozen(&fs, &"after quiesce signalled its parent");
-    let mut kill = Command::new("kill");
-    kill.args(["-USR1", &q.pid().to_string()]);
-    let mut other = ChildGuard::new(kill.spawn().expect("spawn kill"));
-    let other_pid = other.id();
-    let st = other.wait_timeout(Duration::from_secs(10));
-    assert!(st.is_some_and(|s| s.success()), "kill -USR1 failed: {st:?}");
+    let other_pid = usr1_from_other_process(q.pid());
     assert_frozen(&fs, &"after a SIGUSR1 from another process");
     assert!(
         !q.has_exited(),
@@ -280,19 +274,18 @@ fn stderr_on_the_frozen_fs_does_not_deadlock(kind: FsKind) {
     wait_usr1(&mut q);
     assert_frozen(&fs, &"after quiesce signalled its parent");
     // Provoke a log line while frozen: a SIGUSR1 from a process that is not the parent.
-    let st = Command::new("kill")
-        .args(["-USR1", &q.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
+    usr1_from_other_process(q.pid());
     std::thread::sleep(Duration::from_millis(300));
     q.signal(libc::SIGUSR1);
-    let out = q.try_wait(EXIT);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let Some(out) = out else {
+    let Some(out) = q.try_wait(EXIT) else {
         fs.fsthaw();
-        panic!("quiesce did not exit within {EXIT:?} of the acknowledgement while its stderr is on the frozen fs (deadlocked writing its log?); log after thaw:\n{text}");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!(
+            "quiesce did not exit within {EXIT:?} of the acknowledgement while its stderr is on \
+             the frozen fs (deadlocked writing its log?); log after thaw:\n{text}"
+        );
     };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
     out.assert_code(0, "acknowledged, with stderr on the frozen filesystem");
     ensure(
         text.contains("SIGUSR1") || text.to_lowercase().contains("usr1"),

@@ -239,31 +239,55 @@ fn run_deadline(kind: FsKind) {
     assert_writable(&fs.mount, &out);
 }
 
-/// A filesystem frozen by someone else (fsfreeze -f): exit 15, and their freeze is left alone.
+/// A filesystem frozen by someone else (fsfreeze -f): exit 15, the report names the path, and
+/// their freeze is left alone (failure catalogue 10).
 fn foreign_freeze_is_left_alone(kind: FsKind) {
     require_root();
     let scratch = Scratch::new();
     let fs = TestFs::new(&scratch, "a", kind);
+    let path = abs(&fs.mount);
     fs.fsfreeze();
-    let out = Quiesce::sub("freeze")
-        .args(["--stdin", "--timeout", "5", "--json"])
-        .mount(&fs.mount)
-        .run(RUN);
-    let still_frozen = fs.is_frozen();
+    for json in [false, true] {
+        let mut q = Quiesce::sub("freeze").args(["--stdin", "--timeout", "5"]);
+        if json {
+            q = q.arg("--json");
+        }
+        let out = q.mount(&fs.mount).run(RUN);
+        let still_frozen = fs.is_frozen();
+        if !still_frozen {
+            // Re-establish the foreign freeze for the next round before failing below.
+            fs.fsfreeze();
+        }
+        out.assert_code(15, "the filesystem was already frozen by another holder");
+        ensure(
+            still_frozen,
+            &out,
+            "quiesce thawed a freeze it did not make (failure catalogue 10)",
+        );
+        if json {
+            let j = check_report(&out, "freeze", 15);
+            check_str(&out, &j, "consistency", "not-consistent");
+            check_str(
+                &out,
+                target(&out, &j, &fs.mount),
+                "outcome",
+                "freeze-failed",
+            );
+            ensure(
+                j["message"].as_str().is_some_and(|m| m.contains(&path)),
+                &out,
+                "the JSON message should name the path that was already frozen",
+            );
+        } else {
+            ensure(
+                out.stdout.contains(&path) || out.stderr.contains(&path),
+                &out,
+                "the output should name the path that was already frozen",
+            );
+        }
+    }
     fs.fsthaw();
-    let j = check_report(&out, "freeze", 15);
-    check_str(&out, &j, "consistency", "not-consistent");
-    ensure(
-        out.stderr.contains(&abs(&fs.mount)),
-        &out,
-        "the message should name the path that was already frozen",
-    );
-    ensure(
-        still_frozen,
-        &out,
-        "quiesce thawed a freeze it did not make (failure catalogue 10)",
-    );
-    assert_writable(&fs.mount, &out);
+    assert_writable(&fs.mount, &"after our own fsfreeze -u");
 }
 
 /// Someone else thaws our filesystem during the window: exit 16 (suspect).

@@ -83,11 +83,10 @@ fn quiesce_builder_guards_paths() {
     );
 }
 
-#[test]
-fn testfs_ext4_xfs_btrfs_setup_and_teardown_leave_nothing_behind() {
+fn setup_and_teardown_leave_nothing_behind(kinds: &[FsKind]) {
     require_root();
     let scratch = Scratch::new();
-    for kind in [FsKind::Ext4, FsKind::Xfs, FsKind::Btrfs] {
+    for &kind in kinds {
         let fs = TestFs::new(&scratch, &format!("{kind:?}").to_lowercase(), kind);
         assert!(is_mount_point(&fs.mount), "{kind:?} not mounted");
         assert_eq!(fs.dev.0, 7, "loop devices have major 7");
@@ -113,6 +112,17 @@ fn testfs_ext4_xfs_btrfs_setup_and_teardown_leave_nothing_behind() {
     let dir = scratch.dir.clone();
     drop(scratch);
     assert!(!dir.exists(), "scratch dir not removed");
+}
+
+#[test]
+fn testfs_ext4_xfs_setup_and_teardown_leave_nothing_behind() {
+    setup_and_teardown_leave_nothing_behind(&KINDS);
+}
+
+/// Needs btrfs-progs (mkfs.btrfs).
+#[test]
+fn testfs_btrfs_setup_and_teardown_leave_nothing_behind() {
+    setup_and_teardown_leave_nothing_behind(&[FsKind::Btrfs]);
 }
 
 #[test]
@@ -207,4 +217,15 @@ fn json_parses_cargo_like_lines() {
         .unwrap();
     assert!(j["executable"].is_null());
     assert_eq!(j["n"][2].as_f64(), Some(-300.0));
+}
+
+#[test]
+fn usr1_recorder_sees_the_sender() {
+    install_usr1_recorder();
+    let me = std::process::id();
+    let sender = usr1_from_other_process(me);
+    assert!(
+        wait_usr1_from(sender, Duration::from_secs(5)),
+        "the SIGUSR1 from pid {sender} was not recorded"
+    );
 }

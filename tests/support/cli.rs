@@ -69,6 +69,7 @@ pub struct Quiesce {
     wrapper: Vec<OsString>,
     program: Option<PathBuf>,
     stderr_file: Option<PathBuf>,
+    no_stdin: bool,
 }
 
 impl Quiesce {
@@ -121,6 +122,12 @@ impl Quiesce {
     /// freezes, to check that it never writes there while frozen) instead of a pipe.
     pub fn stderr_file(mut self, p: &Path) -> Quiesce {
         self.stderr_file = Some(p.to_path_buf());
+        self
+    }
+
+    /// [`Quiesce::spawn`] gives it /dev/null as stdin instead of a pipe.
+    pub fn no_stdin(mut self) -> Quiesce {
+        self.no_stdin = true;
         self
     }
 
@@ -192,10 +199,16 @@ impl Quiesce {
         QuiesceOutput::from_parts(self.display(), out.status, &out.stdout, &out.stderr, start)
     }
 
-    /// Starts it with stdin, stdout and stderr piped (see [`QuiesceChild`]).
+    /// Starts it with stdin (unless [`Quiesce::no_stdin`]), stdout and stderr (unless
+    /// [`Quiesce::stderr_file`]) piped; see [`QuiesceChild`].
     pub fn spawn(&self) -> QuiesceChild {
         let mut cmd = self.command();
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        cmd.stdout(Stdio::piped());
+        cmd.stdin(if self.no_stdin {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        });
         match &self.stderr_file {
             Some(f) => cmd.stderr(
                 std::fs::File::create(f).unwrap_or_else(|e| panic!("create {}: {e}", f.display())),

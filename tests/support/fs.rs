@@ -113,7 +113,12 @@ fn teardown_mount(mount: &Path) {
     reap_pending(Duration::from_secs(5));
     unmount(mount);
     guard::unregister(mount);
-    let _ = fs::remove_dir(mount);
+    // rmdir writes to the parent filesystem: skip it when that is a test filesystem (which could
+    // still be frozen; its mount point goes away with it), so that teardown never blocks.
+    let parent_is_fixture = mount.parent().is_some_and(|p| guard::check(p).is_ok());
+    if !parent_is_fixture {
+        let _ = fs::remove_dir(mount);
+    }
 }
 
 /// What a [`TestFs`] has set up so far; undone on drop in reverse.

@@ -56,7 +56,9 @@ pub use report::{
     target_index,
 };
 pub use scratch::{loops_backed_under, mounts_under, Scratch};
-pub use signals::{install_usr1_recorder, usr1_count_from, wait_usr1_from};
+pub use signals::{
+    install_usr1_recorder, usr1_count_from, usr1_from_other_process, wait_usr1_from,
+};
 
 /// Panics with a clear message unless the effective uid is 0: these tests must fail, not
 /// silently pass, when they cannot run.

@@ -7,6 +7,7 @@
 //! disposition is process-wide, so this is safe with the multi-threaded test harness; SA_RESTART
 //! keeps other threads' system calls from failing with EINTR.
 
+use std::process::Command;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Once;
 use std::thread;
@@ -63,4 +64,21 @@ pub fn wait_usr1_from(pid: u32, timeout: Duration) -> bool {
         }
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Sends SIGUSR1 to `pid` from a separate, short-lived process (perl), and returns that
+/// process's pid (the sender a correct `quiesce` must ignore and log). Panics if it fails.
+pub fn usr1_from_other_process(pid: u32) -> u32 {
+    let mut c = Command::new("perl")
+        .args(["-e", "kill('USR1', $ARGV[0]) == 1 or die \"kill: $!\\n\""])
+        .arg(pid.to_string())
+        .spawn()
+        .expect("cannot start perl to send SIGUSR1");
+    let sender = c.id();
+    let st = crate::process::wait_timeout(&mut c, Duration::from_secs(10));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "sending SIGUSR1 to {pid} from another process failed: {st:?}"
+    );
+    sender
 }

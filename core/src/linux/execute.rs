@@ -33,6 +33,17 @@ pub trait Controller {
     fn wait(&mut self, until_ns: u64) -> Option<Signal>;
 }
 
+/// Calls `op` on target `i`'s descriptor; returns its result bracketed by monotonic times.
+fn timed(
+    fds: &[BorrowedFd<'_>],
+    i: usize,
+    op: fn(BorrowedFd<'_>) -> Result<(), Errno>,
+) -> (Result<(), Errno>, u64, u64) {
+    let start = now_ns();
+    let r = fds.get(i).map_or(Err(EBADF), |fd| op(*fd));
+    (r, start, now_ns())
+}
+
 /// Runs `session` to the end: freezes `fds[i]` for target `i`, notifies and waits on
 /// `controller`, thaws, and returns the final status. Allocates nothing.
 pub fn execute<const N: usize, C: Controller + ?Sized>(
@@ -43,24 +54,19 @@ pub fn execute<const N: usize, C: Controller + ?Sized>(
     loop {
         let now = now_ns();
         let event = match session.next(now) {
-            Action::Freeze(i) => {
-                let start = now_ns();
-                let r = fds.get(i).map_or(Err(EBADF), |fd| sys::freeze(*fd));
-                let end = now_ns();
-                match r {
-                    Ok(()) => Event::Froze {
-                        target: i,
-                        start,
-                        end,
-                    },
-                    Err(errno) => Event::FreezeFailed {
-                        target: i,
-                        errno,
-                        start,
-                        end,
-                    },
-                }
-            }
+            Action::Freeze(i) => match timed(fds, i, sys::freeze) {
+                (Ok(()), start, end) => Event::Froze {
+                    target: i,
+                    start,
+                    end,
+                },
+                (Err(errno), start, end) => Event::FreezeFailed {
+                    target: i,
+                    errno,
+                    start,
+                    end,
+                },
+            },
             Action::Notify => match controller.notify() {
                 Ok(()) => Event::Notified { at: now_ns() },
                 Err(errno) => Event::NotifyFailed {
@@ -80,24 +86,19 @@ pub fn execute<const N: usize, C: Controller + ?Sized>(
                     }
                 }
             },
-            Action::Thaw(i) => {
-                let start = now_ns();
-                let r = fds.get(i).map_or(Err(EBADF), |fd| sys::thaw(*fd));
-                let end = now_ns();
-                match r {
-                    Ok(()) => Event::Thawed {
-                        target: i,
-                        start,
-                        end,
-                    },
-                    Err(errno) => Event::ThawFailed {
-                        target: i,
-                        errno,
-                        start,
-                        end,
-                    },
-                }
-            }
+            Action::Thaw(i) => match timed(fds, i, sys::thaw) {
+                (Ok(()), start, end) => Event::Thawed {
+                    target: i,
+                    start,
+                    end,
+                },
+                (Err(errno), start, end) => Event::ThawFailed {
+                    target: i,
+                    errno,
+                    start,
+                    end,
+                },
+            },
             Action::Done(status) => return status,
         };
         if session.handle(event).is_err() {
