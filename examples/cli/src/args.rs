@@ -47,6 +47,8 @@ pub struct Invocation {
 #[derive(Debug, PartialEq)]
 pub struct UsageError {
     pub message: String,
+    /// The subcommand, once known (`usage` before that), for the report.
+    pub command: &'static str,
     /// Whether `--json` was seen before the error (so the error is reported as JSON).
     pub json: bool,
 }
@@ -81,11 +83,30 @@ fn looks_like_number(s: &str) -> bool {
 
 /// Parses the arguments after the program name.
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
+    let name = match args.first().map(|a| a.to_string_lossy()) {
+        Some(a) if a == "plan" => "plan",
+        Some(a) if a == "run" => "run",
+        Some(a) if a == "freeze" => "freeze",
+        Some(a) if a == "thaw" => "thaw",
+        Some(a) if looks_like_number(&a) => "freeze",
+        _ => "usage",
+    };
+    parse_inner(args).map_err(|mut e| {
+        e.command = name;
+        e
+    })
+}
+
+fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
     let mut json = args
         .iter()
         .take_while(|a| *a != "--")
         .any(|a| a == "--json");
-    let err = |message: String, json: bool| UsageError { message, json };
+    let err = |message: String, json: bool| UsageError {
+        message,
+        command: "usage",
+        json,
+    };
     let mut it = args.into_iter();
     let Some(first) = it.next() else {
         return Err(err("no command given; try `quiesce --help`".into(), json));

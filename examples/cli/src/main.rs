@@ -73,7 +73,7 @@ fn main() -> ExitCode {
                 message: e.message,
                 errno: 0,
             };
-            output::failure("usage", &f, e.json);
+            output::failure(e.command, &f, e.json);
             return exit(Status::Usage);
         }
     };
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
                 Status::Ok
             })
         }
-        Command::Thaw { mounts } => runtime::require_cap_sys_admin()
+        Command::Thaw { mounts } => runtime::require_cap_sys_admin("thawing", &mounts)
             .and_then(|()| runtime::thaw_paths(&mounts))
             .map(|(status, results)| {
                 output::thaw(status, &results, json);
@@ -153,7 +153,7 @@ fn freeze(
     json: bool,
 ) -> Result<Status, Failure> {
     runtime::check_timeout(timeout)?;
-    runtime::require_cap_sys_admin()?;
+    runtime::require_cap_sys_admin("freezing", mounts)?;
     let program = match &mode {
         Mode::Run(argv) => {
             let first = argv.first().ok_or_else(|| Failure {
@@ -224,6 +224,9 @@ fn freeze(
     let mut lines: Vec<&str> = log.lines().collect();
     if log.dropped() > 0 {
         lines.push(&dropped);
+    }
+    if report.status != Status::Ok {
+        eprintln!("quiesce: {}", report.message());
     }
     output::session(name, &report, &lines, json);
     Ok(report.status)

@@ -97,15 +97,22 @@ pub fn has_cap_sys_admin() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
 }
 
-/// Fails with [`Status::Permission`] unless this process has CAP_SYS_ADMIN.
-pub fn require_cap_sys_admin() -> Result<(), Failure> {
+/// Fails with [`Status::Permission`] unless this process has CAP_SYS_ADMIN; the message
+/// names what was to be done (`"freezing"`) and to which paths.
+pub fn require_cap_sys_admin(action: &str, paths: &[std::ffi::OsString]) -> Result<(), Failure> {
     if has_cap_sys_admin() {
-        Ok(())
-    } else {
-        Err(Failure::new(
-            Status::Permission,
-            "freezing filesystems needs CAP_SYS_ADMIN: run quiesce as root (e.g. with sudo)",
-        )
-        .with_errno(1))
+        return Ok(());
     }
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| format!("'{}'", p.to_string_lossy()))
+        .collect();
+    Err(Failure::new(
+        Status::Permission,
+        format!(
+            "{action} {} needs CAP_SYS_ADMIN, which this process does not have: run quiesce as root (e.g. with sudo)",
+            names.join(", ")
+        ),
+    )
+    .with_errno(1))
 }
