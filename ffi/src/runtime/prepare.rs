@@ -368,9 +368,14 @@ impl Prepared {
     ) -> Result<Report, Failure> {
         let timeout_ns = check_timeout(timeout)?;
         if self.targets.is_empty() {
+            let why: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|s| format!("{}: {}", s.mount_point, s.reason))
+                .collect();
             return Err(Failure::new(
-                Status::Usage,
-                "nothing to freeze: every named filesystem was skipped (see the plan)",
+                Status::NotFreezable,
+                format!("nothing to freeze: {}", why.join("; ")),
             ));
         }
         let order: Vec<u16> = (0..self.targets.len() as u16).collect();
