@@ -1,6 +1,9 @@
 //! Rule 7: the freeze -> thaw path allocates nothing. A counting global allocator, armed only
 //! on this test's thread, surrounds the core's executor while it freezes and thaws real
-//! loop-mounted ext4 and xfs filesystems: on success, at the deadline, and on a failed freeze.
+//! loop-mounted ext4 and xfs filesystems: on success, at the deadline, and on a failed freeze;
+//! and the runtime's path through the helper processes ([`Armed::run`]: `FIFREEZE` issued by the
+//! freezer, the guardian watching), also with a `FIFREEZE` stuck in the kernel at the deadline.
+//! (The helpers themselves run only the core's allocation-free loops after `fork`.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -8,7 +11,7 @@ use std::ffi::OsString;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use quiesce::runtime::{self, Select};
+use quiesce::runtime::{self, FreezeOptions, IfFrozen, Select};
 use quiesce_core::linux::{execute, Controller, Signal};
 use quiesce_core::session::{Outcome, Session};
 use quiesce_core::Status;
@@ -144,4 +147,86 @@ fn freeze_to_thaw_allocates_nothing() {
     assert_eq!(s.target(0).unwrap().outcome, Outcome::Thawed);
     assert_eq!(s.target(1).unwrap().outcome, Outcome::FreezeFailed);
     assert_eq!(n, 0, "allocations on the failed-freeze path");
+}
+
+/// Arms a runtime session on `fss` (helpers forked, nothing frozen), then counts the
+/// allocations of [`Armed::run`] alone; returns the report and the count.
+fn run_armed(
+    fss: &[&TestFs],
+    ack: bool,
+    timeout: Duration,
+    if_frozen: IfFrozen,
+) -> (runtime::Report, u64) {
+    let mounts: Vec<OsString> = fss
+        .iter()
+        .map(|f| {
+            guard(&f.mount);
+            f.mount.clone().into_os_string()
+        })
+        .collect();
+    let prepared = runtime::prepare(Select::Named(&mounts)).expect("plan");
+    let mut armed = prepared
+        .arm(FreezeOptions {
+            timeout,
+            if_frozen,
+            record: false,
+        })
+        .expect("arm");
+    let mut ctl = Ack(ack);
+    let (_, n) = allocations(|| armed.run(&mut ctl));
+    (armed.finish(), n)
+}
+
+#[test]
+fn helper_path_allocates_nothing() {
+    require_root();
+    let scratch = Scratch::new();
+    let a = TestFs::new(&scratch, "a", FsKind::Ext4);
+    let b = TestFs::new(&scratch, "b", FsKind::Xfs);
+
+    let (r, n) = run_armed(&[&a, &b], true, Duration::from_secs(30), IfFrozen::Fail);
+    assert_eq!(r.status, Status::Ok, "{}", r.message());
+    assert!(r.targets.iter().all(|t| t.outcome == Outcome::Thawed));
+    assert_eq!(
+        n, 0,
+        "allocations between the first FIFREEZE and the last FITHAW"
+    );
+
+    let (r, n) = run_armed(&[&a, &b], false, Duration::from_millis(300), IfFrozen::Fail);
+    assert_eq!(r.status, Status::Timeout);
+    assert_eq!(n, 0, "allocations on the deadline path");
+
+    // Another holder froze B: skipped (not covered), A frozen and thawed.
+    b.fsfreeze();
+    let (r, n) = run_armed(&[&a, &b], true, Duration::from_secs(30), IfFrozen::Skip);
+    b.fsthaw();
+    assert_eq!(r.status, Status::Ok, "{}", r.message());
+    assert_eq!(r.not_covered().count(), 1);
+    assert_eq!(n, 0, "allocations on the skip path");
+}
+
+#[test]
+fn stuck_freeze_path_allocates_nothing() {
+    require_root();
+    let scratch = Scratch::new();
+    // B's image lives on X; with X frozen and B dirty, B's FIFREEZE cannot finish.
+    let x = TestFs::new_sized_in(
+        &scratch.dir,
+        &scratch.dir,
+        "x",
+        FsKind::Ext4,
+        2 * FsKind::Ext4.image_size(),
+    );
+    let b = TestFs::new_in(&x.mount, &scratch.dir, "b", FsKind::Ext4);
+    std::fs::write(b.path("dirty"), vec![7u8; 4 << 20]).expect("write dirty data");
+    x.fsfreeze();
+    let (r, n) = run_armed(&[&b], true, Duration::from_millis(500), IfFrozen::Fail);
+    x.fsthaw();
+    assert_eq!(r.status, Status::Timeout, "{}", r.message());
+    assert_eq!(r.targets[0].outcome, Outcome::InFlight);
+    assert_eq!(
+        n, 0,
+        "allocations while a FIFREEZE was stuck at the deadline"
+    );
+    quiesce_testkit::assert_writable(&b.mount, &"after X was thawed, the freezer thaws B");
 }

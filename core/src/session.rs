@@ -50,6 +50,16 @@ pub enum Event {
         /// Monotonic ns after the call.
         end: u64,
     },
+    /// The deadline came while `FIFREEZE` on `target` was still in flight (stuck in the
+    /// kernel): it is abandoned, and whoever completes it thaws it at once (the freezer).
+    FreezeInFlight {
+        /// Target index.
+        target: usize,
+        /// Monotonic ns when the call was issued.
+        start: u64,
+        /// Monotonic ns when it was given up.
+        at: u64,
+    },
     /// `FIFREEZE` on `target` failed with `errno`.
     FreezeFailed {
         /// Target index.
@@ -100,6 +110,16 @@ pub enum Event {
         /// Monotonic ns before the call.
         start: u64,
         /// Monotonic ns after the call.
+        end: u64,
+    },
+    /// `target` was thawed by the guardian before we got to it (we missed the guardian's
+    /// deadline): thawed, but the window was longer than the deadline.
+    ThawedByGuardian {
+        /// Target index.
+        target: usize,
+        /// Monotonic ns when the guardian issued `FITHAW`.
+        start: u64,
+        /// Monotonic ns when it returned.
         end: u64,
     },
     /// `FITHAW` on `target` failed with `errno`.
@@ -164,6 +184,14 @@ pub enum Outcome {
     ThawedByOther,
     /// `FITHAW` failed: it may still be frozen.
     ThawFailed,
+    /// Its `FIFREEZE` had not returned at the deadline: abandoned, and thawed by the freezer
+    /// as soon as it returns.
+    InFlight,
+    /// Frozen by us and thawed by the guardian (we were too late).
+    ThawedByGuardian,
+    /// Already frozen by another holder (`EBUSY`) and skipped by the `IfFrozen::Skip`
+    /// policy: the snapshot does not cover it.
+    NotCovered,
 }
 
 impl Outcome {
@@ -176,6 +204,9 @@ impl Outcome {
             Outcome::Thawed => "thawed",
             Outcome::ThawedByOther => "thawed-by-other",
             Outcome::ThawFailed => "thaw-failed",
+            Outcome::InFlight => "in-flight-at-deadline",
+            Outcome::ThawedByGuardian => "thawed-by-guardian",
+            Outcome::NotCovered => "not-covered",
         }
     }
 }
@@ -227,6 +258,17 @@ enum Phase {
     Done,
 }
 
+/// What to do when a filesystem is already frozen by another holder (`EBUSY` on `FIFREEZE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IfFrozen {
+    /// Fail the session (status `FrozenByOther`), thawing what we froze; theirs is left alone.
+    #[default]
+    Fail,
+    /// Leave it out, report it as not covered, and freeze the rest. If nothing at all could be
+    /// frozen, the session fails as with `Fail`.
+    Skip,
+}
+
 /// A misuse of the machine: an event it did not ask for. The state is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnexpectedEvent;
@@ -257,6 +299,7 @@ pub struct Session<const N: usize> {
     ended_at: u64,
     window_start: Option<u64>,
     window_end: Option<u64>,
+    if_frozen: IfFrozen,
 }
 
 impl<const N: usize> Session<N> {
@@ -294,7 +337,14 @@ impl<const N: usize> Session<N> {
             ended_at: 0,
             window_start: None,
             window_end: None,
+            if_frozen: IfFrozen::Fail,
         })
+    }
+
+    /// Sets the policy for filesystems that another holder has frozen already.
+    pub fn with_if_frozen(mut self, policy: IfFrozen) -> Self {
+        self.if_frozen = policy;
+        self
     }
 
     /// What to do now. `now` is the monotonic clock in ns; it also serves as the tick that
@@ -395,12 +445,47 @@ impl<const N: usize> Session<N> {
                 r.freeze_start = start;
                 r.freeze_ns = end.saturating_sub(start);
                 self.phase = Phase::Freezing { pos, issued: false };
+                if errno == EBUSY && self.if_frozen == IfFrozen::Skip {
+                    // Another holder's freeze: leave it alone and go on with the rest.
+                    r.outcome = Outcome::NotCovered;
+                    self.phase = Phase::Freezing {
+                        pos: pos + 1,
+                        issued: false,
+                    };
+                    if self.deadline.is_some_and(|d| end >= d) {
+                        self.finish_window(End::Deadline, Status::Timeout, end);
+                    } else if pos + 1 >= self.n && !self.anything_frozen() {
+                        // Nothing at all is ours: there is no snapshot to take.
+                        self.finish_window(End::FreezeFailed, Status::FrozenByOther, end);
+                    }
+                    return Ok(());
+                }
                 let status = if errno == EBUSY {
                     Status::FrozenByOther
                 } else {
                     Status::FreezeFailed
                 };
                 self.finish_window(End::FreezeFailed, status, end);
+            }
+            (
+                Phase::Freezing { pos, issued: true },
+                Event::FreezeInFlight { target, start, at },
+            ) if self.at(pos) == Some(target) => {
+                let r = &mut self.records[target];
+                r.outcome = Outcome::InFlight;
+                r.freeze_start = start;
+                r.freeze_ns = at.saturating_sub(start);
+                if self.window_start.is_none() {
+                    self.window_start = Some(start);
+                }
+                // Not frozen by us as far as this machine knows: never thawed here (its
+                // freezer thaws it when the call returns). Nothing after it is frozen.
+                self.phase = Phase::Freezing { pos, issued: false };
+                if self.deadline.is_some_and(|d| at >= d) {
+                    self.finish_window(End::Deadline, Status::Timeout, at);
+                } else {
+                    self.finish_window(End::FreezeFailed, Status::FreezeFailed, at);
+                }
             }
             (Phase::Notifying { issued: true }, Event::Notified { .. }) => {
                 self.phase = Phase::Awaiting;
@@ -433,6 +518,23 @@ impl<const N: usize> Session<N> {
                 r.thaw_end = end;
                 r.thaw_ns = end.saturating_sub(start);
                 self.window_end = Some(end);
+                self.phase = Phase::Thawing {
+                    pos: pos - 1,
+                    issued: false,
+                };
+            }
+            (
+                Phase::Thawing { issued: true, pos },
+                Event::ThawedByGuardian { target, start, end },
+            ) if pos.checked_sub(1).and_then(|p| self.at(p)) == Some(target) => {
+                let r = &mut self.records[target];
+                r.outcome = Outcome::ThawedByGuardian;
+                r.thaw_end = end;
+                r.thaw_ns = end.saturating_sub(start);
+                // The guardian acts only after the deadline (plus its grace): the window was
+                // longer than the deadline.
+                self.status = self.status.worst(Status::Timeout);
+                self.window_end = Some(self.window_end.map_or(end, |w| w.max(end)));
                 self.phase = Phase::Thawing {
                     pos: pos - 1,
                     issued: false,
@@ -493,6 +595,11 @@ impl<const N: usize> Session<N> {
 
     fn record(&self, i: usize) -> TargetRecord {
         self.records.get(i).copied().unwrap_or(TargetRecord::NEW)
+    }
+
+    /// The policy for filesystems frozen by another holder.
+    pub fn if_frozen(&self) -> IfFrozen {
+        self.if_frozen
     }
 
     /// The number of targets.

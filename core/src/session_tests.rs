@@ -397,3 +397,142 @@ fn an_empty_session_notifies_and_finishes() {
     assert_eq!(st, Status::Ok);
     assert!(d.freezes().is_empty());
 }
+
+#[test]
+fn a_freeze_in_flight_at_the_deadline_is_abandoned_and_the_rest_thawed_in_reverse() {
+    // Failure 5: FIFREEZE stuck in the kernel. The executor gives up on it at the deadline.
+    let mut s = Session::<3>::new(&[0, 1, 2], 2_000 * MS).unwrap();
+    assert_eq!(s.next(T0), Action::Freeze(0));
+    s.handle(Event::Froze {
+        target: 0,
+        start: T0,
+        end: T0 + MS,
+    })
+    .unwrap();
+    assert_eq!(s.next(T0 + MS), Action::Freeze(1));
+    let at = T0 + 2_000 * MS;
+    s.handle(Event::FreezeInFlight {
+        target: 1,
+        start: T0 + MS,
+        at,
+    })
+    .unwrap();
+    assert_eq!(s.next(at), Action::Thaw(0), "the confirmed-frozen one");
+    s.handle(Event::Thawed {
+        target: 0,
+        start: at,
+        end: at + MS,
+    })
+    .unwrap();
+    assert_eq!(s.next(at + MS), Action::Done(Status::Timeout));
+    assert_eq!(s.end(), End::Deadline);
+    assert_eq!(s.target(1).unwrap().outcome, Outcome::InFlight);
+    assert_eq!(s.target(1).unwrap().freeze_ns, 1_999 * MS);
+    assert_eq!(s.target(2).unwrap().outcome, Outcome::NotAttempted);
+    assert_eq!(s.consistency(), Consistency::None);
+    assert!(!s.anything_frozen());
+}
+
+#[test]
+fn an_in_flight_first_freeze_thaws_nothing() {
+    let mut s = Session::<2>::new(&[1, 0], 2_000 * MS).unwrap();
+    assert_eq!(s.next(T0), Action::Freeze(1));
+    s.handle(Event::FreezeInFlight {
+        target: 1,
+        start: T0,
+        at: T0 + 2_000 * MS,
+    })
+    .unwrap();
+    assert_eq!(s.next(T0 + 2_000 * MS), Action::Done(Status::Timeout));
+    assert_eq!(s.window_ns(), None);
+}
+
+#[test]
+fn if_frozen_skip_leaves_theirs_out_and_freezes_the_rest() {
+    let mut s = Session::<4>::new(&[0, 1, 2], 5_000 * MS)
+        .unwrap()
+        .with_if_frozen(IfFrozen::Skip);
+    let mut d = Driver::new();
+    let st = d.run(
+        &mut s,
+        |i| {
+            if i == 1 {
+                (Err(EBUSY), 0)
+            } else {
+                (Ok(()), MS)
+            }
+        },
+        ok_thaw,
+        ack_after(1),
+    );
+    assert_eq!(st, Status::Ok);
+    assert_eq!(&d.freezes()[..], &[0, 1, 2]);
+    assert_eq!(&d.thaws()[..], &[2, 0], "theirs is never thawed");
+    assert_eq!(s.target(1).unwrap().outcome, Outcome::NotCovered);
+    assert_eq!(s.target(1).unwrap().errno, EBUSY);
+    assert_eq!(s.consistency(), Consistency::FileSystem);
+}
+
+#[test]
+fn if_frozen_skip_with_nothing_left_fails_as_frozen_by_other() {
+    let mut s = Session::<2>::new(&[0, 1], 5_000 * MS)
+        .unwrap()
+        .with_if_frozen(IfFrozen::Skip);
+    let mut d = Driver::new();
+    let st = d.run(&mut s, |_| (Err(EBUSY), 0), ok_thaw, ack_after(1));
+    assert_eq!(st, Status::FrozenByOther);
+    assert!(d.thaws().is_empty());
+    assert!(!d.actions.contains(&Action::Notify));
+    // Other errors still fail the session under Skip.
+    let mut s = Session::<2>::new(&[0, 1], 5_000 * MS)
+        .unwrap()
+        .with_if_frozen(IfFrozen::Skip);
+    let mut d = Driver::new();
+    let st = d.run(
+        &mut s,
+        |i| if i == 1 { (Err(5), 0) } else { (Ok(()), MS) },
+        ok_thaw,
+        ack_after(1),
+    );
+    assert_eq!(st, Status::FreezeFailed);
+    assert_eq!(&d.thaws()[..], &[0]);
+}
+
+#[test]
+fn a_thaw_done_by_the_guardian_is_not_a_foreign_thaw_but_a_timeout() {
+    let mut s = Session::<2>::new(&[0, 1], 5_000 * MS).unwrap();
+    assert_eq!(s.next(T0), Action::Freeze(0));
+    s.handle(Event::Froze {
+        target: 0,
+        start: T0,
+        end: T0,
+    })
+    .unwrap();
+    assert_eq!(s.next(T0), Action::Freeze(1));
+    s.handle(Event::Froze {
+        target: 1,
+        start: T0,
+        end: T0,
+    })
+    .unwrap();
+    assert_eq!(s.next(T0), Action::Notify);
+    s.handle(Event::Notified { at: T0 }).unwrap();
+    s.handle(Event::Acknowledged { at: T0 + MS }).unwrap();
+    assert_eq!(s.next(T0 + 9_000 * MS), Action::Thaw(1));
+    s.handle(Event::ThawedByGuardian {
+        target: 1,
+        start: T0 + 7_000 * MS,
+        end: T0 + 7_001 * MS,
+    })
+    .unwrap();
+    assert_eq!(s.next(T0 + 9_000 * MS), Action::Thaw(0));
+    s.handle(Event::Thawed {
+        target: 0,
+        start: T0 + 9_000 * MS,
+        end: T0 + 9_001 * MS,
+    })
+    .unwrap();
+    assert_eq!(s.next(T0 + 9_001 * MS), Action::Done(Status::Timeout));
+    assert_eq!(s.target(1).unwrap().outcome, Outcome::ThawedByGuardian);
+    assert_eq!(s.consistency(), Consistency::None);
+}

@@ -33,6 +33,58 @@ pub trait Controller {
     fn wait(&mut self, until_ns: u64) -> Option<Signal>;
 }
 
+/// What became of a `FIFREEZE` the executor asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreezeReply {
+    /// The call returned.
+    Returned {
+        /// Its result.
+        result: Result<(), Errno>,
+        /// Monotonic ns before the call.
+        start: u64,
+        /// Monotonic ns after it.
+        end: u64,
+    },
+    /// The deadline came first: the call is abandoned, and whoever completes it thaws at once.
+    InFlight {
+        /// Monotonic ns when it was issued.
+        start: u64,
+        /// Monotonic ns when it was given up.
+        at: u64,
+    },
+}
+
+/// What became of a `FITHAW` the executor asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThawReply {
+    /// The call returned.
+    Returned {
+        /// Its result.
+        result: Result<(), Errno>,
+        /// Monotonic ns before the call.
+        start: u64,
+        /// Monotonic ns after it.
+        end: u64,
+    },
+    /// The guardian had thawed it already (we were past its deadline).
+    ByGuardian {
+        /// Monotonic ns when the guardian issued `FITHAW`.
+        start: u64,
+        /// Monotonic ns when it returned.
+        end: u64,
+    },
+}
+
+/// How the executor freezes and thaws targets: directly ([`Direct`]), or through helper
+/// processes that keep the deadline even when `FIFREEZE` hangs
+/// ([`Client`](super::freezer::Client)). Implementations must not allocate.
+pub trait Ops {
+    /// Freezes target `i`; gives up at `deadline` (monotonic ns) if it can.
+    fn freeze(&mut self, i: usize, deadline: u64) -> FreezeReply;
+    /// Thaws target `i`.
+    fn thaw(&mut self, i: usize) -> ThawReply;
+}
+
 /// Calls `op` on target `i`'s descriptor; returns its result bracketed by monotonic times.
 fn timed(
     fds: &[BorrowedFd<'_>],
@@ -44,27 +96,75 @@ fn timed(
     (r, start, now_ns())
 }
 
-/// Runs `session` to the end: freezes `fds[i]` for target `i`, notifies and waits on
-/// `controller`, thaws, and returns the final status. Allocates nothing.
+/// `FIFREEZE` and `FITHAW` on the calling thread, one descriptor per target. A `FIFREEZE` that
+/// hangs in the kernel hangs the caller with it: use the helpers
+/// ([`Client`](super::freezer::Client)) where the deadline must hold regardless.
+pub struct Direct<'a, 'fd> {
+    fds: &'a [BorrowedFd<'fd>],
+}
+
+impl<'a, 'fd> Direct<'a, 'fd> {
+    /// Freezes `fds[i]` for target `i`.
+    pub fn new(fds: &'a [BorrowedFd<'fd>]) -> Self {
+        Direct { fds }
+    }
+}
+
+impl Ops for Direct<'_, '_> {
+    fn freeze(&mut self, i: usize, _deadline: u64) -> FreezeReply {
+        let (result, start, end) = timed(self.fds, i, sys::freeze);
+        FreezeReply::Returned { result, start, end }
+    }
+
+    fn thaw(&mut self, i: usize) -> ThawReply {
+        let (result, start, end) = timed(self.fds, i, sys::thaw);
+        ThawReply::Returned { result, start, end }
+    }
+}
+
+/// Runs `session` to the end: freezes `fds[i]` for target `i` on this thread, notifies and
+/// waits on `controller`, thaws, and returns the final status. Allocates nothing.
 pub fn execute<const N: usize, C: Controller + ?Sized>(
     session: &mut Session<N>,
     fds: &[BorrowedFd<'_>],
     controller: &mut C,
 ) -> Status {
+    execute_with(session, &mut Direct::new(fds), controller)
+}
+
+/// Runs `session` to the end with `ops` doing the freezes and thaws. Allocates nothing.
+pub fn execute_with<const N: usize, O: Ops + ?Sized, C: Controller + ?Sized>(
+    session: &mut Session<N>,
+    ops: &mut O,
+    controller: &mut C,
+) -> Status {
     loop {
         let now = now_ns();
         let event = match session.next(now) {
-            Action::Freeze(i) => match timed(fds, i, sys::freeze) {
-                (Ok(()), start, end) => Event::Froze {
+            Action::Freeze(i) => match ops.freeze(i, session.deadline().unwrap_or(u64::MAX)) {
+                FreezeReply::Returned {
+                    result: Ok(()),
+                    start,
+                    end,
+                } => Event::Froze {
                     target: i,
                     start,
                     end,
                 },
-                (Err(errno), start, end) => Event::FreezeFailed {
+                FreezeReply::Returned {
+                    result: Err(errno),
+                    start,
+                    end,
+                } => Event::FreezeFailed {
                     target: i,
                     errno,
                     start,
                     end,
+                },
+                FreezeReply::InFlight { start, at } => Event::FreezeInFlight {
+                    target: i,
+                    start,
+                    at,
                 },
             },
             Action::Notify => match controller.notify() {
@@ -86,15 +186,28 @@ pub fn execute<const N: usize, C: Controller + ?Sized>(
                     }
                 }
             },
-            Action::Thaw(i) => match timed(fds, i, sys::thaw) {
-                (Ok(()), start, end) => Event::Thawed {
+            Action::Thaw(i) => match ops.thaw(i) {
+                ThawReply::Returned {
+                    result: Ok(()),
+                    start,
+                    end,
+                } => Event::Thawed {
                     target: i,
                     start,
                     end,
                 },
-                (Err(errno), start, end) => Event::ThawFailed {
+                ThawReply::Returned {
+                    result: Err(errno),
+                    start,
+                    end,
+                } => Event::ThawFailed {
                     target: i,
                     errno,
+                    start,
+                    end,
+                },
+                ThawReply::ByGuardian { start, end } => Event::ThawedByGuardian {
+                    target: i,
                     start,
                     end,
                 },

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use quiesce::runtime::MAX_TIMEOUT;
+use quiesce::runtime::{IfFrozen, MAX_TIMEOUT};
 
 /// What to do.
 #[derive(Debug, PartialEq)]
@@ -19,17 +19,23 @@ pub enum Command {
         timeout: Duration,
         mounts: Vec<OsString>,
         argv: Vec<OsString>,
+        if_frozen: IfFrozen,
     },
     /// `quiesce freeze` and the `fsfreezer` form.
     Freeze {
         timeout: Duration,
         mounts: Vec<OsString>,
         stdin: bool,
+        if_frozen: IfFrozen,
     },
     /// `quiesce thaw`.
     Thaw {
         mounts: Vec<OsString>,
     },
+    /// `quiesce status`: the sessions in progress.
+    Status,
+    /// `quiesce recover`: thaw what dead sessions left frozen.
+    Recover,
     Help,
     Version,
 }
@@ -51,6 +57,17 @@ pub struct UsageError {
     pub command: &'static str,
     /// Whether `--json` was seen before the error (so the error is reported as JSON).
     pub json: bool,
+}
+
+/// Parses `--if-frozen`'s value: `fail` (the default) or `skip`.
+pub fn parse_if_frozen(text: &str) -> Result<IfFrozen, String> {
+    match text {
+        "fail" => Ok(IfFrozen::Fail),
+        "skip" => Ok(IfFrozen::Skip),
+        _ => Err(format!(
+            "--if-frozen '{text}' is not a policy: use --if-frozen=fail (the default: stop, naming the filesystem) or --if-frozen=skip (leave it out of the snapshot)"
+        )),
+    }
 }
 
 /// Parses `--timeout`'s value: seconds, decimals allowed, more than 0, at most an hour.
@@ -88,6 +105,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         Some(a) if a == "run" => "run",
         Some(a) if a == "freeze" => "freeze",
         Some(a) if a == "thaw" => "thaw",
+        Some(a) if a == "status" => "status",
+        Some(a) if a == "recover" => "recover",
         Some(a) if looks_like_number(&a) => "freeze",
         _ => "usage",
     };
@@ -117,6 +136,8 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         "run" => "run",
         "freeze" => "freeze",
         "thaw" => "thaw",
+        "status" => "status",
+        "recover" => "recover",
         "help" | "--help" | "-h" => {
             return Ok(Invocation {
                 command: Command::Help,
@@ -152,6 +173,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     timeout,
                     mounts,
                     stdin: false,
+                    if_frozen: IfFrozen::Fail,
                 },
                 json,
                 name: "freeze",
@@ -159,7 +181,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
         }
         other => {
             return Err(err(
-                format!("unknown command '{other}'; commands: plan, run, freeze, thaw (see `quiesce --help`)"),
+                format!("unknown command '{other}'; commands: plan, run, freeze, thaw, status, recover (see `quiesce --help`)"),
                 json,
             ))
         }
@@ -167,6 +189,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
 
     let mut timeout: Option<Duration> = None;
     let mut stdin = false;
+    let mut if_frozen = IfFrozen::Fail;
     let mut exclude = Vec::new();
     let mut mounts = Vec::new();
     let mut argv: Option<Vec<OsString>> = None;
@@ -198,6 +221,14 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 timeout = Some(parse_timeout(&t["--timeout=".len()..]).map_err(|m| err(m, json))?);
             }
             "--stdin" if name == "freeze" => stdin = true,
+            "--if-frozen" if name == "run" || name == "freeze" => {
+                let v = value(&mut it, "--if-frozen")?;
+                if_frozen = parse_if_frozen(&v.to_string_lossy()).map_err(|m| err(m, json))?;
+            }
+            t if (name == "run" || name == "freeze") && t.starts_with("--if-frozen=") => {
+                if_frozen =
+                    parse_if_frozen(&t["--if-frozen=".len()..]).map_err(|m| err(m, json))?;
+            }
             "--exclude" if name == "plan" => exclude.push(value(&mut it, "--exclude")?),
             t if name == "plan" && t.starts_with("--exclude=") => {
                 exclude.push(OsString::from(&t["--exclude=".len()..]))
@@ -250,6 +281,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 timeout,
                 mounts,
                 argv,
+                if_frozen,
             }
         }
         "freeze" => {
@@ -262,6 +294,24 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 timeout,
                 mounts,
                 stdin,
+                if_frozen,
+            }
+        }
+        "status" | "recover" => {
+            if let Some(extra) = mounts.first().or(argv.as_ref().and_then(|a| a.first())) {
+                return Err(err(
+                    format!(
+                        "`quiesce {name}` takes no mount point ('{}'); it reads the session records in {}",
+                        extra.to_string_lossy(),
+                        quiesce::runtime::RUN_DIR
+                    ),
+                    json,
+                ));
+            }
+            if name == "status" {
+                Command::Status
+            } else {
+                Command::Recover
             }
         }
         _ => {
@@ -318,6 +368,7 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 mounts: vec!["/a".into()],
                 argv: vec!["cp".into(), "-a".into(), "x".into()],
+                if_frozen: IfFrozen::Fail,
             }
         );
         let i = p(&["30", "/a", "/b"]).unwrap();
@@ -326,11 +377,30 @@ mod tests {
             Command::Freeze {
                 timeout: Duration::from_secs(30),
                 mounts: vec!["/a".into(), "/b".into()],
-                stdin: false
+                stdin: false,
+                if_frozen: IfFrozen::Fail,
             }
         );
         let i = p(&["freeze", "--stdin", "--timeout=2", "/a"]).unwrap();
         assert!(matches!(i.command, Command::Freeze { stdin: true, .. }));
+        let i = p(&["freeze", "--if-frozen=skip", "--timeout=2", "/a"]).unwrap();
+        assert!(matches!(
+            i.command,
+            Command::Freeze {
+                if_frozen: IfFrozen::Skip,
+                ..
+            }
+        ));
+        let i = p(&["run", "--if-frozen", "fail", "-t", "2", "/a", "--", "x"]).unwrap();
+        assert!(matches!(
+            i.command,
+            Command::Run {
+                if_frozen: IfFrozen::Fail,
+                ..
+            }
+        ));
+        assert_eq!(p(&["status", "--json"]).unwrap().command, Command::Status);
+        assert_eq!(p(&["recover"]).unwrap().command, Command::Recover);
         let i = p(&["plan", "--exclude", "/x"]).unwrap();
         assert_eq!(
             i.command,
@@ -353,6 +423,9 @@ mod tests {
             (&["explode"], "'explode'"),
             (&[], "no command"),
             (&["5", "--stdin", "/a"], "'--stdin'"),
+            (&["freeze", "--if-frozen=maybe", "-t", "1", "/a"], "'maybe'"),
+            (&["plan", "--if-frozen=skip"], "'--if-frozen=skip'"),
+            (&["status", "/a"], "'/a'"),
         ] {
             let e = p(args).unwrap_err();
             assert!(e.message.contains(word), "{args:?}: {}", e.message);

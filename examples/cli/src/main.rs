@@ -6,11 +6,12 @@ mod controllers;
 mod deferred_log;
 mod json;
 mod output;
+mod sessions;
 mod signals;
 
 use std::process::ExitCode;
 
-use quiesce::runtime::{self, Failure, Report, Select};
+use quiesce::runtime::{self, Failure, FreezeOptions, IfFrozen, Report, Select};
 use quiesce::Status;
 
 use args::{Command, Invocation};
@@ -25,10 +26,12 @@ quiesce: freeze filesystems for a consistent disk snapshot, and always thaw them
 
 Usage:
   quiesce plan   [--json] [--exclude MOUNT]... [MOUNT...]
-  quiesce run    --timeout SECS [--json] MOUNT... -- CMD [ARG...]
-  quiesce freeze --timeout SECS [--json] [--stdin] MOUNT...
+  quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] MOUNT... -- CMD [ARG...]
+  quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [--stdin] MOUNT...
   quiesce TIMEOUT MOUNT...        (the fsfreezer / safefreeze form of `freeze`)
   quiesce thaw   [--json] MOUNT...
+  quiesce status [--json]
+  quiesce recover [--json]
 
 Commands:
   plan     show what would be frozen, in which order, and what is skipped and why;
@@ -42,17 +45,26 @@ Commands:
            end of input does not.
   thaw     the rescue: thaw the named filesystems (one that is not frozen is reported, and
            is not an error).
+  status   list the sessions in progress (records in /run/quiesce): their processes, targets
+           and deadline.
+  recover  thaw what sessions left frozen whose controller and guardian are both gone (each
+           mount point must still hold the recorded device), and remove their records.
 
 Options:
   --timeout SECS   the deadline from the first freeze to the last thaw; more than 0, at most
                    3600; decimals allowed
   --json           print the report as one JSON object on stdout
+  --if-frozen=fail|skip
+                   a filesystem already frozen by another holder: fail (the default: exit 15,
+                   their freeze left alone) or skip it (the snapshot does not cover it)
   --exclude MOUNT  (plan) leave this filesystem out
   -h, --help       this text;  -V, --version  the version
 
 MOUNT must be a mount point; each filesystem is frozen once, however many of its paths are
 named. Needs CAP_SYS_ADMIN (root) to freeze or thaw. SIGTERM, SIGINT or SIGHUP while frozen
 thaws and exits 18. Log lines produced while frozen are written to stderr after the thaw.
+A guardian process thaws everything if quiesce is killed (SIGKILL included), and a FIFREEZE
+stuck in the kernel cannot hold up the deadline: it is thawed as soon as it returns.
 
 Exit codes: 0 ok (file-system-consistent), 2 usage, 3 bad target, 4 not freezable,
 5 permission, 6 plan refused, 11 freeze failed, 12 thaw failed, 13 timeout,
@@ -112,12 +124,26 @@ fn main() -> ExitCode {
             timeout,
             mounts,
             stdin,
-        } => freeze(name, &mounts, timeout, Mode::from(stdin), json),
+            if_frozen,
+        } => freeze(name, &mounts, timeout, if_frozen, Mode::from(stdin), json),
         Command::Run {
             timeout,
             mounts,
             argv,
-        } => freeze(name, &mounts, timeout, Mode::Run(argv), json),
+            if_frozen,
+        } => freeze(name, &mounts, timeout, if_frozen, Mode::Run(argv), json),
+        Command::Status => runtime::sessions().map(|list| {
+            sessions::status(&list, json);
+            Status::Ok
+        }),
+        Command::Recover => {
+            runtime::require_cap_sys_admin("recovering", &[runtime::RUN_DIR.into()])
+                .and_then(|()| runtime::recover())
+                .map(|(status, list)| {
+                    sessions::recover(status, &list, json);
+                    status
+                })
+        }
     };
     match result {
         Ok(status) => exit(status),
@@ -149,6 +175,7 @@ fn freeze(
     name: &str,
     mounts: &[std::ffi::OsString],
     timeout: std::time::Duration,
+    if_frozen: IfFrozen,
     mode: Mode,
     json: bool,
 ) -> Result<Status, Failure> {
@@ -190,6 +217,11 @@ fn freeze(
         message: format!("cannot set up signal handling: {e}"),
         errno: e.raw_os_error().unwrap_or(0),
     })?;
+    let options = FreezeOptions {
+        timeout,
+        if_frozen,
+        record: true,
+    };
     let mut log = Box::new(DeferredLog::new());
     let report: Report = match mode {
         Mode::Parent => {
@@ -198,11 +230,11 @@ fn freeze(
                 message: m,
                 errno: 0,
             })?;
-            prepared.freeze(timeout, &mut c)?
+            prepared.freeze_with(options, &mut c)?
         }
         Mode::Stdin => {
             let mut c = StdinLines::new(&signals, &mut log);
-            prepared.freeze(timeout, &mut c)?
+            prepared.freeze_with(options, &mut c)?
         }
         Mode::Run(argv) => {
             let Some(program) = program else {
@@ -213,7 +245,7 @@ fn freeze(
                 });
             };
             let mut c = SnapshotCommand::new(program, argv[1..].to_vec(), &signals, &mut log, json);
-            let r = prepared.freeze(timeout, &mut c);
+            let r = prepared.freeze_with(options, &mut c);
             c.finish();
             r?
         }
@@ -224,6 +256,12 @@ fn freeze(
     let mut lines: Vec<&str> = log.lines().collect();
     if log.dropped() > 0 {
         lines.push(&dropped);
+    }
+    // Notes from the session itself (e.g. a FIFREEZE still stuck in the kernel).
+    let session_notes = &report.notes[prepared.notes.len().min(report.notes.len())..];
+    for n in session_notes {
+        eprintln!("quiesce: note: {n}");
+        lines.push(n);
     }
     if report.status != Status::Ok {
         eprintln!("quiesce: {}", report.message());

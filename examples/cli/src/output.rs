@@ -133,6 +133,12 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             .opt_num("window_us", r.window_ns.map(|n| n / 1000))
             .raw("targets", &targets)
             .raw("skipped", &array(r.skipped.iter().map(skip_json)))
+            .strings(
+                "not_covered",
+                r.not_covered().map(|t| t.info.mount_point.as_str()),
+            )
+            .opt_str("slowest", r.slowest().map(|t| t.info.mount_point.as_str()))
+            .raw("blocked", &blocked_json(r))
             .strings("log", log.iter().copied());
         println!("{}", o.finish());
         return;
@@ -166,6 +172,25 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
     for s in &r.skipped {
         println!("  skipped {} ({}): {}", s.mount_point, s.fs_type, s.reason);
     }
+    for t in r.not_covered() {
+        println!(
+            "  not covered: {} (already frozen by another holder; the snapshot does not cover it)",
+            t.info.mount_point
+        );
+    }
+    for b in r.diagnosis.iter().flat_map(|d| d.blocked.iter()) {
+        println!(
+            "  in uninterruptible sleep: pid {} tid {} ({}){}",
+            b.pid,
+            b.tid,
+            b.comm,
+            if b.wchan.is_empty() {
+                String::new()
+            } else {
+                format!(" in {}", b.wchan)
+            }
+        );
+    }
     match r.window_ns {
         Some(w) => println!(
             "  frozen window {} (deadline {:.1} s); {}",
@@ -175,6 +200,19 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
         ),
         None => println!("  nothing was frozen; {}", r.consistency.name()),
     }
+}
+
+/// On a timeout, the tasks in uninterruptible sleep after the thaw (`[]` otherwise).
+fn blocked_json(r: &Report) -> String {
+    let tasks = r.diagnosis.iter().flat_map(|d| d.blocked.iter());
+    array(tasks.map(|b| {
+        Object::new()
+            .num("pid", b.pid)
+            .num("tid", b.tid)
+            .str("comm", &b.comm)
+            .str("wchan", &b.wchan)
+            .finish()
+    }))
 }
 
 /// `quiesce thaw`.

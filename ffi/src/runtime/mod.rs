@@ -1,21 +1,42 @@
 //! The Rust runtime API: plan, freeze with a deadline, thaw, report.
 //!
 //! Everything that allocates (reading the mount table, owned strings for the report, error
-//! messages) happens in [`prepare`] before the first freeze, or after the last thaw when the
-//! report is built. [`Prepared::freeze`] runs the core's executor, which allocates nothing.
+//! messages, forking the helpers, the session record) happens in [`prepare`] and
+//! [`Prepared::arm`] before the first freeze, or after the last thaw when the report is built.
+//! [`Armed::run`] runs the core's executor, which allocates nothing; `FIFREEZE` is issued by a
+//! helper process (the freezer) and a second one (the guardian) thaws if this process dies.
+//!
+//! - [`prepare`]: resolve and plan; [`Prepared::freeze`] or [`Prepared::arm`]: one session;
+//! - `helpers`: forking the guardian and the freezer;
+//! - [`SessionRecord`]: session records under `/run/quiesce`; [`sessions`] and [`recover`]:
+//!   `quiesce status` and `quiesce recover`;
+//! - [`blocked_tasks`]: tasks in uninterruptible sleep, for the timeout report;
+//! - [`thaw_paths`]: the operator's rescue thaw of named mount points.
 
+mod blocked;
 mod errno;
+mod freeze;
+mod helpers;
 mod prepare;
+mod record;
+mod recover;
 mod report;
 mod thaw;
 
+pub use blocked::{blocked_tasks, BlockedTask};
 pub use errno::errno_name;
+pub use freeze::{Armed, FreezeOptions, GUARDIAN_GRACE};
 pub use prepare::{prepare, Prepared, Select, SkipInfo, TargetInfo};
-pub use report::{Report, TargetReport};
+pub use record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};
+pub use recover::{
+    recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,
+    SessionStatus,
+};
+pub use report::{Diagnosis, Report, TargetReport};
 pub use thaw::{thaw_paths, ThawOutcome, ThawResult};
 
 pub use quiesce_core::linux::{Controller, Signal};
-pub use quiesce_core::session::{End, Outcome};
+pub use quiesce_core::session::{End, IfFrozen, Outcome};
 
 use std::fmt;
 use std::time::Duration;

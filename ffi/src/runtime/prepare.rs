@@ -3,16 +3,14 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::time::Duration;
 
 use quiesce_core::linux::sys::{self, MountIdentity};
-use quiesce_core::linux::{execute, topology, Controller};
+use quiesce_core::linux::topology;
 use quiesce_core::mountinfo::{Dev, Escaped, MountInfo};
 use quiesce_core::plan::{Plan, PlanError, PlanErrorKind, Selection};
-use quiesce_core::session::{Session, SessionError};
 use quiesce_core::Status;
 
-use super::{check_timeout, errno_name, Failure, Report, MAX_TARGETS};
+use super::{errno_name, Failure, MAX_TARGETS};
 
 const ENOENT: i32 = 2;
 const EACCES: i32 = 13;
@@ -358,41 +356,6 @@ fn open_verified(mount_point: Escaped<'_>, mount_id: u32) -> Option<OwnedFd> {
 }
 
 impl Prepared {
-    /// Freezes every target in order, notifies `controller`, waits for it until the deadline
-    /// (`timeout` after the first `FIFREEZE`), thaws in reverse, and reports. Between the first
-    /// freeze and the last thaw nothing is allocated and nothing is written.
-    pub fn freeze(
-        &self,
-        timeout: Duration,
-        controller: &mut dyn Controller,
-    ) -> Result<Report, Failure> {
-        let timeout_ns = check_timeout(timeout)?;
-        if self.targets.is_empty() {
-            let why: Vec<String> = self
-                .skipped
-                .iter()
-                .map(|s| format!("{}: {}", s.mount_point, s.reason))
-                .collect();
-            return Err(Failure::new(
-                Status::NotFreezable,
-                format!("nothing to freeze: {}", why.join("; ")),
-            ));
-        }
-        let order: Vec<u16> = (0..self.targets.len() as u16).collect();
-        let mut session = Session::<MAX_TARGETS>::new(&order, timeout_ns).map_err(|e| match e {
-            SessionError::TooManyTargets => Failure::new(
-                Status::PlanRefused,
-                format!("more than {MAX_TARGETS} filesystems to freeze; name fewer"),
-            ),
-            SessionError::BadOrder | SessionError::ZeroTimeout => {
-                Failure::new(Status::Internal, format!("cannot start a session: {e:?}"))
-            }
-        })?;
-        let fds: Vec<BorrowedFd<'_>> = self.fds.iter().map(AsFd::as_fd).collect();
-        execute(&mut session, &fds, controller);
-        Ok(Report::new(self, &session, timeout))
-    }
-
     /// The descriptors, in freeze order.
     pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
         self.fds.iter().map(AsFd::as_fd)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use quiesce_core::session::{End, Outcome, Session};
 use quiesce_core::{Consistency, Status};
 
-use super::{errno_name, Prepared, SkipInfo, TargetInfo};
+use super::{errno_name, BlockedTask, Prepared, SkipInfo, TargetInfo};
 
 /// What happened to one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +22,15 @@ pub struct TargetReport {
     pub freeze_ns: u64,
     /// How long `FITHAW` took, in ns.
     pub thaw_ns: u64,
+}
+
+/// Why a session timed out: gathered after the thaw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// Tasks in uninterruptible sleep (state `D`) right after the thaw: whoever still holds a
+    /// freeze up (e.g. a loop device's worker writing to a frozen filesystem, a stuck
+    /// `FIFREEZE`).
+    pub blocked: Vec<BlockedTask>,
 }
 
 /// The whole session.
@@ -43,8 +52,10 @@ pub struct Report {
     pub targets: Vec<TargetReport>,
     /// Mounts left out, with reasons.
     pub skipped: Vec<SkipInfo>,
-    /// Notes from planning.
+    /// Notes from planning and from the session.
     pub notes: Vec<String>,
+    /// On a timeout: who held it up.
+    pub diagnosis: Option<Diagnosis>,
 }
 
 impl Report {
@@ -88,7 +99,23 @@ impl Report {
             targets,
             skipped: prepared.skipped.clone(),
             notes: prepared.notes.clone(),
+            diagnosis: None,
         }
+    }
+
+    /// The targets the snapshot does not cover (frozen by another holder and skipped).
+    pub fn not_covered(&self) -> impl Iterator<Item = &TargetReport> {
+        self.targets
+            .iter()
+            .filter(|t| t.outcome == Outcome::NotCovered)
+    }
+
+    /// The target whose `FIFREEZE` took longest (or was still in flight at the deadline).
+    pub fn slowest(&self) -> Option<&TargetReport> {
+        self.targets
+            .iter()
+            .filter(|t| t.freeze_ns > 0 || t.outcome == Outcome::InFlight)
+            .max_by_key(|t| (t.outcome == Outcome::InFlight, t.freeze_ns))
     }
 
     /// Whether the controller acknowledged the snapshot in time.
@@ -106,12 +133,24 @@ impl Report {
             )
         };
         match self.status {
-            Status::Ok => format!(
-                "froze {} filesystem{}, snapshot acknowledged, thawed: file-system-consistent",
-                self.targets.len(),
-                if self.targets.len() == 1 { "" } else { "s" }
-            ),
-            Status::FreezeFailed | Status::FrozenByOther => match find(Outcome::FreezeFailed) {
+            Status::Ok => {
+                let frozen = self.targets.len() - self.not_covered().count();
+                let mut m = format!(
+                    "froze {frozen} filesystem{}, snapshot acknowledged, thawed: file-system-consistent",
+                    if frozen == 1 { "" } else { "s" }
+                );
+                let skipped: Vec<String> = self.not_covered().map(name).collect();
+                if !skipped.is_empty() {
+                    m.push_str(&format!(
+                        "; the snapshot does not cover {} (already frozen by another holder, skipped)",
+                        skipped.join(", ")
+                    ));
+                }
+                m
+            }
+            Status::FreezeFailed | Status::FrozenByOther => match find(Outcome::FreezeFailed)
+                .or_else(|| find(Outcome::NotCovered))
+            {
                 Some(t) if self.status == Status::FrozenByOther => format!(
                     "{} is already frozen by another holder ({}); quiesce left that freeze alone and thawed everything it had frozen",
                     name(t),
@@ -142,20 +181,45 @@ impl Report {
             },
             Status::Timeout => {
                 let slow = self
-                    .targets
-                    .iter()
-                    .max_by_key(|t| t.freeze_ns)
-                    .filter(|t| t.freeze_ns > 0)
+                    .slowest()
                     .map(|t| {
+                        if t.outcome == Outcome::InFlight {
+                            format!(
+                                "; the freeze of {} was still in flight after {:.1} ms (stuck in the kernel): it is thawed as soon as it returns",
+                                t.info.mount_point,
+                                t.freeze_ns as f64 / 1e6
+                            )
+                        } else {
+                            format!(
+                                "; the slowest freeze was {} ({:.1} ms)",
+                                t.info.mount_point,
+                                t.freeze_ns as f64 / 1e6
+                            )
+                        }
+                    })
+                    .unwrap_or_default();
+                let blocked = self
+                    .diagnosis
+                    .as_ref()
+                    .filter(|d| !d.blocked.is_empty())
+                    .map(|d| {
+                        let list: Vec<String> = d
+                            .blocked
+                            .iter()
+                            .map(|b| format!("{} ({})", b.tid, b.comm))
+                            .collect();
                         format!(
-                            "; the slowest freeze was {} ({:.1} ms)",
-                            t.info.mount_point,
-                            t.freeze_ns as f64 / 1e6
+                            "; in uninterruptible sleep after the thaw: {}",
+                            list.join(", ")
                         )
                     })
                     .unwrap_or_default();
+                let guardian = match find(Outcome::ThawedByGuardian) {
+                    Some(t) => format!("; the guardian had to thaw {}", name(t)),
+                    None => String::new(),
+                };
                 format!(
-                    "the deadline of {} passed before the snapshot was acknowledged; everything was thawed and the snapshot is not consistent{slow}",
+                    "the deadline of {} passed before the snapshot was acknowledged; everything we froze was thawed and the snapshot is not consistent{slow}{guardian}{blocked}",
                     seconds(self.timeout)
                 )
             }

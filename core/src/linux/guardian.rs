@@ -1,0 +1,203 @@
+//! The guardian: a helper process that thaws whatever is still ours when the controller dies
+//! (SIGKILL included) or misses its own deadline by more than a grace period.
+//!
+//! It is forked before the first `FIFREEZE`, holds the same mount descriptors as the controller,
+//! and shares the [`Table`] of per-target states with it. It watches a pipe whose write end only
+//! the controller holds: end of file means the controller finished or died. Then, or at its own
+//! deadline (the controller's plus the grace), it thaws what the table says is still ours:
+//! confirmed-frozen targets first, in reverse order of freezing; then it abandons the in-flight
+//! one to the freezer (whose call must return before anyone can thaw it), waits for the freezer
+//! to settle it, removes the session record, and exits.
+//!
+//! [`watch`] is the guardian's whole life after `fork`: raw, async-signal-safe syscalls only
+//! (poll, read, ioctl, clock_gettime, pidfd_open, unlink), no allocation, no locks, no output.
+//! That makes it safe to fork from any process, also a multi-threaded Go or Python one.
+
+use core::ffi::CStr;
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::process::{pidfd_open, Pid, PidfdFlags};
+
+use super::sys::{self, now_ns, Errno};
+use super::table::{state, Table};
+
+const EINVAL: Errno = 22;
+
+/// How often the guardian looks at the table while it waits (ns).
+const TICK_NS: u64 = 50_000_000;
+/// How long it waits for the freezer's pid to be published before it stops waiting (ns).
+const NO_PID_WAIT_NS: u64 = 2_000_000_000;
+
+/// Why the guardian acted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The controller closed its end of the pipe: it finished, or it died.
+    ControllerGone,
+    /// The guardian's own deadline passed with the controller still there.
+    Deadline,
+}
+
+/// Exit status of the guardian: nothing needed doing, or everything it thawed thawed.
+pub const EXIT_OK: i32 = 0;
+/// Exit status of the guardian: a thaw failed.
+pub const EXIT_THAW_FAILED: i32 = 12;
+
+/// The guardian's whole life: waits for the controller to go away or for its own deadline,
+/// thaws what is still ours, waits for an abandoned `FIFREEZE` to be settled by the freezer,
+/// and removes `record` (the session's state file) if the controller is gone and nothing is
+/// left frozen. Returns its exit status. Allocates nothing.
+pub fn watch<const N: usize>(
+    table: &Table<N>,
+    fds: &[BorrowedFd<'_>],
+    alive: BorrowedFd<'_>,
+    record: Option<&CStr>,
+) -> i32 {
+    let trigger = wait_for_trigger(table, alive);
+    let failed = rescue(table, fds, trigger == Trigger::ControllerGone);
+    wait_for_freezer(table);
+    if trigger == Trigger::ControllerGone && failed == 0 && !table.anything_ours() {
+        if let Some(path) = record {
+            let _ = rustix::fs::unlink(path);
+        }
+    }
+    if failed == 0 {
+        EXIT_OK
+    } else {
+        EXIT_THAW_FAILED
+    }
+}
+
+fn timespec(ns: u64) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: (ns / 1_000_000_000) as i64,
+        tv_nsec: (ns % 1_000_000_000) as i64,
+    }
+}
+
+/// Polls `fd` for input for at most `ns`; returns whether it is ready.
+fn ready(fd: Option<BorrowedFd<'_>>, ns: u64) -> bool {
+    let ts = timespec(ns);
+    match fd {
+        Some(fd) => {
+            let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+            matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+        }
+        None => {
+            let _ = rustix::event::poll(&mut [], Some(&ts));
+            false
+        }
+    }
+}
+
+/// Waits until the controller's pipe reaches end of file or the guardian's deadline passes.
+fn wait_for_trigger<const N: usize>(table: &Table<N>, alive: BorrowedFd<'_>) -> Trigger {
+    loop {
+        let now = now_ns();
+        let wait = match table.guardian_deadline() {
+            Some(d) if now >= d => return Trigger::Deadline,
+            Some(d) => (d - now).min(TICK_NS),
+            None => TICK_NS,
+        };
+        if !ready(Some(alive), wait) {
+            continue;
+        }
+        let mut buf = [0u8; 16];
+        match rustix::io::read(alive, &mut buf) {
+            Ok(0) => return Trigger::ControllerGone,
+            Ok(_) | Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+            Err(_) => return Trigger::ControllerGone,
+        }
+    }
+}
+
+/// Thaws the confirmed-frozen targets in reverse order, then abandons the in-flight ones to the
+/// freezer; repeats if one completed meanwhile. A target the controller was thawing is taken
+/// over only if the controller is dead. Returns the number of failed thaws.
+pub fn rescue<const N: usize>(
+    table: &Table<N>,
+    fds: &[BorrowedFd<'_>],
+    controller_dead: bool,
+) -> usize {
+    let mut failed = 0;
+    loop {
+        failed += thaw_confirmed(table, fds, controller_dead);
+        let mut completed_meanwhile = false;
+        for slot in table.slots().iter().rev() {
+            if slot.transition(state::IN_FLIGHT, state::ABANDONED) == Err(state::FROZEN) {
+                completed_meanwhile = true;
+            }
+        }
+        if !completed_meanwhile {
+            return failed;
+        }
+    }
+}
+
+fn thaw_confirmed<const N: usize>(
+    table: &Table<N>,
+    fds: &[BorrowedFd<'_>],
+    controller_dead: bool,
+) -> usize {
+    let mut failed = 0;
+    for (i, slot) in table.slots().iter().enumerate().rev() {
+        let was_thawing = if slot
+            .transition(state::FROZEN, state::GUARDIAN_THAWING)
+            .is_ok()
+        {
+            false
+        } else if controller_dead
+            && slot
+                .transition(state::THAWING, state::GUARDIAN_THAWING)
+                .is_ok()
+        {
+            // The controller died in the middle of its thaw: finish it.
+            true
+        } else {
+            continue;
+        };
+        let Some(fd) = fds.get(i) else {
+            slot.finish_thaw(state::THAW_FAILED, 9, 0, 0);
+            failed += 1;
+            continue;
+        };
+        let start = now_ns();
+        let result = sys::thaw(*fd);
+        let end = now_ns();
+        match result {
+            Ok(()) => slot.finish_thaw(state::THAWED_BY_GUARDIAN, 0, start, end),
+            // The controller's own thaw had gone through before it died.
+            Err(EINVAL) if was_thawing => slot.finish_thaw(state::THAWED, 0, start, end),
+            Err(EINVAL) => slot.finish_thaw(state::THAWED_BY_OTHER, EINVAL, start, end),
+            Err(e) => {
+                slot.finish_thaw(state::THAW_FAILED, e, start, end);
+                failed += 1;
+            }
+        }
+    }
+    failed
+}
+
+/// Waits while a `FIFREEZE` is unresolved (in flight or abandoned) and the freezer is alive: it
+/// thaws an abandoned one as soon as its call returns.
+fn wait_for_freezer<const N: usize>(table: &Table<N>) {
+    let started = now_ns();
+    let mut pidfd: Option<OwnedFd> = None;
+    while table.freeze_unresolved() {
+        if pidfd.is_none() {
+            match Pid::from_raw(table.freezer_pid()) {
+                Some(pid) => match pidfd_open(pid, PidfdFlags::empty()) {
+                    Ok(fd) => pidfd = Some(fd),
+                    // Gone already: nobody is left to settle it.
+                    Err(_) => return,
+                },
+                None if now_ns().saturating_sub(started) > NO_PID_WAIT_NS => return,
+                None => {}
+            }
+        }
+        let exited = ready(pidfd.as_ref().map(rustix::fd::AsFd::as_fd), TICK_NS);
+        if exited {
+            return;
+        }
+    }
+}

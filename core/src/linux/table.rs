@@ -1,0 +1,339 @@
+//! The table of per-target states that the controller shares with its helper processes (the
+//! freezer and the guardian), as atomics in a `MAP_SHARED` anonymous mapping.
+//!
+//! Every change of hands is a compare-and-swap, so that exactly one process thaws each
+//! filesystem, and none thaws what it did not freeze:
+//!
+//! ```text
+//! PENDING --controller--> IN_FLIGHT --freezer--> FROZEN --controller--> THAWING --> THAWED
+//!                             |                  |  \--guardian---> GUARDIAN_THAWING --> THAWED_BY_GUARDIAN
+//!                             |                  \----------------> (thaw failed) THAW_FAILED
+//!                             \--controller at its deadline, or guardian--> ABANDONED
+//! ABANDONED --freezer, when FIFREEZE returns--> THAWED_LATE (it froze: thawed at once)
+//!                                               | FAILED_LATE (it failed: nothing to thaw)
+//!                                               | CANCELLED (never issued)
+//! IN_FLIGHT --freezer--> FREEZE_FAILED
+//! ```
+//!
+//! The table is plain data with a fixed layout (`repr(C)`), so that it can be placed in memory
+//! that a forked child shares; it allocates nothing and takes no locks.
+
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+/// Where one target stands, as stored in the table.
+pub mod state {
+    /// Not attempted yet.
+    pub const PENDING: u32 = 0;
+    /// The controller asked the freezer for `FIFREEZE`; it has not returned.
+    pub const IN_FLIGHT: u32 = 1;
+    /// `FIFREEZE` succeeded; nobody has started to thaw it.
+    pub const FROZEN: u32 = 2;
+    /// `FIFREEZE` failed (`errno` says why); never frozen by us.
+    pub const FREEZE_FAILED: u32 = 3;
+    /// Given up while in flight (deadline, or the controller died): the freezer thaws it as
+    /// soon as its `FIFREEZE` returns.
+    pub const ABANDONED: u32 = 4;
+    /// The controller is thawing it.
+    pub const THAWING: u32 = 5;
+    /// The guardian is thawing it.
+    pub const GUARDIAN_THAWING: u32 = 6;
+    /// Thawed by the controller.
+    pub const THAWED: u32 = 7;
+    /// Thawed by the guardian (the controller died or missed the guardian's deadline).
+    pub const THAWED_BY_GUARDIAN: u32 = 8;
+    /// Its `FIFREEZE` returned after it was abandoned, and the freezer thawed it at once.
+    pub const THAWED_LATE: u32 = 9;
+    /// A thaw failed (`errno` says why): it may still be frozen.
+    pub const THAW_FAILED: u32 = 10;
+    /// Abandoned before the freezer issued `FIFREEZE`: never frozen.
+    pub const CANCELLED: u32 = 11;
+    /// Its `FIFREEZE` returned an error after it was abandoned: never frozen by us.
+    pub const FAILED_LATE: u32 = 12;
+    /// Our `FITHAW` found it thawed already (`EINVAL`): someone else thawed it.
+    pub const THAWED_BY_OTHER: u32 = 13;
+
+    /// A stable name for people (`quiesce status`).
+    pub const fn name(s: u32) -> &'static str {
+        match s {
+            PENDING => "pending",
+            IN_FLIGHT => "freezing",
+            FROZEN => "frozen",
+            FREEZE_FAILED => "freeze-failed",
+            ABANDONED => "abandoned-in-flight",
+            THAWING => "thawing",
+            GUARDIAN_THAWING => "guardian-thawing",
+            THAWED => "thawed",
+            THAWED_BY_GUARDIAN => "thawed-by-guardian",
+            THAWED_LATE => "thawed-late",
+            THAW_FAILED => "thaw-failed",
+            CANCELLED => "cancelled",
+            FAILED_LATE => "freeze-failed-late",
+            THAWED_BY_OTHER => "thawed-by-other",
+            _ => "unknown",
+        }
+    }
+
+    /// Whether a filesystem in this state may be frozen by us right now (or soon: in flight).
+    pub const fn may_be_ours(s: u32) -> bool {
+        matches!(
+            s,
+            IN_FLIGHT | FROZEN | ABANDONED | THAWING | GUARDIAN_THAWING | THAW_FAILED
+        )
+    }
+}
+
+/// One target's slot.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Slot {
+    state: AtomicU32,
+    errno: AtomicI32,
+    freeze_start: AtomicU64,
+    freeze_end: AtomicU64,
+    thaw_start: AtomicU64,
+    thaw_end: AtomicU64,
+}
+
+impl Slot {
+    const fn new() -> Slot {
+        Slot {
+            state: AtomicU32::new(state::PENDING),
+            errno: AtomicI32::new(0),
+            freeze_start: AtomicU64::new(0),
+            freeze_end: AtomicU64::new(0),
+            thaw_start: AtomicU64::new(0),
+            thaw_end: AtomicU64::new(0),
+        }
+    }
+
+    /// The current state (see [`state`]).
+    pub fn state(&self) -> u32 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// The errno of the failed call, or 0.
+    pub fn errno(&self) -> i32 {
+        self.errno.load(Ordering::Acquire)
+    }
+
+    /// Monotonic ns: `FIFREEZE` issued, returned (0: not yet).
+    pub fn freeze_times(&self) -> (u64, u64) {
+        (
+            self.freeze_start.load(Ordering::Acquire),
+            self.freeze_end.load(Ordering::Acquire),
+        )
+    }
+
+    /// Monotonic ns: `FITHAW` issued, returned (0: not yet).
+    pub fn thaw_times(&self) -> (u64, u64) {
+        (
+            self.thaw_start.load(Ordering::Acquire),
+            self.thaw_end.load(Ordering::Acquire),
+        )
+    }
+
+    /// Moves `from` -> `to` if the slot is in `from`; returns the state found otherwise.
+    pub fn transition(&self, from: u32, to: u32) -> Result<(), u32> {
+        self.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+    }
+
+    /// The controller, before it asks the freezer: PENDING -> IN_FLIGHT, start time.
+    pub fn request_freeze(&self, start: u64) -> bool {
+        self.freeze_start.store(start, Ordering::Release);
+        self.transition(state::PENDING, state::IN_FLIGHT).is_ok()
+    }
+
+    /// The freezer, after `FIFREEZE` returned: records the result and moves IN_FLIGHT to
+    /// FROZEN / FREEZE_FAILED. Returns false if the slot was abandoned meanwhile (then the
+    /// caller must thaw at once if the freeze succeeded, and call [`Slot::settle_late`]).
+    pub fn complete_freeze(&self, result: Result<(), i32>, end: u64) -> bool {
+        self.freeze_end.store(end, Ordering::Release);
+        let to = match result {
+            Ok(()) => state::FROZEN,
+            Err(e) => {
+                self.errno.store(e, Ordering::Release);
+                state::FREEZE_FAILED
+            }
+        };
+        self.transition(state::IN_FLIGHT, to).is_ok()
+    }
+
+    /// The freezer, for an abandoned slot whose freeze returned: records what became of it.
+    pub fn settle_late(&self, to: u32, errno: i32, thaw: (u64, u64)) {
+        self.errno.store(errno, Ordering::Release);
+        self.thaw_start.store(thaw.0, Ordering::Release);
+        self.thaw_end.store(thaw.1, Ordering::Release);
+        self.state.store(to, Ordering::Release);
+    }
+
+    /// Records a finished thaw by whoever holds the claim.
+    pub fn finish_thaw(&self, to: u32, errno: i32, start: u64, end: u64) {
+        self.errno.store(errno, Ordering::Release);
+        self.thaw_start.store(start, Ordering::Release);
+        self.thaw_end.store(end, Ordering::Release);
+        self.state.store(to, Ordering::Release);
+    }
+}
+
+/// Magic number at the head of a table ("QSCE").
+pub const MAGIC: u32 = 0x5153_4345;
+
+/// The shared table of a session over up to `N` targets, indexed by freeze position.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Table<const N: usize> {
+    magic: AtomicU32,
+    len: AtomicU32,
+    /// The controller's deadline (monotonic ns); 0 until the first `FIFREEZE` is issued.
+    deadline: AtomicU64,
+    /// How long after the controller's deadline the guardian acts on its own (ns).
+    grace: AtomicU64,
+    freezer_pid: AtomicI32,
+    guardian_pid: AtomicI32,
+    slots: [Slot; N],
+}
+
+impl<const N: usize> Table<N> {
+    /// A fresh table for `len` targets (at most `N`).
+    pub const fn new(len: u32, grace_ns: u64) -> Self {
+        Table {
+            magic: AtomicU32::new(MAGIC),
+            len: AtomicU32::new(if (len as usize) < N { len } else { N as u32 }),
+            deadline: AtomicU64::new(0),
+            grace: AtomicU64::new(grace_ns),
+            freezer_pid: AtomicI32::new(0),
+            guardian_pid: AtomicI32::new(0),
+            slots: [const { Slot::new() }; N],
+        }
+    }
+
+    /// Whether the table was initialised (its magic number is there).
+    pub fn is_valid(&self) -> bool {
+        self.magic.load(Ordering::Acquire) == MAGIC
+    }
+
+    /// The number of targets.
+    pub fn len(&self) -> usize {
+        (self.len.load(Ordering::Acquire) as usize).min(N)
+    }
+
+    /// Whether there are no targets.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The slots in use, in freeze order.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots[..self.len()]
+    }
+
+    /// Slot `i`.
+    pub fn slot(&self, i: usize) -> Option<&Slot> {
+        self.slots().get(i)
+    }
+
+    /// Publishes the controller's deadline (first call wins).
+    pub fn set_deadline(&self, deadline: u64) {
+        let _ =
+            self.deadline
+                .compare_exchange(0, deadline.max(1), Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The controller's deadline, once set.
+    pub fn deadline(&self) -> Option<u64> {
+        match self.deadline.load(Ordering::Acquire) {
+            0 => None,
+            d => Some(d),
+        }
+    }
+
+    /// The guardian's own deadline: the controller's plus the grace.
+    pub fn guardian_deadline(&self) -> Option<u64> {
+        self.deadline()
+            .map(|d| d.saturating_add(self.grace.load(Ordering::Acquire)))
+    }
+
+    /// Records the helpers' process ids.
+    pub fn set_pids(&self, freezer: i32, guardian: i32) {
+        if freezer != 0 {
+            self.freezer_pid.store(freezer, Ordering::Release);
+        }
+        if guardian != 0 {
+            self.guardian_pid.store(guardian, Ordering::Release);
+        }
+    }
+
+    /// The freezer's pid (0 before it is known).
+    pub fn freezer_pid(&self) -> i32 {
+        self.freezer_pid.load(Ordering::Acquire)
+    }
+
+    /// The guardian's pid (0 before it is known).
+    pub fn guardian_pid(&self) -> i32 {
+        self.guardian_pid.load(Ordering::Acquire)
+    }
+
+    /// Whether any slot is still waiting for the freezer (in flight or abandoned in flight).
+    pub fn freeze_unresolved(&self) -> bool {
+        self.slots()
+            .iter()
+            .any(|s| matches!(s.state(), state::IN_FLIGHT | state::ABANDONED))
+    }
+
+    /// Whether anything may still be frozen by us.
+    pub fn anything_ours(&self) -> bool {
+        self.slots().iter().any(|s| state::may_be_ours(s.state()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_party_wins_each_hand_over() {
+        let t = Table::<4>::new(2, 5);
+        let s = t.slot(0).unwrap();
+        assert!(s.request_freeze(10));
+        assert!(!s.request_freeze(11), "only from PENDING");
+        // The controller gives up at its deadline before the freezer returns.
+        assert!(s.transition(state::IN_FLIGHT, state::ABANDONED).is_ok());
+        assert!(
+            !s.complete_freeze(Ok(()), 20),
+            "the freezer must thaw it itself"
+        );
+        assert_eq!(s.state(), state::ABANDONED);
+        s.settle_late(state::THAWED_LATE, 0, (21, 22));
+        assert_eq!(s.state(), state::THAWED_LATE);
+        assert!(!t.freeze_unresolved() && !t.anything_ours());
+
+        let s = t.slot(1).unwrap();
+        assert!(s.request_freeze(10));
+        assert!(s.complete_freeze(Ok(()), 12));
+        assert!(t.anything_ours());
+        // The guardian claims it first; the controller's claim then fails.
+        assert!(s.transition(state::FROZEN, state::GUARDIAN_THAWING).is_ok());
+        assert_eq!(
+            s.transition(state::FROZEN, state::THAWING),
+            Err(state::GUARDIAN_THAWING)
+        );
+        s.finish_thaw(state::THAWED_BY_GUARDIAN, 0, 13, 14);
+        assert_eq!(s.thaw_times(), (13, 14));
+        assert!(!t.anything_ours());
+    }
+
+    #[test]
+    fn deadline_is_set_once_and_capacity_is_respected() {
+        let t = Table::<2>::new(5, 7);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.deadline(), None);
+        t.set_deadline(100);
+        t.set_deadline(200);
+        assert_eq!(t.deadline(), Some(100));
+        assert_eq!(t.guardian_deadline(), Some(107));
+        assert!(t.is_valid());
+        assert!(t.slot(2).is_none());
+    }
+}

@@ -1,0 +1,195 @@
+//! `quiesce status` and `quiesce recover`: sessions in progress, for people and machines.
+
+use quiesce::runtime::{errno_name, ProcRef, RecoveredSession, SessionState, SessionStatus};
+use quiesce::Status;
+
+use crate::json::{array, Object};
+
+fn proc_json(p: ProcRef, alive: bool) -> String {
+    Object::new()
+        .num("pid", p.pid)
+        .bool("alive", alive)
+        .finish()
+}
+
+fn session_json(s: &SessionStatus) -> Object {
+    let r = &s.record;
+    let targets = array(r.targets.iter().enumerate().map(|(i, t)| {
+        Object::new()
+            .str("mount_point", &t.mount_point)
+            .str("device", &t.device.to_string())
+            .num("order", i)
+            .finish()
+    }));
+    Object::new()
+        .str("record", &r.path.to_string_lossy())
+        .str("state", s.state.name())
+        .raw("controller", &proc_json(r.controller, s.controller_alive))
+        .raw("guardian", &proc_json(r.guardian, s.guardian_alive))
+        .raw("freezer", &proc_json(r.freezer, s.freezer_alive))
+        .num("timeout_ms", r.timeout.as_millis())
+        .num("deadline_unix_ms", r.deadline_unix_ms)
+        .raw("targets", &targets)
+}
+
+fn alive(b: bool) -> &'static str {
+    if b {
+        "running"
+    } else {
+        "gone"
+    }
+}
+
+fn session_text(s: &SessionStatus) {
+    let r = &s.record;
+    println!(
+        "session {} ({}): controller {} {}, guardian {} {}, freezer {} {}; timeout {:.1} s",
+        r.path.display(),
+        s.state.name(),
+        r.controller.pid,
+        alive(s.controller_alive),
+        r.guardian.pid,
+        alive(s.guardian_alive),
+        r.freezer.pid,
+        alive(s.freezer_alive),
+        r.timeout.as_secs_f64()
+    );
+    for (i, t) in r.targets.iter().enumerate() {
+        println!("  {:>2}. {}  ({})", i + 1, t.mount_point, t.device);
+    }
+}
+
+/// `quiesce status`.
+pub fn status(list: &[SessionStatus], json: bool) {
+    if json {
+        let o = Object::new()
+            .str("command", "status")
+            .num("status", Status::Ok.code())
+            .str("status_name", Status::Ok.name())
+            .raw(
+                "sessions",
+                &array(list.iter().map(|s| session_json(s).finish())),
+            );
+        println!("{}", o.finish());
+        return;
+    }
+    if list.is_empty() {
+        println!(
+            "no quiesce session in progress (no records in {})",
+            quiesce::runtime::RUN_DIR
+        );
+    }
+    for s in list {
+        session_text(s);
+    }
+}
+
+/// One sentence about a recovery.
+fn recover_message(status: Status, list: &[RecoveredSession]) -> String {
+    let orphaned = list
+        .iter()
+        .filter(|r| r.session.state == SessionState::Orphaned)
+        .count();
+    let left = list.len() - orphaned;
+    let mut m = match (status, orphaned) {
+        (Status::Ok, 0) => "nothing to recover: no session was left by dead processes".to_string(),
+        (Status::Ok, n) => format!(
+            "recovered {n} session{} left by dead processes: their filesystems are thawed",
+            if n == 1 { "" } else { "s" }
+        ),
+        (_, _) => format!(
+            "a filesystem of a dead session could not be thawed; its record is kept: {}",
+            status.message()
+        ),
+    };
+    if left > 0 {
+        m.push_str(&format!(
+            "; {left} session{} with a live process left alone",
+            if left == 1 { "" } else { "s" }
+        ));
+    }
+    m
+}
+
+/// `quiesce recover`.
+pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
+    if json {
+        let sessions = array(list.iter().map(|r| {
+            let targets = array(r.targets.iter().map(|t| {
+                Object::new()
+                    .str("mount_point", &t.target.mount_point)
+                    .str("device", &t.target.device.to_string())
+                    .str("outcome", t.outcome.name())
+                    .num("errno", t.errno)
+                    .opt_str(
+                        "error",
+                        (t.errno != 0).then(|| errno_name(t.errno)).as_deref(),
+                    )
+                    .str("detail", &t.detail)
+                    .finish()
+            }));
+            session_json(&r.session)
+                .bool("recovered", r.session.state == SessionState::Orphaned)
+                .bool("removed", r.removed)
+                .raw("outcomes", &targets)
+                .finish()
+        }));
+        let o = Object::new()
+            .str("command", "recover")
+            .num("status", status.code())
+            .str("status_name", status.name())
+            .str("message", &recover_message(status, list))
+            .raw("sessions", &sessions);
+        println!("{}", o.finish());
+        return;
+    }
+    if list.is_empty() {
+        println!(
+            "nothing to recover (no records in {})",
+            quiesce::runtime::RUN_DIR
+        );
+    } else {
+        println!("{}", recover_message(status, list));
+    }
+    for r in list {
+        let s = &r.session;
+        if r.targets.is_empty() && s.state != SessionState::Orphaned {
+            println!(
+                "session {} is {} (controller {} {}, guardian {} {}, freezer {} {}): left alone",
+                s.record.path.display(),
+                s.state.name(),
+                s.record.controller.pid,
+                alive(s.controller_alive),
+                s.record.guardian.pid,
+                alive(s.guardian_alive),
+                s.record.freezer.pid,
+                alive(s.freezer_alive),
+            );
+            continue;
+        }
+        println!(
+            "session {} (controller {} and guardian {} gone): {}",
+            s.record.path.display(),
+            s.record.controller.pid,
+            s.record.guardian.pid,
+            if r.removed {
+                "recovered, record removed"
+            } else {
+                "record kept"
+            }
+        );
+        for t in &r.targets {
+            let detail = if t.detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", t.detail)
+            };
+            println!(
+                "  {}  ({}): {}{detail}",
+                t.target.mount_point,
+                t.target.device,
+                t.outcome.name()
+            );
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Forking the helper processes of a session: the guardian and the freezer
+//! (`quiesce_core::linux::{guardian, freezer}`), before the first `FIFREEZE`.
+//!
+//! Layout: the controller (this process) maps a shared table of per-target states
+//! (`MAP_SHARED | MAP_ANONYMOUS`), makes three close-on-exec pipes (liveness, requests,
+//! answers), blocks every signal, and forks a short-lived intermediate process that forks the
+//! guardian and the freezer, publishes their pids in the table, and exits. The helpers are so
+//! re-parented at once: the controller never has to reap them (a host process such as a Go or
+//! Python agent gets no zombies), and their lifetime does not depend on it.
+//!
+//! After `fork` the children run only async-signal-safe code: raw syscalls (`setsid`, `chdir`,
+//! `prctl`, `close_range`, then the core's allocation-free loops) and `_exit`. They keep only the
+//! mount descriptors and their own pipe ends; every other descriptor (stdout, the test harness's
+//! pipes, the liveness pipe's write end) is closed. The liveness pipe's write end exists only
+//! in the controller, close-on-exec, so a snapshot command it starts does not inherit it.
+
+use std::ffi::CStr;
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use quiesce_core::linux::freezer::{self, Client, QUIT};
+use quiesce_core::linux::guardian;
+use quiesce_core::linux::table::Table;
+use rustix::pipe::{pipe_with, PipeFlags};
+
+use super::MAX_TARGETS;
+
+/// The table shared with the helpers.
+pub type SharedTable = Table<MAX_TARGETS>;
+
+/// How long after the controller's deadline the guardian thaws on its own, if the controller is
+/// still there but has not thawed (stopped, or hung).
+pub const GUARDIAN_GRACE: Duration = Duration::from_secs(2);
+
+/// An anonymous shared mapping that holds the table; unmapped on drop (the helpers keep their
+/// own mappings of the same pages).
+struct Mapping {
+    table: NonNull<SharedTable>,
+}
+
+impl Mapping {
+    fn new(len: usize, grace: Duration) -> io::Result<Mapping> {
+        // SAFETY: an anonymous mapping at an address of the kernel's choice; no descriptor and no
+        // existing memory are involved. The result is checked against MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size_of::<SharedTable>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let table = NonNull::new(p.cast::<SharedTable>()).ok_or(io::ErrorKind::Other)?;
+        let grace_ns = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
+        // SAFETY: the mapping is fresh, writable, page-aligned (more than the table's alignment)
+        // and at least size_of::<SharedTable>() bytes long; nothing else refers to it yet.
+        unsafe { table.as_ptr().write(SharedTable::new(len as u32, grace_ns)) };
+        Ok(Mapping { table })
+    }
+
+    fn table(&self) -> &SharedTable {
+        // SAFETY: initialised in `new` and mapped until `drop`; the table is only ever accessed
+        // through shared references (its fields are atomics).
+        unsafe { self.table.as_ref() }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; no reference to it outlives `self`
+        // (`table()` borrows from `self`).
+        unsafe { libc::munmap(self.table.as_ptr().cast(), size_of::<SharedTable>()) };
+    }
+}
+
+/// The helpers of one session, seen from the controller.
+pub struct Helpers {
+    map: Mapping,
+    alive: Option<OwnedFd>,
+    requests: Option<OwnedFd>,
+    done: OwnedFd,
+    /// The guardian's pid.
+    pub guardian: i32,
+    /// The freezer's pid.
+    pub freezer: i32,
+}
+
+/// Sorted raw descriptors a helper keeps.
+fn keep_list(fds: &[BorrowedFd<'_>], own: &[RawFd]) -> Vec<RawFd> {
+    let mut v: Vec<RawFd> = fds
+        .iter()
+        .map(AsRawFd::as_raw_fd)
+        .chain(own.iter().copied())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Closes every descriptor except those in `keep` (sorted). Async-signal-safe.
+fn close_all_except(keep: &[RawFd]) {
+    let close_range = |lo: RawFd, hi: u32| {
+        // SAFETY: close_range(2) takes two descriptor numbers and flags; it touches no memory.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, lo as u32, hi, 0u32) };
+        if r != 0 {
+            // Before Linux 5.9: close one by one, up to the descriptor limit.
+            let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
+            // SAFETY: getrlimit writes one rlimit into the valid buffer.
+            let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } == 0 {
+                // SAFETY: initialised by the successful getrlimit.
+                unsafe { lim.assume_init() }.rlim_cur.min(1 << 20) as u32
+            } else {
+                4096
+            };
+            for fd in lo as u32..=hi.min(max) {
+                // SAFETY: close(2) on a number; a descriptor that is not open gives EBADF.
+                unsafe { libc::close(fd as RawFd) };
+            }
+        }
+    };
+    let mut next: RawFd = 0;
+    for &k in keep {
+        if k > next {
+            close_range(next, (k - 1) as u32);
+        }
+        next = k + 1;
+    }
+    close_range(next, u32::MAX);
+}
+
+/// Leaves the caller's session and process group (so that a signal to the terminal's or the
+/// caller's group does not reach it), leaves every mount point (cwd `/`), names itself, and
+/// closes every descriptor not in `keep`. Async-signal-safe.
+fn become_helper(keep: &[RawFd], name: &CStr) {
+    // SAFETY: setsid, chdir, prctl(PR_SET_NAME) are plain syscalls; the strings are valid C
+    // strings that live in the (copied) address space.
+    unsafe {
+        libc::setsid();
+        libc::chdir(c"/".as_ptr());
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
+    }
+    close_all_except(keep);
+}
+
+/// Everything a helper needs after fork, prepared (allocated) before it.
+struct ChildPlan<'a> {
+    table: &'a SharedTable,
+    fds: &'a [BorrowedFd<'a>],
+    keep_guardian: Vec<RawFd>,
+    keep_freezer: Vec<RawFd>,
+    alive: BorrowedFd<'a>,
+    requests: BorrowedFd<'a>,
+    done: BorrowedFd<'a>,
+    record: Option<&'a CStr>,
+}
+
+/// The intermediate process: forks the guardian and the freezer, publishes their pids, exits.
+/// Never returns; async-signal-safe.
+fn intermediate(p: &ChildPlan<'_>) -> ! {
+    // SAFETY: fork in a single-threaded child; both sides continue with async-signal-safe code.
+    let g = unsafe { libc::fork() };
+    if g == 0 {
+        become_helper(&p.keep_guardian, c"quiesce-guard");
+        let code = guardian::watch(p.table, p.fds, p.alive, p.record);
+        // SAFETY: _exit ends the process without running anything of the parent's.
+        unsafe { libc::_exit(code) };
+    }
+    if g < 0 {
+        // SAFETY: as above.
+        unsafe { libc::_exit(1) };
+    }
+    // SAFETY: as for the first fork.
+    let f = unsafe { libc::fork() };
+    if f == 0 {
+        become_helper(&p.keep_freezer, c"quiesce-freezer");
+        // SAFETY: getpid has no preconditions.
+        p.table.set_pids(unsafe { libc::getpid() }, 0);
+        let code = freezer::serve(p.table, p.fds, p.requests, p.done);
+        // SAFETY: as above.
+        unsafe { libc::_exit(code) };
+    }
+    if f < 0 {
+        // The guardian sees the controller's pipe close when the session is abandoned.
+        // SAFETY: as above.
+        unsafe { libc::_exit(2) };
+    }
+    p.table.set_pids(f, g);
+    // SAFETY: as above.
+    unsafe { libc::_exit(0) }
+}
+
+impl Helpers {
+    /// Forks the guardian and the freezer for targets `fds` (in freeze order). `record` is the
+    /// session's state file, which the guardian removes if it has to clean up after a dead
+    /// controller. Nothing is frozen yet.
+    pub fn spawn(fds: &[BorrowedFd<'_>], record: Option<&CStr>) -> io::Result<Helpers> {
+        if fds.len() > MAX_TARGETS {
+            return Err(io::Error::from_raw_os_error(libc::E2BIG));
+        }
+        let map = Mapping::new(fds.len(), GUARDIAN_GRACE)?;
+        let (alive_r, alive_w) = pipe_with(PipeFlags::CLOEXEC)?;
+        let (req_r, req_w) = pipe_with(PipeFlags::CLOEXEC)?;
+        let (done_r, done_w) = pipe_with(PipeFlags::CLOEXEC)?;
+        rustix::io::ioctl_fionbio(&done_r, true)?;
+        let plan = ChildPlan {
+            table: map.table(),
+            fds,
+            keep_guardian: keep_list(fds, &[alive_r.as_raw_fd()]),
+            keep_freezer: keep_list(fds, &[req_r.as_raw_fd(), done_w.as_raw_fd()]),
+            alive: alive_r.as_fd(),
+            requests: req_r.as_fd(),
+            done: done_w.as_fd(),
+            record,
+        };
+        let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+        let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and fills `old`.
+        let masked = unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr()) == 0
+        };
+        // SAFETY: fork; the child runs only `intermediate` (async-signal-safe, never returns),
+        // with every signal blocked (inherited mask), so no handler of the host runs in it.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            intermediate(&plan);
+        }
+        let fork_error = io::Error::last_os_error();
+        if masked {
+            // SAFETY: restores the mask saved above.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
+        }
+        if pid < 0 {
+            return Err(fork_error);
+        }
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child; `status` is a valid out-parameter.
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break;
+            }
+        }
+        drop(plan);
+        drop((alive_r, req_r, done_w));
+        let table = map.table();
+        let (guardian, freezer) = (table.guardian_pid(), table.freezer_pid());
+        if guardian <= 0 || freezer <= 0 {
+            return Err(io::Error::other(format!(
+                "could not start the guardian and the freezer (helper exit status {status:#x})"
+            )));
+        }
+        Ok(Helpers {
+            map,
+            alive: Some(alive_w),
+            requests: Some(req_w),
+            done: done_r,
+            guardian,
+            freezer,
+        })
+    }
+
+    /// The shared table.
+    pub fn table(&self) -> &SharedTable {
+        self.map.table()
+    }
+
+    /// The executor's operations: `FIFREEZE` through the freezer, `FITHAW` here.
+    pub fn client<'a, 'fd>(
+        &'a self,
+        fds: &'a [BorrowedFd<'fd>],
+    ) -> Option<Client<'a, 'fd, MAX_TARGETS>> {
+        let requests = self.requests.as_ref()?.as_fd();
+        Some(Client::new(self.table(), fds, requests, self.done.as_fd()))
+    }
+
+    /// Ends the session for the helpers: the freezer is told to quit (it exits once any call in
+    /// flight returns), and the liveness pipe is closed, so the guardian checks the table once
+    /// more (thawing anything still ours) and exits.
+    pub fn release(&mut self) {
+        if let Some(r) = self.requests.take() {
+            let _ = rustix::io::write(&r, &[QUIT]);
+        }
+        self.alive = None;
+    }
+}
+
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
