@@ -83,9 +83,8 @@ impl Controller for Ack {
     }
 }
 
-/// Freezes `fss` through the core executor; returns the status, the session, the allocation
-/// count, and the mount points in freeze order.
-fn run(fss: &[&TestFs], ack: bool, timeout: Duration) -> (Status, Session<8>, u64, Vec<String>) {
+/// Plans `fss` (each path checked by the fixture guard first).
+fn prepare_guarded(fss: &[&TestFs]) -> runtime::Prepared {
     let mounts: Vec<OsString> = fss
         .iter()
         .map(|f| {
@@ -93,7 +92,13 @@ fn run(fss: &[&TestFs], ack: bool, timeout: Duration) -> (Status, Session<8>, u6
             f.mount.clone().into_os_string()
         })
         .collect();
-    let prepared = runtime::prepare(Select::Named(&mounts)).expect("plan");
+    runtime::prepare(Select::Named(&mounts)).expect("plan")
+}
+
+/// Freezes `fss` through the core executor; returns the status, the session, the allocation
+/// count, and the mount points in freeze order.
+fn run(fss: &[&TestFs], ack: bool, timeout: Duration) -> (Status, Session<8>, u64, Vec<String>) {
+    let prepared = prepare_guarded(fss);
     let fds: Vec<BorrowedFd<'_>> = prepared.fds().collect();
     let order: Vec<u16> = (0..fds.len() as u16).collect();
     let mut session = Session::<8>::new(&order, timeout.as_nanos() as u64).expect("session");
@@ -157,14 +162,7 @@ fn run_armed(
     timeout: Duration,
     if_frozen: IfFrozen,
 ) -> (runtime::Report, u64) {
-    let mounts: Vec<OsString> = fss
-        .iter()
-        .map(|f| {
-            guard(&f.mount);
-            f.mount.clone().into_os_string()
-        })
-        .collect();
-    let prepared = runtime::prepare(Select::Named(&mounts)).expect("plan");
+    let prepared = prepare_guarded(fss);
     let mut armed = prepared
         .arm(FreezeOptions {
             timeout,

@@ -118,6 +118,17 @@ fn ok_freeze(_: usize) -> (Result<(), i32>, u64) {
     (Ok(()), MS)
 }
 
+/// Every freeze succeeds in 1 ms but target `at`'s, which fails with `errno` after `took` ns.
+fn freeze_fails(at: usize, errno: i32, took: u64) -> impl Fn(usize) -> (Result<(), i32>, u64) {
+    move |i| {
+        if i == at {
+            (Err(errno), took)
+        } else {
+            (Ok(()), MS)
+        }
+    }
+}
+
 fn ok_thaw(_: usize) -> Result<(), i32> {
     Ok(())
 }
@@ -160,12 +171,7 @@ fn failure_in_the_middle_thaws_what_was_frozen_in_reverse() {
     let mut s = Session::<4>::new(&[0, 1, 2, 3], 5_000 * MS).unwrap();
     let mut d = Driver::new();
     let eio = 5;
-    let st = d.run(
-        &mut s,
-        |i| if i == 2 { (Err(eio), MS) } else { (Ok(()), MS) },
-        ok_thaw,
-        ack_after(1),
-    );
+    let st = d.run(&mut s, freeze_fails(2, eio, MS), ok_thaw, ack_after(1));
     assert_eq!(st, Status::FreezeFailed);
     assert_eq!(&d.freezes()[..], &[0, 1, 2]);
     assert_eq!(&d.thaws()[..], &[1, 0]);
@@ -181,18 +187,7 @@ fn failure_in_the_middle_thaws_what_was_frozen_in_reverse() {
 fn ebusy_means_another_holder_and_theirs_is_not_thawed() {
     let mut s = Session::<4>::new(&[0, 1], 5_000 * MS).unwrap();
     let mut d = Driver::new();
-    let st = d.run(
-        &mut s,
-        |i| {
-            if i == 1 {
-                (Err(EBUSY), 0)
-            } else {
-                (Ok(()), MS)
-            }
-        },
-        ok_thaw,
-        ack_after(1),
-    );
+    let st = d.run(&mut s, freeze_fails(1, EBUSY, 0), ok_thaw, ack_after(1));
     assert_eq!(st, Status::FrozenByOther);
     assert_eq!(&d.thaws()[..], &[0], "target 1 is theirs, never thawed");
 }
@@ -334,7 +329,7 @@ fn thaw_failure_outranks_the_freeze_failure() {
     let mut d = Driver::new();
     let st = d.run(
         &mut s,
-        |i| if i == 2 { (Err(5), 0) } else { (Ok(()), MS) },
+        freeze_fails(2, 5, 0),
         |i| if i == 0 { Err(5) } else { Ok(()) },
         ack_after(1),
     );
@@ -453,18 +448,7 @@ fn if_frozen_skip_leaves_theirs_out_and_freezes_the_rest() {
         .unwrap()
         .with_if_frozen(IfFrozen::Skip);
     let mut d = Driver::new();
-    let st = d.run(
-        &mut s,
-        |i| {
-            if i == 1 {
-                (Err(EBUSY), 0)
-            } else {
-                (Ok(()), MS)
-            }
-        },
-        ok_thaw,
-        ack_after(1),
-    );
+    let st = d.run(&mut s, freeze_fails(1, EBUSY, 0), ok_thaw, ack_after(1));
     assert_eq!(st, Status::Ok);
     assert_eq!(&d.freezes()[..], &[0, 1, 2]);
     assert_eq!(&d.thaws()[..], &[2, 0], "theirs is never thawed");
@@ -488,12 +472,7 @@ fn if_frozen_skip_with_nothing_left_fails_as_frozen_by_other() {
         .unwrap()
         .with_if_frozen(IfFrozen::Skip);
     let mut d = Driver::new();
-    let st = d.run(
-        &mut s,
-        |i| if i == 1 { (Err(5), 0) } else { (Ok(()), MS) },
-        ok_thaw,
-        ack_after(1),
-    );
+    let st = d.run(&mut s, freeze_fails(1, 5, 0), ok_thaw, ack_after(1));
     assert_eq!(st, Status::FreezeFailed);
     assert_eq!(&d.thaws()[..], &[0]);
 }

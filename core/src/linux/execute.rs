@@ -75,6 +75,54 @@ pub enum ThawReply {
     },
 }
 
+impl FreezeReply {
+    /// The session event that reports this reply for `target`.
+    pub fn event(self, target: usize) -> Event {
+        match self {
+            FreezeReply::Returned {
+                result: Ok(()),
+                start,
+                end,
+            } => Event::Froze { target, start, end },
+            FreezeReply::Returned {
+                result: Err(errno),
+                start,
+                end,
+            } => Event::FreezeFailed {
+                target,
+                errno,
+                start,
+                end,
+            },
+            FreezeReply::InFlight { start, at } => Event::FreezeInFlight { target, start, at },
+        }
+    }
+}
+
+impl ThawReply {
+    /// The session event that reports this reply for `target`.
+    pub fn event(self, target: usize) -> Event {
+        match self {
+            ThawReply::Returned {
+                result: Ok(()),
+                start,
+                end,
+            } => Event::Thawed { target, start, end },
+            ThawReply::Returned {
+                result: Err(errno),
+                start,
+                end,
+            } => Event::ThawFailed {
+                target,
+                errno,
+                start,
+                end,
+            },
+            ThawReply::ByGuardian { start, end } => Event::ThawedByGuardian { target, start, end },
+        }
+    }
+}
+
 /// How the executor freezes and thaws targets: directly ([`Direct`]), or through helper
 /// processes that keep the deadline even when `FIFREEZE` hangs
 /// ([`Client`](super::freezer::Client)). Implementations must not allocate.
@@ -141,32 +189,9 @@ pub fn execute_with<const N: usize, O: Ops + ?Sized, C: Controller + ?Sized>(
     loop {
         let now = now_ns();
         let event = match session.next(now) {
-            Action::Freeze(i) => match ops.freeze(i, session.deadline().unwrap_or(u64::MAX)) {
-                FreezeReply::Returned {
-                    result: Ok(()),
-                    start,
-                    end,
-                } => Event::Froze {
-                    target: i,
-                    start,
-                    end,
-                },
-                FreezeReply::Returned {
-                    result: Err(errno),
-                    start,
-                    end,
-                } => Event::FreezeFailed {
-                    target: i,
-                    errno,
-                    start,
-                    end,
-                },
-                FreezeReply::InFlight { start, at } => Event::FreezeInFlight {
-                    target: i,
-                    start,
-                    at,
-                },
-            },
+            Action::Freeze(i) => ops
+                .freeze(i, session.deadline().unwrap_or(u64::MAX))
+                .event(i),
             Action::Notify => match controller.notify() {
                 Ok(()) => Event::Notified { at: now_ns() },
                 Err(errno) => Event::NotifyFailed {
@@ -186,32 +211,7 @@ pub fn execute_with<const N: usize, O: Ops + ?Sized, C: Controller + ?Sized>(
                     }
                 }
             },
-            Action::Thaw(i) => match ops.thaw(i) {
-                ThawReply::Returned {
-                    result: Ok(()),
-                    start,
-                    end,
-                } => Event::Thawed {
-                    target: i,
-                    start,
-                    end,
-                },
-                ThawReply::Returned {
-                    result: Err(errno),
-                    start,
-                    end,
-                } => Event::ThawFailed {
-                    target: i,
-                    errno,
-                    start,
-                    end,
-                },
-                ThawReply::ByGuardian { start, end } => Event::ThawedByGuardian {
-                    target: i,
-                    start,
-                    end,
-                },
-            },
+            Action::Thaw(i) => ops.thaw(i).event(i),
             Action::Done(status) => return status,
         };
         if session.handle(event).is_err() {
