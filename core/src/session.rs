@@ -209,6 +209,21 @@ impl Outcome {
             Outcome::NotCovered => "not-covered",
         }
     }
+
+    /// [`Outcome::name`] with a trailing NUL, for C.
+    pub const fn name_with_nul(self) -> &'static str {
+        match self {
+            Outcome::NotAttempted => "not-attempted\0",
+            Outcome::Frozen => "frozen\0",
+            Outcome::FreezeFailed => "freeze-failed\0",
+            Outcome::Thawed => "thawed\0",
+            Outcome::ThawedByOther => "thawed-by-other\0",
+            Outcome::ThawFailed => "thaw-failed\0",
+            Outcome::InFlight => "in-flight-at-deadline\0",
+            Outcome::ThawedByGuardian => "thawed-by-guardian\0",
+            Outcome::NotCovered => "not-covered\0",
+        }
+    }
 }
 
 /// The record of one target.

@@ -33,6 +33,18 @@ pub trait Controller {
     fn wait(&mut self, until_ns: u64) -> Option<Signal>;
 }
 
+impl Signal {
+    /// The session event that reports this signal, received at monotonic `at`.
+    pub fn event(self, at: u64) -> Event {
+        match self {
+            Signal::Acknowledged => Event::Acknowledged { at },
+            Signal::Gone => Event::ControllerGone { at },
+            Signal::SnapshotFailed => Event::SnapshotFailed { at },
+            Signal::Interrupted => Event::Interrupted { at },
+        }
+    }
+}
+
 /// What became of a `FIFREEZE` the executor asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FreezeReply {
@@ -201,15 +213,7 @@ pub fn execute_with<const N: usize, O: Ops + ?Sized, C: Controller + ?Sized>(
             },
             Action::Wait { until } => match controller.wait(until) {
                 None => continue,
-                Some(signal) => {
-                    let at = now_ns();
-                    match signal {
-                        Signal::Acknowledged => Event::Acknowledged { at },
-                        Signal::Gone => Event::ControllerGone { at },
-                        Signal::SnapshotFailed => Event::SnapshotFailed { at },
-                        Signal::Interrupted => Event::Interrupted { at },
-                    }
-                }
+                Some(signal) => signal.event(now_ns()),
             },
             Action::Thaw(i) => ops.thaw(i).event(i),
             Action::Done(status) => return status,
@@ -218,6 +222,65 @@ pub fn execute_with<const N: usize, O: Ops + ?Sized, C: Controller + ?Sized>(
             // The machine only rejects events it did not ask for; every event above answers
             // the action just taken, so this is a bug. The machine keeps its state and will
             // still lead to thaw.
+            debug_assert!(false, "session rejected {event:?}");
+        }
+    }
+}
+
+/// Two-phase use, first phase: runs `session` until every target is frozen (`Ok`: the caller
+/// now takes the snapshot, and ends the session with [`conclude`]) or until it ended without
+/// that (`Err(status)`: everything we froze is thawed again). The return itself is the
+/// notification. Allocates nothing.
+pub fn run_until_frozen<const N: usize, O: Ops + ?Sized>(
+    session: &mut Session<N>,
+    ops: &mut O,
+) -> Result<(), Status> {
+    loop {
+        let now = now_ns();
+        let event = match session.next(now) {
+            Action::Freeze(i) => ops
+                .freeze(i, session.deadline().unwrap_or(u64::MAX))
+                .event(i),
+            Action::Notify => Event::Notified { at: now },
+            Action::Wait { .. } => return Ok(()),
+            Action::Thaw(i) => ops.thaw(i).event(i),
+            Action::Done(status) => return Err(status),
+        };
+        if session.handle(event).is_err() {
+            debug_assert!(false, "session rejected {event:?}");
+        }
+    }
+}
+
+/// Two-phase use, second phase: delivers `signal` (what became of the snapshot) and runs
+/// `session` to the end: thaws in reverse and returns the final status. Past the deadline the
+/// machine ends on the deadline instead (and the guardian may have thawed already). Allocates
+/// nothing.
+pub fn conclude<const N: usize, O: Ops + ?Sized>(
+    session: &mut Session<N>,
+    ops: &mut O,
+    signal: Signal,
+) -> Status {
+    let mut signal = Some(signal);
+    loop {
+        let now = now_ns();
+        let event = match session.next(now) {
+            Action::Freeze(i) => ops
+                .freeze(i, session.deadline().unwrap_or(u64::MAX))
+                .event(i),
+            Action::Notify => Event::Notified { at: now },
+            Action::Wait { until } => match signal.take() {
+                Some(s) => s.event(now),
+                None => {
+                    // The machine declined the signal and still waits: sleep to its deadline.
+                    sys::sleep_until(until);
+                    continue;
+                }
+            },
+            Action::Thaw(i) => ops.thaw(i).event(i),
+            Action::Done(status) => return status,
+        };
+        if session.handle(event).is_err() {
             debug_assert!(false, "session rejected {event:?}");
         }
     }

@@ -17,4 +17,7 @@ pub mod sys;
 pub mod table;
 pub mod topology;
 
-pub use execute::{execute, execute_with, Controller, Direct, FreezeReply, Ops, Signal, ThawReply};
+pub use execute::{
+    conclude, execute, execute_with, run_until_frozen, Controller, Direct, FreezeReply, Ops, Signal,
+    ThawReply,
+};

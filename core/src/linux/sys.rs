@@ -56,6 +56,20 @@ pub fn now_ns() -> u64 {
         .saturating_add(t.tv_nsec as u64)
 }
 
+/// Sleeps until the monotonic clock reaches `until_ns` (poll(2) with no descriptors; an
+/// interruption just returns early, and callers loop).
+pub fn sleep_until(until_ns: u64) {
+    let left = until_ns.saturating_sub(now_ns());
+    if left == 0 {
+        return;
+    }
+    let ts = rustix::time::Timespec {
+        tv_sec: (left / 1_000_000_000) as i64,
+        tv_nsec: (left % 1_000_000_000) as i64,
+    };
+    let _ = rustix::event::poll(&mut [], Some(&ts));
+}
+
 /// open(2) of a directory, read-only, close-on-exec: the descriptor a freeze is issued on.
 ///
 /// `ENOTDIR` when `path` is not a directory.

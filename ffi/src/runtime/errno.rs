@@ -2,35 +2,49 @@
 
 /// The symbolic name and a short description of an errno, e.g. `"EBUSY (device or resource busy)"`.
 pub fn errno_name(errno: i32) -> String {
-    let name = match errno {
-        1 => "EPERM",
-        2 => "ENOENT",
-        5 => "EIO",
-        9 => "EBADF",
-        13 => "EACCES",
-        16 => "EBUSY",
-        19 => "ENODEV",
-        20 => "ENOTDIR",
-        22 => "EINVAL",
-        30 => "EROFS",
-        36 => "ENAMETOOLONG",
-        38 => "ENOSYS",
-        40 => "ELOOP",
-        95 => "EOPNOTSUPP",
-        116 => "ESTALE",
-        _ => "",
-    };
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    // std appends " (os error N)"; keep only the description.
-    let text = text
-        .split(" (os error")
-        .next()
-        .unwrap_or(&text)
-        .to_lowercase();
-    if name.is_empty() {
-        format!("errno {errno} ({text})")
-    } else {
-        format!("{name} ({text})")
+    ErrnoName(errno).to_string()
+}
+
+/// [`errno_name`] as a `Display` that allocates nothing (for the C ABI's messages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrnoName(pub i32);
+
+impl std::fmt::Display for ErrnoName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let errno = self.0;
+        let name = match errno {
+            1 => "EPERM",
+            2 => "ENOENT",
+            5 => "EIO",
+            9 => "EBADF",
+            13 => "EACCES",
+            16 => "EBUSY",
+            19 => "ENODEV",
+            20 => "ENOTDIR",
+            22 => "EINVAL",
+            30 => "EROFS",
+            36 => "ENAMETOOLONG",
+            38 => "ENOSYS",
+            40 => "ELOOP",
+            95 => "EOPNOTSUPP",
+            116 => "ESTALE",
+            _ => "",
+        };
+        let mut buf = [0u8; 128];
+        // SAFETY: the XSI strerror_r writes at most buf.len() bytes, NUL included, into the
+        // valid buffer; on failure the buffer stays zeroed (an empty description).
+        unsafe { libc::strerror_r(errno, buf.as_mut_ptr().cast(), buf.len()) };
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let text = std::str::from_utf8(&buf[..len]).unwrap_or("");
+        if name.is_empty() {
+            write!(f, "errno {errno} (")?;
+        } else {
+            write!(f, "{name} (")?;
+        }
+        for c in text.chars() {
+            write!(f, "{}", c.to_ascii_lowercase())?;
+        }
+        f.write_str(")")
     }
 }
 

@@ -103,7 +103,7 @@ impl Prepared {
         let record_path = record
             .as_ref()
             .and_then(|r| CString::new(r.path.as_os_str().as_bytes()).ok());
-        let helpers = Helpers::spawn(&fds, record_path.as_deref()).map_err(|e| {
+        let helpers = Helpers::spawn(&fds, record_path.as_deref(), GUARDIAN_GRACE).map_err(|e| {
             Failure::new(
                 Status::Internal,
                 format!("cannot start the guardian and the freezer: {e}"),

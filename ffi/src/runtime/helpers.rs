@@ -93,16 +93,25 @@ pub struct Helpers {
     pub freezer: i32,
 }
 
-/// Sorted raw descriptors a helper keeps.
-fn keep_list(fds: &[BorrowedFd<'_>], own: &[RawFd]) -> Vec<RawFd> {
-    let mut v: Vec<RawFd> = fds
-        .iter()
-        .map(AsRawFd::as_raw_fd)
-        .chain(own.iter().copied())
-        .collect();
+/// The descriptors a helper keeps: every target's and two of its own.
+type KeepList = heapless::Vec<RawFd, { MAX_TARGETS + 2 }>;
+
+/// Sorted raw descriptors a helper keeps. Allocates nothing (the C ABI's session start must
+/// not); `E2BIG` beyond capacity.
+fn keep_list(fds: &[BorrowedFd<'_>], own: &[RawFd]) -> io::Result<KeepList> {
+    let mut v = KeepList::new();
+    for fd in fds.iter().map(AsRawFd::as_raw_fd).chain(own.iter().copied()) {
+        v.push(fd)
+            .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    }
     v.sort_unstable();
-    v.dedup();
-    v
+    let mut out = KeepList::new();
+    for fd in v {
+        if out.last() != Some(&fd) {
+            let _ = out.push(fd);
+        }
+    }
+    Ok(out)
 }
 
 /// Closes every descriptor except those in `keep` (sorted). Async-signal-safe.
@@ -154,8 +163,8 @@ fn become_helper(keep: &[RawFd], name: &CStr) {
 struct ChildPlan<'a> {
     table: &'a SharedTable,
     fds: &'a [BorrowedFd<'a>],
-    keep_guardian: Vec<RawFd>,
-    keep_freezer: Vec<RawFd>,
+    keep_guardian: KeepList,
+    keep_freezer: KeepList,
     alive: BorrowedFd<'a>,
     requests: BorrowedFd<'a>,
     done: BorrowedFd<'a>,
@@ -200,12 +209,17 @@ fn intermediate(p: &ChildPlan<'_>) -> ! {
 impl Helpers {
     /// Forks the guardian and the freezer for targets `fds` (in freeze order). `record` is the
     /// session's state file, which the guardian removes if it has to clean up after a dead
-    /// controller. Nothing is frozen yet.
-    pub fn spawn(fds: &[BorrowedFd<'_>], record: Option<&CStr>) -> io::Result<Helpers> {
+    /// controller. The guardian thaws on its own `grace` after the controller's deadline.
+    /// Nothing is frozen yet. Allocates nothing on success.
+    pub fn spawn(
+        fds: &[BorrowedFd<'_>],
+        record: Option<&CStr>,
+        grace: Duration,
+    ) -> io::Result<Helpers> {
         if fds.len() > MAX_TARGETS {
             return Err(io::Error::from_raw_os_error(libc::E2BIG));
         }
-        let map = Mapping::new(fds.len(), GUARDIAN_GRACE)?;
+        let map = Mapping::new(fds.len(), grace)?;
         let (alive_r, alive_w) = pipe_with(PipeFlags::CLOEXEC)?;
         let (req_r, req_w) = pipe_with(PipeFlags::CLOEXEC)?;
         let (done_r, done_w) = pipe_with(PipeFlags::CLOEXEC)?;
@@ -213,8 +227,8 @@ impl Helpers {
         let plan = ChildPlan {
             table: map.table(),
             fds,
-            keep_guardian: keep_list(fds, &[alive_r.as_raw_fd()]),
-            keep_freezer: keep_list(fds, &[req_r.as_raw_fd(), done_w.as_raw_fd()]),
+            keep_guardian: keep_list(fds, &[alive_r.as_raw_fd()])?,
+            keep_freezer: keep_list(fds, &[req_r.as_raw_fd(), done_w.as_raw_fd()])?,
             alive: alive_r.as_fd(),
             requests: req_r.as_fd(),
             done: done_w.as_fd(),
@@ -254,9 +268,9 @@ impl Helpers {
         let table = map.table();
         let (guardian, freezer) = (table.guardian_pid(), table.freezer_pid());
         if guardian <= 0 || freezer <= 0 {
-            return Err(io::Error::other(format!(
-                "could not start the guardian and the freezer (helper exit status {status:#x})"
-            )));
+            // The intermediate process exits 1 or 2 when a fork failed.
+            let _ = status;
+            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
         }
         Ok(Helpers {
             map,

@@ -16,7 +16,7 @@
 mod blocked;
 mod errno;
 mod freeze;
-mod helpers;
+pub(crate) mod helpers;
 mod prepare;
 mod record;
 mod recover;
@@ -24,7 +24,7 @@ mod report;
 mod thaw;
 
 pub use blocked::{blocked_tasks, BlockedTask};
-pub use errno::errno_name;
+pub use errno::{errno_name, ErrnoName};
 pub use freeze::{Armed, FreezeOptions, GUARDIAN_GRACE};
 pub use prepare::{prepare, Prepared, Select, SkipInfo, TargetInfo};
 pub use record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};

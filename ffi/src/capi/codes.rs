@@ -1,13 +1,13 @@
-//! The C ABI (first exports; the full session API follows).
-//!
-//! Conventions (after rustls-ffi): status codes are `uint32_t`; strings returned are static
-//! and NUL-terminated, never to be freed; every export catches panics. The library installs
-//! no signal handlers and changes no signal mask. All functions here are thread-safe.
+//! Status codes, outcome and consistency codes, and the version: the exports that need no
+//! session. Strings returned are static and NUL-terminated, never to be freed. All functions
+//! here are thread-safe.
 
 use core::ffi::c_char;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use quiesce_core::Status;
+use quiesce_core::session::Outcome;
+use quiesce_core::{Consistency, Status};
+
+use super::{c_str, guard};
 
 /// The ABI version: bumped on every incompatible change of the C interface.
 pub const QUIESCE_ABI_VERSION: u32 = 1;
@@ -43,14 +43,69 @@ pub const QUIESCE_INTERRUPTED: u32 = 18;
 /// Status: internal error (a bug in quiesce, or a panic caught at the ABI).
 pub const QUIESCE_INTERNAL: u32 = 70;
 
+/// Consistency: not consistent; treat the copy as crash-consistent at best.
+pub const QUIESCE_CONSISTENCY_NONE: u32 = 0;
+/// Consistency: every target was frozen for the whole window and the snapshot acknowledged.
+pub const QUIESCE_CONSISTENCY_FILESYSTEM: u32 = 1;
+/// Consistency: file-system-consistent, and the application hooks succeeded too.
+pub const QUIESCE_CONSISTENCY_APPLICATION: u32 = 2;
+
+/// Target outcome: not reached (an earlier failure, or the deadline came first).
+pub const QUIESCE_OUTCOME_NOT_ATTEMPTED: u32 = 0;
+/// Target outcome: frozen, not yet thawed.
+pub const QUIESCE_OUTCOME_FROZEN: u32 = 1;
+/// Target outcome: its FIFREEZE failed (errno says why); never frozen by us.
+pub const QUIESCE_OUTCOME_FREEZE_FAILED: u32 = 2;
+/// Target outcome: frozen and thawed again.
+pub const QUIESCE_OUTCOME_THAWED: u32 = 3;
+/// Target outcome: someone else thawed it during the window (snapshot suspect).
+pub const QUIESCE_OUTCOME_THAWED_BY_OTHER: u32 = 4;
+/// Target outcome: its FITHAW failed: it may still be frozen.
+pub const QUIESCE_OUTCOME_THAW_FAILED: u32 = 5;
+/// Target outcome: its FIFREEZE had not returned at the deadline; thawed as soon as it does.
+pub const QUIESCE_OUTCOME_IN_FLIGHT: u32 = 6;
+/// Target outcome: thawed by the guardian process (the deadline passed first).
+pub const QUIESCE_OUTCOME_THAWED_BY_GUARDIAN: u32 = 7;
+/// Target outcome: frozen by another holder and skipped (QUIESCE_FLAG_SKIP_FROZEN): the
+/// snapshot does not cover it.
+pub const QUIESCE_OUTCOME_NOT_COVERED: u32 = 8;
+
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
-fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+/// The C code of an outcome.
+pub(crate) const fn outcome_code(o: Outcome) -> u32 {
+    match o {
+        Outcome::NotAttempted => QUIESCE_OUTCOME_NOT_ATTEMPTED,
+        Outcome::Frozen => QUIESCE_OUTCOME_FROZEN,
+        Outcome::FreezeFailed => QUIESCE_OUTCOME_FREEZE_FAILED,
+        Outcome::Thawed => QUIESCE_OUTCOME_THAWED,
+        Outcome::ThawedByOther => QUIESCE_OUTCOME_THAWED_BY_OTHER,
+        Outcome::ThawFailed => QUIESCE_OUTCOME_THAW_FAILED,
+        Outcome::InFlight => QUIESCE_OUTCOME_IN_FLIGHT,
+        Outcome::ThawedByGuardian => QUIESCE_OUTCOME_THAWED_BY_GUARDIAN,
+        Outcome::NotCovered => QUIESCE_OUTCOME_NOT_COVERED,
+    }
 }
 
-fn c_str(s: &'static str) -> *const c_char {
-    s.as_ptr().cast()
+const OUTCOMES: [Outcome; 9] = [
+    Outcome::NotAttempted,
+    Outcome::Frozen,
+    Outcome::FreezeFailed,
+    Outcome::Thawed,
+    Outcome::ThawedByOther,
+    Outcome::ThawFailed,
+    Outcome::InFlight,
+    Outcome::ThawedByGuardian,
+    Outcome::NotCovered,
+];
+
+/// The C code of a consistency level.
+pub(crate) const fn consistency_code(c: Consistency) -> u32 {
+    match c {
+        Consistency::None => QUIESCE_CONSISTENCY_NONE,
+        Consistency::FileSystem => QUIESCE_CONSISTENCY_FILESYSTEM,
+        Consistency::Application => QUIESCE_CONSISTENCY_APPLICATION,
+    }
 }
 
 /// The library version, e.g. `"0.1.0"`: a static string, never freed.
@@ -80,6 +135,33 @@ pub extern "C" fn quiesce_status_message(status: u32) -> *const c_char {
 pub extern "C" fn quiesce_status_name(status: u32) -> *const c_char {
     guard(c_str("unknown\0"), || {
         c_str(Status::from_code(status).map_or("unknown\0", Status::name_with_nul))
+    })
+}
+
+/// A static, stable name of a target outcome (`"thawed"`, `"freeze-failed"`, ...);
+/// `"unknown"` for other numbers. Never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn quiesce_outcome_name(outcome: u32) -> *const c_char {
+    guard(c_str("unknown\0"), || {
+        let name = OUTCOMES
+            .iter()
+            .find(|o| outcome_code(**o) == outcome)
+            .map_or("unknown\0", |o| o.name_with_nul());
+        c_str(name)
+    })
+}
+
+/// A static, stable name of a consistency level (`"filesystem-consistent"`, ...);
+/// `"unknown"` for other numbers. Never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn quiesce_consistency_name(consistency: u32) -> *const c_char {
+    guard(c_str("unknown\0"), || {
+        c_str(match consistency {
+            QUIESCE_CONSISTENCY_NONE => "not-consistent\0",
+            QUIESCE_CONSISTENCY_FILESYSTEM => "filesystem-consistent\0",
+            QUIESCE_CONSISTENCY_APPLICATION => "application-consistent\0",
+            _ => "unknown\0",
+        })
     })
 }
 

@@ -1,0 +1,213 @@
+//! The session lives in storage the caller provides (`quiesce_session`, an opaque, aligned
+//! block of `QUIESCE_SESSION_SIZE` bytes): the C ABI never calls malloc. This module lays out
+//! what is inside, and checks pointers handed back by C.
+
+use core::mem::{align_of, size_of};
+use core::ptr::addr_of_mut;
+use std::os::fd::OwnedFd;
+
+use quiesce_core::mountinfo::Dev;
+use quiesce_core::session::Session;
+use quiesce_core::Status;
+
+use super::buffers::{Message, MountTable, Name, Names};
+use super::config::Flags;
+use crate::runtime::helpers::Helpers;
+use crate::runtime::MAX_TARGETS;
+
+/// Bytes of caller storage one session needs (`sizeof(quiesce_session)`).
+pub const QUIESCE_SESSION_SIZE: usize = 131072;
+/// `QUIESCE_SESSION_SIZE` in 8-byte words.
+pub const QUIESCE_SESSION_WORDS: usize = 16384;
+/// The alignment that storage needs (`_Alignof(quiesce_session)`).
+pub const QUIESCE_SESSION_ALIGN: usize = 8;
+/// Most filesystems one session freezes.
+pub const QUIESCE_MAX_TARGETS: usize = 64;
+/// Most skipped mounts a session lists (more are counted only).
+pub const QUIESCE_MAX_SKIPS: usize = 32;
+
+/// Storage for one session: declare one (static, on the stack, or inside a struct of yours;
+/// `malloc` works too) and pass its address to `quiesce_session_init()`. Opaque: do not read
+/// or copy it; it must stay at the same address from `quiesce_session_init()` to
+/// `quiesce_session_cleanup()`.
+#[repr(C)]
+pub struct quiesce_session {
+    opaque: [u64; QUIESCE_SESSION_WORDS],
+}
+
+const MAGIC: u64 = 0x7175_6965_7363_6531; // "quiesce1"
+
+/// Where a session stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Planned: targets resolved and opened, nothing frozen.
+    Planned,
+    /// Everything frozen; waiting for `quiesce_thaw`.
+    Frozen,
+    /// Over: thawed (or never frozen); the report is final.
+    Ended,
+}
+
+/// One planned target, in freeze order.
+pub struct Target {
+    pub path: Name,
+    pub fs_type: Name,
+    pub source: Name,
+    pub dev: Dev,
+    /// Index into the caller's `mounts`, or -1.
+    pub mount_index: i32,
+    pub fd: OwnedFd,
+}
+
+/// One skipped mount.
+pub struct Skip {
+    pub path: Name,
+    pub fs_type: Name,
+    pub reason: Name,
+    pub dev: Dev,
+    pub mount_index: i32,
+}
+
+/// The last failure, beside its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub status: Status,
+    pub errno: i32,
+    /// Index into the caller's `mounts`, or -1.
+    pub mount_index: i32,
+    /// Index into the planned targets, or -1.
+    pub target_index: i32,
+}
+
+impl Failure {
+    pub(crate) const NONE: Failure = Failure {
+        status: Status::Ok,
+        errno: 0,
+        mount_index: -1,
+        target_index: -1,
+    };
+}
+
+/// What the caller's storage holds.
+pub struct Inner {
+    magic: u64,
+    pub phase: Phase,
+    /// A panic was caught inside an export: only thaw and cleanup are accepted.
+    pub poisoned: bool,
+    pub flags: Flags,
+    pub timeout_ms: u32,
+    pub failure: Failure,
+    pub message: Message,
+    pub table: MountTable,
+    pub names: Names,
+    pub targets: heapless::Vec<Target, MAX_TARGETS>,
+    pub skips: heapless::Vec<Skip, QUIESCE_MAX_SKIPS>,
+    pub skips_dropped: usize,
+    pub session: Option<Session<MAX_TARGETS>>,
+    pub helpers: Option<Helpers>,
+}
+
+const _: () = assert!(size_of::<Inner>() <= QUIESCE_SESSION_SIZE);
+const _: () = assert!(align_of::<Inner>() <= QUIESCE_SESSION_ALIGN);
+const _: () = assert!(size_of::<quiesce_session>() == QUIESCE_SESSION_SIZE);
+const _: () = assert!(QUIESCE_SESSION_WORDS * 8 == QUIESCE_SESSION_SIZE);
+const _: () = assert!(align_of::<quiesce_session>() == QUIESCE_SESSION_ALIGN);
+const _: () = assert!(QUIESCE_MAX_TARGETS == MAX_TARGETS);
+
+/// Why a pointer from C is not a usable session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadStorage {
+    Null,
+    Misaligned,
+    TooSmall,
+    NotInitialised,
+}
+
+impl Inner {
+    /// Initialises `storage` (of `size` bytes) in place and returns it. Allocates nothing,
+    /// and builds nothing large on the stack.
+    ///
+    /// # Safety
+    /// `storage` must point to `size` writable bytes that hold no live session.
+    pub unsafe fn init<'a>(
+        storage: *mut quiesce_session,
+        size: usize,
+    ) -> Result<&'a mut Inner, BadStorage> {
+        if storage.is_null() {
+            return Err(BadStorage::Null);
+        }
+        if (storage as usize) % QUIESCE_SESSION_ALIGN != 0 {
+            return Err(BadStorage::Misaligned);
+        }
+        if size < QUIESCE_SESSION_SIZE {
+            return Err(BadStorage::TooSmall);
+        }
+        let p = storage.cast::<Inner>();
+        // SAFETY: `p` is non-null, aligned for Inner (checked), and points to at least
+        // size_of::<Inner>() writable bytes (checked against QUIESCE_SESSION_SIZE, which the
+        // const asserts above bound). Zero bytes are a valid value for every plain field
+        // (integers, byte arrays: the buffers' lengths start at 0); every other field is
+        // written explicitly before the reference is made.
+        unsafe {
+            core::ptr::write_bytes(p.cast::<u8>(), 0, size_of::<Inner>());
+            addr_of_mut!((*p).phase).write(Phase::Planned);
+            addr_of_mut!((*p).poisoned).write(false);
+            addr_of_mut!((*p).flags).write(Flags::empty());
+            addr_of_mut!((*p).failure).write(Failure::NONE);
+            addr_of_mut!((*p).targets).write(heapless::Vec::new());
+            addr_of_mut!((*p).skips).write(heapless::Vec::new());
+            addr_of_mut!((*p).session).write(None);
+            addr_of_mut!((*p).helpers).write(None);
+            addr_of_mut!((*p).magic).write(MAGIC);
+            Ok(&mut *p)
+        }
+    }
+
+    /// The session in `storage`, if `quiesce_session_init()` set one up there.
+    ///
+    /// # Safety
+    /// `storage` must be NULL or point to a `quiesce_session` (initialised or not) that no
+    /// other thread uses during the call.
+    pub unsafe fn get<'a>(storage: *mut quiesce_session) -> Result<&'a mut Inner, BadStorage> {
+        if storage.is_null() {
+            return Err(BadStorage::Null);
+        }
+        if (storage as usize) % QUIESCE_SESSION_ALIGN != 0 {
+            return Err(BadStorage::Misaligned);
+        }
+        let p = storage.cast::<Inner>();
+        // SAFETY: aligned, QUIESCE_SESSION_SIZE bytes of caller storage; the magic is read
+        // first (a plain u64 at offset 0 of an initialised or zeroed/garbage block), and the
+        // reference is made only when it says init() has run on this storage.
+        unsafe {
+            if addr_of_mut!((*p).magic).read() != MAGIC {
+                return Err(BadStorage::NotInitialised);
+            }
+            Ok(&mut *p)
+        }
+    }
+
+    /// Ends the session in `storage`: drops everything in it (closing descriptors, releasing
+    /// the helpers, whose guardian thaws anything still ours) and forgets the magic.
+    ///
+    /// # Safety
+    /// As for [`Inner::get`]; afterwards the storage holds no session.
+    pub unsafe fn destroy(storage: *mut quiesce_session) {
+        // SAFETY: as for `get`; the Inner is initialised (magic checked), dropped once in
+        // place, and its magic cleared so that a second cleanup is a no-op.
+        unsafe {
+            if let Ok(inner) = Inner::get(storage) {
+                let p: *mut Inner = inner;
+                addr_of_mut!((*p).magic).write(0);
+                core::ptr::drop_in_place(p);
+            }
+        }
+    }
+
+    /// Records a failure and its message; returns its status code.
+    pub fn fail(&mut self, failure: Failure, message: core::fmt::Arguments<'_>) -> u32 {
+        self.failure = failure;
+        self.message.set(message);
+        failure.status.code()
+    }
+}
