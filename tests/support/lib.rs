@@ -35,6 +35,7 @@ mod controller;
 mod fs;
 mod guard;
 mod json;
+mod native;
 mod probe;
 mod process;
 mod report;
@@ -49,6 +50,7 @@ pub use controller::ParentGone;
 pub use fs::{is_mount_point, tmpfs, ExtraMount, FsKind, TestFs, TmpfsMount};
 pub use guard::{check as guard_check, guard, resolve, SCRATCH_PREFIX};
 pub use json::Json;
+pub use native::{compile_c, compile_c_static, ffi_lib, repo_root, FfiLib, STATIC_LIBS};
 pub use probe::{start_write_probe, start_write_probe_nosync, WriteProbe};
 pub use process::{reap_pending, run_ok, run_timeout, send_signal, wait_timeout, ChildGuard};
 pub use report::{

@@ -7,7 +7,7 @@ use core::ffi::CStr;
 
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, StatxAttributes, StatxFlags};
-use rustix::ioctl::{opcode, NoArg, Opcode};
+use rustix::ioctl::{opcode, Opcode, Updater};
 use rustix::time::{clock_gettime, ClockId};
 
 use crate::mountinfo::Dev;
@@ -30,17 +30,21 @@ fn errno(e: rustix::io::Errno) -> Errno {
 /// `EOPNOTSUPP` when its type cannot be frozen. May block for as long as flushing the dirty
 /// data takes. See `Documentation/filesystems/vfs.rst` (`freeze_fs`) and ioctl_fs(2) family.
 pub fn freeze(fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    // SAFETY: FIFREEZE takes no argument the kernel reads (util-linux passes 0); NoArg passes
-    // a null pointer, and the opcode is the one from <linux/fs.h>.
-    unsafe { rustix::ioctl::ioctl(fd, NoArg::<FIFREEZE>::new()) }.map_err(errno)
+    // The kernel reads no argument (util-linux passes 0), but the opcode says "int, read and
+    // written": pass a valid int, so that tools that check ioctl arguments (valgrind) agree.
+    let mut unused: core::ffi::c_int = 0;
+    // SAFETY: the opcode is the one from <linux/fs.h>; the argument is a valid, writable int
+    // that outlives the call.
+    unsafe { rustix::ioctl::ioctl(fd, Updater::<FIFREEZE, _>::new(&mut unused)) }.map_err(errno)
 }
 
 /// `ioctl(fd, FITHAW, 0)`: thaws the filesystem that `fd` is on.
 ///
 /// Fails with `EINVAL` when the filesystem is not frozen.
 pub fn thaw(fd: BorrowedFd<'_>) -> Result<(), Errno> {
-    // SAFETY: as for `freeze`; FITHAW takes no argument the kernel reads.
-    unsafe { rustix::ioctl::ioctl(fd, NoArg::<FITHAW>::new()) }.map_err(errno)
+    let mut unused: core::ffi::c_int = 0;
+    // SAFETY: as for `freeze`; FITHAW reads no argument either.
+    unsafe { rustix::ioctl::ioctl(fd, Updater::<FITHAW, _>::new(&mut unused)) }.map_err(errno)
 }
 
 /// syncfs(2): writes back the dirty data of the filesystem that `fd` is on.

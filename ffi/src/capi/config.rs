@@ -115,9 +115,7 @@ pub unsafe fn read(cfg: *const quiesce_config) -> Result<(quiesce_config, Flags)
     if c.timeout_ms == 0 || c.timeout_ms > QUIESCE_MAX_TIMEOUT_MS {
         return Err(ConfigError::Timeout(c.timeout_ms));
     }
-    if (c.mounts.is_null() && c.mount_count != 0)
-        || c.mount_count > crate::runtime::MAX_TARGETS
-    {
+    if (c.mounts.is_null() && c.mount_count != 0) || c.mount_count > crate::runtime::MAX_TARGETS {
         return Err(ConfigError::Mounts(c.mount_count));
     }
     Ok((c, flags))

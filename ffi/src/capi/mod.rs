@@ -31,7 +31,10 @@ pub use config::*;
 pub use emergency::*;
 pub use report::*;
 pub use session::*;
-pub use storage::{quiesce_session, QUIESCE_MAX_SKIPS, QUIESCE_MAX_TARGETS, QUIESCE_SESSION_ALIGN, QUIESCE_SESSION_SIZE};
+pub use storage::{
+    quiesce_session, QUIESCE_MAX_SKIPS, QUIESCE_MAX_TARGETS, QUIESCE_SESSION_ALIGN,
+    QUIESCE_SESSION_SIZE,
+};
 pub use testing::*;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -71,7 +71,10 @@ pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32
                     mount_index: i as i32,
                     ..Failure::NONE
                 },
-                format_args!("mounts[{i}] is NULL: pass {} mount point strings", cfg.mount_count),
+                format_args!(
+                    "mounts[{i}] is NULL: pass {} mount point strings",
+                    cfg.mount_count
+                ),
             );
         }
         // SAFETY: a non-NULL entry is a NUL-terminated string (the caller's contract), read
@@ -98,7 +101,10 @@ pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32
             }
             Err(errno) => {
                 let f = fail_at(inner, Status::BadTarget, errno, i);
-                return inner.fail(f, format_args!("'{name}' cannot be examined: {}", errno_name(errno)));
+                return inner.fail(
+                    f,
+                    format_args!("'{name}' cannot be examined: {}", errno_name(errno)),
+                );
             }
         };
         let _ = opened.push(Opened {
@@ -142,7 +148,10 @@ pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32
             let name = Lossy(o.path.to_bytes());
             let f = fail_at(inner, Status::BadTarget, 0, i);
             let table = inner.table.parsed();
-            let holder = table.find(o.mount_id).and_then(Result::ok).map(|e| e.mount_point);
+            let holder = table
+                .find(o.mount_id)
+                .and_then(Result::ok)
+                .map(|e| e.mount_point);
             let mut buf = [0u8; PATH_MAX];
             let holder = holder.and_then(|mp| mp.decode_into(&mut buf));
             return match holder {
@@ -193,7 +202,10 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
                 mount_index: e.arg.map_or(-1, |a| a as i32),
                 ..Failure::NONE
             };
-            let subject = e.arg.and_then(|a| opened.get(a)).map(|o| Lossy(o.path.to_bytes()));
+            let subject = e
+                .arg
+                .and_then(|a| opened.get(a))
+                .map(|o| Lossy(o.path.to_bytes()));
             return match (subject, e.kind) {
                 (Some(s), PlanErrorKind::NotFreezable { .. } | PlanErrorKind::MountGone { .. }) => {
                     fail(f, format_args!("'{s}' {e}"))
@@ -244,8 +256,16 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
                 PlanErrorKind::Cycle { a, b } => {
                     let mut ba = [0u8; PATH_MAX];
                     let mut bb = [0u8; PATH_MAX];
-                    let pa = plan.targets().get(a).and_then(|t| t.primary.mount_point.decode_into(&mut ba)).unwrap_or(b"?");
-                    let pb = plan.targets().get(b).and_then(|t| t.primary.mount_point.decode_into(&mut bb)).unwrap_or(b"?");
+                    let pa = plan
+                        .targets()
+                        .get(a)
+                        .and_then(|t| t.primary.mount_point.decode_into(&mut ba))
+                        .unwrap_or(b"?");
+                    let pb = plan
+                        .targets()
+                        .get(b)
+                        .and_then(|t| t.primary.mount_point.decode_into(&mut bb))
+                        .unwrap_or(b"?");
                     fail(f, format_args!("{} and {} each hold the other's storage (loop devices); no safe freeze order exists", Lossy(pa), Lossy(pb)))
                 }
                 _ => fail(f, format_args!("{e}")),
@@ -268,7 +288,9 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
         // The descriptor: the caller's own for a named target, else a verified open.
         let fd = match t.primary.arg {
             Some(a) => opened.get_mut(a).and_then(|o| o.fd.take()),
-            None => t.mounts().find_map(|m| open_verified(m.mount_point, m.mount_id)),
+            None => t
+                .mounts()
+                .find_map(|m| open_verified(m.mount_point, m.mount_id)),
         };
         let (Ok(path), Ok(fs_type), Ok(source)) = (
             names.push_escaped(t.primary.mount_point),
@@ -328,7 +350,9 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
         }
     }
     if targets.is_empty() {
-        let first = skips.first().map(|s| (names.get(s.path), names.get(s.reason)));
+        let first = skips
+            .first()
+            .map(|s| (names.get(s.path), names.get(s.reason)));
         let f = Failure {
             status: Status::NotFreezable,
             mount_index: skips.first().map_or(-1, |s| s.mount_index),
@@ -341,10 +365,17 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
                     "nothing to freeze: {}: {}{}",
                     Lossy(p),
                     Lossy(r),
-                    if skips.len() > 1 { " (and more skipped: see quiesce_skip())" } else { "" }
+                    if skips.len() > 1 {
+                        " (and more skipped: see quiesce_skip())"
+                    } else {
+                        ""
+                    }
                 ),
             ),
-            None => fail(f, format_args!("nothing to freeze: no freezable, writable filesystem is mounted")),
+            None => fail(
+                f,
+                format_args!("nothing to freeze: no freezable, writable filesystem is mounted"),
+            ),
         };
     }
     Status::Ok.code()

@@ -8,9 +8,9 @@ use quiesce_core::session::{End, Outcome};
 use quiesce_core::{Consistency, Status};
 
 use super::codes::{consistency_code, outcome_code};
+use super::guard;
 use super::session::write_out;
 use super::storage::{quiesce_session, Inner, Phase};
-use super::guard;
 
 /// The whole session.
 #[repr(C)]
@@ -108,7 +108,12 @@ fn record(inner: &Inner, i: usize) -> (Outcome, i32, u64, u64) {
             };
             let (fs, fe) = slot.freeze_times();
             let (ts, te) = slot.thaw_times();
-            return (outcome, slot.errno(), fe.saturating_sub(fs), te.saturating_sub(ts));
+            return (
+                outcome,
+                slot.errno(),
+                fe.saturating_sub(fs),
+                te.saturating_sub(ts),
+            );
         }
     }
     match inner.session.as_ref().and_then(|s| s.target(i)) {

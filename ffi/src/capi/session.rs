@@ -15,8 +15,7 @@ use quiesce_core::Status;
 use super::buffers::Lossy;
 use super::config::{self, quiesce_config, ConfigError, Flags, QUIESCE_MAX_TIMEOUT_MS};
 use super::storage::{
-    quiesce_session, BadStorage, Failure, Inner, Phase, QUIESCE_SESSION_ALIGN,
-    QUIESCE_SESSION_SIZE,
+    quiesce_session, BadStorage, Failure, Inner, Phase, QUIESCE_SESSION_ALIGN, QUIESCE_SESSION_SIZE,
 };
 use super::testing::{self, Point};
 use super::{guard, plan};
@@ -57,7 +56,7 @@ pub struct quiesce_error_info {
 /// `out` must be NULL or point to a writable struct that starts with a `size_t` holding its
 /// size.
 pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) -> u32 {
-    if out.is_null() || (out as usize) % core::mem::align_of::<T>() != 0 {
+    if out.is_null() || !out.is_aligned() {
         return Status::Usage.code();
     }
     // SAFETY: non-null and aligned; the caller vouches that it starts with a size_t.
@@ -290,7 +289,9 @@ fn freeze(inner: &mut Inner) -> u32 {
                 errno: 1,
                 ..Failure::NONE
             },
-            format_args!("freezing needs CAP_SYS_ADMIN, which this process does not have: run as root"),
+            format_args!(
+                "freezing needs CAP_SYS_ADMIN, which this process does not have: run as root"
+            ),
         );
     }
     let n = inner.targets.len();
@@ -487,7 +488,9 @@ fn explain(inner: &mut Inner, status: Status) -> u32 {
         (0..s.len()).find_map(|i| {
             let r = s.target(i)?;
             let hit = match status {
-                Status::Timeout => matches!(r.outcome, Outcome::InFlight | Outcome::ThawedByGuardian),
+                Status::Timeout => {
+                    matches!(r.outcome, Outcome::InFlight | Outcome::ThawedByGuardian)
+                }
                 Status::Suspect => r.outcome == Outcome::ThawedByOther,
                 Status::ThawFailed => r.outcome == Outcome::ThawFailed,
                 _ => r.errno != 0,

@@ -70,7 +70,7 @@ pub struct Skip {
 
 /// The last failure, beside its status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Failure {
+pub struct Failure {
     pub status: Status,
     pub errno: i32,
     /// Index into the caller's `mounts`, or -1.
@@ -136,7 +136,7 @@ impl Inner {
         if storage.is_null() {
             return Err(BadStorage::Null);
         }
-        if (storage as usize) % QUIESCE_SESSION_ALIGN != 0 {
+        if !(storage as usize).is_multiple_of(QUIESCE_SESSION_ALIGN) {
             return Err(BadStorage::Misaligned);
         }
         if size < QUIESCE_SESSION_SIZE {
@@ -172,7 +172,7 @@ impl Inner {
         if storage.is_null() {
             return Err(BadStorage::Null);
         }
-        if (storage as usize) % QUIESCE_SESSION_ALIGN != 0 {
+        if !(storage as usize).is_multiple_of(QUIESCE_SESSION_ALIGN) {
             return Err(BadStorage::Misaligned);
         }
         let p = storage.cast::<Inner>();

@@ -103,13 +103,14 @@ impl Prepared {
         let record_path = record
             .as_ref()
             .and_then(|r| CString::new(r.path.as_os_str().as_bytes()).ok());
-        let helpers = Helpers::spawn(&fds, record_path.as_deref(), GUARDIAN_GRACE).map_err(|e| {
-            Failure::new(
-                Status::Internal,
-                format!("cannot start the guardian and the freezer: {e}"),
-            )
-            .with_errno(e.raw_os_error().unwrap_or(0))
-        })?;
+        let helpers =
+            Helpers::spawn(&fds, record_path.as_deref(), GUARDIAN_GRACE).map_err(|e| {
+                Failure::new(
+                    Status::Internal,
+                    format!("cannot start the guardian and the freezer: {e}"),
+                )
+                .with_errno(e.raw_os_error().unwrap_or(0))
+            })?;
         if let Some(r) = record.as_mut() {
             r.guardian = ProcRef::of(helpers.guardian);
             r.freezer = ProcRef::of(helpers.freezer);

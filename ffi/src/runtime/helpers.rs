@@ -100,7 +100,11 @@ type KeepList = heapless::Vec<RawFd, { MAX_TARGETS + 2 }>;
 /// not); `E2BIG` beyond capacity.
 fn keep_list(fds: &[BorrowedFd<'_>], own: &[RawFd]) -> io::Result<KeepList> {
     let mut v = KeepList::new();
-    for fd in fds.iter().map(AsRawFd::as_raw_fd).chain(own.iter().copied()) {
+    for fd in fds
+        .iter()
+        .map(AsRawFd::as_raw_fd)
+        .chain(own.iter().copied())
+    {
         v.push(fd)
             .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
     }

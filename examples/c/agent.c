@@ -1,0 +1,160 @@
+/*
+ * quiesce-agent: a small snapshot agent over the quiesce C ABI.
+ *
+ *   quiesce-agent [-t TIMEOUT_MS] [-a] MOUNT... -- CMD [ARG...]
+ *
+ * Plans the freeze of MOUNT... (with -a: of every freezable filesystem except MOUNT...),
+ * prints the plan, freezes, prints "frozen", runs CMD (the snapshot; it must not write to the
+ * frozen filesystems), acknowledges the snapshot if CMD exits 0, thaws, prints the report,
+ * and exits with the session's status (0: consistent; see quiesce.h for the others).
+ *
+ *   quiesce-agent --thaw MOUNT...     the rescue: thaw MOUNT... (quiesce_emergency_thaw)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "quiesce.h"
+
+_Static_assert(sizeof(quiesce_session) == QUIESCE_SESSION_SIZE, "session storage size");
+_Static_assert(_Alignof(quiesce_session) == QUIESCE_SESSION_ALIGN, "session storage alignment");
+
+/* Storage for the session: static here, so that it is not on the stack. */
+static quiesce_session session;
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage: quiesce-agent [-t TIMEOUT_MS] [-a] MOUNT... -- CMD [ARG...]\n"
+            "       quiesce-agent --thaw MOUNT...\n");
+    return QUIESCE_USAGE;
+}
+
+static void print_error(const char *step, uint32_t status) {
+    quiesce_error_info e;
+    e.size = sizeof e;
+    if (quiesce_error(&session, &e) == QUIESCE_OK && e.status != QUIESCE_OK) {
+        fprintf(stderr, "quiesce-agent: %s: %s [%s, errno %d]\n", step, e.message,
+                quiesce_status_name(e.status), e.os_error);
+    } else {
+        fprintf(stderr, "quiesce-agent: %s: %s [%s]\n", step, quiesce_status_message(status),
+                quiesce_status_name(status));
+    }
+}
+
+static void print_plan(void) {
+    quiesce_report_info r;
+    r.size = sizeof r;
+    if (quiesce_report(&session, &r) != QUIESCE_OK) return;
+    for (uint32_t i = 0; i < r.target_count; i++) {
+        quiesce_target_info t;
+        t.size = sizeof t;
+        if (quiesce_target(&session, i, &t) != QUIESCE_OK) continue;
+        printf("freeze %u: %s (%s, %u:%u, %s)\n", i + 1, t.path, t.fs_type, t.dev_major,
+               t.dev_minor, t.source);
+    }
+    for (uint32_t i = 0; i < r.skip_count; i++) {
+        quiesce_skip_info s;
+        s.size = sizeof s;
+        if (quiesce_skip(&session, i, &s) != QUIESCE_OK) continue;
+        printf("skip: %s (%s): %s\n", s.path, s.fs_type, s.reason);
+    }
+}
+
+static void print_report(void) {
+    quiesce_report_info r;
+    r.size = sizeof r;
+    if (quiesce_report(&session, &r) != QUIESCE_OK) return;
+    for (uint32_t i = 0; i < r.target_count; i++) {
+        quiesce_target_info t;
+        t.size = sizeof t;
+        if (quiesce_target(&session, i, &t) != QUIESCE_OK) continue;
+        printf("target %s: %s (freeze %.3f ms, thaw %.3f ms", t.path,
+               quiesce_outcome_name(t.outcome), t.freeze_ns / 1e6, t.thaw_ns / 1e6);
+        if (t.os_error) printf(", %s", strerror(t.os_error));
+        printf(")\n");
+    }
+    printf("status: %s; %s; window %.3f ms\n", quiesce_status_name(r.status),
+           quiesce_consistency_name(r.consistency), r.window_ns / 1e6);
+}
+
+/* Runs the snapshot command; returns 1 if it exited 0. */
+static int run_snapshot(char **argv) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("quiesce-agent: fork");
+        return 0;
+    }
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "quiesce-agent: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR) return 0;
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+int main(int argc, char **argv) {
+    quiesce_config cfg;
+    quiesce_config_init(&cfg);
+    if (argc >= 2 && strcmp(argv[1], "--thaw") == 0) {
+        size_t thawed = 0;
+        uint32_t st = quiesce_emergency_thaw((const char *const *)&argv[2], (size_t)(argc - 2),
+                                             &thawed);
+        printf("thawed %zu of %d: %s\n", thawed, argc - 2, quiesce_status_name(st));
+        return (int)st;
+    }
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+            char *end;
+            unsigned long ms = strtoul(argv[++i], &end, 10);
+            if (*end != '\0' || ms == 0 || ms > QUIESCE_MAX_TIMEOUT_MS) {
+                fprintf(stderr, "quiesce-agent: -t %s: give milliseconds, 1 to %u\n", argv[i],
+                        (unsigned)QUIESCE_MAX_TIMEOUT_MS);
+                return QUIESCE_USAGE;
+            }
+            cfg.timeout_ms = (uint32_t)ms;
+        } else if (strcmp(argv[i], "-a") == 0) {
+            cfg.flags |= QUIESCE_FLAG_ALL;
+        } else {
+            return usage();
+        }
+    }
+    int first = i;
+    while (i < argc && strcmp(argv[i], "--") != 0) i++;
+    if (i >= argc - 1) return usage();
+    argv[i] = NULL;
+    cfg.mounts = (const char *const *)&argv[first];
+    cfg.mount_count = (size_t)(i - first);
+    char **cmd = &argv[i + 1];
+
+    uint32_t st = quiesce_session_init(&session, sizeof session, &cfg);
+    if (st != QUIESCE_OK) {
+        print_error("plan", st);
+        quiesce_session_cleanup(&session);
+        return (int)st;
+    }
+    print_plan();
+    fflush(stdout); /* before the library forks its helper processes */
+    st = quiesce_freeze(&session);
+    if (st != QUIESCE_OK) {
+        print_error("freeze", st);
+        print_report();
+        quiesce_session_cleanup(&session);
+        return (int)st;
+    }
+    printf("frozen\n");
+    int taken = run_snapshot(cmd);
+    st = quiesce_thaw(&session, taken);
+    if (st != QUIESCE_OK) print_error("thaw", st);
+    print_report();
+    quiesce_session_cleanup(&session);
+    return (int)st;
+}
