@@ -34,6 +34,10 @@ fn main() {
                 .into(),
         ),
         sys_includes: vec!["stdint.h".into(), "stddef.h".into()],
+        after_includes: Some(format!(
+            "\n// The library version this header belongs to (quiesce_version() gives the loaded one).\n#define QUIESCE_VERSION \"{}\"",
+            std::env::var("CARGO_PKG_VERSION").unwrap_or_default()
+        )),
         no_includes: true,
         ..Default::default()
     };

@@ -47,6 +47,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
+// The library version this header belongs to (quiesce_version() gives the loaded one).
+#define QUIESCE_VERSION "0.1.0"
+
 // Bytes of `/proc/self/mountinfo` a session keeps (after filtering).
 #define MOUNT_TABLE_BYTES (64 * 1024)
 

@@ -12,6 +12,12 @@ fn committed() -> String {
 }
 
 #[test]
+fn the_version_macro_is_the_crate_version() {
+    let want = format!("#define QUIESCE_VERSION \"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(GENERATED.contains(&want), "the header lacks {want}");
+}
+
+#[test]
 fn committed_header_is_fresh() {
     assert!(
         committed() == GENERATED,
@@ -48,11 +54,42 @@ const USE: &str = r#"
 #include "quiesce.h" /* the include guard works */
 _Static_assert(QUIESCE_FREEZE_FAILED == 11, "Alibaba's fsfreezer meaning");
 _Static_assert(QUIESCE_THAW_FAILED == 12, "Alibaba's fsfreezer meaning");
+_Static_assert(sizeof(quiesce_session) == QUIESCE_SESSION_SIZE, "storage size");
+#ifdef __cplusplus
+#define ALIGNOF alignof
+#else
+#define ALIGNOF _Alignof
+#endif
+_Static_assert(ALIGNOF(quiesce_session) == QUIESCE_SESSION_ALIGN, "storage alignment");
+static int on_frozen(quiesce_session *s, void *user) { (void)s; (void)user; return 0; }
 int use(void);
 int use(void) {
+    static quiesce_session s;
+    quiesce_config cfg;
+    quiesce_error_info e;
+    quiesce_report_info r;
+    quiesce_target_info t;
+    quiesce_skip_info k;
+    const char *mounts[1] = {"/mnt"};
     const char *v = quiesce_version();
     const char *m = quiesce_status_message(QUIESCE_TIMEOUT);
-    return (int)quiesce_abi_version() + (v != 0) + (m != 0) + (quiesce_status_name(0) != 0);
+    quiesce_config_init(&cfg);
+    cfg.mounts = mounts;
+    cfg.mount_count = 1;
+    cfg.flags = QUIESCE_FLAG_SKIP_FROZEN;
+    e.size = sizeof e; r.size = sizeof r; t.size = sizeof t; k.size = sizeof k;
+    if (quiesce_run(&s, sizeof s, &cfg, on_frozen, 0) != QUIESCE_OK) {
+        (void)quiesce_error(&s, &e);
+    }
+    (void)quiesce_report(&s, &r);
+    (void)quiesce_target(&s, 0, &t);
+    (void)quiesce_skip(&s, 0, &k);
+    quiesce_session_cleanup(&s);
+    return (int)quiesce_abi_version() + (v != 0) + (m != 0) + (quiesce_status_name(0) != 0)
+        + (int)sizeof(QUIESCE_VERSION) + (quiesce_session_size() == QUIESCE_SESSION_SIZE)
+        + (quiesce_emergency_thaw(mounts, 0, 0) == QUIESCE_OK)
+        + (quiesce_outcome_name(QUIESCE_OUTCOME_THAWED) != 0)
+        + (quiesce_consistency_name(QUIESCE_CONSISTENCY_FILESYSTEM) != 0);
 }
 "#;
 

@@ -196,6 +196,27 @@ mod tests {
     }
 
     #[test]
+    fn outcome_and_consistency_names() {
+        for o in OUTCOMES {
+            // SAFETY: the export returns a static NUL-terminated string.
+            let n = unsafe { CStr::from_ptr(quiesce_outcome_name(outcome_code(o))) };
+            assert_eq!(n.to_str().unwrap(), o.name());
+        }
+        // SAFETY: as above.
+        let u = unsafe { CStr::from_ptr(quiesce_outcome_name(99)) };
+        assert_eq!(u.to_str().unwrap(), "unknown");
+        for c in [
+            Consistency::None,
+            Consistency::FileSystem,
+            Consistency::Application,
+        ] {
+            // SAFETY: as above.
+            let n = unsafe { CStr::from_ptr(quiesce_consistency_name(consistency_code(c))) };
+            assert_eq!(n.to_str().unwrap(), c.name());
+        }
+    }
+
+    #[test]
     fn messages_are_static_c_strings() {
         for s in Status::ALL {
             // SAFETY: the exports return pointers to static NUL-terminated strings.
