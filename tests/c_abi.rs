@@ -208,9 +208,15 @@ fn no_malloc_from_init_to_cleanup() {
     assert_writable(&b.mount, &out);
 }
 
+fn panic_program() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| compile_c_static("panic", &["tests/c/panic.c"], &[]))
+        .clone()
+}
+
 fn panic_poisons_and_thaw_still_works(point: &str) {
     require_root();
-    let prog = compile_c_static("panic", &["tests/c/panic.c"], &[]);
+    let prog = panic_program();
     let scratch = Scratch::new();
     let fs = TestFs::new(&scratch, "p", FsKind::Ext4);
     let mut q = Quiesce::new()

@@ -168,8 +168,11 @@ fn run_armed(
             timeout,
             if_frozen,
             record: false,
+            presync: true,
         })
         .expect("arm");
+    // The pre-sync allocates (its threads), before the counted freeze -> thaw path.
+    assert!(armed.presync().is_some());
     let mut ctl = Ack(ack);
     let (_, n) = allocations(|| armed.run(&mut ctl));
     (armed.finish(), n)

@@ -221,6 +221,7 @@ fn freeze(
         timeout,
         if_frozen,
         record: true,
+        presync: true,
     };
     let mut log = Box::new(DeferredLog::new());
     let report: Report = match mode {

@@ -131,6 +131,7 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             .str("end", r.end.name())
             .num("timeout_ms", r.timeout.as_millis())
             .opt_num("window_us", r.window_ns.map(|n| n / 1000))
+            .opt_num("presync_us", r.presync_ns.map(|n| n / 1000))
             .raw("targets", &targets)
             .raw("skipped", &array(r.skipped.iter().map(skip_json)))
             .strings(

@@ -38,6 +38,8 @@ pub struct quiesce_report_info {
     pub not_covered: u32,
     /// Nanoseconds from the first `FIFREEZE` to the last `FITHAW` returned (0 if none).
     pub window_ns: u64,
+    /// Nanoseconds the pre-sync took (0 if it did not run: `QUIESCE_FLAG_NO_PRESYNC`).
+    pub presync_ns: u64,
 }
 
 /// One filesystem of the plan, in freeze order (thaw order is the reverse).
@@ -163,6 +165,7 @@ pub unsafe extern "C" fn quiesce_report(
             skips_dropped: inner.skips_dropped as u32,
             not_covered: not_covered as u32,
             window_ns: s.and_then(|s| s.window_ns()).unwrap_or(0),
+            presync_ns: inner.presync_ns,
         };
         // SAFETY: forwarded from the caller.
         unsafe { write_out(out, info) }

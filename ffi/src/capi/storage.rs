@@ -96,6 +96,8 @@ pub struct Inner {
     pub poisoned: bool,
     pub flags: Flags,
     pub timeout_ms: u32,
+    /// How long the pre-sync took, in ns (0: none).
+    pub presync_ns: u64,
     pub failure: Failure,
     pub message: Message,
     pub table: MountTable,

@@ -48,6 +48,9 @@ pub struct Report {
     pub window_ns: Option<u64>,
     /// First `FIFREEZE` issued to the end of the window (acknowledgement, deadline, error).
     pub frozen_for_ns: Option<u64>,
+    /// How long the pre-sync (`syncfs` of every target before the first `FIFREEZE`) took, if
+    /// it ran.
+    pub presync_ns: Option<u64>,
     /// Per target, in freeze order.
     pub targets: Vec<TargetReport>,
     /// Mounts left out, with reasons.
@@ -96,6 +99,7 @@ impl Report {
             timeout,
             window_ns: session.window_ns(),
             frozen_for_ns: first.map(|f| session.ended_at().saturating_sub(f)),
+            presync_ns: None,
             targets,
             skipped: prepared.skipped.clone(),
             notes: prepared.notes.clone(),
