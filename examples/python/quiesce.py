@@ -1,0 +1,945 @@
+"""quiesce: freeze Linux filesystems around a disk snapshot, and always thaw them again.
+
+A Python binding (standard library + ctypes) of the quiesce C ABI (``include/quiesce.h``)::
+
+    import quiesce
+
+    with quiesce.frozen(["/srv/data", "/var/lib/db"], timeout=30) as session:
+        take_snapshot()          # must not write to the frozen filesystems
+    print(session.report.consistency)   # Consistency.FILESYSTEM
+
+- Entering the block plans and freezes; a failure raises :class:`QuiesceError` and leaves
+  nothing frozen.
+- Leaving it normally acknowledges the snapshot and thaws. If the final status is not
+  ``Status.OK`` (e.g. ``Status.TIMEOUT``: the block overran the deadline and the guardian
+  already thawed everything), :class:`QuiesceError` is raised, because the snapshot is then
+  not file-system-consistent.
+- Leaving it by an exception thaws WITHOUT acknowledging (the snapshot is reported failed) and
+  lets the exception propagate; ``session.report.acknowledged`` is then False.
+- Whatever Python does, a guardian process forked by the library thaws everything at the
+  deadline, or at once if this process dies.
+
+The two-phase form: :meth:`Session.plan`, :meth:`Session.freeze`, :meth:`Session.thaw`,
+:meth:`Session.close`. The rescue: :func:`emergency_thaw`. Freezing needs CAP_SYS_ADMIN.
+
+Bad arguments are refused in Python before any call: a single path where a list is expected
+and non-numeric timeouts raise ``TypeError``; a timeout outside (0, 3600] seconds, or a path
+with a NUL byte, raises ``ValueError``. Everything the library refuses raises
+:class:`QuiesceError` with its :class:`Status`.
+
+The shared library is loaded from ``$QUIESCE_LIB`` (a path to ``libquiesce.so``), else from
+the repository this file lives in (``target/release``, then ``target/debug``), else wherever
+``ctypes.util.find_library("quiesce")`` finds it. Importing fails with ImportError if the
+library's session size or ABI version is not the one this module was written for.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import os
+import threading
+from ctypes import (
+    POINTER,
+    Structure,
+    byref,
+    c_char_p,
+    c_int,
+    c_int32,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+)
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import IntEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Iterable, Optional, Tuple, Type, Union
+
+__all__ = [
+    "ABI_VERSION",
+    "Consistency",
+    "Frozen",
+    "MAX_TARGETS",
+    "MAX_TIMEOUT",
+    "Outcome",
+    "QuiesceError",
+    "Report",
+    "Session",
+    "SESSION_ALIGN",
+    "SESSION_SIZE",
+    "Skip",
+    "Status",
+    "Target",
+    "abi_version",
+    "consistency_name",
+    "emergency_thaw",
+    "frozen",
+    "library_path",
+    "outcome_name",
+    "status_message",
+    "status_name",
+    "version",
+]
+
+#: The session storage size (``QUIESCE_SESSION_SIZE``) this module was written for.
+SESSION_SIZE: Final = 131072
+#: The alignment (``QUIESCE_SESSION_ALIGN``) the storage below guarantees.
+SESSION_ALIGN: Final = 8
+#: The ABI version (``QUIESCE_ABI_VERSION``) this module was written for.
+ABI_VERSION: Final = 1
+#: The longest deadline, in seconds (``QUIESCE_MAX_TIMEOUT_MS``).
+MAX_TIMEOUT: Final = 3600.0
+#: Most filesystems one session freezes (``QUIESCE_MAX_TARGETS``).
+MAX_TARGETS: Final = 64
+
+_FLAG_ALL: Final = 1
+_FLAG_SKIP_FROZEN: Final = 2
+
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+TimeoutArg = Union[float, int, timedelta]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the library
+
+
+def _candidates() -> list[str]:
+    here = Path(__file__).resolve().parent
+    repo = here.parent.parent
+    found = [str(repo / "target" / p / "libquiesce.so") for p in ("release", "debug")]
+    return [p for p in found if os.path.exists(p)]
+
+
+def _load() -> tuple[ctypes.CDLL, str]:
+    explicit = os.environ.get("QUIESCE_LIB")
+    if explicit:
+        try:
+            return ctypes.CDLL(explicit), explicit
+        except OSError as e:
+            raise ImportError(f"cannot load $QUIESCE_LIB={explicit!r}: {e}") from e
+    tried: list[str] = []
+    for path in _candidates():
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as e:
+            tried.append(f"{path}: {e}")
+    name = ctypes.util.find_library("quiesce")
+    if name:
+        try:
+            return ctypes.CDLL(name), name
+        except OSError as e:
+            tried.append(f"{name}: {e}")
+    raise ImportError(
+        "cannot find libquiesce.so: set QUIESCE_LIB to its path, or build it with "
+        "`cargo build -p quiesce-ffi`" + ("".join(f"\n  tried {t}" for t in tried))
+    )
+
+
+_lib, _lib_path = _load()
+
+
+class _SessionStorage(Structure):
+    """``quiesce_session``: opaque, 8-byte aligned, never moved nor copied while live."""
+
+    _fields_ = [("opaque", c_uint64 * (SESSION_SIZE // 8))]
+
+
+class _Config(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("flags", c_uint32),
+        ("timeout_ms", c_uint32),
+        ("mounts", POINTER(c_char_p)),
+        ("mount_count", c_size_t),
+    ]
+
+
+class _ReportInfo(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("status", c_uint32),
+        ("consistency", c_uint32),
+        ("acknowledged", c_uint32),
+        ("ended", c_uint32),
+        ("timeout_ms", c_uint32),
+        ("target_count", c_uint32),
+        ("skip_count", c_uint32),
+        ("skips_dropped", c_uint32),
+        ("not_covered", c_uint32),
+        ("window_ns", c_uint64),
+    ]
+
+
+class _TargetInfo(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("path", c_char_p),
+        ("fs_type", c_char_p),
+        ("source", c_char_p),
+        ("dev_major", c_uint32),
+        ("dev_minor", c_uint32),
+        ("mount_index", c_int32),
+        ("outcome", c_uint32),
+        ("os_error", c_int32),
+        ("freeze_ns", c_uint64),
+        ("thaw_ns", c_uint64),
+    ]
+
+
+class _SkipInfo(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("path", c_char_p),
+        ("fs_type", c_char_p),
+        ("reason", c_char_p),
+        ("dev_major", c_uint32),
+        ("dev_minor", c_uint32),
+        ("mount_index", c_int32),
+    ]
+
+
+class _ErrorInfo(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("status", c_uint32),
+        ("os_error", c_int32),
+        ("mount_index", c_int32),
+        ("target_index", c_int32),
+        ("message", c_char_p),
+    ]
+
+
+def _declare(name: str, restype: object, *argtypes: object) -> None:
+    fn = getattr(_lib, name)
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+
+
+_S = POINTER(_SessionStorage)
+_declare("quiesce_version", c_char_p)
+_declare("quiesce_abi_version", c_uint32)
+_declare("quiesce_status_message", c_char_p, c_uint32)
+_declare("quiesce_status_name", c_char_p, c_uint32)
+_declare("quiesce_outcome_name", c_char_p, c_uint32)
+_declare("quiesce_consistency_name", c_char_p, c_uint32)
+_declare("quiesce_emergency_thaw", c_uint32, POINTER(c_char_p), c_size_t, POINTER(c_size_t))
+_declare("quiesce_report", c_uint32, _S, POINTER(_ReportInfo))
+_declare("quiesce_target", c_uint32, _S, c_size_t, POINTER(_TargetInfo))
+_declare("quiesce_skip", c_uint32, _S, c_size_t, POINTER(_SkipInfo))
+_declare("quiesce_session_size", c_size_t)
+_declare("quiesce_session_align", c_size_t)
+_declare("quiesce_config_init", c_uint32, POINTER(_Config))
+_declare("quiesce_session_init", c_uint32, _S, c_size_t, POINTER(_Config))
+_declare("quiesce_freeze", c_uint32, _S)
+_declare("quiesce_thaw", c_uint32, _S, c_int)
+_declare("quiesce_session_cleanup", None, _S)
+_declare("quiesce_error", c_uint32, _S, POINTER(_ErrorInfo))
+
+
+def _check_library() -> None:
+    size = int(_lib.quiesce_session_size())
+    if size != SESSION_SIZE:
+        raise ImportError(
+            f"{_lib_path} needs {size} bytes of session storage, but this module was written "
+            f"for {SESSION_SIZE} (QUIESCE_SESSION_SIZE): use the quiesce.py that comes with "
+            "that library"
+        )
+    abi = int(_lib.quiesce_abi_version())
+    if abi != ABI_VERSION:
+        raise ImportError(
+            f"{_lib_path} has ABI version {abi}, but this module was written for ABI version "
+            f"{ABI_VERSION}: use the quiesce.py that comes with that library"
+        )
+    align = int(_lib.quiesce_session_align())
+    if align == 0 or SESSION_ALIGN % align != 0:
+        raise ImportError(
+            f"{_lib_path} needs session storage aligned to {align} bytes, but this module "
+            f"provides {SESSION_ALIGN}"
+        )
+
+
+_check_library()
+
+
+# ---------------------------------------------------------------------------------------------
+# Codes
+
+
+class _Codes(IntEnum):
+    """An IntEnum that keeps numbers it does not know (from a newer library) as UNKNOWN_<n>."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Optional["_Codes"]:
+        if isinstance(value, int):
+            member = int.__new__(cls, value)
+            member._name_ = f"UNKNOWN_{value}"
+            member._value_ = value
+            return member
+        return None
+
+
+class Status(_Codes):
+    """Status codes: also the exit statuses of the ``quiesce`` command."""
+
+    OK = 0
+    USAGE = 2
+    BAD_TARGET = 3
+    NOT_FREEZABLE = 4
+    PERMISSION = 5
+    PLAN_REFUSED = 6
+    FREEZE_FAILED = 11
+    THAW_FAILED = 12
+    TIMEOUT = 13
+    NOT_ACKNOWLEDGED = 14
+    FROZEN_BY_OTHER = 15
+    SUSPECT = 16
+    SNAPSHOT_FAILED = 17
+    INTERRUPTED = 18
+    INTERNAL = 70
+
+
+class Consistency(_Codes):
+    """How far a snapshot can be trusted."""
+
+    NONE = 0
+    FILESYSTEM = 1
+    APPLICATION = 2
+
+
+class Outcome(_Codes):
+    """What happened to one target filesystem."""
+
+    NOT_ATTEMPTED = 0
+    FROZEN = 1
+    FREEZE_FAILED = 2
+    THAWED = 3
+    THAWED_BY_OTHER = 4
+    THAW_FAILED = 5
+    IN_FLIGHT = 6
+    THAWED_BY_GUARDIAN = 7
+    NOT_COVERED = 8
+
+
+def _str(p: Optional[bytes]) -> str:
+    return "" if p is None else os.fsdecode(p)
+
+
+def version() -> str:
+    """The library version, e.g. ``"0.1.0"``."""
+    return _str(_lib.quiesce_version())
+
+
+def abi_version() -> int:
+    """The ABI version of the library loaded."""
+    return int(_lib.quiesce_abi_version())
+
+
+def library_path() -> str:
+    """Where the shared library was loaded from."""
+    return _lib_path
+
+
+def status_name(status: int) -> str:
+    """The stable short name of a status (``"bad-target"``); ``"unknown"`` for others."""
+    return _str(_lib.quiesce_status_name(_u32(status)))
+
+
+def status_message(status: int) -> str:
+    """A one-line description of a status; ``"unknown status"`` for others."""
+    return _str(_lib.quiesce_status_message(_u32(status)))
+
+
+def outcome_name(outcome: int) -> str:
+    """The stable name of a target outcome (``"thawed"``); ``"unknown"`` for others."""
+    return _str(_lib.quiesce_outcome_name(_u32(outcome)))
+
+
+def consistency_name(consistency: int) -> str:
+    """The stable name of a consistency level (``"filesystem-consistent"``)."""
+    return _str(_lib.quiesce_consistency_name(_u32(consistency)))
+
+
+def _u32(n: int) -> int:
+    n = int(n)
+    return n if 0 <= n <= 0xFFFFFFFF else 0xFFFFFFFF
+
+
+def _index(i: int) -> Optional[int]:
+    return None if i < 0 else int(i)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class Target:
+    """One filesystem of the plan, in freeze order (thaw order is the reverse)."""
+
+    #: Its position in freeze order.
+    index: int
+    #: The mount point it is frozen through.
+    path: str
+    #: Its filesystem type (``"ext4"``, ...).
+    fs_type: str
+    #: Its mount source (``"/dev/loop0"``).
+    source: str
+    dev_major: int
+    dev_minor: int
+    #: The index into the mounts passed that named it, or None.
+    mount_index: Optional[int]
+    outcome: Outcome
+    #: The errno of its failed call, or 0.
+    errno: int
+    #: How long its FIFREEZE / FITHAW took, in nanoseconds.
+    freeze_ns: int
+    thaw_ns: int
+
+    @property
+    def dev(self) -> str:
+        """``"MAJOR:MINOR"`` of its superblock."""
+        return f"{self.dev_major}:{self.dev_minor}"
+
+    @property
+    def freeze_latency(self) -> float:
+        """How long its FIFREEZE took, in seconds."""
+        return self.freeze_ns / 1e9
+
+    @property
+    def thaw_latency(self) -> float:
+        """How long its FITHAW took, in seconds."""
+        return self.thaw_ns / 1e9
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A mount left out of the plan, and why."""
+
+    path: str
+    fs_type: str
+    reason: str
+    dev_major: int
+    dev_minor: int
+    #: The index into the mounts passed that named it, or None.
+    mount_index: Optional[int]
+
+
+@dataclass(frozen=True)
+class Report:
+    """The whole session, as far as it went (final once thawed or failed)."""
+
+    status: Status
+    consistency: Consistency
+    #: True if the snapshot was acknowledged while everything was frozen.
+    acknowledged: bool
+    #: True once the session is over (thawed, or failed).
+    ended: bool
+    timeout_ms: int
+    targets: Tuple[Target, ...]
+    skips: Tuple[Skip, ...]
+    #: Skipped mounts beyond the ones listed, counted only.
+    skips_dropped: int
+    #: How many targets the snapshot does not cover (frozen by another holder, skipped).
+    not_covered: int
+    #: Nanoseconds from the first FIFREEZE to the last FITHAW returned (0 if none).
+    window_ns: int
+
+    @property
+    def ok(self) -> bool:
+        """The status is ``Status.OK``."""
+        return self.status == Status.OK
+
+    @property
+    def consistent(self) -> bool:
+        """The snapshot is at least file-system-consistent."""
+        return self.consistency != Consistency.NONE
+
+    @property
+    def status_name(self) -> str:
+        return status_name(self.status)
+
+    @property
+    def window(self) -> float:
+        """Seconds from the first FIFREEZE to the last FITHAW."""
+        return self.window_ns / 1e9
+
+    @property
+    def timeout(self) -> float:
+        """The deadline, in seconds."""
+        return self.timeout_ms / 1e3
+
+
+class QuiesceError(Exception):
+    """A failure reported by the library.
+
+    ``status`` (a :class:`Status`) says what kind; ``errno`` the raw OS error (or 0);
+    ``mount_index`` the index into the mounts passed of the one concerned (or None);
+    ``target_index`` the index (freeze order) of the filesystem concerned (or None);
+    ``message`` the library's explanation, naming the input and the fix; ``report`` the
+    session's report at the time (None without a session, e.g. for :func:`emergency_thaw`).
+    """
+
+    status: Status
+    errno: int
+    mount_index: Optional[int]
+    target_index: Optional[int]
+    message: str
+    report: Optional[Report]
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        errno: int = 0,
+        mount_index: Optional[int] = None,
+        target_index: Optional[int] = None,
+        report: Optional[Report] = None,
+    ) -> None:
+        self.status = Status(status)
+        self.message = message or status_message(status)
+        self.errno = errno
+        self.mount_index = mount_index
+        self.target_index = target_index
+        self.report = report
+        super().__init__(self.message)
+
+    @property
+    def status_name(self) -> str:
+        """The library's short name of the status (``"bad-target"``)."""
+        return status_name(self.status)
+
+    def __str__(self) -> str:
+        detail = self.status_name
+        if self.errno:
+            detail += f", errno {self.errno} ({os.strerror(self.errno)})"
+        return f"{self.message} [{detail}]"
+
+    def __repr__(self) -> str:
+        return (
+            f"QuiesceError(status={self.status!r}, errno={self.errno}, "
+            f"mount_index={self.mount_index}, target_index={self.target_index}, "
+            f"message={self.message!r})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _paths(mounts: Iterable[PathArg], what: str) -> list[bytes]:
+    if isinstance(mounts, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"{what} must be a list of paths, not a single {type(mounts).__name__}: "
+            f"write [{mounts!r}]"
+        )
+    out: list[bytes] = []
+    for i, p in enumerate(mounts):
+        if not isinstance(p, (str, bytes, os.PathLike)):
+            raise TypeError(f"{what}[{i}] must be a path (str, bytes or os.PathLike), not {p!r}")
+        b = os.fsencode(p)
+        if b"\0" in b:
+            raise ValueError(f"{what}[{i}] contains a NUL byte: {p!r}")
+        if not b:
+            raise ValueError(f"{what}[{i}] is empty")
+        out.append(b)
+    return out
+
+
+def _timeout_ms(timeout: TimeoutArg) -> int:
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise TypeError(f"timeout must be seconds (a number or a timedelta), not {timeout!r}")
+    if not (0 < seconds <= MAX_TIMEOUT):  # also refuses NaN
+        raise ValueError(
+            f"timeout {timeout!r} is out of range: give more than 0 and at most 3600 s"
+        )
+    # Round to microseconds first so that 0.3 s is 300 ms, then up: never 0 ms.
+    return max(1, min(int(MAX_TIMEOUT * 1000), math.ceil(round(seconds * 1000, 3))))
+
+
+def _c_array(paths: list[bytes]) -> "ctypes.Array[c_char_p]":
+    return (c_char_p * max(1, len(paths)))(*paths)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions
+
+
+class Session:
+    """One freeze session in library-owned storage held by this object.
+
+    Make one with :meth:`Session.plan` (or :func:`frozen`). Use it from one thread at a time
+    (calls are serialized by a lock). :meth:`close` releases it, thawing first (not
+    acknowledged) if it is still frozen; it is also closed when garbage-collected, and a
+    ``with Session.plan(...) as s:`` block closes it at the end.
+    """
+
+    _storage: _SessionStorage
+    _lock: threading.Lock
+    _live: bool
+    _pid: int
+    _report: Optional[Report]
+    _error: Optional[QuiesceError]
+
+    def __init__(self) -> None:
+        raise TypeError("use Session.plan(...) or quiesce.frozen(...)")
+
+    @classmethod
+    def _new(cls) -> "Session":
+        self = object.__new__(cls)
+        self._storage = _SessionStorage()
+        self._lock = threading.Lock()
+        self._live = False
+        self._pid = os.getpid()
+        self._report = None
+        self._error = None
+        align = int(_lib.quiesce_session_align())
+        if ctypes.addressof(self._storage) % align:
+            raise MemoryError("ctypes gave session storage that is not aligned")
+        return self
+
+    @classmethod
+    def plan(
+        cls,
+        mounts: Iterable[PathArg] = (),
+        timeout: TimeoutArg = 10.0,
+        *,
+        all_filesystems: bool = False,
+        skip_frozen: bool = False,
+    ) -> "Session":
+        """Plans a session: resolves ``mounts`` (each must be a mount point), reads the mount
+        table, orders the targets, opens every descriptor. Nothing is frozen yet.
+
+        ``timeout`` (seconds or a timedelta, more than 0 and at most 3600) is the deadline
+        from the first FIFREEZE to the last FITHAW; at the deadline everything is thawed
+        even if :meth:`thaw` was not called. With ``all_filesystems=True`` every freezable,
+        writable filesystem is frozen and ``mounts`` names the ones to leave out. With
+        ``skip_frozen=True`` a filesystem already frozen by someone else is skipped (its
+        target's outcome is ``Outcome.NOT_COVERED``) instead of failing the freeze.
+
+        Raises TypeError/ValueError for bad arguments, QuiesceError if the library refuses.
+        """
+        paths = _paths(mounts, "mounts")
+        timeout_ms = _timeout_ms(timeout)
+        flags = (_FLAG_ALL if all_filesystems else 0) | (_FLAG_SKIP_FROZEN if skip_frozen else 0)
+        cfg = _Config()
+        st = _lib.quiesce_config_init(byref(cfg))
+        if st != Status.OK:
+            raise QuiesceError(st, "quiesce_config_init failed")
+        array = _c_array(paths)
+        cfg.flags = flags
+        cfg.timeout_ms = timeout_ms
+        cfg.mounts = ctypes.cast(array, POINTER(c_char_p))
+        cfg.mount_count = len(paths)
+        self = cls._new()
+        with self._lock:
+            size = ctypes.sizeof(self._storage)
+            st = _lib.quiesce_session_init(byref(self._storage), size, byref(cfg))
+            # Unless the storage itself was refused, it now holds a session to clean up.
+            self._live = True
+            if st != Status.OK:
+                err = self._failed(st)
+                self._close_locked()
+                raise err
+        return self
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _read_report(self) -> Report:
+        s = byref(self._storage)
+        r = _ReportInfo(size=ctypes.sizeof(_ReportInfo))
+        st = _lib.quiesce_report(s, byref(r))
+        if st != Status.OK:
+            raise QuiesceError(st, "quiesce_report failed: the session storage holds no session")
+        targets = []
+        for i in range(r.target_count):
+            t = _TargetInfo(size=ctypes.sizeof(_TargetInfo))
+            if _lib.quiesce_target(s, i, byref(t)) != Status.OK:
+                continue
+            targets.append(
+                Target(
+                    index=i,
+                    path=_str(t.path),
+                    fs_type=_str(t.fs_type),
+                    source=_str(t.source),
+                    dev_major=t.dev_major,
+                    dev_minor=t.dev_minor,
+                    mount_index=_index(t.mount_index),
+                    outcome=Outcome(t.outcome),
+                    errno=t.os_error,
+                    freeze_ns=t.freeze_ns,
+                    thaw_ns=t.thaw_ns,
+                )
+            )
+        skips = []
+        for i in range(r.skip_count):
+            k = _SkipInfo(size=ctypes.sizeof(_SkipInfo))
+            if _lib.quiesce_skip(s, i, byref(k)) != Status.OK:
+                continue
+            skips.append(
+                Skip(
+                    path=_str(k.path),
+                    fs_type=_str(k.fs_type),
+                    reason=_str(k.reason),
+                    dev_major=k.dev_major,
+                    dev_minor=k.dev_minor,
+                    mount_index=_index(k.mount_index),
+                )
+            )
+        report = Report(
+            status=Status(r.status),
+            consistency=Consistency(r.consistency),
+            acknowledged=bool(r.acknowledged),
+            ended=bool(r.ended),
+            timeout_ms=r.timeout_ms,
+            targets=tuple(targets),
+            skips=tuple(skips),
+            skips_dropped=r.skips_dropped,
+            not_covered=r.not_covered,
+            window_ns=r.window_ns,
+        )
+        self._report = report
+        return report
+
+    def _failed(self, status: int) -> QuiesceError:
+        """Builds (and remembers) the error of a call that returned ``status``; the message
+        is copied out of the storage at once (it is valid until the next call only)."""
+        e = _ErrorInfo(size=ctypes.sizeof(_ErrorInfo))
+        report: Optional[Report]
+        try:
+            report = self._read_report()
+        except QuiesceError:
+            report = None
+        got = _lib.quiesce_error(byref(self._storage), byref(e))
+        if got == Status.OK and e.status != Status.OK:
+            err = QuiesceError(
+                status,
+                _str(e.message),
+                errno=e.os_error,
+                mount_index=_index(e.mount_index),
+                target_index=_index(e.target_index),
+                report=report,
+            )
+        else:
+            err = QuiesceError(status, status_message(status), report=report)
+        self._error = err
+        return err
+
+    def _check_open(self, what: str) -> None:
+        if not self._live:
+            raise QuiesceError(Status.USAGE, f"{what}: the session is closed")
+        if os.getpid() != self._pid:
+            raise QuiesceError(Status.USAGE, f"{what}: the session belongs to the parent process")
+
+    @property
+    def report(self) -> Report:
+        """The report so far; after :meth:`close`, the last one read."""
+        with self._lock:
+            if self._live and os.getpid() == self._pid:
+                return self._read_report()
+        if self._report is None:
+            raise QuiesceError(Status.USAGE, "the session is closed and has no report")
+        return self._report
+
+    @property
+    def targets(self) -> Tuple[Target, ...]:
+        """The filesystems planned, in freeze order."""
+        return self.report.targets
+
+    @property
+    def skips(self) -> Tuple[Skip, ...]:
+        """The mounts left out of the plan, and why."""
+        return self.report.skips
+
+    @property
+    def error(self) -> Optional[QuiesceError]:
+        """The last failure of this session (also the one raised), or None."""
+        return self._error
+
+    @property
+    def closed(self) -> bool:
+        return not self._live
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def freeze(self) -> None:
+        """Freezes every planned filesystem. Returns once everything is frozen: take the
+        snapshot, then call :meth:`thaw`. On failure raises QuiesceError, and everything
+        frozen so far has been thawed already."""
+        with self._lock:
+            self._check_open("freeze")
+            st = _lib.quiesce_freeze(byref(self._storage))
+            if st != Status.OK:
+                raise self._failed(st)
+
+    def thaw(self, acknowledged: bool = True, *, check: bool = True) -> Report:
+        """Acknowledges the snapshot (``acknowledged=True``: it was taken) or reports it
+        failed (False), thaws everything, and returns the final report.
+
+        With ``check=True`` (the default) a final status other than ``Status.OK`` raises
+        QuiesceError (carrying the report), except ``Status.SNAPSHOT_FAILED`` after
+        ``acknowledged=False``, which is what was asked for. With ``check=False`` it never
+        raises for the status: read ``report.status`` and :attr:`error`. Calling it again
+        returns the same status.
+        """
+        with self._lock:
+            self._check_open("thaw")
+            st = _lib.quiesce_thaw(byref(self._storage), 1 if acknowledged else 0)
+            if st == Status.OK:
+                self._error = None
+                return self._read_report()
+            err = self._failed(st)
+            report = err.report if err.report is not None else self._read_report()
+        if check and not (not acknowledged and st == Status.SNAPSHOT_FAILED):
+            raise err
+        return report
+
+    def close(self) -> None:
+        """Ends the session and releases everything it holds (descriptors, helper
+        processes); if it is still frozen, it is thawed first, as not acknowledged. Safe to
+        call twice. The last report stays readable."""
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if not self._live:
+            return
+        if os.getpid() != self._pid:
+            # A forked child's copy: the session (and its helpers) belong to the parent.
+            self._live = False
+            return
+        try:
+            self._read_report()
+        except QuiesceError:
+            pass
+        _lib.quiesce_session_cleanup(byref(self._storage))
+        self._live = False
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_live", False):
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if not self._live else "open"
+        return f"<quiesce.Session {state} at {ctypes.addressof(self._storage):#x}>"
+
+
+class Frozen:
+    """The context manager of :func:`frozen`: plans and freezes on enter, thaws on exit."""
+
+    def __init__(
+        self,
+        mounts: Iterable[PathArg],
+        timeout: TimeoutArg,
+        all_filesystems: bool,
+        skip_frozen: bool,
+    ) -> None:
+        # Check the arguments now, where the call is written.
+        self._mounts = [os.fsdecode(p) for p in _paths(mounts, "mounts")]
+        _timeout_ms(timeout)
+        self._timeout = timeout
+        self._all = all_filesystems
+        self._skip_frozen = skip_frozen
+        self._session: Optional[Session] = None
+
+    def __enter__(self) -> Session:
+        if self._session is not None:
+            raise RuntimeError("quiesce.frozen(...) cannot be entered twice; call it again")
+        session = Session.plan(
+            self._mounts,
+            self._timeout,
+            all_filesystems=self._all,
+            skip_frozen=self._skip_frozen,
+        )
+        try:
+            session.freeze()
+        except BaseException:
+            # A failed freeze thawed everything already; KeyboardInterrupt after a successful
+            # one must not leave it frozen either (close thaws, not acknowledged).
+            session.close()
+            raise
+        self._session = session
+        return session
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        session = self._session
+        if session is None:
+            return
+        try:
+            report = session.thaw(exc is None, check=False)
+        finally:
+            session.close()
+        if exc is None:
+            if report.status != Status.OK:
+                err = session.error
+                raise err if err is not None else QuiesceError(report.status, "", report=report)
+        elif report.status != Status.SNAPSHOT_FAILED:
+            # Let the exception propagate, but say that the thaw did not go as planned.
+            add_note = getattr(exc, "add_note", None)
+            if add_note is not None:
+                add_note(f"quiesce: thawed with status {report.status_name}: {session.error}")
+
+
+def frozen(
+    mounts: Iterable[PathArg] = (),
+    timeout: TimeoutArg = 10.0,
+    *,
+    all_filesystems: bool = False,
+    skip_frozen: bool = False,
+) -> Frozen:
+    """``with frozen(["/mnt/a"], timeout=30) as session:`` freezes for the block.
+
+    Enter: plans and freezes (QuiesceError on failure, with nothing left frozen) and yields
+    the :class:`Session`. Normal exit: acknowledges and thaws; raises QuiesceError if the
+    final status is not OK (e.g. ``Status.TIMEOUT`` when the block overran the deadline).
+    Exit by an exception: thaws without acknowledging and lets the exception propagate (with
+    a note if the thaw itself went wrong). Either way ``session.report`` holds the final
+    report afterwards. Arguments as for :meth:`Session.plan`.
+    """
+    return Frozen(mounts, timeout, all_filesystems, skip_frozen)
+
+
+def emergency_thaw(paths: Iterable[PathArg]) -> int:
+    """Thaws the filesystems mounted at ``paths`` (each must be a mount point; a directory
+    inside a filesystem is refused so that its filesystem is never thawed by accident). One
+    that is not frozen is fine. Needs no session. Returns how many were actually thawed.
+
+    Raises QuiesceError with ``Status.BAD_TARGET`` if a path is not a mount point (the others
+    are still thawed) or ``Status.THAW_FAILED`` if a thaw failed; the message says how many
+    were thawed.
+    """
+    encoded = _paths(paths, "paths")
+    thawed = c_size_t(0)
+    st = _lib.quiesce_emergency_thaw(_c_array(encoded), len(encoded), byref(thawed))
+    if st != Status.OK:
+        raise QuiesceError(
+            st,
+            f"{status_message(st)} (thawed {thawed.value} of {len(encoded)})",
+        )
+    return int(thawed.value)

@@ -1,0 +1,585 @@
+"""Tests of the Python binding (pytest).
+
+Unit tests (names, versions, argument checks, import-time checks, struct layouts) run anywhere
+the library can be loaded. The end-to-end tests freeze a real filesystem, and ONLY the one
+mounted at $QUIESCE_TEST_MOUNT (tests/python_binding.rs makes a loop-mounted ext4 for them);
+they need root. Without that mount they are skipped, or fail when QUIESCE_REQUIRE_E2E=1.
+
+    cargo test -p quiesce --test python_binding -- --nocapture          (as root)
+    QUIESCE_TEST_MOUNT=/mnt/scratch python3 -m pytest -q examples/python
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import math
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+import quiesce
+from quiesce import Consistency, Outcome, QuiesceError, Session, Status
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+REQUIRE_E2E = os.environ.get("QUIESCE_REQUIRE_E2E") == "1"
+
+
+def _unavailable(why: str) -> None:
+    if REQUIRE_E2E:
+        pytest.fail(f"{why} (QUIESCE_REQUIRE_E2E=1)", pytrace=False)
+    pytest.skip(why)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: the one filesystem the end-to-end tests may freeze
+
+
+class Probes:
+    """Writer processes: each says "ready" on stdout, then creates, writes and fsyncs a file."""
+
+    CODE = (
+        "import os, sys\n"
+        "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n"
+        "os.write(fd, b'probe\\n'); os.fsync(fd); os.close(fd)\n"
+    )
+
+    def __init__(self, mount: str) -> None:
+        self.mount = mount
+        self.procs: List[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(
+            [sys.executable, "-c", self.CODE, os.path.join(self.mount, name)],
+            stdout=subprocess.PIPE,
+        )
+        self.procs.append(p)
+        assert p.stdout is not None
+        ready, _, _ = select.select([p.stdout], [], [], 10)
+        assert ready and p.stdout.readline() == b"ready\n", "the write probe did not start"
+        return p
+
+    def blocks(self, name: str, within: float = 0.3) -> subprocess.Popen[bytes]:
+        """Starts a probe and asserts that its write does not finish within `within` s."""
+        p = self.start(name)
+        try:
+            p.wait(within)
+        except subprocess.TimeoutExpired:
+            return p
+        pytest.fail(
+            f"a write to {self.mount} finished while it should be frozen (exit {p.returncode})"
+        )
+
+    def assert_writable(self, name: str = "writable") -> None:
+        p = self.start(name)
+        try:
+            code = p.wait(10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                f"{self.mount} is not writable: a write did not finish within 10 s (still frozen?)"
+            )
+        assert code == 0, f"the write probe failed with exit status {code}"
+
+    def reap(self) -> None:
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(15)
+            if p.stdout is not None:
+                p.stdout.close()
+
+
+def _st_dev(path: str) -> int:
+    return os.stat(path).st_dev
+
+
+@pytest.fixture
+def mount() -> Iterator[str]:
+    """$QUIESCE_TEST_MOUNT, after checking that it is a mount point of its own: not the
+    filesystem of /, /tmp, the repository, or the current directory."""
+    path = os.environ.get("QUIESCE_TEST_MOUNT")
+    if not path:
+        _unavailable(
+            "QUIESCE_TEST_MOUNT is not set: the end-to-end tests need a scratch mount to freeze"
+        )
+    assert path is not None
+    if os.geteuid() != 0:
+        _unavailable("the end-to-end tests need root (CAP_SYS_ADMIN) to freeze")
+    path = os.path.realpath(path)
+    assert os.path.ismount(path), f"QUIESCE_TEST_MOUNT={path} is not a mount point"
+    for other in {"/", "/tmp", tempfile.gettempdir(), str(REPO), os.getcwd()}:
+        assert _st_dev(path) != _st_dev(other), (
+            f"QUIESCE_TEST_MOUNT={path} is on the same filesystem as {other}: "
+            "refusing to freeze it"
+        )
+    yield path
+    # Whatever a failed test left behind: thaw our mount (only it), so nothing hangs.
+    try:
+        quiesce.emergency_thaw([path])
+    except QuiesceError:
+        pass
+
+
+@pytest.fixture
+def probes(mount: str) -> Iterator[Probes]:
+    p = Probes(mount)
+    yield p
+    try:
+        quiesce.emergency_thaw([mount])
+    except QuiesceError:
+        pass
+    p.reap()
+
+
+def _fsfreeze(flag: str, path: str) -> None:
+    fsfreeze = shutil.which("fsfreeze")
+    assert fsfreeze, "fsfreeze (util-linux) is needed"
+    subprocess.run([fsfreeze, flag, path], check=True, timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------
+# Unit tests: no root, no mount
+
+
+def test_version_and_abi() -> None:
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", quiesce.version()), quiesce.version()
+    assert quiesce.abi_version() == quiesce.ABI_VERSION == 1
+    assert os.path.exists(quiesce.library_path())
+
+
+def test_status_names_match_the_library() -> None:
+    for s in Status:
+        assert quiesce.status_name(s) == s.name.lower().replace("_", "-")
+        assert quiesce.status_message(s) not in ("", "unknown status")
+    assert quiesce.status_name(999) == "unknown"
+    assert quiesce.status_message(999) == "unknown status"
+    assert quiesce.status_name(-1) == "unknown"
+    unknown = Status(999)
+    assert unknown == 999 and unknown.name == "UNKNOWN_999"
+
+
+def test_outcome_and_consistency_names() -> None:
+    for o in Outcome:
+        assert quiesce.outcome_name(o) != "unknown", o
+    assert quiesce.outcome_name(Outcome.THAWED) == "thawed"
+    assert quiesce.outcome_name(Outcome.NOT_COVERED) == "not-covered"
+    assert quiesce.outcome_name(99) == "unknown"
+    assert quiesce.consistency_name(Consistency.NONE) == "not-consistent"
+    assert quiesce.consistency_name(Consistency.FILESYSTEM) == "filesystem-consistent"
+    assert quiesce.consistency_name(Consistency.APPLICATION) == "application-consistent"
+
+
+def test_error_formatting() -> None:
+    e = QuiesceError(3, "'/x' does not exist", errno=errno.ENOENT, mount_index=0)
+    assert e.status is Status.BAD_TARGET and e.status_name == "bad-target"
+    assert str(e) == "'/x' does not exist [bad-target, errno 2 (No such file or directory)]"
+    assert e.target_index is None and e.report is None
+    assert "BAD_TARGET" in repr(e)
+
+
+@pytest.mark.parametrize("single", ["/mnt/a", b"/mnt/a", Path("/mnt/a")])
+def test_a_single_path_is_a_type_error(single: object) -> None:
+    with pytest.raises(TypeError, match="list of paths"):
+        quiesce.frozen(single)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="list of paths"):
+        Session.plan(single)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="list of paths"):
+        quiesce.emergency_thaw(single)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"mounts\[1\] must be a path"):
+        quiesce.frozen(["/mnt/a", 3])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 0.0, 3600.001, 7200, math.nan, math.inf, timedelta(0)])
+def test_timeout_out_of_range_is_a_value_error(bad: object) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        quiesce.frozen(["/mnt/a"], timeout=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="out of range"):
+        Session.plan(["/mnt/a"], timeout=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["30", None, True])
+def test_timeout_not_a_number_is_a_type_error(bad: object) -> None:
+    with pytest.raises(TypeError, match="timeout must be seconds"):
+        quiesce.frozen(["/mnt/a"], timeout=bad)  # type: ignore[arg-type]
+
+
+def test_nul_byte_in_a_path() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        quiesce.frozen(["/mnt/a\0b"])
+
+
+def test_nothing_named_is_usage() -> None:
+    with pytest.raises(QuiesceError) as e:
+        Session.plan([], timeout=5)
+    assert e.value.status is Status.USAGE
+    assert "no mount point named" in e.value.message
+
+
+def test_nonexistent_path_is_bad_target_enoent(tmp_path: Path) -> None:
+    # Planning only: it fails before anything could be frozen.
+    missing = tmp_path / "does-not-exist"
+    with pytest.raises(QuiesceError) as e:
+        Session.plan([missing], timeout=5)
+    err = e.value
+    assert err.status is Status.BAD_TARGET
+    assert err.errno == errno.ENOENT
+    assert err.mount_index == 0
+    assert f"'{missing}' does not exist" in err.message
+    assert err.report is not None and err.report.status is Status.BAD_TARGET
+    assert err.report.targets == ()
+
+
+def _import_variant(tmp_path: Path, old: str, new: str) -> subprocess.CompletedProcess[str]:
+    """Imports a copy of quiesce.py with `old` replaced by `new`, in a fresh interpreter."""
+    source = Path(quiesce.__file__).read_text()
+    assert old in source
+    (tmp_path / "quiesce_variant.py").write_text(source.replace(old, new, 1))
+    env = dict(os.environ, QUIESCE_LIB=quiesce.library_path(), PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.run(
+        [sys.executable, "-c", "import quiesce_variant"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_import_refuses_a_library_of_another_session_size(tmp_path: Path) -> None:
+    r = _import_variant(tmp_path, "SESSION_SIZE: Final = 131072", "SESSION_SIZE: Final = 65536")
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr
+    assert "131072" in r.stderr and "65536" in r.stderr, r.stderr
+
+
+def test_import_refuses_a_library_of_another_abi(tmp_path: Path) -> None:
+    r = _import_variant(tmp_path, "ABI_VERSION: Final = 1", "ABI_VERSION: Final = 2")
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr
+    assert "ABI version 1" in r.stderr and "ABI version 2" in r.stderr, r.stderr
+
+
+def test_import_fails_clearly_without_the_library(tmp_path: Path) -> None:
+    env = dict(os.environ, QUIESCE_LIB=str(tmp_path / "libnope.so"), PYTHONDONTWRITEBYTECODE="1")
+    r = subprocess.run(
+        [sys.executable, "-c", "import quiesce"],
+        cwd=HERE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode != 0
+    assert "ImportError: cannot load $QUIESCE_LIB=" in r.stderr, r.stderr
+
+
+_LAYOUT_C = r"""
+#include <stddef.h>
+#include <stdio.h>
+#include "quiesce.h"
+#define S(t) printf("S " #t " %zu\n", sizeof(t));
+#define F(t, f) printf("F " #t " " #f " %zu\n", offsetof(t, f));
+int main(void) {
+    S(quiesce_session) S(quiesce_config) S(quiesce_report_info) S(quiesce_target_info)
+    S(quiesce_skip_info) S(quiesce_error_info)
+    F(quiesce_config, size) F(quiesce_config, flags) F(quiesce_config, timeout_ms)
+    F(quiesce_config, mounts) F(quiesce_config, mount_count)
+    F(quiesce_report_info, size) F(quiesce_report_info, status)
+    F(quiesce_report_info, consistency) F(quiesce_report_info, acknowledged)
+    F(quiesce_report_info, ended) F(quiesce_report_info, timeout_ms)
+    F(quiesce_report_info, target_count) F(quiesce_report_info, skip_count)
+    F(quiesce_report_info, skips_dropped) F(quiesce_report_info, not_covered)
+    F(quiesce_report_info, window_ns)
+    F(quiesce_target_info, size) F(quiesce_target_info, path) F(quiesce_target_info, fs_type)
+    F(quiesce_target_info, source) F(quiesce_target_info, dev_major)
+    F(quiesce_target_info, dev_minor) F(quiesce_target_info, mount_index)
+    F(quiesce_target_info, outcome) F(quiesce_target_info, os_error)
+    F(quiesce_target_info, freeze_ns) F(quiesce_target_info, thaw_ns)
+    F(quiesce_skip_info, size) F(quiesce_skip_info, path) F(quiesce_skip_info, fs_type)
+    F(quiesce_skip_info, reason) F(quiesce_skip_info, dev_major) F(quiesce_skip_info, dev_minor)
+    F(quiesce_skip_info, mount_index)
+    F(quiesce_error_info, size) F(quiesce_error_info, status) F(quiesce_error_info, os_error)
+    F(quiesce_error_info, mount_index) F(quiesce_error_info, target_index)
+    F(quiesce_error_info, message)
+    return 0;
+}
+"""
+
+
+def test_struct_layouts_match_the_header(tmp_path: Path) -> None:
+    """The ctypes structures have the sizes and offsets a C compiler gives include/quiesce.h."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    header = REPO / "include" / "quiesce.h"
+    if not cc or not header.exists():
+        _unavailable("needs a C compiler and include/quiesce.h")
+    assert cc is not None
+    src = tmp_path / "layout.c"
+    src.write_text(_LAYOUT_C)
+    exe = tmp_path / "layout"
+    compile_cmd = [cc, "-std=c11", "-I", str(header.parent), str(src), "-o", str(exe)]
+    subprocess.run(compile_cmd, check=True, timeout=120)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=30).stdout
+    structs = {
+        "quiesce_session": quiesce._SessionStorage,
+        "quiesce_config": quiesce._Config,
+        "quiesce_report_info": quiesce._ReportInfo,
+        "quiesce_target_info": quiesce._TargetInfo,
+        "quiesce_skip_info": quiesce._SkipInfo,
+        "quiesce_error_info": quiesce._ErrorInfo,
+    }
+    sizes = offsets = 0
+    for line in out.splitlines():
+        kind, name, *rest = line.split()
+        cls = structs[name]
+        if kind == "S":
+            want = int(rest[0])
+            got = ctypes.sizeof(cls)
+            assert got == want, f"sizeof({name}): C {want}, ctypes {got}"
+            sizes += 1
+        else:
+            field, want = rest[0], int(rest[1])
+            got = getattr(cls, field).offset
+            assert got == want, f"offsetof({name}, {field}): C {want}, ctypes {got}"
+            offsets += 1
+    # Every struct's size and every ctypes field were compared.
+    assert sizes == len(structs)
+    assert offsets == sum(len(c._fields_) for n, c in structs.items() if n != "quiesce_session")
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: freezes $QUIESCE_TEST_MOUNT only
+
+
+def test_frozen_blocks_writes_and_thaws(mount: str, probes: Probes) -> None:
+    with quiesce.frozen([mount], timeout=20) as session:
+        assert [t.path for t in session.targets] == [mount]
+        assert session.targets[0].outcome is Outcome.FROZEN
+        assert session.targets[0].mount_index == 0
+        blocked = probes.blocks("during")
+    assert blocked.wait(10) == 0, "the write blocked by the freeze did not complete after the thaw"
+    report = session.report
+    assert report.ok and report.status is Status.OK
+    assert report.consistency is Consistency.FILESYSTEM and report.consistent
+    assert report.acknowledged and report.ended
+    assert report.timeout_ms == 20000
+    assert report.window > 0.3
+    (t,) = report.targets
+    assert (t.path, t.outcome, t.errno) == (mount, Outcome.THAWED, 0)
+    assert t.fs_type in ("ext4", "xfs", "btrfs")
+    assert t.freeze_ns > 0 and t.thaw_ns > 0
+    assert session.closed and session.error is None
+    probes.assert_writable()
+
+
+def test_exception_in_the_block_thaws_not_acknowledged(mount: str, probes: Probes) -> None:
+    class SnapshotBroke(Exception):
+        pass
+
+    with pytest.raises(SnapshotBroke, match="the snapshot tool crashed"):
+        with quiesce.frozen([mount], timeout=20) as session:
+            raise SnapshotBroke("the snapshot tool crashed")
+    probes.assert_writable()
+    report = session.report
+    assert report.status is Status.SNAPSHOT_FAILED
+    assert not report.acknowledged
+    assert report.consistency is Consistency.NONE and not report.consistent
+    assert report.targets[0].outcome is Outcome.THAWED
+
+
+def test_keyboard_interrupt_in_the_block_thaws_too(mount: str, probes: Probes) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with quiesce.frozen([mount], timeout=20) as session:
+            raise KeyboardInterrupt
+    probes.assert_writable()
+    assert session.report.status is Status.SNAPSHOT_FAILED
+
+
+def test_deadline_passes_inside_the_block(mount: str, probes: Probes) -> None:
+    started = time.monotonic()
+    with pytest.raises(QuiesceError) as e:
+        with quiesce.frozen([mount], timeout=0.3) as session:
+            time.sleep(1.0)
+    # The guardian thawed at the deadline, while the block still slept.
+    probes.assert_writable()
+    err = e.value
+    assert err.status is Status.TIMEOUT, repr(err)
+    assert "deadline of 300 ms passed" in err.message
+    assert err.target_index == 0
+    assert err.report is not None and err.report.status is Status.TIMEOUT
+    report = session.report
+    assert report.timeout_ms == 300
+    assert not report.acknowledged and report.consistency is Consistency.NONE
+    assert report.targets[0].outcome is Outcome.THAWED_BY_GUARDIAN
+    assert time.monotonic() - started < 10
+
+
+def test_directory_inside_the_mount_is_bad_target(mount: str) -> None:
+    inside = os.path.join(mount, "not-a-mount-point")
+    os.makedirs(inside, exist_ok=True)
+    with pytest.raises(QuiesceError) as e:
+        with quiesce.frozen([mount, inside], timeout=20):
+            pytest.fail("froze with a bad target")
+    err = e.value
+    assert err.status is Status.BAD_TARGET
+    assert err.mount_index == 1
+    want = f"it is a directory inside the filesystem mounted at {mount}"
+    assert want in err.message, err.message
+
+
+def test_nonexistent_path_in_the_mount_is_enoent(mount: str) -> None:
+    missing = os.path.join(mount, "nope")
+    with pytest.raises(QuiesceError) as e:
+        with quiesce.frozen([mount, missing], timeout=20):
+            pytest.fail("froze with a missing target")
+    assert e.value.status is Status.BAD_TARGET
+    assert e.value.errno == errno.ENOENT
+    assert e.value.mount_index == 1
+
+
+def test_two_phase(mount: str, probes: Probes) -> None:
+    session = Session.plan([Path(mount)], timeout=timedelta(seconds=20))
+    try:
+        assert [t.path for t in session.targets] == [mount]
+        assert session.targets[0].outcome is Outcome.NOT_ATTEMPTED
+        assert session.report.timeout == 20.0
+        with pytest.raises(QuiesceError) as e:
+            session.thaw()
+        assert e.value.status is Status.USAGE and "nothing is frozen" in e.value.message
+        session.freeze()
+        blocked = probes.blocks("two-phase")
+        with pytest.raises(QuiesceError) as e:
+            session.freeze()
+        assert e.value.status is Status.USAGE and "already frozen" in e.value.message
+        report = session.thaw(acknowledged=True)
+        assert blocked.wait(10) == 0
+        assert report.ok and report.acknowledged and report.consistent
+        again = session.thaw()
+        assert again.status is Status.OK
+    finally:
+        session.close()
+    session.close()
+    assert session.closed
+    assert session.report.ok  # the last report stays readable
+    with pytest.raises(QuiesceError) as e:
+        session.thaw()
+    assert e.value.status is Status.USAGE and "closed" in e.value.message
+    probes.assert_writable()
+
+
+def test_two_phase_snapshot_failed(mount: str, probes: Probes) -> None:
+    with Session.plan([mount], timeout=20) as session:
+        session.freeze()
+        report = session.thaw(acknowledged=False)  # what was asked for: no exception
+        assert report.status is Status.SNAPSHOT_FAILED and not report.acknowledged
+        assert session.error is not None and session.error.status is Status.SNAPSHOT_FAILED
+        with pytest.raises(QuiesceError) as e:
+            session.thaw(acknowledged=True)  # the status stays; now it is unexpected
+        assert e.value.status is Status.SNAPSHOT_FAILED
+    probes.assert_writable()
+
+
+def test_close_while_frozen_thaws(mount: str, probes: Probes) -> None:
+    session = Session.plan([mount], timeout=20)
+    session.freeze()
+    probes.blocks("close")
+    session.close()
+    probes.assert_writable()
+    assert not session.report.acknowledged
+    assert session.report.consistency is Consistency.NONE
+
+
+def test_emergency_thaw(mount: str, probes: Probes) -> None:
+    _fsfreeze("-f", mount)
+    try:
+        blocked = probes.blocks("emergency")
+        assert quiesce.emergency_thaw([mount]) == 1
+        assert blocked.wait(10) == 0
+    finally:
+        subprocess.run(["fsfreeze", "-u", mount], capture_output=True, timeout=30)
+    assert quiesce.emergency_thaw([mount]) == 0  # not frozen: fine
+    inside = os.path.join(mount, "emergency-dir")
+    os.makedirs(inside, exist_ok=True)
+    _fsfreeze("-f", mount)
+    try:
+        with pytest.raises(QuiesceError) as e:
+            quiesce.emergency_thaw([inside])
+        assert e.value.status is Status.BAD_TARGET
+        assert "thawed 0 of 1" in e.value.message
+        probes.blocks("still-frozen")  # its filesystem was not thawed by accident
+        assert quiesce.emergency_thaw([mount]) == 1
+    finally:
+        subprocess.run(["fsfreeze", "-u", mount], capture_output=True, timeout=30)
+    probes.assert_writable()
+
+
+def test_frozen_by_another_holder(mount: str, probes: Probes) -> None:
+    _fsfreeze("-f", mount)
+    try:
+        with pytest.raises(QuiesceError) as e:
+            with quiesce.frozen([mount], timeout=20):
+                pytest.fail("froze a filesystem frozen by someone else")
+        assert e.value.status is Status.FROZEN_BY_OTHER
+        assert e.value.errno == errno.EBUSY
+        assert e.value.report is not None
+        assert e.value.report.targets[0].outcome is Outcome.FREEZE_FAILED
+        # skip_frozen reaches the library: the target is now not covered (and, being the only
+        # one, the session still fails: nothing would be left to snapshot).
+        with pytest.raises(QuiesceError) as e:
+            with quiesce.frozen([mount], timeout=20, skip_frozen=True):
+                pytest.fail("froze a filesystem frozen by someone else")
+        assert e.value.status is Status.FROZEN_BY_OTHER
+        assert e.value.report is not None
+        assert e.value.report.targets[0].outcome is Outcome.NOT_COVERED
+        assert e.value.report.not_covered == 1
+        probes.blocks("other-holder")  # the other holder's freeze was left alone
+    finally:
+        subprocess.run(["fsfreeze", "-u", mount], capture_output=True, timeout=30)
+    probes.assert_writable()
+
+
+def test_all_filesystems_takes_mounts_as_excludes(mount: str) -> None:
+    # Planning only (never frozen): shows that the flag reaches the library, and that the
+    # named mount is left out.
+    with Session.plan([mount], timeout=5, all_filesystems=True) as session:
+        assert mount not in [t.path for t in session.targets]
+        assert mount in [k.path for k in session.skips]
+    assert session.closed
+
+
+def test_without_cap_sys_admin_is_permission(mount: str, probes: Probes) -> None:
+    # A child Python whose capability bounding set lacks CAP_SYS_ADMIN (root otherwise).
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed"
+    code = (
+        "import sys, quiesce\n"
+        "try:\n"
+        "    with quiesce.frozen([sys.argv[1]], timeout=5):\n"
+        "        print('FROZE')\n"
+        "except quiesce.QuiesceError as e:\n"
+        "    print(e.status.name, e.errno)\n"
+    )
+    env = dict(os.environ, QUIESCE_LIB=quiesce.library_path(), PYTHONDONTWRITEBYTECODE="1")
+    r = subprocess.run(
+        [setpriv, "--bounding-set=-sys_admin", sys.executable, "-c", code, mount],
+        cwd=HERE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.stdout.strip() == "PERMISSION 1", (r.stdout, r.stderr)
+    probes.assert_writable()
