@@ -97,6 +97,7 @@ MAX_TARGETS: Final = 64
 
 _FLAG_ALL: Final = 1
 _FLAG_SKIP_FROZEN: Final = 2
+_FLAG_NO_PRESYNC: Final = 4
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 TimeoutArg = Union[float, int, timedelta]
@@ -170,6 +171,7 @@ class _ReportInfo(Structure):
         ("skips_dropped", c_uint32),
         ("not_covered", c_uint32),
         ("window_ns", c_uint64),
+        ("presync_ns", c_uint64),
     ]
 
 
@@ -446,6 +448,9 @@ class Report:
     not_covered: int
     #: Nanoseconds from the first FIFREEZE to the last FITHAW returned (0 if none).
     window_ns: int
+    #: Nanoseconds the pre-sync (syncfs of every target before the first FIFREEZE) took;
+    #: 0 if it did not run.
+    presync_ns: int = 0
 
     @property
     def ok(self) -> bool:
@@ -613,6 +618,7 @@ class Session:
         *,
         all_filesystems: bool = False,
         skip_frozen: bool = False,
+        presync: bool = True,
     ) -> "Session":
         """Plans a session: resolves ``mounts`` (each must be a mount point), reads the mount
         table, orders the targets, opens every descriptor. Nothing is frozen yet.
@@ -623,12 +629,17 @@ class Session:
         writable filesystem is frozen and ``mounts`` names the ones to leave out. With
         ``skip_frozen=True`` a filesystem already frozen by someone else is skipped (its
         target's outcome is ``Outcome.NOT_COVERED``) instead of failing the freeze.
+        ``presync=False`` skips the syncfs of every target before the first FIFREEZE.
 
         Raises TypeError/ValueError for bad arguments, QuiesceError if the library refuses.
         """
         paths = _paths(mounts, "mounts")
         timeout_ms = _timeout_ms(timeout)
-        flags = (_FLAG_ALL if all_filesystems else 0) | (_FLAG_SKIP_FROZEN if skip_frozen else 0)
+        flags = (
+            (_FLAG_ALL if all_filesystems else 0)
+            | (_FLAG_SKIP_FROZEN if skip_frozen else 0)
+            | (0 if presync else _FLAG_NO_PRESYNC)
+        )
         cfg = _Config()
         st = _lib.quiesce_config_init(byref(cfg))
         if st != Status.OK:
@@ -704,6 +715,7 @@ class Session:
             skips_dropped=r.skips_dropped,
             not_covered=r.not_covered,
             window_ns=r.window_ns,
+            presync_ns=r.presync_ns,
         )
         self._report = report
         return report
@@ -854,6 +866,7 @@ class Frozen:
         timeout: TimeoutArg,
         all_filesystems: bool,
         skip_frozen: bool,
+        presync: bool = True,
     ) -> None:
         # Check the arguments now, where the call is written.
         self._mounts = [os.fsdecode(p) for p in _paths(mounts, "mounts")]
@@ -861,6 +874,7 @@ class Frozen:
         self._timeout = timeout
         self._all = all_filesystems
         self._skip_frozen = skip_frozen
+        self._presync = presync
         self._session: Optional[Session] = None
 
     def __enter__(self) -> Session:
@@ -871,6 +885,7 @@ class Frozen:
             self._timeout,
             all_filesystems=self._all,
             skip_frozen=self._skip_frozen,
+            presync=self._presync,
         )
         try:
             session.freeze()
@@ -912,6 +927,7 @@ def frozen(
     *,
     all_filesystems: bool = False,
     skip_frozen: bool = False,
+    presync: bool = True,
 ) -> Frozen:
     """``with frozen(["/mnt/a"], timeout=30) as session:`` freezes for the block.
 
@@ -922,7 +938,7 @@ def frozen(
     a note if the thaw itself went wrong). Either way ``session.report`` holds the final
     report afterwards. Arguments as for :meth:`Session.plan`.
     """
-    return Frozen(mounts, timeout, all_filesystems, skip_frozen)
+    return Frozen(mounts, timeout, all_filesystems, skip_frozen, presync)
 
 
 def emergency_thaw(paths: Iterable[PathArg]) -> int:

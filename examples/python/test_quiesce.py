@@ -304,6 +304,7 @@ int main(void) {
     F(quiesce_report_info, target_count) F(quiesce_report_info, skip_count)
     F(quiesce_report_info, skips_dropped) F(quiesce_report_info, not_covered)
     F(quiesce_report_info, window_ns)
+    F(quiesce_report_info, presync_ns)
     F(quiesce_target_info, size) F(quiesce_target_info, path) F(quiesce_target_info, fs_type)
     F(quiesce_target_info, source) F(quiesce_target_info, dev_major)
     F(quiesce_target_info, dev_minor) F(quiesce_target_info, mount_index)

@@ -185,10 +185,14 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
     };
     let mountinfo = table.parsed();
     let ids: heapless::Vec<u32, MAX_TARGETS> = opened.iter().map(|o| o.mount_id).collect();
-    let excluded: heapless::Vec<Dev, MAX_TARGETS> = ids
-        .iter()
-        .filter_map(|&id| mountinfo.find(id)?.ok().map(|e| e.dev))
-        .collect();
+    let mut excluded: heapless::Vec<Dev, MAX_TARGETS> = heapless::Vec::new();
+    let mut excluded_args: heapless::Vec<usize, MAX_TARGETS> = heapless::Vec::new();
+    for (arg, &id) in ids.iter().enumerate() {
+        if let Some(Ok(e)) = mountinfo.find(id) {
+            let _ = excluded.push(e.dev);
+            let _ = excluded_args.push(arg);
+        }
+    }
     let selection = if all {
         Selection::All { exclude: &excluded }
     } else {
@@ -338,12 +342,18 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
         ) else {
             return names_full(&mut fail);
         };
+        // In all-mode the excludes are matched by superblock: name the argument that did.
+        let mount_index = s.arg.or_else(|| {
+            all.then(|| excluded.iter().position(|d| *d == s.dev))
+                .flatten()
+                .and_then(|k| excluded_args.get(k).copied())
+        });
         let skip = Skip {
             path,
             fs_type,
             reason,
             dev: s.dev,
-            mount_index: s.arg.map_or(-1, |a| a as i32),
+            mount_index: mount_index.map_or(-1, |a| a as i32),
         };
         if skips.push(skip).is_err() {
             *skips_dropped += 1;

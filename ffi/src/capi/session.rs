@@ -511,7 +511,10 @@ fn explain(inner: &mut Inner, status: Status) -> u32 {
     let f = Failure {
         status,
         errno,
-        mount_index: -1,
+        mount_index: usize::try_from(index)
+            .ok()
+            .and_then(|i| inner.targets.get(i))
+            .map_or(-1, |t| t.mount_index),
         target_index: index,
     };
     let path = usize::try_from(index)
@@ -523,6 +526,7 @@ fn explain(inner: &mut Inner, status: Status) -> u32 {
         path,
         errno,
         timeout_ms: inner.timeout_ms,
+        skip_frozen: inner.flags.contains(Flags::SKIP_FROZEN),
     };
     inner.failure = f;
     inner.message.set(format_args!("{msg}"));
@@ -535,12 +539,14 @@ struct Explain<'a> {
     path: Option<Lossy<'a>>,
     errno: i32,
     timeout_ms: u32,
+    skip_frozen: bool,
 }
 
 impl fmt::Display for Explain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self;
         match (e.status, &e.path) {
+            (Status::FrozenByOther, Some(p)) if e.skip_frozen => write!(f, "'{p}' and every other target are already frozen by other holders (EBUSY): nothing was frozen by us, so the snapshot would cover nothing; their freezes were left alone"),
             (Status::FrozenByOther, Some(p)) => write!(f, "'{p}' is already frozen by another holder (EBUSY); its freeze was left alone and everything else thawed: find that holder, or thaw it with `fsfreeze -u {p}` if it is gone, or set QUIESCE_FLAG_SKIP_FROZEN"),
             (Status::FreezeFailed, Some(p)) => write!(f, "FIFREEZE of '{p}' failed: {}; everything frozen before it was thawed", ErrnoName(e.errno)),
             (Status::Timeout, Some(p)) => write!(f, "the deadline of {} ms passed ('{p}' was frozen past it or its FIFREEZE had not returned); everything was thawed; the snapshot is not consistent", e.timeout_ms),
