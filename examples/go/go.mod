@@ -1,0 +1,3 @@
+module example.com/quiesce
+
+go 1.22

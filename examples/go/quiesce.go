@@ -1,0 +1,568 @@
+// Package quiesce freezes Linux filesystems (FIFREEZE) around a disk snapshot and thaws them
+// again, over the C ABI of libquiesce (include/quiesce.h). Nothing stays frozen: a guardian
+// process forked by the library thaws everything at the deadline, even if Thaw is never
+// called, and at once if this process dies (even by SIGKILL).
+//
+//	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+//	defer cancel()
+//	s, err := quiesce.Freeze(ctx, "/srv/data")
+//	if err != nil {
+//		return err // nothing is frozen
+//	}
+//	defer s.Close() // thaws (as not acknowledged) if Thaw was not reached
+//	if err := takeSnapshot(); err != nil { // must not write to the frozen filesystems
+//		s.Abort()
+//		return err
+//	}
+//	report, err := s.Thaw() // nil error: the snapshot is file-system-consistent
+//
+// Linking: the package links libquiesce.a statically (-l:libquiesce.a); give its directory
+// with CGO_LDFLAGS=-L<dir> (see README.md). Freezing needs CAP_SYS_ADMIN.
+package quiesce
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -l:libquiesce.a -lpthread -lm -ldl
+#include <stdlib.h>
+#include "quiesce.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// DefaultTimeout is the deadline of a session whose context has no deadline and whose
+// Options.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
+
+// MaxTimeout is the longest deadline the library accepts (one hour).
+const MaxTimeout = time.Duration(C.QUIESCE_MAX_TIMEOUT_MS) * time.Millisecond
+
+// MaxTargets is the most filesystems one session freezes.
+const MaxTargets = int(C.QUIESCE_MAX_TARGETS)
+
+// HeaderABIVersion is the ABI version of the quiesce.h this package was compiled with;
+// ABIVersion() is that of the library linked in. Sessions refuse to start if they differ.
+const HeaderABIVersion = uint32(C.QUIESCE_ABI_VERSION)
+
+// Version returns the library's version, e.g. "0.1.0".
+func Version() string { return C.GoString(C.quiesce_version()) }
+
+// ABIVersion returns the ABI version of the library linked in.
+func ABIVersion() uint32 { return uint32(C.quiesce_abi_version()) }
+
+// SessionSize returns the bytes of storage the linked library needs for one session.
+func SessionSize() int { return int(C.quiesce_session_size()) }
+
+// checkLibrary compares the library linked in with the header compiled against.
+var checkLibrary = sync.OnceValue(func() error {
+	if got, want := uint32(C.quiesce_abi_version()), uint32(C.QUIESCE_ABI_VERSION); got != want {
+		return fmt.Errorf("quiesce: the library has ABI version %d, this package was built for %d", got, want)
+	}
+	if got, want := uintptr(C.quiesce_session_size()), unsafe.Sizeof(C.quiesce_session{}); got != want {
+		return fmt.Errorf("quiesce: the library needs %d bytes of session storage, quiesce.h says %d", got, want)
+	}
+	if got, want := uintptr(C.quiesce_session_align()), unsafe.Alignof(C.quiesce_session{}); got > want {
+		return fmt.Errorf("quiesce: the library needs session storage aligned to %d, quiesce.h says %d", got, want)
+	}
+	return nil
+})
+
+// Options says what a session freezes and for how long.
+type Options struct {
+	// Mounts are the mount points to freeze (each must be the root of a mount), or with All
+	// the ones to leave out. At most MaxTargets.
+	Mounts []string
+	// All freezes every freezable, writable filesystem except Mounts.
+	All bool
+	// SkipFrozen skips a filesystem already frozen by another holder (its target is then
+	// OutcomeNotCovered) instead of failing with StatusFrozenByOther.
+	SkipFrozen bool
+	// Timeout is the deadline, counted from the first FIFREEZE; zero means the context's
+	// deadline, or DefaultTimeout if it has none. With both, the shorter one holds.
+	Timeout time.Duration
+}
+
+// Target is one filesystem of a session, in freeze order (thaw order is the reverse).
+type Target struct {
+	Path       string // the mount point it is frozen through
+	FsType     string // "ext4", "xfs", ...
+	Source     string // the mount source, e.g. "/dev/loop0"
+	Major      uint32 // the superblock's device number
+	Minor      uint32
+	MountIndex int     // the index into Options.Mounts that named it, or -1
+	Outcome    Outcome // what happened to it
+	Errno      syscall.Errno
+	// FreezeLatency is how long its FIFREEZE took; ThawLatency its FITHAW.
+	FreezeLatency time.Duration
+	ThawLatency   time.Duration
+}
+
+// Skip is a mount left out of the plan, and why.
+type Skip struct {
+	Path       string
+	FsType     string
+	Reason     string
+	Major      uint32
+	Minor      uint32
+	MountIndex int // the index into Options.Mounts that named it, or -1
+}
+
+// Report describes a session: final once it has ended (Thaw, Abort, Close, a failure).
+type Report struct {
+	Status       Status      // StatusOK or the failure
+	Consistency  Consistency // how far the snapshot can be trusted
+	Acknowledged bool        // the snapshot was acknowledged while everything was frozen
+	Ended        bool        // the session is over
+	Timeout      time.Duration
+	// Window is the time from the first FIFREEZE to the last FITHAW (0 if none).
+	Window       time.Duration
+	Targets      []Target
+	Skips        []Skip
+	SkipsDropped int // skipped mounts beyond the listed ones, counted only
+	NotCovered   int // targets the snapshot does not cover (frozen by another holder)
+}
+
+const (
+	stateNone = iota // a zero Session, not from Freeze
+	stateFrozen
+	stateEnded
+)
+
+var errNoSession = &Error{
+	Op: "thaw", Status: StatusUsage, MountIndex: -1, TargetIndex: -1,
+	Message: "not a session: use the *Session that Freeze returned",
+}
+
+// Session is a set of frozen filesystems, from Freeze until Thaw, Abort or Close. Its
+// methods are safe to call from several goroutines (a mutex serialises them), but a session
+// is meant to be driven by one: freeze, snapshot, thaw.
+type Session struct {
+	mu      sync.Mutex
+	storage *C.quiesce_session // Go memory (no Go pointers inside), never moved; nil once cleaned up
+	mounts  []string
+	state   int
+	report  *Report // final, once ended
+	err     error   // final, once ended (nil for StatusOK)
+	stop    func() bool
+}
+
+// Freeze freezes the filesystems mounted at mounts (each must be a mount point) and returns
+// the frozen session: take the snapshot, then call Thaw (or Abort). The deadline is the
+// context's (DefaultTimeout if it has none), counted from the first FIFREEZE, at most
+// MaxTimeout. On error nothing is frozen (everything frozen so far was thawed again) and the
+// error is an *Error.
+//
+// Cancelling ctx while frozen thaws at once, as not acknowledged (Thaw then returns an error
+// matching both StatusSnapshotFailed and context.Canceled). When the deadline passes, the
+// guardian process thaws everything at once, even if Thaw is never called, and a later Thaw
+// returns StatusTimeout. A snapshot already running cannot be interrupted: it just no longer
+// counts.
+func Freeze(ctx context.Context, mounts ...string) (*Session, error) {
+	return FreezeWithOptions(ctx, Options{Mounts: mounts})
+}
+
+// FreezeWithOptions is Freeze with Options.
+func FreezeWithOptions(ctx context.Context, opts Options) (*Session, error) {
+	timeout, err := timeoutFor(ctx, opts, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s, err := plan(opts, timeout)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := Status(C.quiesce_freeze(s.storage)); st != StatusOK {
+		e := s.lastError("freeze", st)
+		e.Report = s.readReport()
+		s.end(e.Report, e)
+		return nil, e
+	}
+	s.state = stateFrozen
+	if err := ctx.Err(); errors.Is(err, context.Canceled) {
+		s.finish(false, "freeze", err)
+		return nil, s.err
+	}
+	s.stop = context.AfterFunc(ctx, func() {
+		err := ctx.Err()
+		if !errors.Is(err, context.Canceled) {
+			return // the deadline: the library's own deadline and guardian handle it
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.state == stateFrozen {
+			s.finish(false, "cancel", err)
+		}
+	})
+	runtime.SetFinalizer(s, (*Session).finalize)
+	return s, nil
+}
+
+// Plan plans a session without freezing anything: the targets it would freeze, in order
+// (OutcomeNotAttempted), and the mounts it would skip. Errors are as for Freeze.
+func Plan(opts Options) (*Report, error) {
+	timeout, err := timeoutFor(context.Background(), opts, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s, err := plan(opts, timeout)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rep := s.readReport()
+	s.cleanup()
+	return rep, nil
+}
+
+// Thaw acknowledges the snapshot (it was taken while everything was frozen) and thaws
+// everything in reverse order. A nil error means StatusOK: the snapshot is
+// file-system-consistent. Otherwise the *Error says why not (StatusTimeout: the deadline
+// passed first and everything was thawed then; StatusSuspect: someone else thawed a
+// filesystem during the window; ...). The report is returned in both cases. Calling it again,
+// or after Abort or Close, returns the same report and the session's final error.
+func (s *Session) Thaw() (*Report, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case stateNone:
+		return nil, errNoSession
+	case stateFrozen:
+		s.finish(true, "thaw", nil)
+	}
+	return s.report, s.err
+}
+
+// Abort thaws everything without acknowledging the snapshot (it failed, or was not taken).
+// The report's status is StatusSnapshotFailed (or StatusTimeout if the deadline passed
+// first); the error is nil unless something went wrong beyond that (a thaw failed, ...).
+func (s *Session) Abort() (*Report, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case stateNone:
+		return nil, errNoSession
+	case stateFrozen:
+		s.finish(false, "abort", nil)
+	}
+	return s.report, abortError(s.err)
+}
+
+// Close ends the session: if it is still frozen, it is thawed as not acknowledged (as
+// Abort). Safe to call more than once; meant for defer.
+func (s *Session) Close() error {
+	_, err := s.Abort()
+	return err
+}
+
+// abortError drops the expected statuses of a session that was not acknowledged.
+func abortError(err error) error {
+	var e *Error
+	if errors.As(err, &e) && (e.Status == StatusSnapshotFailed || e.Status == StatusTimeout) {
+		return nil
+	}
+	return err
+}
+
+// Report returns the session's report so far (final once it has ended).
+func (s *Session) Report() *Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.storage == nil {
+		return s.report
+	}
+	return s.readReport()
+}
+
+// Targets returns the session's filesystems in freeze order, with their outcomes so far.
+func (s *Session) Targets() []Target {
+	if r := s.Report(); r != nil {
+		return r.Targets
+	}
+	return nil
+}
+
+// EmergencyThaw thaws the filesystems mounted at mounts, with no session: e.g. at start-up
+// after a crash. Each must be a mount point (a directory inside a filesystem is refused, so
+// that its filesystem is never thawed by accident); one that is not frozen is fine. Returns
+// how many were actually thawed; on StatusBadTarget the others were still thawed.
+func EmergencyThaw(mounts ...string) (int, error) {
+	if i, err := checkPaths(mounts); err != nil {
+		return 0, usageError("emergency-thaw", i, mounts, err.Error())
+	}
+	arr, free := cStrings(mounts)
+	defer free()
+	var thawed C.size_t
+	st := Status(C.quiesce_emergency_thaw(arr, C.size_t(len(mounts)), &thawed))
+	if st != StatusOK {
+		return int(thawed), &Error{
+			Op: "emergency-thaw", Status: st, MountIndex: -1, TargetIndex: -1,
+			Message: fmt.Sprintf("%s (%d of %d thawed)", st.Message(), int(thawed), len(mounts)),
+		}
+	}
+	return int(thawed), nil
+}
+
+// timeoutFor derives the session's deadline from ctx and opts.
+func timeoutFor(ctx context.Context, opts Options, now time.Time) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		st := StatusInterrupted
+		if errors.Is(err, context.DeadlineExceeded) {
+			st = StatusTimeout
+		}
+		return 0, &Error{
+			Op: "freeze", Status: st, MountIndex: -1, TargetIndex: -1, Cause: err,
+			Message: "the context was done before the freeze started; nothing was frozen",
+		}
+	}
+	if opts.Timeout < 0 || opts.Timeout > MaxTimeout {
+		return 0, usageError("freeze", -1, nil,
+			fmt.Sprintf("Options.Timeout %v: give 1ms to %v (or 0 for the context's deadline)", opts.Timeout, MaxTimeout))
+	}
+	t := opts.Timeout
+	if dl, ok := ctx.Deadline(); ok {
+		left := dl.Sub(now)
+		if left <= 0 {
+			return 0, &Error{
+				Op: "freeze", Status: StatusTimeout, MountIndex: -1, TargetIndex: -1,
+				Cause:   context.DeadlineExceeded,
+				Message: "the context's deadline has passed before the freeze started; nothing was frozen",
+			}
+		}
+		if t == 0 || left < t {
+			t = left
+		}
+	}
+	if t == 0 {
+		t = DefaultTimeout
+	}
+	if t > MaxTimeout {
+		t = MaxTimeout
+	}
+	if t < time.Millisecond {
+		t = time.Millisecond
+	}
+	return t.Truncate(time.Millisecond), nil
+}
+
+// plan sets up a session in fresh Go-allocated storage; on failure the storage is cleaned up.
+func plan(opts Options, timeout time.Duration) (*Session, error) {
+	if err := checkLibrary(); err != nil {
+		return nil, err
+	}
+	if i, err := checkPaths(opts.Mounts); err != nil {
+		return nil, usageError("plan", i, opts.Mounts, err.Error())
+	}
+	var cfg C.quiesce_config
+	if st := Status(C.quiesce_config_init(&cfg)); st != StatusOK {
+		return nil, &Error{Op: "plan", Status: st, MountIndex: -1, TargetIndex: -1}
+	}
+	if opts.All {
+		cfg.flags |= C.QUIESCE_FLAG_ALL
+	}
+	if opts.SkipFrozen {
+		cfg.flags |= C.QUIESCE_FLAG_SKIP_FROZEN
+	}
+	cfg.timeout_ms = C.uint32_t(timeout / time.Millisecond)
+	arr, free := cStrings(opts.Mounts)
+	defer free()
+	cfg.mounts = arr
+	cfg.mount_count = C.size_t(len(opts.Mounts))
+
+	s := &Session{storage: new(C.quiesce_session), mounts: append([]string(nil), opts.Mounts...)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status(C.quiesce_session_init(s.storage, C.size_t(unsafe.Sizeof(*s.storage)), &cfg))
+	if st != StatusOK {
+		e := s.lastError("plan", st)
+		s.cleanup()
+		return nil, e
+	}
+	return s, nil
+}
+
+// finish thaws a frozen session (acknowledged or not) and ends it. Called with s.mu held.
+func (s *Session) finish(acknowledged bool, op string, cause error) {
+	ack := C.int(0)
+	if acknowledged {
+		ack = 1
+	}
+	st := Status(C.quiesce_thaw(s.storage, ack))
+	rep := s.readReport()
+	var err error
+	if st != StatusOK || cause != nil {
+		e := s.lastError(op, st)
+		e.Report = rep
+		e.Cause = cause
+		if cause != nil {
+			e.Message = "the context was cancelled while frozen: thawed, the snapshot was not acknowledged (" + e.Message + ")"
+		}
+		err = e
+	}
+	s.end(rep, err)
+}
+
+// end records the final report and error, and releases the storage. Called with s.mu held.
+func (s *Session) end(rep *Report, err error) {
+	s.report = rep
+	s.err = err
+	s.state = stateEnded
+	s.cleanup()
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}
+
+// cleanup releases everything the library holds for the session (thawing first if still
+// frozen). Called with s.mu held.
+func (s *Session) cleanup() {
+	if s.storage != nil {
+		C.quiesce_session_cleanup(s.storage)
+		s.storage = nil
+	}
+}
+
+// finalize is a safety net for a session dropped without Thaw, Abort or Close.
+func (s *Session) finalize() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == stateFrozen {
+		s.finish(false, "close", nil)
+	}
+	s.cleanup()
+}
+
+// lastError reads the session's last failure. Called with s.mu held and the storage live.
+func (s *Session) lastError(op string, st Status) *Error {
+	e := &Error{Op: op, Status: st, MountIndex: -1, TargetIndex: -1}
+	var info C.quiesce_error_info
+	info.size = C.size_t(unsafe.Sizeof(info))
+	if Status(C.quiesce_error(s.storage, &info)) == StatusOK && Status(info.status) != StatusOK {
+		e.Errno = syscall.Errno(info.os_error)
+		e.MountIndex = int(info.mount_index)
+		e.TargetIndex = int(info.target_index)
+		e.Message = C.GoString(info.message)
+		if e.MountIndex >= 0 && e.MountIndex < len(s.mounts) {
+			e.Mount = s.mounts[e.MountIndex]
+		}
+	}
+	if e.Message == "" {
+		e.Message = st.Message()
+	}
+	return e
+}
+
+// readReport reads the report, targets and skips. Called with s.mu held and the storage live.
+func (s *Session) readReport() *Report {
+	var r C.quiesce_report_info
+	r.size = C.size_t(unsafe.Sizeof(r))
+	if Status(C.quiesce_report(s.storage, &r)) != StatusOK {
+		return nil
+	}
+	rep := &Report{
+		Status:       Status(r.status),
+		Consistency:  Consistency(r.consistency),
+		Acknowledged: r.acknowledged != 0,
+		Ended:        r.ended != 0,
+		Timeout:      time.Duration(r.timeout_ms) * time.Millisecond,
+		Window:       time.Duration(r.window_ns),
+		SkipsDropped: int(r.skips_dropped),
+		NotCovered:   int(r.not_covered),
+	}
+	for i := 0; i < int(r.target_count); i++ {
+		var t C.quiesce_target_info
+		t.size = C.size_t(unsafe.Sizeof(t))
+		if Status(C.quiesce_target(s.storage, C.size_t(i), &t)) != StatusOK {
+			continue
+		}
+		rep.Targets = append(rep.Targets, Target{
+			Path:          C.GoString(t.path),
+			FsType:        C.GoString(t.fs_type),
+			Source:        C.GoString(t.source),
+			Major:         uint32(t.dev_major),
+			Minor:         uint32(t.dev_minor),
+			MountIndex:    int(t.mount_index),
+			Outcome:       Outcome(t.outcome),
+			Errno:         syscall.Errno(t.os_error),
+			FreezeLatency: time.Duration(t.freeze_ns),
+			ThawLatency:   time.Duration(t.thaw_ns),
+		})
+	}
+	for i := 0; i < int(r.skip_count); i++ {
+		var k C.quiesce_skip_info
+		k.size = C.size_t(unsafe.Sizeof(k))
+		if Status(C.quiesce_skip(s.storage, C.size_t(i), &k)) != StatusOK {
+			continue
+		}
+		rep.Skips = append(rep.Skips, Skip{
+			Path:       C.GoString(k.path),
+			FsType:     C.GoString(k.fs_type),
+			Reason:     C.GoString(k.reason),
+			Major:      uint32(k.dev_major),
+			Minor:      uint32(k.dev_minor),
+			MountIndex: int(k.mount_index),
+		})
+	}
+	return rep
+}
+
+// checkPaths refuses paths that C would read differently: empty, or with a NUL byte (C
+// would stop at it: "/\x00data" would name "/").
+func checkPaths(paths []string) (int, error) {
+	if len(paths) > MaxTargets {
+		return -1, fmt.Errorf("%d mount points named; at most %d", len(paths), MaxTargets)
+	}
+	for i, p := range paths {
+		if p == "" {
+			return i, errors.New("an empty mount point path")
+		}
+		if strings.IndexByte(p, 0) >= 0 {
+			return i, fmt.Errorf("mount point %q contains a NUL byte", p)
+		}
+	}
+	return -1, nil
+}
+
+func usageError(op string, i int, mounts []string, msg string) *Error {
+	e := &Error{Op: op, Status: StatusUsage, MountIndex: i, TargetIndex: -1, Message: msg}
+	if i >= 0 && i < len(mounts) {
+		e.Mount = mounts[i]
+	}
+	return e
+}
+
+// cStrings copies paths into C memory (an array of C strings, never empty, so never NULL):
+// Go memory passed to C must not hold Go pointers.
+func cStrings(paths []string) (**C.char, func()) {
+	n := len(paths)
+	if n == 0 {
+		n = 1
+	}
+	arr := (**C.char)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	if arr == nil {
+		panic("quiesce: out of memory")
+	}
+	elems := unsafe.Slice(arr, n)
+	for i, p := range paths {
+		elems[i] = C.CString(p)
+	}
+	return arr, func() {
+		for i := range paths {
+			C.free(unsafe.Pointer(elems[i]))
+		}
+		C.free(unsafe.Pointer(arr))
+	}
+}
