@@ -87,6 +87,9 @@ type Options struct {
 	// SkipFrozen skips a filesystem already frozen by another holder (its target is then
 	// OutcomeNotCovered) instead of failing with StatusFrozenByOther.
 	SkipFrozen bool
+	// NoPresync skips the syncfs of every target before the first FIFREEZE (by default the
+	// dirty data is flushed while writers still run, which keeps the frozen window short).
+	NoPresync bool
 	// Timeout is the deadline, counted from the first FIFREEZE; zero means the context's
 	// deadline, or DefaultTimeout if it has none. With both, the shorter one holds.
 	Timeout time.Duration
@@ -125,7 +128,9 @@ type Report struct {
 	Ended        bool        // the session is over
 	Timeout      time.Duration
 	// Window is the time from the first FIFREEZE to the last FITHAW (0 if none).
-	Window       time.Duration
+	Window time.Duration
+	// Presync is how long the syncfs of every target before the first FIFREEZE took.
+	Presync      time.Duration
 	Targets      []Target
 	Skips        []Skip
 	SkipsDropped int // skipped mounts beyond the listed ones, counted only
@@ -372,6 +377,9 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	if opts.All {
 		cfg.flags |= C.QUIESCE_FLAG_ALL
 	}
+	if opts.NoPresync {
+		cfg.flags |= C.QUIESCE_FLAG_NO_PRESYNC
+	}
 	if opts.SkipFrozen {
 		cfg.flags |= C.QUIESCE_FLAG_SKIP_FROZEN
 	}
@@ -479,6 +487,7 @@ func (s *Session) readReport() *Report {
 		Ended:        r.ended != 0,
 		Timeout:      time.Duration(r.timeout_ms) * time.Millisecond,
 		Window:       time.Duration(r.window_ns),
+		Presync:      time.Duration(r.presync_ns),
 		SkipsDropped: int(r.skips_dropped),
 		NotCovered:   int(r.not_covered),
 	}
