@@ -23,10 +23,10 @@ Options:
   --runs N             runs of the deadline-lateness and SIGKILL measurements (default 100)
   --dirty-mib N        dirty data written before the dirty-stall cycle (default 256)
   --fs ext4|xfs        filesystem type of the images (default ext4)
-  --backing tmpfs|disk where the image files live (default tmpfs): on a tmpfs mounted in
-                       the scratch directory (loop flushes cost no disk I/O: the numbers show
-                       the freeze mechanics, not the host disk and its other writers), or on
-                       the disk holding /tmp (realistic flush costs, noisier)
+  --backing disk|tmpfs where the image files live (default disk): in the scratch directory
+                       on the disk of /tmp (a freeze's flush reaches a real disk, as on a real
+                       system; other writers to that disk add noise), or on a tmpfs mounted
+                       there (flushes cost no disk I/O: the freeze mechanics alone)
   --quick              a smoke test: 2 repetitions, 5 runs, 32 MiB dirty
   --write FILE         also write the report (Markdown) to FILE
   -h, --help           this text
@@ -80,7 +80,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Options> {
         runs: 100,
         dirty_mib: 256,
         fs: FsKind::Ext4,
-        backing: Backing::Tmpfs,
+        backing: Backing::Disk,
         quick: false,
         write: None,
         help: false,
@@ -161,9 +161,9 @@ mod tests {
             "--fs",
             "xfs",
             "--backing",
-            "disk",
+            "tmpfs",
         ]))?;
-        assert_eq!(o.backing, Backing::Disk);
+        assert_eq!(o.backing, Backing::Tmpfs);
         assert_eq!(o.compare_args, Some(args(&["--no-presync"])));
         assert_eq!(o.quiesce_args, args(&["--x"]));
         assert_eq!(o.fs, FsKind::Xfs);

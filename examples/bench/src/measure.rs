@@ -77,12 +77,23 @@ pub struct Results {
     pub rss_floor_kib: Vec<f64>,
     /// Automatic-thaw lateness (ms) per configuration.
     pub lateness: Vec<Vec<f64>>,
+    /// The FITHAW (`thaw_us`) and FIFREEZE (`freeze_us`) of those runs (ms) per configuration.
+    pub lateness_thaw: Vec<Vec<f64>>,
+    pub lateness_freeze: Vec<Vec<f64>>,
     /// SIGKILL of the controller -> writable (ms) per configuration.
     pub sigkill: Vec<Vec<f64>>,
     /// The baseline after its controller is gone: still frozen after [`BASELINE_WATCH`]?
     pub baseline_stays_frozen: Option<bool>,
     /// Anything worth saying about how the numbers came about.
     pub notes: Vec<String>,
+}
+
+/// Samples of the lateness runs (ms).
+#[derive(Debug, Default)]
+struct Lateness {
+    late: Vec<f64>,
+    thaw: Vec<f64>,
+    freeze: Vec<f64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -155,6 +166,8 @@ impl Bench<'_> {
             cycle_8: Series::new(n),
             rss_kib: Series::new(n),
             lateness: vec![Vec::new(); n],
+            lateness_thaw: vec![Vec::new(); n],
+            lateness_freeze: vec![Vec::new(); n],
             sigkill: vec![Vec::new(); n],
             ..Results::default()
         };
@@ -233,8 +246,14 @@ impl Bench<'_> {
                 q.label()
             ));
             let v = self.lateness(q)?;
-            if let Some(s) = r.lateness.get_mut(i) {
-                *s = v;
+            for (all, mine) in [
+                (&mut r.lateness, v.late),
+                (&mut r.lateness_thaw, v.thaw),
+                (&mut r.lateness_freeze, v.freeze),
+            ] {
+                if let Some(s) = all.get_mut(i) {
+                    *s = mine;
+                }
             }
         }
         for (i, q) in self.configs.iter().enumerate() {
@@ -295,10 +314,10 @@ impl Bench<'_> {
 
     /// Lateness (ms) of the automatic thaw at the deadline: window_us − timeout from the JSON
     /// report of `quiesce freeze --stdin --timeout 0.2 --json`, stdin held open.
-    fn lateness(&self, q: &QuiesceCli) -> Result<Vec<f64>> {
+    fn lateness(&self, q: &QuiesceCli) -> Result<Lateness> {
         let m = self.first_mount()?;
         let probe = m.join("bench-probe.dat");
-        let mut out = Vec::new();
+        let mut out = Lateness::default();
         for _ in 0..self.runs {
             signals::check()?;
             syncfs(&m)?;
@@ -337,7 +356,12 @@ impl Bench<'_> {
                     exit.describe()
                 );
             }
-            out.push(window_us / 1000.0 - timeout_ms);
+            out.late.push(window_us / 1000.0 - timeout_ms);
+            // One target: the first (only) occurrences are its own.
+            out.thaw
+                .push(json::number(report, "thaw_us").unwrap_or(f64::NAN) / 1000.0);
+            out.freeze
+                .push(json::number(report, "freeze_us").unwrap_or(f64::NAN) / 1000.0);
             // Writable again?
             let mut w = BlockedWrite::start(open_prepared(&probe)?)?;
             if w.completed_within(Duration::from_secs(5))?.is_none() {

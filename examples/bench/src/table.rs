@@ -404,6 +404,18 @@ pub fn render(c: &Context, r: &Results) -> String {
     for (i, l) in c.labels.iter().enumerate() {
         let xs = r.lateness.get(i).map(Vec::as_slice).unwrap_or(&[]);
         let _ = writeln!(out, "- 3 lateness, `{l}`: {}", distribution(xs));
+        let xs = r.lateness_thaw.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let _ = writeln!(
+            out,
+            "- 3 of which the FITHAW itself (`thaw_us`), `{l}`: {}",
+            distribution(xs)
+        );
+        let xs = r.lateness_freeze.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let _ = writeln!(
+            out,
+            "- 3 the FIFREEZE of those runs (`freeze_us`), `{l}`: {}",
+            distribution(xs)
+        );
         let xs = r.sigkill.get(i).map(Vec::as_slice).unwrap_or(&[]);
         let _ = writeln!(out, "- 4 SIGKILL → writable, `{l}`: {}", distribution(xs));
         let xs = r.rss_kib.quiesce.get(i).map(Vec::as_slice).unwrap_or(&[]);
