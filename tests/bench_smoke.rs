@@ -94,7 +94,7 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
     }
     let r = row(&report, "1d.");
     assert!(number(r[1]).is_some() && number(r[2]).is_some(), "{r:?}");
-    for id in ["3a.", "3b.", "3c.", "4a.", "4b.", "4c."] {
+    for id in ["3a.", "3b.", "3c.", "3d.", "4a.", "4b.", "4c."] {
         let r = row(&report, id);
         assert!(number(r[1]).is_some(), "row {id}: quiesce {r:?}");
     }

@@ -196,6 +196,24 @@ pub fn render(c: &Context, r: &Results) -> String {
         rows.push(row);
     }
 
+    // The part of the lateness that is not the FITHAW call itself: how late the thaw started.
+    let mut row = Row::new(
+        format!(
+            "3d. … of which before the FITHAW call (lateness − `thaw_us`), p99 (ms, {} runs)",
+            c.runs
+        ),
+        n,
+    );
+    row.fsfreeze = "n/a (fsfreeze has no deadline)".into();
+    for i in 0..n {
+        let late = r.lateness.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let thaw = r.lateness_thaw.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let start: Vec<f64> = late.iter().zip(thaw).map(|(l, t)| l - t).collect();
+        row.quiesce[i] = f(percentile(&start, 99.0));
+        row.ratio[i] = "–".into();
+    }
+    rows.push(row);
+
     let baseline_kill = match r.baseline_stays_frozen {
         Some(true) => "never (stays frozen)".to_owned(),
         Some(false) => "thawed within 1 s (unexpected)".to_owned(),
@@ -373,7 +391,7 @@ pub fn render(c: &Context, r: &Results) -> String {
     let _ = writeln!(out, "- fsfreeze baseline: one `fsfreeze -f` process per mount, the snapshot command, one `fsfreeze -u` per mount in reverse order, each process spawned and waited for in turn. quiesce: `quiesce run --timeout 10 MOUNT... -- CMD`.");
     let _ = writeln!(out, "- 1: one writer thread per frozen filesystem does 4 KiB `pwrite` + `fsync` in a loop, timing each; the cycle (snapshot `sleep {SNAPSHOT_SECS}`) starts 100 ms after the writers and they stop 100 ms after it; the number is the longest write+fsync of any writer. Each repetition starts with `syncfs` on every filesystem. 1c writes {dirty} MiB (1 MiB `write`s, no fsync) to a second file on the filesystem right before the writers start.");
     let _ = writeln!(out, "- 2: wall time of the whole cycle with the snapshot `true`, from before the first process spawn to the exit of the last process.");
-    let _ = writeln!(out, "- 3: `quiesce freeze --stdin --timeout {DEADLINE} --json MOUNT` with stdin held open and no `thaw` line; lateness = `window_us` (first FIFREEZE issued to last FITHAW returned, from its JSON report) − `timeout_ms`. Every run must end with exit 13 (`end: deadline`) and the filesystem must be writable afterwards.");
+    let _ = writeln!(out, "- 3: `quiesce freeze --stdin --timeout {DEADLINE} --json MOUNT` with stdin held open and no `thaw` line; lateness = `window_us` (first FIFREEZE issued to last FITHAW returned, from its JSON report) − `timeout_ms`. Every run must end with exit 13 (`end: deadline`) and the filesystem must be writable afterwards. 3d subtracts the duration of the FITHAW call itself (`thaw_us` of the same report): how late quiesce started to thaw, as opposed to how long the kernel took to thaw.");
     let _ = writeln!(out, "- 4: `quiesce freeze --stdin --timeout 30 MOUNT`; after `frozen`, a thread starts a 4 KiB `pwrite` to a file opened before the freeze (checked to be blocked for 20 ms), then SIGKILL to quiesce; the number is SIGKILL sent → that write returned. Baseline: `fsfreeze -f` has exited by design (nothing to kill); a blocked write is watched for {} s, then the benchmark thaws it.", BASELINE_WATCH.as_secs());
     let _ = writeln!(out, "- 5: size of the benchmarked binary and `file -b -L` on it: {}. Peak RSS: `/usr/bin/time -f %M` (GNU time: `ru_maxrss` of the process and its reaped children, i.e. the snapshot command `true`) around `quiesce run --timeout 10 MOUNT -- true`, max of the runs; GNU time rather than the benchmark's own `wait4`, because a child's `ru_maxrss` starts from the RSS of the process that spawned it (the kernel keeps the old address space's high-water mark across exec); `true` under GNU time shows that floor. Heap allocations are not counted by this program: `tests/no_alloc.rs` counts them (a counting global allocator around the freeze → thaw path on real ext4 and xfs) and asserts 0.", b.file);
     let _ = writeln!(
