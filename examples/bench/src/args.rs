@@ -1,0 +1,175 @@
+//! The command line.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::error::{bail, Result};
+use crate::fixtures::{Backing, FsKind};
+
+pub const USAGE: &str = "\
+quiesce-bench: quiesce against util-linux fsfreeze on the benchmark's own loop-mounted
+filesystems (issue 6). Run as root. Prints a Markdown table on stdout.
+
+Usage: quiesce-bench [OPTIONS]
+
+Options:
+  --quiesce PATH       the quiesce CLI to measure (default: target/release/quiesce;
+                       build it first: cargo build --release -p quiesce-cli)
+  --quiesce-arg ARG    extra argument for every quiesce command, after the subcommand
+                       (repeatable), e.g. --quiesce-arg --no-presync
+  --compare-arg ARG    measure a second quiesce configuration side by side (same binary,
+                       these extra arguments; repeatable); adds a column
+  --reps N             repetitions of the stall and cycle measurements (median; default 7)
+  --runs N             runs of the deadline-lateness and SIGKILL measurements (default 100)
+  --dirty-mib N        dirty data written before the dirty-stall cycle (default 256)
+  --fs ext4|xfs        filesystem type of the images (default ext4)
+  --backing disk|tmpfs where the image files live (default disk): in the scratch directory
+                       on the disk of /tmp (a freeze's flush reaches a real disk, as on a real
+                       system; other writers to that disk add noise), or on a tmpfs mounted
+                       there (flushes cost no disk I/O: the freeze mechanics alone)
+  --quick              a smoke test: 2 repetitions, 5 runs, 32 MiB dirty
+  --write FILE         also write the report (Markdown) to FILE
+  -h, --help           this text
+";
+
+/// What to run.
+#[derive(Debug)]
+pub struct Options {
+    pub quiesce: PathBuf,
+    pub quiesce_args: Vec<OsString>,
+    /// Some(args) to measure a second configuration.
+    pub compare_args: Option<Vec<OsString>>,
+    pub reps: usize,
+    pub runs: usize,
+    pub dirty_mib: u64,
+    pub fs: FsKind,
+    pub backing: Backing,
+    pub quick: bool,
+    pub write: Option<PathBuf>,
+    pub help: bool,
+    /// The command line as given, for the report.
+    pub command_line: String,
+}
+
+fn number(name: &str, v: Option<OsString>, min: u64) -> Result<u64> {
+    let Some(v) = v else {
+        bail!("{name} needs a value");
+    };
+    let s = v.to_string_lossy();
+    match s.parse::<u64>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => bail!("{name}: expected a whole number >= {min}, got {s:?}"),
+    }
+}
+
+fn usize_arg(name: &str, v: Option<OsString>, min: u64) -> Result<usize> {
+    let n = number(name, v, min)?;
+    usize::try_from(n).map_err(|_| format!("{name}: {n} is too large").into())
+}
+
+pub fn parse(argv: Vec<OsString>) -> Result<Options> {
+    let command_line = std::iter::once("quiesce-bench".to_owned())
+        .chain(argv.iter().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut o = Options {
+        quiesce: PathBuf::from("target/release/quiesce"),
+        quiesce_args: Vec::new(),
+        compare_args: None,
+        reps: 7,
+        runs: 100,
+        dirty_mib: 256,
+        fs: FsKind::Ext4,
+        backing: Backing::Disk,
+        quick: false,
+        write: None,
+        help: false,
+        command_line,
+    };
+    let (mut reps, mut runs, mut dirty) = (None, None, None);
+    let mut it = argv.into_iter();
+    while let Some(a) = it.next() {
+        match a.to_string_lossy().as_ref() {
+            "--quiesce" => match it.next() {
+                Some(v) => o.quiesce = PathBuf::from(v),
+                None => bail!("--quiesce needs a path"),
+            },
+            "--quiesce-arg" => match it.next() {
+                Some(v) => o.quiesce_args.push(v),
+                None => bail!("--quiesce-arg needs a value"),
+            },
+            "--compare-arg" => match it.next() {
+                Some(v) => o.compare_args.get_or_insert_with(Vec::new).push(v),
+                None => bail!("--compare-arg needs a value"),
+            },
+            "--reps" => reps = Some(usize_arg("--reps", it.next(), 1)?),
+            "--runs" => runs = Some(usize_arg("--runs", it.next(), 1)?),
+            "--dirty-mib" => dirty = Some(number("--dirty-mib", it.next(), 1)?),
+            "--fs" => {
+                let v = it.next().map(|v| v.to_string_lossy().into_owned());
+                match v.as_deref().and_then(FsKind::parse) {
+                    Some(k) => o.fs = k,
+                    None => bail!("--fs: expected ext4 or xfs, got {v:?}"),
+                }
+            }
+            "--backing" => {
+                let v = it.next().map(|v| v.to_string_lossy().into_owned());
+                match v.as_deref().and_then(Backing::parse) {
+                    Some(b) => o.backing = b,
+                    None => bail!("--backing: expected tmpfs or disk, got {v:?}"),
+                }
+            }
+            "--quick" => o.quick = true,
+            "--write" => match it.next() {
+                Some(v) => o.write = Some(PathBuf::from(v)),
+                None => bail!("--write needs a file"),
+            },
+            "-h" | "--help" => o.help = true,
+            other => bail!("unknown argument {other:?} (see --help)"),
+        }
+    }
+    if o.quick {
+        o.reps = 2;
+        o.runs = 5;
+        o.dirty_mib = 32;
+    }
+    o.reps = reps.unwrap_or(o.reps);
+    o.runs = runs.unwrap_or(o.runs);
+    o.dirty_mib = dirty.unwrap_or(o.dirty_mib);
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn defaults_quick_and_overrides() -> Result<()> {
+        let o = parse(args(&[]))?;
+        assert_eq!((o.reps, o.runs, o.dirty_mib), (7, 100, 256));
+        let o = parse(args(&["--quick", "--runs", "9"]))?;
+        assert_eq!((o.reps, o.runs, o.dirty_mib), (2, 9, 32));
+        let o = parse(args(&[
+            "--compare-arg",
+            "--no-presync",
+            "--quiesce-arg",
+            "--x",
+            "--fs",
+            "xfs",
+            "--backing",
+            "tmpfs",
+        ]))?;
+        assert_eq!(o.backing, Backing::Tmpfs);
+        assert_eq!(o.compare_args, Some(args(&["--no-presync"])));
+        assert_eq!(o.quiesce_args, args(&["--x"]));
+        assert_eq!(o.fs, FsKind::Xfs);
+        assert!(parse(args(&["--runs", "0"])).is_err());
+        assert!(parse(args(&["--fs", "btrfs"])).is_err());
+        assert!(parse(args(&["--bogus"])).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,443 @@
+//! The measurements of issue 6, each for every quiesce configuration and for the fsfreeze
+//! baseline in the same run (interleaved, so that drift of the machine hits both alike).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::baseline::Fsfreeze;
+use crate::cycle::Tool;
+use crate::dirty::{syncfs, write_dirty};
+use crate::error::{bail, Result};
+use crate::fixtures::Fixtures;
+use crate::footprint::peak_rss_kib;
+use crate::json;
+use crate::quiesce::QuiesceCli;
+use crate::signals;
+use crate::stats::ms;
+use crate::thaw::thaw;
+use crate::writer::{open_prepared, BlockedWrite, StallWriters};
+
+/// Writers run this long before the cycle starts and after it ends.
+const AROUND: Duration = Duration::from_millis(100);
+/// Pause before each empty cycle.
+pub const SETTLE: Duration = Duration::from_millis(200);
+/// The automatic-thaw deadline (s).
+pub const DEADLINE: &str = "0.2";
+/// The snapshot of the stall cycles (s).
+pub const SNAPSHOT_SECS: &str = "0.2";
+/// How long a write may take after SIGKILL of the controller before the benchmark gives up
+/// and thaws itself.
+pub const KILL_GIVE_UP: Duration = Duration::from_secs(5);
+/// How long the baseline's blocked write is watched after `fsfreeze -f` exited.
+pub const BASELINE_WATCH: Duration = Duration::from_secs(1);
+
+/// Samples (ms) per quiesce configuration and for the baseline.
+#[derive(Debug, Default)]
+pub struct Series {
+    pub quiesce: Vec<Vec<f64>>,
+    pub fsfreeze: Vec<f64>,
+}
+
+impl Series {
+    fn new(configs: usize) -> Series {
+        Series {
+            quiesce: vec![Vec::new(); configs],
+            fsfreeze: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, who: Who, v: f64) {
+        match who {
+            Who::Quiesce(i) => {
+                if let Some(s) = self.quiesce.get_mut(i) {
+                    s.push(v);
+                }
+            }
+            Who::Fsfreeze => self.fsfreeze.push(v),
+        }
+    }
+}
+
+/// Everything measured.
+#[derive(Debug, Default)]
+pub struct Results {
+    pub stall_clean_1: Series,
+    pub stall_clean_8: Series,
+    pub stall_dirty_1: Series,
+    /// Growth of Dirty+Writeback in /proc/meminfo while the dirty data was written (MiB).
+    pub dirty_seen_mib: Vec<f64>,
+    pub cycle_1: Series,
+    pub cycle_8: Series,
+    /// Peak RSS (KiB) under GNU time of `quiesce run --timeout 10 M -- true` and of
+    /// `fsfreeze -f` / `-u` (the larger).
+    pub rss_kib: Series,
+    /// Peak RSS (KiB) of `true` under GNU time: the floor of the method.
+    pub rss_floor_kib: Vec<f64>,
+    /// Automatic-thaw lateness (ms) per configuration.
+    pub lateness: Vec<Vec<f64>>,
+    /// The FITHAW (`thaw_us`) and FIFREEZE (`freeze_us`) of those runs (ms) per configuration.
+    pub lateness_thaw: Vec<Vec<f64>>,
+    pub lateness_freeze: Vec<Vec<f64>>,
+    /// SIGKILL of the controller -> writable (ms) per configuration.
+    pub sigkill: Vec<Vec<f64>>,
+    /// The baseline after its controller is gone: still frozen after [`BASELINE_WATCH`]?
+    pub baseline_stays_frozen: Option<bool>,
+    /// Anything worth saying about how the numbers came about.
+    pub notes: Vec<String>,
+}
+
+/// Samples of the lateness runs (ms).
+#[derive(Debug, Default)]
+struct Lateness {
+    late: Vec<f64>,
+    thaw: Vec<f64>,
+    freeze: Vec<f64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    Quiesce(usize),
+    Fsfreeze,
+}
+
+pub struct Bench<'a> {
+    pub fixtures: &'a Fixtures,
+    pub configs: &'a [QuiesceCli],
+    pub fsfreeze: &'a Fsfreeze,
+    pub reps: usize,
+    pub runs: usize,
+    pub dirty_mib: u64,
+    pub sleep: PathBuf,
+    pub true_: PathBuf,
+    /// GNU time.
+    pub time: PathBuf,
+}
+
+impl Bench<'_> {
+    fn tool(&self, who: Who) -> Result<Tool<'_>> {
+        match who {
+            Who::Quiesce(i) => match self.configs.get(i) {
+                Some(q) => Ok(Tool::Quiesce(q)),
+                None => bail!("no quiesce configuration {i}"),
+            },
+            Who::Fsfreeze => Ok(Tool::Fsfreeze(self.fsfreeze)),
+        }
+    }
+
+    /// Every tool, the starting one rotating with `rep`.
+    fn order(&self, rep: usize) -> Vec<Who> {
+        let mut all: Vec<Who> = (0..self.configs.len()).map(Who::Quiesce).collect();
+        all.push(Who::Fsfreeze);
+        let k = rep % all.len();
+        all.rotate_left(k);
+        all
+    }
+
+    fn snapshot_sleep(&self) -> Vec<OsString> {
+        vec![self.sleep.clone().into_os_string(), SNAPSHOT_SECS.into()]
+    }
+
+    fn snapshot_true(&self) -> Vec<OsString> {
+        vec![self.true_.clone().into_os_string()]
+    }
+
+    fn mounts(&self, n: usize) -> Result<Vec<PathBuf>> {
+        let m = self.fixtures.mounts(n);
+        if m.len() != n {
+            bail!("need {n} filesystems, have {}", m.len());
+        }
+        Ok(m)
+    }
+
+    fn first_mount(&self) -> Result<PathBuf> {
+        self.mounts(1)?.pop().ok_or_else(|| "no filesystem".into())
+    }
+
+    /// Runs everything.
+    pub fn run_all(&self, log: &dyn Fn(&str)) -> Result<Results> {
+        let n = self.configs.len();
+        let mut r = Results {
+            stall_clean_1: Series::new(n),
+            stall_clean_8: Series::new(n),
+            stall_dirty_1: Series::new(n),
+            cycle_1: Series::new(n),
+            cycle_8: Series::new(n),
+            rss_kib: Series::new(n),
+            lateness: vec![Vec::new(); n],
+            lateness_thaw: vec![Vec::new(); n],
+            lateness_freeze: vec![Vec::new(); n],
+            sigkill: vec![Vec::new(); n],
+            ..Results::default()
+        };
+        log("warm-up: one empty cycle per tool on 8 filesystems");
+        let all = self.mounts(8)?;
+        for who in self.order(0) {
+            self.tool(who)?.cycle(&all, &self.snapshot_true())?;
+        }
+
+        for rep in 0..self.reps {
+            log(&format!(
+                "1. write stall, repetition {}/{}",
+                rep + 1,
+                self.reps
+            ));
+            for who in self.order(rep) {
+                signals::check()?;
+                let v = self.stall(who, 1, false, &mut r)?;
+                r.stall_clean_1.push(who, v);
+                let v = self.stall(who, 8, false, &mut r)?;
+                r.stall_clean_8.push(who, v);
+                let v = self.stall(who, 1, true, &mut r)?;
+                r.stall_dirty_1.push(who, v);
+            }
+        }
+        for rep in 0..self.reps {
+            log(&format!(
+                "2. empty cycle, repetition {}/{}",
+                rep + 1,
+                self.reps
+            ));
+            for who in self.order(rep) {
+                signals::check()?;
+                for (count, series) in [(1, &mut r.cycle_1), (8, &mut r.cycle_8)] {
+                    let mounts = self.mounts(count)?;
+                    for m in &mounts {
+                        syncfs(m)?;
+                    }
+                    // Cold start: a freeze soon after another one of the same filesystem is
+                    // cheaper (the kernel's rcu_sync of its freeze locks is still armed).
+                    thread::sleep(SETTLE);
+                    let c = self.tool(who)?.cycle(&mounts, &self.snapshot_true())?;
+                    series.push(who, ms(c.wall));
+                }
+            }
+        }
+        log(&format!(
+            "5. peak RSS under {}, {} runs",
+            self.time.display(),
+            self.reps
+        ));
+        let m = self.first_mount()?;
+        for rep in 0..self.reps {
+            for who in self.order(rep) {
+                signals::check()?;
+                let kib = match who {
+                    Who::Quiesce(i) => match self.configs.get(i) {
+                        Some(q) => {
+                            let argv =
+                                q.run_argv(std::slice::from_ref(&m), &self.snapshot_true())?;
+                            peak_rss_kib(&self.time, &argv)?
+                        }
+                        None => bail!("no quiesce configuration {i}"),
+                    },
+                    Who::Fsfreeze => self.fsfreeze.peak_rss_kib(&self.time, &m)?,
+                };
+                r.rss_kib.push(who, kib as f64);
+            }
+            let floor = peak_rss_kib(&self.time, &self.snapshot_true())?;
+            r.rss_floor_kib.push(floor as f64);
+        }
+        for (i, q) in self.configs.iter().enumerate() {
+            log(&format!(
+                "3. automatic-thaw lateness, {} runs of `{} freeze --stdin --timeout {DEADLINE}`",
+                self.runs,
+                q.label()
+            ));
+            let v = self.lateness(q)?;
+            for (all, mine) in [
+                (&mut r.lateness, v.late),
+                (&mut r.lateness_thaw, v.thaw),
+                (&mut r.lateness_freeze, v.freeze),
+            ] {
+                if let Some(s) = all.get_mut(i) {
+                    *s = mine;
+                }
+            }
+        }
+        for (i, q) in self.configs.iter().enumerate() {
+            log(&format!(
+                "4. SIGKILL of `{} freeze` while frozen, {} runs",
+                q.label(),
+                self.runs
+            ));
+            let v = self.sigkill(q, &mut r.notes)?;
+            if let Some(s) = r.sigkill.get_mut(i) {
+                *s = v;
+            }
+        }
+        log("4. baseline: fsfreeze -f, its process gone");
+        r.baseline_stays_frozen = Some(self.sigkill_baseline()?);
+        Ok(r)
+    }
+
+    /// The longest write+fsync stall during one cycle with a 200 ms snapshot (ms).
+    fn stall(&self, who: Who, count: usize, dirty: bool, r: &mut Results) -> Result<f64> {
+        let mounts = self.mounts(count)?;
+        for m in &mounts {
+            syncfs(m)?;
+        }
+        let files = mounts
+            .iter()
+            .map(|m| open_prepared(&m.join("bench-writer.dat")))
+            .collect::<Result<Vec<_>>>()?;
+        let dirty_file = mounts.first().map(|m| m.join("bench-dirty.dat"));
+        if let (true, Some(f)) = (dirty, &dirty_file) {
+            let seen = write_dirty(f, self.dirty_mib)?;
+            if seen < 0.8 * self.dirty_mib as f64 {
+                r.notes.push(format!(
+                    "1c: Dirty+Writeback grew by only {seen:.0} MiB while {} MiB were written: \
+                     part of the data may have been written back before the cycle",
+                    self.dirty_mib
+                ));
+            }
+            r.dirty_seen_mib.push(seen);
+        }
+        let writers = StallWriters::start(files)?;
+        thread::sleep(AROUND);
+        let cycle = self.tool(who)?.cycle(&mounts, &self.snapshot_sleep());
+        thread::sleep(AROUND);
+        let stats = writers.finish(Duration::from_secs(30))?;
+        cycle?;
+        if let (true, Some(f)) = (dirty, &dirty_file) {
+            let _ = std::fs::remove_file(f);
+            if let Some(m) = mounts.first() {
+                syncfs(m)?;
+            }
+        }
+        if stats.ops < 2 {
+            bail!("the writers completed only {} writes", stats.ops);
+        }
+        Ok(ms(stats.max))
+    }
+
+    /// Lateness (ms) of the automatic thaw at the deadline: window_us − timeout from the JSON
+    /// report of `quiesce freeze --stdin --timeout 0.2 --json`, stdin held open.
+    fn lateness(&self, q: &QuiesceCli) -> Result<Lateness> {
+        let m = self.first_mount()?;
+        let probe = m.join("bench-probe.dat");
+        let mut out = Lateness::default();
+        for _ in 0..self.runs {
+            signals::check()?;
+            syncfs(&m)?;
+            let mut p = q.freeze_stdin(&m, DEADLINE, true)?;
+            if !p.wait_for_line("frozen", Duration::from_secs(10)) {
+                let _ = p.wait(Duration::from_secs(5));
+                let (o, e) = p.collect();
+                bail!(
+                    "`{}` never printed `frozen`: {} {}",
+                    p.what(),
+                    o.trim(),
+                    e.trim()
+                );
+            }
+            let exit = p.wait_exit(Duration::from_secs(10))?;
+            let (stdout, stderr) = p.collect();
+            let report = stdout
+                .lines()
+                .rev()
+                .find(|l| l.trim_start().starts_with('{'))
+                .unwrap_or("");
+            let (Some(window_us), Some(timeout_ms)) = (
+                json::number(report, "window_us"),
+                json::number(report, "timeout_ms"),
+            ) else {
+                bail!(
+                    "`{}` ({}): no window_us/timeout_ms in its report: {stdout} {stderr}",
+                    p.what(),
+                    exit.describe()
+                );
+            };
+            if exit.code != Some(13) || json::string(report, "end") != Some("deadline") {
+                bail!(
+                    "`{}` should end at the deadline with exit 13, got {} ({report})",
+                    p.what(),
+                    exit.describe()
+                );
+            }
+            out.late.push(window_us / 1000.0 - timeout_ms);
+            // One target: the first (only) occurrences are its own.
+            out.thaw
+                .push(json::number(report, "thaw_us").unwrap_or(f64::NAN) / 1000.0);
+            out.freeze
+                .push(json::number(report, "freeze_us").unwrap_or(f64::NAN) / 1000.0);
+            // Writable again?
+            let mut w = BlockedWrite::start(open_prepared(&probe)?)?;
+            if w.completed_within(Duration::from_secs(5))?.is_none() {
+                thaw(&m)?;
+                bail!("{} still frozen after `{}` exited", m.display(), p.what());
+            }
+        }
+        Ok(out)
+    }
+
+    /// SIGKILL of `quiesce freeze` while frozen -> a blocked write returns (ms).
+    fn sigkill(&self, q: &QuiesceCli, notes: &mut Vec<String>) -> Result<Vec<f64>> {
+        let m = self.first_mount()?;
+        let path = m.join("bench-kill.dat");
+        let mut out = Vec::new();
+        for run in 0..self.runs {
+            signals::check()?;
+            let f = open_prepared(&path)?;
+            let mut p = q.freeze_stdin(&m, "30", false)?;
+            if !p.wait_for_line("frozen", Duration::from_secs(10)) {
+                bail!("`{}` never printed `frozen`", p.what());
+            }
+            let mut w = BlockedWrite::start(f)?;
+            if w.completed_within(Duration::from_millis(20))?.is_some() {
+                bail!(
+                    "a write to {} completed while `{}` said frozen",
+                    m.display(),
+                    p.what()
+                );
+            }
+            let killed = Instant::now();
+            p.signal(libc::SIGKILL)?;
+            match w.completed_within(KILL_GIVE_UP)? {
+                Some(t) => out.push(ms(t.saturating_duration_since(killed))),
+                None => {
+                    notes.push(format!(
+                        "run {}: {} was still frozen {KILL_GIVE_UP:?} after SIGKILL of `{}`; \
+                         thawed by the benchmark, counted as {} ms",
+                        run + 1,
+                        m.display(),
+                        q.label(),
+                        KILL_GIVE_UP.as_millis()
+                    ));
+                    thaw(&m)?;
+                    if w.completed_within(Duration::from_secs(10))?.is_none() {
+                        bail!("{} stays frozen even after FITHAW", m.display());
+                    }
+                    out.push(ms(KILL_GIVE_UP));
+                }
+            }
+            p.wait_exit(Duration::from_secs(5))?;
+        }
+        Ok(out)
+    }
+
+    /// `fsfreeze -f`, then its process is gone: is the filesystem still frozen after
+    /// [`BASELINE_WATCH`]? Thawed by the benchmark afterwards.
+    fn sigkill_baseline(&self) -> Result<bool> {
+        let m = self.first_mount()?;
+        let f = open_prepared(&m.join("bench-kill.dat"))?;
+        struct ThawOnDrop<'a>(&'a Path);
+        impl Drop for ThawOnDrop<'_> {
+            fn drop(&mut self) {
+                if let Err(e) = thaw(self.0) {
+                    eprintln!("quiesce-bench: cleanup: {e}");
+                }
+            }
+        }
+        let _thaw = ThawOnDrop(&m);
+        self.fsfreeze.freeze(&m)?;
+        let mut w = BlockedWrite::start(f)?;
+        let stays = w.completed_within(BASELINE_WATCH)?.is_none();
+        self.fsfreeze.thaw(&m)?;
+        if w.completed_within(Duration::from_secs(10))?.is_none() {
+            bail!("{} still frozen after fsfreeze -u", m.display());
+        }
+        Ok(stays)
+    }
+}

@@ -1,0 +1,460 @@
+//! The report: machine, command, the Markdown table with PASS/FAIL against the targets of
+//! issue 6, and the samples behind each number.
+
+use std::fmt::Write as _;
+
+use crate::footprint::Binary;
+use crate::measure::{Results, Series, BASELINE_WATCH, DEADLINE, SNAPSHOT_SECS};
+use crate::stats::{max, median, min, percentile};
+
+/// Everything the report needs besides the results.
+pub struct Context {
+    pub command_line: String,
+    pub labels: Vec<String>,
+    pub machine: Vec<(String, String)>,
+    pub setup: Vec<(String, String)>,
+    pub binary: Binary,
+    pub reps: usize,
+    pub runs: usize,
+    pub dirty_mib: u64,
+    pub elapsed_s: f64,
+    pub cleanup: String,
+    pub cleanup_ok: bool,
+}
+
+fn f(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+        None => "–".into(),
+    }
+}
+
+fn pass(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "PASS",
+        Some(false) => "FAIL",
+        None => "–",
+    }
+}
+
+struct Row {
+    label: String,
+    quiesce: Vec<String>,
+    fsfreeze: String,
+    ratio: Vec<String>,
+    target: String,
+    result: Vec<&'static str>,
+}
+
+impl Row {
+    fn new(label: impl Into<String>, n: usize) -> Row {
+        Row {
+            label: label.into(),
+            quiesce: vec![String::new(); n],
+            fsfreeze: String::new(),
+            ratio: vec!["".into(); n],
+            target: String::new(),
+            result: vec![""; n],
+        }
+    }
+}
+
+/// Median of quiesce config `i`, median of the baseline, and the ratio baseline ÷ quiesce.
+fn medians(s: &Series, i: usize) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let q = s.quiesce.get(i).and_then(|v| median(v));
+    let b = median(&s.fsfreeze);
+    let ratio = match (q, b) {
+        (Some(q), Some(b)) if q > 0.0 => Some(b / q),
+        _ => None,
+    };
+    (q, b, ratio)
+}
+
+fn ratio_text(r: Option<f64>) -> String {
+    r.map_or("–".into(), |r| format!("{}×", f(Some(r))))
+}
+
+fn median_row(label: String, s: &Series, n: usize) -> Row {
+    let mut row = Row::new(label, n);
+    for i in 0..n {
+        let (q, b, r) = medians(s, i);
+        row.quiesce[i] = f(q);
+        row.fsfreeze = f(b);
+        row.ratio[i] = ratio_text(r);
+    }
+    row
+}
+
+fn samples(xs: &[f64]) -> String {
+    xs.iter()
+        .map(|x| f(Some(*x)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn distribution(xs: &[f64]) -> String {
+    format!(
+        "n={} min {} p50 {} p99 {} max {}",
+        xs.len(),
+        f(min(xs)),
+        f(percentile(xs, 50.0)),
+        f(percentile(xs, 99.0)),
+        f(max(xs))
+    )
+}
+
+pub fn render(c: &Context, r: &Results) -> String {
+    let n = c.labels.len();
+    let mut rows = Vec::new();
+    let reps = c.reps;
+    let dirty = c.dirty_mib;
+
+    rows.push(median_row(
+        format!("1a. Longest write stall, 1 fs clean, {SNAPSHOT_SECS} s snapshot (ms, median of {reps})"),
+        &r.stall_clean_1,
+        n,
+    ));
+    rows.push(median_row(
+        format!("1b. Longest write stall, 8 fs clean (ms, median of {reps})"),
+        &r.stall_clean_8,
+        n,
+    ));
+    rows.push(median_row(
+        format!("1c. Longest write stall, 1 fs, {dirty} MiB dirty (ms, median of {reps})"),
+        &r.stall_dirty_1,
+        n,
+    ));
+    let mut row = Row::new("1d. Stall ratio dirty ÷ clean (1c ÷ 1a)", n);
+    let stall_ratio = |q: Option<f64>, clean: Option<f64>| match (q, clean) {
+        (Some(d), Some(c)) if c > 0.0 => Some(d / c),
+        _ => None,
+    };
+    let base_ratio = stall_ratio(
+        median(&r.stall_dirty_1.fsfreeze),
+        median(&r.stall_clean_1.fsfreeze),
+    );
+    row.fsfreeze = f(base_ratio);
+    row.target = "≤ 1.5 (quiesce)".into();
+    for i in 0..n {
+        let q = stall_ratio(
+            medians(&r.stall_dirty_1, i).0,
+            medians(&r.stall_clean_1, i).0,
+        );
+        row.quiesce[i] = f(q);
+        row.ratio[i] = "–".into();
+        row.result[i] = pass(q.map(|q| q <= 1.5));
+    }
+    rows.push(row);
+
+    rows.push(median_row(
+        format!("2a. Cycle wall time, empty snapshot, 1 fs (ms, median of {reps})"),
+        &r.cycle_1,
+        n,
+    ));
+    let mut row = median_row(
+        format!("2b. Cycle wall time, empty snapshot, 8 fs (ms, median of {reps})"),
+        &r.cycle_8,
+        n,
+    );
+    row.target = "fsfreeze ÷ quiesce ≥ 5×".into();
+    for i in 0..n {
+        row.result[i] = pass(medians(&r.cycle_8, i).2.map(|x| x >= 5.0));
+    }
+    rows.push(row);
+
+    for (p, name, target) in [
+        (50.0, "p50", None),
+        (99.0, "p99", Some(5.0)),
+        (100.0, "max", None),
+    ] {
+        let mut row = Row::new(
+            format!(
+                "3{}. Automatic thaw after the deadline ({DEADLINE} s), lateness {name} (ms, {} runs)",
+                match name {
+                    "p50" => "a",
+                    "p99" => "b",
+                    _ => "c",
+                },
+                c.runs
+            ),
+            n,
+        );
+        row.fsfreeze = "n/a (fsfreeze has no deadline)".into();
+        for i in 0..n {
+            let v = r.lateness.get(i).and_then(|xs| percentile(xs, p));
+            row.quiesce[i] = f(v);
+            row.ratio[i] = "–".into();
+            if let Some(t) = target {
+                row.result[i] = pass(v.map(|v| v <= t));
+            }
+        }
+        if let Some(t) = target {
+            row.target = format!("≤ {t} ms");
+        }
+        rows.push(row);
+    }
+
+    // The part of the lateness that is not the FITHAW call itself: how late the thaw started.
+    let mut row = Row::new(
+        format!(
+            "3d. … of which before the FITHAW call (lateness − `thaw_us`), p99 (ms, {} runs)",
+            c.runs
+        ),
+        n,
+    );
+    row.fsfreeze = "n/a (fsfreeze has no deadline)".into();
+    for i in 0..n {
+        let late = r.lateness.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let thaw = r.lateness_thaw.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let start: Vec<f64> = late.iter().zip(thaw).map(|(l, t)| l - t).collect();
+        row.quiesce[i] = f(percentile(&start, 99.0));
+        row.ratio[i] = "–".into();
+    }
+    rows.push(row);
+
+    let baseline_kill = match r.baseline_stays_frozen {
+        Some(true) => "never (stays frozen)".to_owned(),
+        Some(false) => "thawed within 1 s (unexpected)".to_owned(),
+        None => "–".to_owned(),
+    };
+    for (p, name, target) in [
+        (50.0, "p50", None),
+        (99.0, "p99", Some(50.0)),
+        (100.0, "max", None),
+    ] {
+        let mut row = Row::new(
+            format!(
+                "4{}. SIGKILL of the controller while frozen → writable, {name} (ms, {} runs)",
+                match name {
+                    "p50" => "a",
+                    "p99" => "b",
+                    _ => "c",
+                },
+                c.runs
+            ),
+            n,
+        );
+        row.fsfreeze = baseline_kill.clone();
+        for i in 0..n {
+            let v = r.sigkill.get(i).and_then(|xs| percentile(xs, p));
+            row.quiesce[i] = f(v);
+            row.ratio[i] = "–".into();
+            if let Some(t) = target {
+                row.result[i] = pass(v.map(|v| v <= t));
+            }
+        }
+        if let Some(t) = target {
+            row.target = format!("≤ {t} ms");
+        }
+        rows.push(row);
+    }
+
+    let b = &c.binary;
+    let kib = b.size as f64 / 1024.0;
+    let mut row = Row::new("5a. CLI binary size (KiB)", n);
+    let desc = format!(
+        "{} ({}, {})",
+        f(Some(kib)),
+        if b.is_static {
+            "static"
+        } else {
+            "dynamically linked"
+        },
+        if b.stripped {
+            "stripped"
+        } else {
+            "not stripped"
+        }
+    );
+    let ok = b.size <= 1 << 20 && b.is_static;
+    for i in 0..n {
+        row.quiesce[i] = desc.clone();
+        row.ratio[i] = "–".into();
+        row.result[i] = pass(Some(ok));
+    }
+    row.fsfreeze = "–".into();
+    row.target = "≤ 1024 KiB, static, stripped".into();
+    rows.push(row);
+
+    let mut row = Row::new(
+        format!("5b. Peak RSS of `quiesce run … -- true`, 1 fs (MiB, max of {reps}, GNU time)"),
+        n,
+    );
+    for i in 0..n {
+        let v = r
+            .rss_kib
+            .quiesce
+            .get(i)
+            .and_then(|xs| max(xs))
+            .map(|k| k / 1024.0);
+        row.quiesce[i] = f(v);
+        row.ratio[i] = "–".into();
+        row.result[i] = pass(v.map(|v| v <= 4.0));
+    }
+    row.fsfreeze = format!(
+        "{} (`fsfreeze -f`/`-u`; `true`: {})",
+        f(max(&r.rss_kib.fsfreeze).map(|k| k / 1024.0)),
+        f(max(&r.rss_floor_kib).map(|k| k / 1024.0))
+    );
+    row.target = "≤ 4 MiB".into();
+    rows.push(row);
+
+    let mut row = Row::new("5c. Heap allocations in the freeze path", n);
+    for i in 0..n {
+        row.quiesce[i] = "not measured here: counted by tests/no_alloc.rs".into();
+        row.ratio[i] = "–".into();
+        row.result[i] = "see test";
+    }
+    row.fsfreeze = "–".into();
+    row.target = "0".into();
+    rows.push(row);
+
+    let mut row = Row::new("6. This benchmark: wall time (s), cleanup", n);
+    let ok = c.elapsed_s < 600.0 && c.cleanup_ok;
+    for i in 0..n {
+        row.quiesce[i] = format!(
+            "{} ({})",
+            f(Some(c.elapsed_s)),
+            if c.cleanup_ok {
+                "cleaned up"
+            } else {
+                "LEFTOVERS"
+            }
+        );
+        row.ratio[i] = "–".into();
+        row.result[i] = pass(Some(ok));
+    }
+    row.fsfreeze = "–".into();
+    row.target = "< 600 s, nothing left".into();
+    rows.push(row);
+
+    let mut out = String::new();
+    let _ = writeln!(out, "# quiesce vs util-linux fsfreeze\n");
+    let _ = writeln!(
+        out,
+        "Produced by `examples/bench` (issue 6). Reproduce (as root, from the repository root):\n"
+    );
+    let _ = writeln!(
+        out,
+        "```sh\ncargo build --release -p quiesce-cli -p quiesce-bench\n{}\n```\n",
+        c.command_line
+            .replacen("quiesce-bench", "target/release/quiesce-bench", 1)
+    );
+    let _ = writeln!(out, "## Machine and setup\n");
+    for (k, v) in c.machine.iter().chain(c.setup.iter()) {
+        let _ = writeln!(out, "- {k}: {v}");
+    }
+    let _ = writeln!(out, "\n## Results\n");
+    let _ = write!(out, "| Measurement |");
+    for l in &c.labels {
+        let _ = write!(out, " `{l}` |");
+    }
+    let _ = write!(out, " fsfreeze |");
+    for l in &c.labels {
+        let _ = write!(out, " fsfreeze ÷ `{l}` |");
+    }
+    let _ = write!(out, " Target |");
+    for l in &c.labels {
+        let _ = write!(out, " Result `{l}` |");
+    }
+    let _ = writeln!(out);
+    let cols = 1 + 3 * n + 2;
+    let _ = writeln!(out, "|{}", "---|".repeat(cols));
+    for row in &rows {
+        let _ = write!(out, "| {} |", row.label);
+        for v in &row.quiesce {
+            let _ = write!(out, " {v} |");
+        }
+        let _ = write!(out, " {} |", row.fsfreeze);
+        for v in &row.ratio {
+            let _ = write!(out, " {} |", if v.is_empty() { "–" } else { v });
+        }
+        let _ = write!(
+            out,
+            " {} |",
+            if row.target.is_empty() {
+                "–"
+            } else {
+                &row.target
+            }
+        );
+        for v in &row.result {
+            let _ = write!(out, " {} |", if v.is_empty() { "–" } else { v });
+        }
+        let _ = writeln!(out);
+    }
+
+    let _ = writeln!(out, "\n## How each number is taken\n");
+    let _ = writeln!(out, "- Ratios are fsfreeze ÷ quiesce of the medians from this run (> 1: quiesce is faster / stalls less). Repetitions alternate which tool goes first.");
+    let _ = writeln!(out, "- fsfreeze baseline: one `fsfreeze -f` process per mount, the snapshot command, one `fsfreeze -u` per mount in reverse order, each process spawned and waited for in turn. quiesce: `quiesce run --timeout 10 MOUNT... -- CMD`.");
+    let _ = writeln!(out, "- 1: one writer thread per frozen filesystem does 4 KiB `pwrite` + `fsync` in a loop, timing each; the cycle (snapshot `sleep {SNAPSHOT_SECS}`) starts 100 ms after the writers and they stop 100 ms after it; the number is the longest write+fsync of any writer. Each repetition starts with `syncfs` on every filesystem. 1c writes {dirty} MiB (1 MiB `write`s, no fsync) to a second file on the filesystem right before the writers start.");
+    let _ = writeln!(out, "- 2: wall time of the whole cycle with the snapshot `true`, from before the first process spawn to the exit of the last process.");
+    let _ = writeln!(out, "- 3: `quiesce freeze --stdin --timeout {DEADLINE} --json MOUNT` with stdin held open and no `thaw` line; lateness = `window_us` (first FIFREEZE issued to last FITHAW returned, from its JSON report) − `timeout_ms`. Every run must end with exit 13 (`end: deadline`) and the filesystem must be writable afterwards. 3d subtracts the duration of the FITHAW call itself (`thaw_us` of the same report): how late quiesce started to thaw, as opposed to how long the kernel took to thaw.");
+    let _ = writeln!(out, "- 4: `quiesce freeze --stdin --timeout 30 MOUNT`; after `frozen`, a thread starts a 4 KiB `pwrite` to a file opened before the freeze (checked to be blocked for 20 ms), then SIGKILL to quiesce; the number is SIGKILL sent → that write returned. Baseline: `fsfreeze -f` has exited by design (nothing to kill); a blocked write is watched for {} s, then the benchmark thaws it.", BASELINE_WATCH.as_secs());
+    let _ = writeln!(out, "- 5: size of the benchmarked binary and `file -b -L` on it: {}. Peak RSS: `/usr/bin/time -f %M` (GNU time: `ru_maxrss` of the process and its reaped children, i.e. the snapshot command `true`) around `quiesce run --timeout 10 MOUNT -- true`, max of the runs; GNU time rather than the benchmark's own `wait4`, because a child's `ru_maxrss` starts from the RSS of the process that spawned it (the kernel keeps the old address space's high-water mark across exec); `true` under GNU time shows that floor. Heap allocations are not counted by this program: `tests/no_alloc.rs` counts them (a counting global allocator around the freeze → thaw path on real ext4 and xfs) and asserts 0.", b.file);
+    let _ = writeln!(
+        out,
+        "- Percentiles are nearest-rank (p99 of 100 runs is the 99th smallest)."
+    );
+
+    let _ = writeln!(out, "\n## Samples (ms unless said)\n");
+    let series: [(&str, &Series); 5] = [
+        ("1a stall 1 fs clean", &r.stall_clean_1),
+        ("1b stall 8 fs clean", &r.stall_clean_8),
+        ("1c stall 1 fs dirty", &r.stall_dirty_1),
+        ("2a cycle 1 fs", &r.cycle_1),
+        ("2b cycle 8 fs", &r.cycle_8),
+    ];
+    for (name, s) in series {
+        for (i, l) in c.labels.iter().enumerate() {
+            let xs = s.quiesce.get(i).map(Vec::as_slice).unwrap_or(&[]);
+            let _ = writeln!(out, "- {name}, `{l}`: {}", samples(xs));
+        }
+        let _ = writeln!(out, "- {name}, fsfreeze: {}", samples(&s.fsfreeze));
+    }
+    let _ = writeln!(
+        out,
+        "- 1c dirty data seen (growth of Dirty+Writeback in /proc/meminfo while writing, MiB): {}",
+        samples(&r.dirty_seen_mib)
+    );
+    for (i, l) in c.labels.iter().enumerate() {
+        let xs = r.lateness.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let _ = writeln!(out, "- 3 lateness, `{l}`: {}", distribution(xs));
+        let xs = r.lateness_thaw.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let _ = writeln!(
+            out,
+            "- 3 of which the FITHAW itself (`thaw_us`), `{l}`: {}",
+            distribution(xs)
+        );
+        let xs = r.lateness_freeze.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let _ = writeln!(
+            out,
+            "- 3 the FIFREEZE of those runs (`freeze_us`), `{l}`: {}",
+            distribution(xs)
+        );
+        let xs = r.sigkill.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let _ = writeln!(out, "- 4 SIGKILL → writable, `{l}`: {}", distribution(xs));
+        let xs = r.rss_kib.quiesce.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let _ = writeln!(out, "- 5b peak RSS (KiB), `{l}`: {}", samples(xs));
+    }
+    let _ = writeln!(
+        out,
+        "- 5b peak RSS (KiB), fsfreeze (larger of -f and -u): {}",
+        samples(&r.rss_kib.fsfreeze)
+    );
+    let _ = writeln!(
+        out,
+        "- 5b peak RSS (KiB), `true` (floor of the method): {}",
+        samples(&r.rss_floor_kib)
+    );
+    let _ = writeln!(out, "- cleanup: {}", c.cleanup);
+    if !r.notes.is_empty() {
+        let _ = writeln!(out, "\n## Notes\n");
+        for note in &r.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+    }
+    out
+}
