@@ -179,11 +179,10 @@ impl Report {
         }
         let mut m = self.session_message();
         if self.hooks.is_some() {
-            match (self.consistency, &self.consistency_reason) {
-                (Consistency::FileSystem, Some(why)) => {
-                    m.push_str(&format!("; not application-consistent: {why}"))
-                }
-                _ => {}
+            if let (Consistency::FileSystem, Some(why)) =
+                (self.consistency, &self.consistency_reason)
+            {
+                m.push_str(&format!("; not application-consistent: {why}"));
             }
         }
         if let Some(f) = self.hooks.as_ref().and_then(|h| h.after_failure.as_ref()) {
