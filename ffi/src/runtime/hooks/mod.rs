@@ -209,7 +209,6 @@ pub struct Hooks {
     dir_path: Option<PathBuf>,
     timeout: Duration,
     require: bool,
-    env: Vec<CString>,
     notes: Vec<String>,
     runs: Vec<HookRun>,
     /// Indexes into `dir` of the hooks that got `freeze`, in call order.
@@ -297,10 +296,6 @@ impl Hooks {
                 ),
             ));
         }
-        let env = vec![
-            cstring(OsStr::new(&format!("PATH={}", spawn::HOOK_PATH)))?,
-            cstring(OsStr::new("LC_ALL=C"))?,
-        ];
         Ok(Hooks {
             pre,
             dir,
@@ -308,7 +303,6 @@ impl Hooks {
             dir_path,
             timeout: config.timeout,
             require: config.require_app_consistent,
-            env,
             notes,
             runs: Vec::new(),
             called: Vec::new(),
@@ -471,8 +465,9 @@ impl Hooks {
     fn call(&self, hook: &Hook, phase: HookPhase, cancel: &mut dyn FnMut() -> bool) -> HookRun {
         let start = Instant::now();
         let argv = [hook.argv0.as_c_str(), phase.arg()];
+        let env = hook_env(hook, phase);
         let (end, output, dropped, held, unreaped) =
-            match spawn::spawn(hook.fd.as_fd(), &argv, &self.env) {
+            match spawn::spawn(hook.fd.as_fd(), &argv, &env) {
                 Ok(sp) => {
                     let f = capture::wait(sp, self.timeout, cancel);
                     (f.end, f.output, f.truncated, f.held_open, f.unreaped)
@@ -514,6 +509,24 @@ impl Drop for Hooks {
             self.run_after(false);
         }
     }
+}
+
+/// The whole environment of a hook: a fixed `PATH`, `LC_ALL=C`, `QUIESCE_HOOK` (its verified
+/// path: a script's `$0` is `/dev/fd/3`, since it runs through its descriptor) and
+/// `QUIESCE_HOOK_PHASE` (its argument).
+fn hook_env(hook: &Hook, phase: HookPhase) -> Vec<CString> {
+    let mut me = b"QUIESCE_HOOK=".to_vec();
+    me.extend_from_slice(hook.argv0.as_bytes());
+    [
+        format!("PATH={}", spawn::HOOK_PATH).into_bytes(),
+        b"LC_ALL=C".to_vec(),
+        me,
+        format!("QUIESCE_HOOK_PHASE={}", phase.name()).into_bytes(),
+    ]
+    .into_iter()
+    // No NUL can be inside: the path was checked when the hook was loaded.
+    .filter_map(|v| CString::new(v).ok())
+    .collect()
 }
 
 fn cstring(s: &OsStr) -> Result<CString, Failure> {
