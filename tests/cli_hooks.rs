@@ -881,3 +881,139 @@ per_kind!(
     hanging_hook_is_killed_with_its_group,
     require_app_consistent_stops_on_a_failing_hook,
 );
+
+/// Installs `examples/hooks/NAME` as `hooks.d/AS` with `KEY=value` settings replaced.
+fn install_example(hooks: &HookDir, name: &str, as_name: &str, settings: &[(&str, String)]) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/hooks")
+        .join(name);
+    let text = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let mut replaced = 0;
+    let body: Vec<String> = text
+        .lines()
+        .map(|l| {
+            for (k, v) in settings {
+                if l.starts_with(&format!("{k}=")) {
+                    replaced += 1;
+                    return format!("{k}='{v}'");
+                }
+            }
+            l.to_owned()
+        })
+        .collect();
+    assert_eq!(
+        replaced,
+        settings.len(),
+        "{}: settings not found",
+        src.display()
+    );
+    // The body without its `#!/bin/sh` line (HookDir::script adds it).
+    hooks.script(as_name, &body[1..].join("\n"));
+}
+
+/// The process group `pgid` has no member left (zombies aside).
+fn group_gone(pgid: u32) -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .all(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid pgrp ...
+            let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let f: Vec<&str> = after.split_whitespace().collect();
+            !(f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z")
+        })
+}
+
+/// The MySQL/MariaDB example hook, with a stand-in client (no server needed): `freeze` leaves
+/// a session holding the "lock" while frozen, `thaw` ends it; with a client that cannot
+/// connect, `freeze` fails cleanly (file-system-consistent, reason names the hook) and leaves
+/// nothing behind.
+#[test]
+fn mysql_example_hook_holds_and_releases_its_session() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "a", FsKind::Ext4);
+    let hooks = HookDir::new();
+    let state = hooks.root.join("mysql-state");
+    // Prints the marker when asked for it, then reads until its input ends (the held session).
+    let client = hooks.outside(
+        "fake-mysql",
+        "while read -r line; do case \"$line\" in *quiesce-locked*) echo quiesce-locked;; esac; done",
+    );
+    let settings = |client: &Path| {
+        vec![
+            ("MYSQL", client.to_string_lossy().into_owned()),
+            ("STATE", state.to_string_lossy().into_owned()),
+            ("LOCK_WAIT", "10".to_string()),
+        ]
+    };
+    install_example(&hooks, "mysql.sh", "40-mysql", &settings(&client));
+    let pgid_file = state.join("pgid");
+    let snap = format!(
+        "if kill -0 \"$(cat '{p}')\" 2>/dev/null; then echo 'snapshot session=held' >> '{l}'; else echo 'snapshot session=gone' >> '{l}'; fi",
+        p = pgid_file.display(),
+        l = hooks.log.display()
+    );
+    let out = run_hooks(&fs, &hooks, &["--require-app-consistent"], &snap);
+    let j = check_report(&out, "run", 0);
+    check_str(&out, &j, "consistency", "application-consistent");
+    ensure(
+        hooks.calls() == ["snapshot session=held"],
+        &out,
+        format!(
+            "the session must be held during the snapshot: {:?}",
+            hooks.calls()
+        ),
+    );
+    let freeze_out = call(&out, &j, "40-mysql", "freeze")["output"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let pgid: Option<u32> = freeze_out
+        .split("(session ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok());
+    ensure(pgid.is_some(), &out, "the freeze output names the session");
+    let pgid = pgid.unwrap_or(0);
+    let mut gone = false;
+    for _ in 0..50 {
+        if group_gone(pgid) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ensure(gone, &out, format!("the session {pgid} must end on `thaw`"));
+    ensure(!pgid_file.exists(), &out, "thaw removes the pid file");
+
+    // A client that cannot connect: the hook fails, nothing is held, the fallback names it.
+    install_example(
+        &hooks,
+        "mysql.sh",
+        "40-mysql",
+        &settings(Path::new("/nonexistent/mysql")),
+    );
+    let out = run_hooks(&fs, &hooks, &[], "true");
+    let j = check_report(&out, "run", 0);
+    check_str(&out, &j, "consistency", "filesystem-consistent");
+    ensure(
+        j["consistency_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("40-mysql")),
+        &out,
+        "the reason names the MySQL hook",
+    );
+    ensure(
+        call(&out, &j, "40-mysql", "freeze")["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("not granted")),
+        &out,
+        "the hook says the lock was not granted",
+    );
+    check_str(&out, call(&out, &j, "40-mysql", "thaw"), "end", "exited");
+    ensure(!pgid_file.exists(), &out, "nothing is left behind");
+    assert_writable(&fs.mount, &out);
+}
