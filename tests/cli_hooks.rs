@@ -1017,3 +1017,34 @@ fn mysql_example_hook_holds_and_releases_its_session() {
     ensure(!pgid_file.exists(), &out, "nothing is left behind");
     assert_writable(&fs.mount, &out);
 }
+
+/// Without hook options nothing changes: file-system-consistent, `hooks` empty, and the
+/// reason says no hooks were configured.
+#[test]
+fn without_hooks_the_report_says_so() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "a", FsKind::Ext4);
+    let out = Quiesce::sub("run")
+        .args(["--json", "--timeout", "30"])
+        .mount(&fs.mount)
+        .args(["--", "true"])
+        .run(RUN);
+    let j = check_report(&out, "run", 0);
+    check_str(&out, &j, "consistency", "filesystem-consistent");
+    check_str(
+        &out,
+        &j,
+        "consistency_reason",
+        "no application hooks were configured",
+    );
+    ensure(j["hooks"].as_array().is_empty(), &out, "hooks: []");
+    ensure(
+        j["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("thawed: file-system-consistent")),
+        &out,
+        "the message is the one without hooks",
+    );
+    assert_writable(&fs.mount, &out);
+}

@@ -317,6 +317,12 @@ impl Hooks {
         self.pre.is_none() && self.post.is_none() && self.dir.is_empty()
     }
 
+    /// True if a hook directory, a pre or a post script was given (even an empty directory:
+    /// the report then says that no hook ran before the freeze).
+    pub fn is_configured(&self) -> bool {
+        self.dir_path.is_some() || self.pre.is_some() || self.post.is_some()
+    }
+
     /// The names of the hooks in the order of the `freeze` calls (pre script first).
     pub fn freeze_order(&self) -> Vec<String> {
         self.pre

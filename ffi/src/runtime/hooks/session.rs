@@ -59,6 +59,10 @@ impl Prepared {
         controller: &mut dyn Controller,
         cancel: &mut dyn FnMut() -> bool,
     ) -> Result<Report, Failure> {
+        if !hooks.is_configured() {
+            // No hook configured: exactly a session without hooks.
+            return self.freeze_with(options, controller);
+        }
         let verdict = hooks.run_freeze_with(cancel);
         if !verdict.proceed {
             hooks.run_after(false);
