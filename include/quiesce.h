@@ -80,6 +80,9 @@
 // Status: the plan was refused (dependency cycle, too many targets).
 #define QUIESCE_PLAN_REFUSED 6
 
+// Status: a hook was refused by the authenticity checks; nothing ran, nothing was frozen.
+#define QUIESCE_HOOK_REFUSED 7
+
 // Status: a freeze failed; everything frozen before it was thawed.
 #define QUIESCE_FREEZE_FAILED 11
 
@@ -103,6 +106,12 @@
 
 // Status: interrupted by a signal; thawed, not consistent.
 #define QUIESCE_INTERRUPTED 18
+
+// Status: application consistency was required but not reached; nothing was frozen.
+#define QUIESCE_NOT_APP_CONSISTENT 19
+
+// Status: a hook failed after the thaw; the application may not have resumed.
+#define QUIESCE_THAW_HOOK_FAILED 20
 
 // Status: internal error (a bug in quiesce, or a panic caught at the ABI).
 #define QUIESCE_INTERNAL 70

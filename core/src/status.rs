@@ -19,6 +19,9 @@ pub enum Status {
     Permission = 5,
     /// The plan cannot be carried out: a dependency cycle, or more targets than capacity.
     PlanRefused = 6,
+    /// A hook was refused before anything ran: it fails the authenticity checks (owner, mode,
+    /// symbolic link, not a regular file) or cannot be opened. Nothing ran, nothing was frozen.
+    HookRefused = 7,
     /// A FIFREEZE failed; everything frozen before it was thawed.
     FreezeFailed = 11,
     /// A FITHAW failed: a filesystem may still be frozen.
@@ -35,19 +38,26 @@ pub enum Status {
     SnapshotFailed = 17,
     /// Interrupted by a signal while frozen; everything was thawed.
     Interrupted = 18,
+    /// Application consistency was required but not reached (a hook failed before the freeze,
+    /// or there is no hook to run); the hooks that were called got `freeze-failed`.
+    NotAppConsistent = 19,
+    /// The snapshot is as reported, but a hook failed after the thaw (its `thaw` or
+    /// `freeze-failed` call): the application may not have resumed.
+    ThawHookFailed = 20,
     /// A bug in quiesce.
     Internal = 70,
 }
 
 impl Status {
     /// Every status, in numeric order.
-    pub const ALL: [Status; 15] = [
+    pub const ALL: [Status; 18] = [
         Status::Ok,
         Status::Usage,
         Status::BadTarget,
         Status::NotFreezable,
         Status::Permission,
         Status::PlanRefused,
+        Status::HookRefused,
         Status::FreezeFailed,
         Status::ThawFailed,
         Status::Timeout,
@@ -56,6 +66,8 @@ impl Status {
         Status::Suspect,
         Status::SnapshotFailed,
         Status::Interrupted,
+        Status::NotAppConsistent,
+        Status::ThawHookFailed,
         Status::Internal,
     ];
 
@@ -84,6 +96,7 @@ impl Status {
             Status::NotFreezable => "not-freezable\0",
             Status::Permission => "permission\0",
             Status::PlanRefused => "plan-refused\0",
+            Status::HookRefused => "hook-refused\0",
             Status::FreezeFailed => "freeze-failed\0",
             Status::ThawFailed => "thaw-failed\0",
             Status::Timeout => "timeout\0",
@@ -92,6 +105,8 @@ impl Status {
             Status::Suspect => "suspect\0",
             Status::SnapshotFailed => "snapshot-failed\0",
             Status::Interrupted => "interrupted\0",
+            Status::NotAppConsistent => "not-app-consistent\0",
+            Status::ThawHookFailed => "thaw-hook-failed\0",
             Status::Internal => "internal\0",
         }
     }
@@ -113,6 +128,9 @@ impl Status {
             Status::NotFreezable => "a named filesystem cannot be frozen\0",
             Status::Permission => "not permitted: freezing filesystems needs CAP_SYS_ADMIN\0",
             Status::PlanRefused => "the plan was refused (dependency cycle or too many targets)\0",
+            Status::HookRefused => {
+                "a hook was refused (not root-owned, writable by others, a symbolic link, or not a regular file); nothing ran, nothing was frozen\0"
+            }
             Status::FreezeFailed => "a freeze failed; everything frozen before it was thawed\0",
             Status::ThawFailed => "a thaw failed: a filesystem may still be frozen\0",
             Status::Timeout => {
@@ -127,6 +145,12 @@ impl Status {
             }
             Status::SnapshotFailed => "the snapshot command failed; thawed, not consistent\0",
             Status::Interrupted => "interrupted by a signal; thawed, not consistent\0",
+            Status::NotAppConsistent => {
+                "application consistency was required but not reached; nothing was frozen\0"
+            }
+            Status::ThawHookFailed => {
+                "a hook failed after the thaw: the application may not have resumed\0"
+            }
             Status::Internal => "internal error in quiesce\0",
         }
     }
@@ -136,20 +160,23 @@ impl Status {
     pub const fn severity(self) -> u8 {
         match self {
             Status::Ok => 0,
-            Status::Suspect => 1,
-            Status::NotAcknowledged => 2,
-            Status::SnapshotFailed => 3,
-            Status::Interrupted => 4,
-            Status::Timeout => 5,
+            Status::ThawHookFailed => 1,
+            Status::NotAppConsistent => 2,
+            Status::Suspect => 3,
+            Status::NotAcknowledged => 4,
+            Status::SnapshotFailed => 5,
+            Status::Interrupted => 6,
+            Status::Timeout => 7,
             Status::Usage
             | Status::BadTarget
             | Status::NotFreezable
             | Status::Permission
-            | Status::PlanRefused => 6,
-            Status::FrozenByOther => 7,
-            Status::FreezeFailed => 8,
-            Status::Internal => 9,
-            Status::ThawFailed => 10,
+            | Status::PlanRefused
+            | Status::HookRefused => 8,
+            Status::FrozenByOther => 9,
+            Status::FreezeFailed => 10,
+            Status::Internal => 11,
+            Status::ThawFailed => 12,
         }
     }
 
@@ -202,6 +229,29 @@ mod tests {
         assert_eq!(Status::FreezeFailed.code(), 11);
         assert_eq!(Status::ThawFailed.code(), 12);
         assert_eq!(Status::from_code(1), None);
+        assert_eq!(Status::HookRefused.code(), 7);
+        assert_eq!(Status::NotAppConsistent.code(), 19);
+        assert_eq!(Status::ThawHookFailed.code(), 20);
+    }
+
+    #[test]
+    fn all_is_in_numeric_order() {
+        for w in Status::ALL.windows(2) {
+            assert!(w[0].code() < w[1].code(), "{:?} {:?}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn a_failed_thaw_hook_never_hides_a_bad_snapshot() {
+        for s in Status::ALL {
+            if s != Status::Ok {
+                assert_eq!(Status::ThawHookFailed.worst(s), s);
+            }
+        }
+        assert_eq!(
+            Status::NotAppConsistent.worst(Status::ThawHookFailed),
+            Status::NotAppConsistent
+        );
     }
 
     #[test]

@@ -227,6 +227,50 @@ impl TestFs {
         }
     }
 
+    /// Attaches an existing image (e.g. a snapshot copy of another TestFs) to a loop device
+    /// and mounts it read-write at `mount_parent/name`; torn down like any other. An xfs copy
+    /// is mounted with `nouuid` (it has its original's UUID).
+    pub fn attach(image: &Path, mount_parent: &Path, name: &str, kind: FsKind) -> TestFs {
+        let mount = mount_parent.join(name);
+        check_new_mount_point(&mount);
+        let mut t = Teardown {
+            loop_dev: None,
+            mount: None,
+        };
+        let out = run_ok(
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(image),
+            STEP,
+        )
+        .unwrap_or_else(|e| panic!("losetup: {e}"));
+        let loop_dev = PathBuf::from(out.trim());
+        t.loop_dev = Some(loop_dev.clone());
+        let rdev = fs::metadata(&loop_dev)
+            .unwrap_or_else(|e| panic!("stat {}: {e}", loop_dev.display()))
+            .rdev();
+        let dev = (libc::major(rdev), libc::minor(rdev));
+        fs::create_dir_all(&mount).expect("create the mount point");
+        let mut cmd = Command::new("mount");
+        cmd.args(["-t", kind.fs_type()]);
+        if kind == FsKind::Xfs {
+            cmd.args(["-o", "nouuid"]);
+        }
+        run_ok(cmd.arg(&loop_dev).arg(&mount), STEP)
+            .unwrap_or_else(|e| panic!("mount the image {}: {e}", image.display()));
+        t.mount = Some(mount.clone());
+        guard::register(&mount);
+        guard(&mount);
+        TestFs {
+            kind,
+            image: image.to_path_buf(),
+            mount,
+            loop_dev,
+            dev,
+            _teardown: t,
+        }
+    }
+
     /// `mount/name`.
     pub fn path(&self, name: impl AsRef<Path>) -> PathBuf {
         self.mount.join(name)

@@ -15,6 +15,7 @@ pub fn status_name(code: i32) -> Option<&'static str> {
         4 => "not-freezable",
         5 => "permission",
         6 => "plan-refused",
+        7 => "hook-refused",
         11 => "freeze-failed",
         12 => "thaw-failed",
         13 => "timeout",
@@ -23,6 +24,8 @@ pub fn status_name(code: i32) -> Option<&'static str> {
         16 => "suspect",
         17 => "snapshot-failed",
         18 => "interrupted",
+        19 => "not-app-consistent",
+        20 => "thaw-hook-failed",
         70 => "internal",
         _ => return None,
     })

@@ -4,7 +4,9 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use quiesce::runtime::{IfFrozen, MAX_TIMEOUT};
+use std::path::PathBuf;
+
+use quiesce::runtime::{HookConfig, IfFrozen, MAX_HOOK_TIMEOUT, MAX_TIMEOUT};
 
 /// What to do.
 #[derive(Debug, PartialEq)]
@@ -20,6 +22,8 @@ pub enum Command {
         mounts: Vec<OsString>,
         argv: Vec<OsString>,
         if_frozen: IfFrozen,
+        presync: bool,
+        hooks: HookConfig,
     },
     /// `quiesce freeze` and the `fsfreezer` form.
     Freeze {
@@ -27,6 +31,8 @@ pub enum Command {
         mounts: Vec<OsString>,
         stdin: bool,
         if_frozen: IfFrozen,
+        presync: bool,
+        hooks: HookConfig,
     },
     /// `quiesce thaw`.
     Thaw {
@@ -89,6 +95,25 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
         return Err(format!(
             "--timeout '{text}' is too long: at most {} seconds, since frozen filesystems stall every writer",
             MAX_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `--hook-timeout`'s value: seconds, decimals allowed, more than 0, at most a day.
+pub fn parse_hook_timeout(text: &str) -> Result<Duration, String> {
+    let secs: f64 = match text.trim().parse() {
+        Ok(v) if f64::is_finite(v) && v > 0.0 => v,
+        _ => {
+            return Err(format!(
+                "--hook-timeout '{text}' is not a number of seconds more than 0; e.g. --hook-timeout 600 (the default is 1800)"
+            ))
+        }
+    };
+    if secs > MAX_HOOK_TIMEOUT.as_secs_f64() {
+        return Err(format!(
+            "--hook-timeout '{text}' is too long: at most {} seconds",
+            MAX_HOOK_TIMEOUT.as_secs()
         ));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -174,6 +199,8 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     mounts,
                     stdin: false,
                     if_frozen: IfFrozen::Fail,
+                    presync: true,
+                    hooks: HookConfig::default(),
                 },
                 json,
                 name: "freeze",
@@ -193,6 +220,9 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
     let mut exclude = Vec::new();
     let mut mounts = Vec::new();
     let mut argv: Option<Vec<OsString>> = None;
+    let mut hooks = HookConfig::default();
+    let mut presync = true;
+    let session = name == "run" || name == "freeze";
     while let Some(arg) = it.next() {
         let s = arg.to_string_lossy().into_owned();
         let value =
@@ -229,6 +259,31 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 if_frozen =
                     parse_if_frozen(&t["--if-frozen=".len()..]).map_err(|m| err(m, json))?;
             }
+            "--hook-dir" if session => hooks.dir = Some(value(&mut it, "--hook-dir")?.into()),
+            "--pre-script" if session => hooks.pre = Some(value(&mut it, "--pre-script")?.into()),
+            "--post-script" if session => {
+                hooks.post = Some(value(&mut it, "--post-script")?.into())
+            }
+            "--hook-timeout" if session => {
+                let v = value(&mut it, "--hook-timeout")?;
+                hooks.timeout =
+                    parse_hook_timeout(&v.to_string_lossy()).map_err(|m| err(m, json))?;
+            }
+            "--require-app-consistent" if session => hooks.require_app_consistent = true,
+            "--no-presync" if session => presync = false,
+            t if session && t.starts_with("--hook-dir=") => {
+                hooks.dir = Some(PathBuf::from(&t["--hook-dir=".len()..]))
+            }
+            t if session && t.starts_with("--pre-script=") => {
+                hooks.pre = Some(PathBuf::from(&t["--pre-script=".len()..]))
+            }
+            t if session && t.starts_with("--post-script=") => {
+                hooks.post = Some(PathBuf::from(&t["--post-script=".len()..]))
+            }
+            t if session && t.starts_with("--hook-timeout=") => {
+                hooks.timeout =
+                    parse_hook_timeout(&t["--hook-timeout=".len()..]).map_err(|m| err(m, json))?;
+            }
             "--exclude" if name == "plan" => exclude.push(value(&mut it, "--exclude")?),
             t if name == "plan" && t.starts_with("--exclude=") => {
                 exclude.push(OsString::from(&t["--exclude=".len()..]))
@@ -260,6 +315,12 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             Ok(())
         }
     };
+    if hooks.require_app_consistent && hooks.dir.is_none() && hooks.pre.is_none() {
+        return Err(err(
+            "--require-app-consistent needs a hook that runs before the freeze: --hook-dir DIR or --pre-script PATH".into(),
+            json,
+        ));
+    }
     let command = match name {
         "plan" => {
             if let Some(rest) = argv {
@@ -282,6 +343,8 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 mounts,
                 argv,
                 if_frozen,
+                presync,
+                hooks,
             }
         }
         "freeze" => {
@@ -295,6 +358,8 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 mounts,
                 stdin,
                 if_frozen,
+                presync,
+                hooks,
             }
         }
         "status" | "recover" => {
@@ -369,6 +434,8 @@ mod tests {
                 mounts: vec!["/a".into()],
                 argv: vec!["cp".into(), "-a".into(), "x".into()],
                 if_frozen: IfFrozen::Fail,
+                presync: true,
+                hooks: HookConfig::default(),
             }
         );
         let i = p(&["30", "/a", "/b"]).unwrap();
@@ -379,6 +446,8 @@ mod tests {
                 mounts: vec!["/a".into(), "/b".into()],
                 stdin: false,
                 if_frozen: IfFrozen::Fail,
+                presync: true,
+                hooks: HookConfig::default(),
             }
         );
         let i = p(&["freeze", "--stdin", "--timeout=2", "/a"]).unwrap();
@@ -388,6 +457,7 @@ mod tests {
             i.command,
             Command::Freeze {
                 if_frozen: IfFrozen::Skip,
+                presync: true,
                 ..
             }
         ));
@@ -396,6 +466,7 @@ mod tests {
             i.command,
             Command::Run {
                 if_frozen: IfFrozen::Fail,
+                presync: true,
                 ..
             }
         ));
@@ -409,6 +480,46 @@ mod tests {
                 exclude: vec!["/x".into()]
             }
         );
+    }
+
+    #[test]
+    fn hook_options() {
+        let i = p(&[
+            "run",
+            "-t",
+            "5",
+            "--hook-dir",
+            "/etc/quiesce/hooks.d",
+            "--pre-script=/etc/pre",
+            "--post-script",
+            "/etc/post",
+            "--hook-timeout",
+            "2.5",
+            "--require-app-consistent",
+            "/a",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        let Command::Run { hooks, .. } = i.command else {
+            panic!("not run: {:?}", i.command);
+        };
+        assert_eq!(
+            hooks,
+            HookConfig {
+                dir: Some("/etc/quiesce/hooks.d".into()),
+                pre: Some("/etc/pre".into()),
+                post: Some("/etc/post".into()),
+                timeout: Duration::from_millis(2500),
+                require_app_consistent: true,
+            }
+        );
+        let i = p(&["freeze", "-t", "5", "--hook-dir=/h", "--stdin", "/a"]).unwrap();
+        let Command::Freeze { hooks, .. } = i.command else {
+            panic!("not freeze");
+        };
+        assert_eq!(hooks.dir, Some("/h".into()));
+        assert_eq!(hooks.timeout, Duration::from_secs(1800));
     }
 
     #[test]
@@ -426,6 +537,27 @@ mod tests {
             (&["freeze", "--if-frozen=maybe", "-t", "1", "/a"], "'maybe'"),
             (&["plan", "--if-frozen=skip"], "'--if-frozen=skip'"),
             (&["status", "/a"], "'/a'"),
+            (
+                &[
+                    "run",
+                    "-t",
+                    "5",
+                    "--require-app-consistent",
+                    "/a",
+                    "--",
+                    "x",
+                ],
+                "--hook-dir",
+            ),
+            (
+                &["run", "-t", "5", "--hook-timeout", "0", "/a", "--", "x"],
+                "'0'",
+            ),
+            (&["plan", "--hook-dir", "/h"], "'--hook-dir'"),
+            (
+                &["freeze", "-t", "5", "/a", "--hook-dir"],
+                "--hook-dir needs a value",
+            ),
         ] {
             let e = p(args).unwrap_err();
             assert!(e.message.contains(word), "{args:?}: {}", e.message);

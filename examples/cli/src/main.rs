@@ -11,7 +11,7 @@ mod signals;
 
 use std::process::ExitCode;
 
-use quiesce::runtime::{self, Failure, FreezeOptions, IfFrozen, Report, Select};
+use quiesce::runtime::{self, Failure, FreezeOptions, HookConfig, Hooks, IfFrozen, Report, Select};
 use quiesce::Status;
 
 use args::{Command, Invocation};
@@ -26,8 +26,8 @@ quiesce: freeze filesystems for a consistent disk snapshot, and always thaw them
 
 Usage:
   quiesce plan   [--json] [--exclude MOUNT]... [MOUNT...]
-  quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] MOUNT... -- CMD [ARG...]
-  quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [--stdin] MOUNT...
+  quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [--no-presync] [HOOKS] MOUNT... -- CMD [ARG...]
+  quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [--no-presync] [HOOKS] [--stdin] MOUNT...
   quiesce TIMEOUT MOUNT...        (the fsfreezer / safefreeze form of `freeze`)
   quiesce thaw   [--json] MOUNT...
   quiesce status [--json]
@@ -57,7 +57,26 @@ Options:
   --if-frozen=fail|skip
                    a filesystem already frozen by another holder: fail (the default: exit 15,
                    their freeze left alone) or skip it (the snapshot does not cover it)
+  --no-presync     (run, freeze) do not syncfs the targets before freezing them. By default
+                   each one is synced (in parallel) right before the first freeze, so that
+                   dirty data is flushed while writers still run and the frozen window is short
   --exclude MOUNT  (plan) leave this filesystem out
+
+Hooks (run, freeze), for application-consistent snapshots:
+  --hook-dir DIR   run DIR's executables, in byte-wise name order, with `freeze` before the
+                   freeze; after the thaw, in reverse order, with `thaw`, or with
+                   `freeze-failed` if the freeze failed, timed out or did not happen
+  --pre-script PATH   run PATH with `freeze` before the freeze (before the directory's hooks)
+  --post-script PATH  run PATH with `thaw` or `freeze-failed` after the thaw (after them)
+  --hook-timeout SECS each call's limit (default 1800); then its process group is killed
+  --require-app-consistent
+                   a hook that fails before the freeze stops everything: nothing is frozen
+                   and the hooks that got `freeze` get `freeze-failed` (exit 19); without
+                   it the snapshot falls back to file-system-consistent, with the reason
+  Every hook, and every directory above it, must belong to root and not be writable by
+  group or others, and no path component may be a symbolic link; otherwise nothing runs
+  (exit 7). Hooks get a fixed PATH, no other environment, stdin /dev/null, no other open
+  descriptors; their output (64 KiB each) goes into the report.
   -h, --help       this text;  -V, --version  the version
 
 MOUNT must be a mount point; each filesystem is frozen once, however many of its paths are
@@ -66,10 +85,12 @@ thaws and exits 18. Log lines produced while frozen are written to stderr after 
 A guardian process thaws everything if quiesce is killed (SIGKILL included), and a FIFREEZE
 stuck in the kernel cannot hold up the deadline: it is thawed as soon as it returns.
 
-Exit codes: 0 ok (file-system-consistent), 2 usage, 3 bad target, 4 not freezable,
-5 permission, 6 plan refused, 11 freeze failed, 12 thaw failed, 13 timeout,
-14 not acknowledged, 15 frozen by another holder, 16 suspect (thawed by someone else),
-17 snapshot command failed, 18 interrupted, 70 internal error.
+Exit codes: 0 ok (file- or application-consistent: see the report), 2 usage, 3 bad target,
+4 not freezable, 5 permission, 6 plan refused, 7 hook refused, 11 freeze failed,
+12 thaw failed, 13 timeout, 14 not acknowledged, 15 frozen by another holder,
+16 suspect (thawed by someone else), 17 snapshot command failed, 18 interrupted,
+19 application consistency required but not reached, 20 a hook failed after the thaw,
+70 internal error.
 ";
 
 fn exit(status: Status) -> ExitCode {
@@ -125,13 +146,39 @@ fn main() -> ExitCode {
             mounts,
             stdin,
             if_frozen,
-        } => freeze(name, &mounts, timeout, if_frozen, Mode::from(stdin), json),
+            presync,
+            hooks,
+        } => freeze(
+            name,
+            &mounts,
+            Session {
+                timeout,
+                if_frozen,
+                presync,
+                hooks,
+                mode: Mode::from(stdin),
+            },
+            json,
+        ),
         Command::Run {
             timeout,
             mounts,
             argv,
             if_frozen,
-        } => freeze(name, &mounts, timeout, if_frozen, Mode::Run(argv), json),
+            presync,
+            hooks,
+        } => freeze(
+            name,
+            &mounts,
+            Session {
+                timeout,
+                if_frozen,
+                presync,
+                hooks,
+                mode: Mode::Run(argv),
+            },
+            json,
+        ),
         Command::Status => runtime::sessions().map(|list| {
             sessions::status(&list, json);
             Status::Ok
@@ -171,14 +218,28 @@ impl From<bool> for Mode {
     }
 }
 
+/// How one `run` or `freeze` session goes.
+struct Session {
+    timeout: std::time::Duration,
+    if_frozen: IfFrozen,
+    presync: bool,
+    hooks: HookConfig,
+    mode: Mode,
+}
+
 fn freeze(
     name: &str,
     mounts: &[std::ffi::OsString],
-    timeout: std::time::Duration,
-    if_frozen: IfFrozen,
-    mode: Mode,
+    session: Session,
     json: bool,
 ) -> Result<Status, Failure> {
+    let Session {
+        timeout,
+        if_frozen,
+        presync,
+        hooks,
+        mode,
+    } = session;
     runtime::check_timeout(timeout)?;
     runtime::require_cap_sys_admin("freezing", mounts)?;
     let program = match &mode {
@@ -197,6 +258,8 @@ fn freeze(
         _ => None,
     };
     let prepared = runtime::prepare(Select::Named(mounts))?;
+    // Every hook is verified before anything runs (none runs if one is refused).
+    let mut hooks = Hooks::load(&hooks)?;
     for n in &prepared.notes {
         eprintln!("quiesce: note: {n}");
     }
@@ -221,21 +284,35 @@ fn freeze(
         timeout,
         if_frozen,
         record: true,
-        presync: true,
+        presync,
     };
     let mut log = Box::new(DeferredLog::new());
-    let report: Report = match mode {
-        Mode::Parent => {
-            let mut c = ParentHandshake::new(&signals, &mut log).map_err(|m| Failure {
+    // While a hook runs before the freeze, SIGTERM, SIGINT or SIGHUP kill it and stop.
+    let mut cancel = || {
+        while let Some(r) = signals.next() {
+            if INTERRUPTS.contains(&r.signo) {
+                eprintln!(
+                    "quiesce: {} from pid {} while a hook ran before the freeze: stopping",
+                    controllers::signal_name(r.signo),
+                    r.pid
+                );
+                return true;
+            }
+        }
+        false
+    };
+    let result = match mode {
+        Mode::Parent => match ParentHandshake::new(&signals, &mut log) {
+            Ok(mut c) => prepared.freeze_with_hooks(options, &mut hooks, &mut c, &mut cancel),
+            Err(m) => Err(Failure {
                 status: Status::Usage,
                 message: m,
                 errno: 0,
-            })?;
-            prepared.freeze_with(options, &mut c)?
-        }
+            }),
+        },
         Mode::Stdin => {
             let mut c = StdinLines::new(&signals, &mut log);
-            prepared.freeze_with(options, &mut c)?
+            prepared.freeze_with_hooks(options, &mut hooks, &mut c, &mut cancel)
         }
         Mode::Run(argv) => {
             let Some(program) = program else {
@@ -246,9 +323,18 @@ fn freeze(
                 });
             };
             let mut c = SnapshotCommand::new(program, argv[1..].to_vec(), &signals, &mut log, json);
-            let r = prepared.freeze_with(options, &mut c);
+            let r = prepared.freeze_with_hooks(options, &mut hooks, &mut c, &mut cancel);
             c.finish();
-            r?
+            r
+        }
+    };
+    let report: Report = match result {
+        Ok(r) => r,
+        Err(f) => {
+            // Failed before the first freeze; the hooks that got `freeze` got `freeze-failed`.
+            log.flush_to_stderr();
+            output::failure_with_hooks(name, &f, json, hooks.runs(), hooks.timeout());
+            return Ok(f.status);
         }
     };
     // Thawed: now the log may be written.

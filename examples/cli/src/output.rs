@@ -1,6 +1,10 @@
 //! Reports for people (text) and machines (`--json`, one object on one line).
 
-use quiesce::runtime::{errno_name, Failure, Prepared, Report, SkipInfo, TargetInfo, ThawResult};
+use std::time::Duration;
+
+use quiesce::runtime::{
+    errno_name, Failure, HookEnd, HookRun, Prepared, Report, SkipInfo, TargetInfo, ThawResult,
+};
 use quiesce::Status;
 
 use crate::json::{array, Object};
@@ -43,9 +47,21 @@ fn skip_json(s: &SkipInfo) -> String {
 
 /// A failure before anything was frozen.
 pub fn failure(command: &str, f: &Failure, json: bool) {
+    failure_with_hooks(command, f, json, &[], Duration::ZERO);
+}
+
+/// A failure before anything was frozen, after some hooks ran (each that got `freeze` got
+/// `freeze-failed`).
+pub fn failure_with_hooks(
+    command: &str,
+    f: &Failure,
+    json: bool,
+    hooks: &[HookRun],
+    hook_timeout: Duration,
+) {
     eprintln!("quiesce: {}", f.message);
     if json {
-        let o = head(command, f.status)
+        let mut o = head(command, f.status)
             .str("message", f.status.message())
             .str("consistency", "not-consistent")
             .bool("acknowledged", false)
@@ -54,7 +70,61 @@ pub fn failure(command: &str, f: &Failure, json: bool) {
             .num("errno", f.errno)
             .raw("targets", "[]")
             .raw("skipped", "[]");
+        if !hooks.is_empty() {
+            o = o.raw("hooks", &hooks_json(hooks, hook_timeout));
+        }
         println!("{}", o.finish());
+    } else {
+        for h in hooks {
+            print_hook(h, hook_timeout);
+        }
+    }
+}
+
+/// `[{name, path, source, phase, end, exit_status, signal, errno, duration_ms, output, ...}]`.
+fn hooks_json(hooks: &[HookRun], timeout: Duration) -> String {
+    array(hooks.iter().map(|h| {
+        let (exit, signal, errno) = match h.end {
+            HookEnd::Exited(c) => (Some(c as u64), None, 0),
+            HookEnd::Signaled(s) => (None, Some(s as u64), 0),
+            HookEnd::NotStarted(e) => (None, None, e),
+            HookEnd::TimedOut | HookEnd::Cancelled => (None, None, 0),
+        };
+        Object::new()
+            .str("name", &h.name)
+            .str("path", &h.path.to_string_lossy())
+            .str("source", h.source.name())
+            .str("phase", h.phase.name())
+            .str("end", h.end.name())
+            .bool("succeeded", h.succeeded())
+            .opt_num("exit_status", exit)
+            .opt_num("signal", signal)
+            .num("errno", errno)
+            .bool("timed_out", h.end == HookEnd::TimedOut)
+            .str("result", &h.describe(timeout))
+            .num("duration_us", h.duration.as_micros())
+            .str("output", &h.output)
+            .num("output_dropped", h.output_dropped)
+            .bool("output_held_open", h.output_held_open)
+            .finish()
+    }))
+}
+
+fn print_hook(h: &HookRun, timeout: Duration) {
+    println!(
+        "  hook {} {}: {} ({})",
+        h.name,
+        h.phase.name(),
+        h.describe(timeout),
+        ms(h.duration.as_nanos() as u64)
+    );
+    for line in h.output.lines() {
+        println!("      | {line}");
+    }
+    if h.output_held_open {
+        println!(
+            "      (a process it left behind still held its output open; quiesce stopped reading)"
+        );
     }
 }
 
@@ -124,9 +194,20 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
                 .num("thaw_us", t.thaw_ns / 1000)
                 .finish()
         }));
+        let hooks = r.hooks.as_ref();
         let o = head(command, r.status)
             .str("message", &r.message())
             .str("consistency", r.consistency.name())
+            .opt_str("consistency_reason", r.consistency_reason.as_deref())
+            .raw(
+                "hooks",
+                &hooks.map_or_else(|| "[]".into(), |h| hooks_json(&h.runs, h.timeout)),
+            )
+            .opt_num(
+                "hook_timeout_ms",
+                hooks.map(|h| h.timeout.as_millis() as u64),
+            )
+            .bool("require_app_consistent", hooks.is_some_and(|h| h.required))
             .bool("acknowledged", r.acknowledged())
             .str("end", r.end.name())
             .num("timeout_ms", r.timeout.as_millis())
@@ -173,6 +254,13 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
     for s in &r.skipped {
         println!("  skipped {} ({}): {}", s.mount_point, s.fs_type, s.reason);
     }
+    for h in r
+        .hooks
+        .iter()
+        .flat_map(|h| h.runs.iter().map(move |run| (run, h.timeout)))
+    {
+        print_hook(h.0, h.1);
+    }
     for t in r.not_covered() {
         println!(
             "  not covered: {} (already frozen by another holder; the snapshot does not cover it)",
@@ -200,6 +288,9 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             r.consistency.name()
         ),
         None => println!("  nothing was frozen; {}", r.consistency.name()),
+    }
+    if let Some(why) = &r.consistency_reason {
+        println!("  not application-consistent: {why}");
     }
 }
 

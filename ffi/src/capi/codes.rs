@@ -24,6 +24,8 @@ pub const QUIESCE_NOT_FREEZABLE: u32 = 4;
 pub const QUIESCE_PERMISSION: u32 = 5;
 /// Status: the plan was refused (dependency cycle, too many targets).
 pub const QUIESCE_PLAN_REFUSED: u32 = 6;
+/// Status: a hook was refused by the authenticity checks; nothing ran, nothing was frozen.
+pub const QUIESCE_HOOK_REFUSED: u32 = 7;
 /// Status: a freeze failed; everything frozen before it was thawed.
 pub const QUIESCE_FREEZE_FAILED: u32 = 11;
 /// Status: a thaw failed; a filesystem may still be frozen.
@@ -40,6 +42,10 @@ pub const QUIESCE_SUSPECT: u32 = 16;
 pub const QUIESCE_SNAPSHOT_FAILED: u32 = 17;
 /// Status: interrupted by a signal; thawed, not consistent.
 pub const QUIESCE_INTERRUPTED: u32 = 18;
+/// Status: application consistency was required but not reached; nothing was frozen.
+pub const QUIESCE_NOT_APP_CONSISTENT: u32 = 19;
+/// Status: a hook failed after the thaw; the application may not have resumed.
+pub const QUIESCE_THAW_HOOK_FAILED: u32 = 20;
 /// Status: internal error (a bug in quiesce, or a panic caught at the ABI).
 pub const QUIESCE_INTERNAL: u32 = 70;
 
@@ -179,6 +185,7 @@ mod tests {
             (QUIESCE_NOT_FREEZABLE, Status::NotFreezable),
             (QUIESCE_PERMISSION, Status::Permission),
             (QUIESCE_PLAN_REFUSED, Status::PlanRefused),
+            (QUIESCE_HOOK_REFUSED, Status::HookRefused),
             (QUIESCE_FREEZE_FAILED, Status::FreezeFailed),
             (QUIESCE_THAW_FAILED, Status::ThawFailed),
             (QUIESCE_TIMEOUT, Status::Timeout),
@@ -187,6 +194,8 @@ mod tests {
             (QUIESCE_SUSPECT, Status::Suspect),
             (QUIESCE_SNAPSHOT_FAILED, Status::SnapshotFailed),
             (QUIESCE_INTERRUPTED, Status::Interrupted),
+            (QUIESCE_NOT_APP_CONSISTENT, Status::NotAppConsistent),
+            (QUIESCE_THAW_HOOK_FAILED, Status::ThawHookFailed),
             (QUIESCE_INTERNAL, Status::Internal),
         ];
         assert_eq!(pairs.len(), Status::ALL.len());

@@ -11,12 +11,15 @@
 //! - [`SessionRecord`]: session records under `/run/quiesce`; [`sessions`] and [`recover`]:
 //!   `quiesce status` and `quiesce recover`;
 //! - [`blocked_tasks`]: tasks in uninterruptible sleep, for the timeout report;
-//! - [`thaw_paths`]: the operator's rescue thaw of named mount points.
+//! - [`thaw_paths`]: the operator's rescue thaw of named mount points;
+//! - [`Hooks`]: application hooks before the freeze and after the thaw, checked for
+//!   authenticity first; [`Prepared::freeze_with_hooks`] runs a session with them.
 
 mod blocked;
 mod errno;
 mod freeze;
 pub(crate) mod helpers;
+mod hooks;
 mod prepare;
 mod record;
 mod recover;
@@ -26,6 +29,10 @@ mod thaw;
 pub use blocked::{blocked_tasks, BlockedTask};
 pub use errno::{errno_name, ErrnoName};
 pub use freeze::{Armed, FreezeOptions, GUARDIAN_GRACE};
+pub use hooks::{
+    FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
+    DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
+};
 pub use prepare::{prepare, Prepared, Select, SkipInfo, TargetInfo};
 pub use record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};
 pub use recover::{

@@ -5,7 +5,7 @@ use std::time::Duration;
 use quiesce_core::session::{End, Outcome, Session};
 use quiesce_core::{Consistency, Status};
 
-use super::{errno_name, BlockedTask, Prepared, SkipInfo, TargetInfo};
+use super::{errno_name, BlockedTask, HookSummary, Prepared, SkipInfo, TargetInfo};
 
 /// What happened to one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +59,13 @@ pub struct Report {
     pub notes: Vec<String>,
     /// On a timeout: who held it up.
     pub diagnosis: Option<Diagnosis>,
+    /// Why the level is file-system-consistent and not application-consistent (no hooks, or
+    /// which hook failed); `None` at the other levels.
+    pub consistency_reason: Option<String>,
+    /// What the hooks did, if any were configured.
+    pub hooks: Option<HookSummary>,
+    /// The one sentence for people when nothing was frozen because of the hooks.
+    pub headline: Option<String>,
 }
 
 impl Report {
@@ -104,6 +111,48 @@ impl Report {
             skipped: prepared.skipped.clone(),
             notes: prepared.notes.clone(),
             diagnosis: None,
+            consistency_reason: (session.consistency() == Consistency::FileSystem)
+                .then(|| "no application hooks were configured".to_string()),
+            hooks: None,
+            headline: None,
+        }
+    }
+
+    /// A session that never froze anything (stopped before the first `FIFREEZE`, e.g. by a
+    /// failed hook): every target `not-attempted`, not consistent.
+    pub(crate) fn not_frozen(
+        prepared: &Prepared,
+        timeout: Duration,
+        status: Status,
+        headline: String,
+    ) -> Report {
+        Report {
+            status,
+            end: End::None,
+            consistency: Consistency::None,
+            timeout,
+            window_ns: None,
+            frozen_for_ns: None,
+            presync_ns: None,
+            targets: prepared
+                .targets
+                .iter()
+                .enumerate()
+                .map(|(i, info)| TargetReport {
+                    info: info.clone(),
+                    order: i,
+                    outcome: Outcome::NotAttempted,
+                    errno: 0,
+                    freeze_ns: 0,
+                    thaw_ns: 0,
+                })
+                .collect(),
+            skipped: prepared.skipped.clone(),
+            notes: prepared.notes.clone(),
+            diagnosis: None,
+            consistency_reason: None,
+            hooks: None,
+            headline: Some(headline),
         }
     }
 
@@ -127,8 +176,27 @@ impl Report {
         self.end == End::Acknowledged
     }
 
-    /// One sentence for people: what happened, naming the filesystem concerned, and what to do.
+    /// One sentence for people: what happened, naming the filesystem concerned (and the hook
+    /// concerned), and what to do.
     pub fn message(&self) -> String {
+        if let Some(h) = &self.headline {
+            return h.clone();
+        }
+        let mut m = self.session_message();
+        if self.hooks.is_some() {
+            if let (Consistency::FileSystem, Some(why)) =
+                (self.consistency, &self.consistency_reason)
+            {
+                m.push_str(&format!("; not application-consistent: {why}"));
+            }
+        }
+        if let Some(f) = self.hooks.as_ref().and_then(|h| h.after_failure.as_ref()) {
+            m.push_str(&format!("; {f}"));
+        }
+        m
+    }
+
+    fn session_message(&self) -> String {
         let find = |o: Outcome| self.targets.iter().find(|t| t.outcome == o);
         let name = |t: &TargetReport| {
             format!(
@@ -137,11 +205,16 @@ impl Report {
             )
         };
         match self.status {
-            Status::Ok => {
+            Status::Ok | Status::ThawHookFailed => {
                 let frozen = self.targets.len() - self.not_covered().count();
                 let mut m = format!(
-                    "froze {frozen} filesystem{}, snapshot acknowledged, thawed: file-system-consistent",
-                    if frozen == 1 { "" } else { "s" }
+                    "froze {frozen} filesystem{}, snapshot acknowledged, thawed: {}",
+                    if frozen == 1 { "" } else { "s" },
+                    if self.consistency == Consistency::Application {
+                        "application-consistent (the hooks succeeded)"
+                    } else {
+                        "file-system-consistent"
+                    }
                 );
                 let skipped: Vec<String> = self.not_covered().map(name).collect();
                 if !skipped.is_empty() {
