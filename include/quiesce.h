@@ -161,10 +161,12 @@
 // instead of failing the session with `QUIESCE_FROZEN_BY_OTHER`.
 #define QUIESCE_FLAG_SKIP_FROZEN 2
 
-// Flag: no pre-sync. By default every target is `syncfs`ed (one after the other: the C ABI
-// starts no threads) right before the first `FIFREEZE`, so that the flush of dirty data
-// happens while writers still run and the frozen window is short.
-#define QUIESCE_FLAG_NO_PRESYNC 4
+// Flag: pre-sync. Every target is `syncfs`ed (one after the other: the C ABI starts no
+// threads) right before the first `FIFREEZE`, so that the flush of dirty data happens while
+// writers still run and the frozen window is short. Not the default yet: the `syncfs` runs
+// on the calling thread, before the deadline starts, so storage that has stalled (e.g. a
+// loop device whose backing filesystem is frozen) blocks this call without a bound.
+#define QUIESCE_FLAG_PRESYNC 4
 
 // The longest deadline accepted, in milliseconds (one hour).
 #define QUIESCE_MAX_TIMEOUT_MS 3600000
@@ -225,7 +227,7 @@ typedef struct quiesce_report_info {
   uint32_t not_covered;
   // Nanoseconds from the first `FIFREEZE` to the last `FITHAW` returned (0 if none).
   uint64_t window_ns;
-  // Nanoseconds the pre-sync took (0 if it did not run: `QUIESCE_FLAG_NO_PRESYNC`).
+  // Nanoseconds the pre-sync took (0 if it did not run: without `QUIESCE_FLAG_PRESYNC`).
   uint64_t presync_ns;
 } quiesce_report_info;
 

@@ -87,9 +87,10 @@ type Options struct {
 	// SkipFrozen skips a filesystem already frozen by another holder (its target is then
 	// OutcomeNotCovered) instead of failing with StatusFrozenByOther.
 	SkipFrozen bool
-	// NoPresync skips the syncfs of every target before the first FIFREEZE (by default the
-	// dirty data is flushed while writers still run, which keeps the frozen window short).
-	NoPresync bool
+	// Presync syncs every target right before the first FIFREEZE, so that dirty data is
+	// flushed while writers still run and the frozen window is short. Not the default: it
+	// runs on the calling thread before the deadline starts (stalled storage blocks it).
+	Presync bool
 	// Timeout is the deadline, counted from the first FIFREEZE; zero means the context's
 	// deadline, or DefaultTimeout if it has none. With both, the shorter one holds.
 	Timeout time.Duration
@@ -377,8 +378,8 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	if opts.All {
 		cfg.flags |= C.QUIESCE_FLAG_ALL
 	}
-	if opts.NoPresync {
-		cfg.flags |= C.QUIESCE_FLAG_NO_PRESYNC
+	if opts.Presync {
+		cfg.flags |= C.QUIESCE_FLAG_PRESYNC
 	}
 	if opts.SkipFrozen {
 		cfg.flags |= C.QUIESCE_FLAG_SKIP_FROZEN

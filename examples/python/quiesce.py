@@ -97,7 +97,7 @@ MAX_TARGETS: Final = 64
 
 _FLAG_ALL: Final = 1
 _FLAG_SKIP_FROZEN: Final = 2
-_FLAG_NO_PRESYNC: Final = 4
+_FLAG_PRESYNC: Final = 4
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 TimeoutArg = Union[float, int, timedelta]
@@ -618,7 +618,7 @@ class Session:
         *,
         all_filesystems: bool = False,
         skip_frozen: bool = False,
-        presync: bool = True,
+        presync: bool = False,
     ) -> "Session":
         """Plans a session: resolves ``mounts`` (each must be a mount point), reads the mount
         table, orders the targets, opens every descriptor. Nothing is frozen yet.
@@ -629,7 +629,8 @@ class Session:
         writable filesystem is frozen and ``mounts`` names the ones to leave out. With
         ``skip_frozen=True`` a filesystem already frozen by someone else is skipped (its
         target's outcome is ``Outcome.NOT_COVERED``) instead of failing the freeze.
-        ``presync=False`` skips the syncfs of every target before the first FIFREEZE.
+        ``presync=True`` syncs every target right before the first FIFREEZE (shorter frozen
+        window; not the default: stalled storage blocks it before the deadline starts).
 
         Raises TypeError/ValueError for bad arguments, QuiesceError if the library refuses.
         """
@@ -638,7 +639,7 @@ class Session:
         flags = (
             (_FLAG_ALL if all_filesystems else 0)
             | (_FLAG_SKIP_FROZEN if skip_frozen else 0)
-            | (0 if presync else _FLAG_NO_PRESYNC)
+            | (_FLAG_PRESYNC if presync else 0)
         )
         cfg = _Config()
         st = _lib.quiesce_config_init(byref(cfg))
@@ -866,7 +867,7 @@ class Frozen:
         timeout: TimeoutArg,
         all_filesystems: bool,
         skip_frozen: bool,
-        presync: bool = True,
+        presync: bool = False,
     ) -> None:
         # Check the arguments now, where the call is written.
         self._mounts = [os.fsdecode(p) for p in _paths(mounts, "mounts")]
@@ -927,7 +928,7 @@ def frozen(
     *,
     all_filesystems: bool = False,
     skip_frozen: bool = False,
-    presync: bool = True,
+    presync: bool = False,
 ) -> Frozen:
     """``with frozen(["/mnt/a"], timeout=30) as session:`` freezes for the block.
 

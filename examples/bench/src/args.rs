@@ -16,7 +16,7 @@ Options:
   --quiesce PATH       the quiesce CLI to measure (default: target/release/quiesce;
                        build it first: cargo build --release -p quiesce-cli)
   --quiesce-arg ARG    extra argument for every quiesce command, after the subcommand
-                       (repeatable), e.g. --quiesce-arg --no-presync
+                       (repeatable), e.g. --quiesce-arg --presync
   --compare-arg ARG    measure a second quiesce configuration side by side (same binary,
                        these extra arguments; repeatable); adds a column
   --reps N             repetitions of the stall and cycle measurements (median; default 7)
@@ -155,7 +155,7 @@ mod tests {
         assert_eq!((o.reps, o.runs, o.dirty_mib), (2, 9, 32));
         let o = parse(args(&[
             "--compare-arg",
-            "--no-presync",
+            "--presync",
             "--quiesce-arg",
             "--x",
             "--fs",
@@ -164,7 +164,7 @@ mod tests {
             "tmpfs",
         ]))?;
         assert_eq!(o.backing, Backing::Tmpfs);
-        assert_eq!(o.compare_args, Some(args(&["--no-presync"])));
+        assert_eq!(o.compare_args, Some(args(&["--presync"])));
         assert_eq!(o.quiesce_args, args(&["--x"]));
         assert_eq!(o.fs, FsKind::Xfs);
         assert!(parse(args(&["--runs", "0"])).is_err());

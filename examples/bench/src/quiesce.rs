@@ -14,7 +14,7 @@ use crate::process::{run, Proc};
 /// The deadline of `quiesce run` cycles (s): far above what a cycle takes.
 pub const RUN_TIMEOUT: &str = "10";
 
-/// One configuration of the CLI: the binary and extra arguments (e.g. `--no-presync`).
+/// One configuration of the CLI: the binary and extra arguments (e.g. `--presync`).
 pub struct QuiesceCli {
     pub bin: PathBuf,
     pub args: Vec<OsString>,

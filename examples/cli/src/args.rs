@@ -199,7 +199,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     mounts,
                     stdin: false,
                     if_frozen: IfFrozen::Fail,
-                    presync: true,
+                    presync: false,
                     hooks: HookConfig::default(),
                 },
                 json,
@@ -221,7 +221,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
     let mut mounts = Vec::new();
     let mut argv: Option<Vec<OsString>> = None;
     let mut hooks = HookConfig::default();
-    let mut presync = true;
+    let mut presync = false;
     let session = name == "run" || name == "freeze";
     while let Some(arg) = it.next() {
         let s = arg.to_string_lossy().into_owned();
@@ -270,7 +270,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     parse_hook_timeout(&v.to_string_lossy()).map_err(|m| err(m, json))?;
             }
             "--require-app-consistent" if session => hooks.require_app_consistent = true,
-            "--no-presync" if session => presync = false,
+            "--presync" if session => presync = true,
             t if session && t.starts_with("--hook-dir=") => {
                 hooks.dir = Some(PathBuf::from(&t["--hook-dir=".len()..]))
             }
@@ -434,7 +434,7 @@ mod tests {
                 mounts: vec!["/a".into()],
                 argv: vec!["cp".into(), "-a".into(), "x".into()],
                 if_frozen: IfFrozen::Fail,
-                presync: true,
+                presync: false,
                 hooks: HookConfig::default(),
             }
         );
@@ -446,7 +446,7 @@ mod tests {
                 mounts: vec!["/a".into(), "/b".into()],
                 stdin: false,
                 if_frozen: IfFrozen::Fail,
-                presync: true,
+                presync: false,
                 hooks: HookConfig::default(),
             }
         );
@@ -457,7 +457,7 @@ mod tests {
             i.command,
             Command::Freeze {
                 if_frozen: IfFrozen::Skip,
-                presync: true,
+                presync: false,
                 ..
             }
         ));
@@ -466,7 +466,7 @@ mod tests {
             i.command,
             Command::Run {
                 if_frozen: IfFrozen::Fail,
-                presync: true,
+                presync: false,
                 ..
             }
         ));

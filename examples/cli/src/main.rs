@@ -26,8 +26,8 @@ quiesce: freeze filesystems for a consistent disk snapshot, and always thaw them
 
 Usage:
   quiesce plan   [--json] [--exclude MOUNT]... [MOUNT...]
-  quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [--no-presync] [HOOKS] MOUNT... -- CMD [ARG...]
-  quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [--no-presync] [HOOKS] [--stdin] MOUNT...
+  quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [--presync] [HOOKS] MOUNT... -- CMD [ARG...]
+  quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [--presync] [HOOKS] [--stdin] MOUNT...
   quiesce TIMEOUT MOUNT...        (the fsfreezer / safefreeze form of `freeze`)
   quiesce thaw   [--json] MOUNT...
   quiesce status [--json]
@@ -57,9 +57,10 @@ Options:
   --if-frozen=fail|skip
                    a filesystem already frozen by another holder: fail (the default: exit 15,
                    their freeze left alone) or skip it (the snapshot does not cover it)
-  --no-presync     (run, freeze) do not syncfs the targets before freezing them. By default
-                   each one is synced (in parallel) right before the first freeze, so that
-                   dirty data is flushed while writers still run and the frozen window is short
+  --presync        (run, freeze) syncfs every target (in parallel) right before the first
+                   freeze, so that dirty data is flushed while writers still run and the
+                   frozen window is short. Not the default yet: it starts before the deadline,
+                   and storage that has stalled blocks it without a bound
   --exclude MOUNT  (plan) leave this filesystem out
 
 Hooks (run, freeze), for application-consistent snapshots:

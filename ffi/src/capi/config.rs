@@ -13,10 +13,12 @@ pub const QUIESCE_FLAG_ALL: u32 = 1;
 /// instead of failing the session with `QUIESCE_FROZEN_BY_OTHER`.
 pub const QUIESCE_FLAG_SKIP_FROZEN: u32 = 2;
 
-/// Flag: no pre-sync. By default every target is `syncfs`ed (one after the other: the C ABI
-/// starts no threads) right before the first `FIFREEZE`, so that the flush of dirty data
-/// happens while writers still run and the frozen window is short.
-pub const QUIESCE_FLAG_NO_PRESYNC: u32 = 4;
+/// Flag: pre-sync. Every target is `syncfs`ed (one after the other: the C ABI starts no
+/// threads) right before the first `FIFREEZE`, so that the flush of dirty data happens while
+/// writers still run and the frozen window is short. Not the default yet: the `syncfs` runs
+/// on the calling thread, before the deadline starts, so storage that has stalled (e.g. a
+/// loop device whose backing filesystem is frozen) blocks this call without a bound.
+pub const QUIESCE_FLAG_PRESYNC: u32 = 4;
 
 bitflags! {
     /// The `flags` of a [`quiesce_config`].
@@ -26,8 +28,8 @@ bitflags! {
         const ALL = QUIESCE_FLAG_ALL;
         /// [`QUIESCE_FLAG_SKIP_FROZEN`].
         const SKIP_FROZEN = QUIESCE_FLAG_SKIP_FROZEN;
-        /// [`QUIESCE_FLAG_NO_PRESYNC`].
-        const NO_PRESYNC = QUIESCE_FLAG_NO_PRESYNC;
+        /// [`QUIESCE_FLAG_PRESYNC`].
+        const PRESYNC = QUIESCE_FLAG_PRESYNC;
     }
 }
 

@@ -318,7 +318,7 @@ fn freeze(inner: &mut Inner) -> u32 {
             )
         }
     };
-    if !inner.flags.contains(Flags::NO_PRESYNC) {
+    if inner.flags.contains(Flags::PRESYNC) {
         // Sequential: threads would allocate. A failure is harmless (FIFREEZE flushes too).
         let start = now_ns();
         for t in inner.targets.iter() {

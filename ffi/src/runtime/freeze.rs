@@ -37,7 +37,9 @@ pub struct FreezeOptions {
     pub record: bool,
     /// Whether [`Armed::presync`] runs `syncfs` on every target (in parallel) before the first
     /// `FIFREEZE`, so that the flush of dirty data happens while writers still run and the
-    /// freeze itself is short.
+    /// freeze itself is short. Off by default: the threads are this process's, and start
+    /// before the deadline, so storage that has stalled blocks them (and this process's exit)
+    /// without a bound; moving the `syncfs` into the helper processes is the next step.
     pub presync: bool,
 }
 
@@ -48,7 +50,7 @@ impl FreezeOptions {
             timeout,
             if_frozen: IfFrozen::Fail,
             record: true,
-            presync: true,
+            presync: false,
         }
     }
 }
