@@ -199,31 +199,52 @@ pub fn execute_with<const N: usize, O: Ops + ?Sized, C: Controller + ?Sized>(
     controller: &mut C,
 ) -> Status {
     loop {
-        let now = now_ns();
-        let event = match session.next(now) {
+        let notify = &mut || match controller.notify() {
+            Ok(()) => Event::Notified { at: now_ns() },
+            Err(errno) => Event::NotifyFailed {
+                errno,
+                at: now_ns(),
+            },
+        };
+        let until = match advance(session, ops, notify) {
+            Ok(until) => until,
+            Err(status) => return status,
+        };
+        if let Some(signal) = controller.wait(until) {
+            deliver(session, signal.event(now_ns()));
+        }
+    }
+}
+
+/// Runs `session` until it waits for the controller (`Ok(until)`, the deadline of the wait) or
+/// ends (`Err(status)`): every `FIFREEZE` and `FITHAW` through `ops`; `notify` tells the
+/// controller that everything is frozen and returns the event that reports it. The one loop
+/// of the executor; allocates nothing.
+fn advance<const N: usize, O: Ops + ?Sized>(
+    session: &mut Session<N>,
+    ops: &mut O,
+    notify: &mut dyn FnMut() -> Event,
+) -> Result<u64, Status> {
+    loop {
+        let event = match session.next(now_ns()) {
             Action::Freeze(i) => ops
                 .freeze(i, session.deadline().unwrap_or(u64::MAX))
                 .event(i),
-            Action::Notify => match controller.notify() {
-                Ok(()) => Event::Notified { at: now_ns() },
-                Err(errno) => Event::NotifyFailed {
-                    errno,
-                    at: now_ns(),
-                },
-            },
-            Action::Wait { until } => match controller.wait(until) {
-                None => continue,
-                Some(signal) => signal.event(now_ns()),
-            },
+            Action::Notify => notify(),
+            Action::Wait { until } => return Ok(until),
             Action::Thaw(i) => ops.thaw(i).event(i),
-            Action::Done(status) => return status,
+            Action::Done(status) => return Err(status),
         };
-        if session.handle(event).is_err() {
-            // The machine only rejects events it did not ask for; every event above answers
-            // the action just taken, so this is a bug. The machine keeps its state and will
-            // still lead to thaw.
-            debug_assert!(false, "session rejected {event:?}");
-        }
+        deliver(session, event);
+    }
+}
+
+/// Hands `event` to the machine. It only rejects events it did not ask for; every event the
+/// executor makes answers the action just taken, so a rejection is a bug. The machine keeps
+/// its state and will still lead to thaw.
+fn deliver<const N: usize>(session: &mut Session<N>, event: Event) {
+    if session.handle(event).is_err() {
+        debug_assert!(false, "session rejected {event:?}");
     }
 }
 
@@ -235,21 +256,7 @@ pub fn run_until_frozen<const N: usize, O: Ops + ?Sized>(
     session: &mut Session<N>,
     ops: &mut O,
 ) -> Result<(), Status> {
-    loop {
-        let now = now_ns();
-        let event = match session.next(now) {
-            Action::Freeze(i) => ops
-                .freeze(i, session.deadline().unwrap_or(u64::MAX))
-                .event(i),
-            Action::Notify => Event::Notified { at: now },
-            Action::Wait { .. } => return Ok(()),
-            Action::Thaw(i) => ops.thaw(i).event(i),
-            Action::Done(status) => return Err(status),
-        };
-        if session.handle(event).is_err() {
-            debug_assert!(false, "session rejected {event:?}");
-        }
-    }
+    advance(session, ops, &mut || Event::Notified { at: now_ns() }).map(|_| ())
 }
 
 /// Two-phase use, second phase: delivers `signal` (what became of the snapshot) and runs
@@ -261,27 +268,16 @@ pub fn conclude<const N: usize, O: Ops + ?Sized>(
     ops: &mut O,
     signal: Signal,
 ) -> Status {
+    let notify = &mut || Event::Notified { at: now_ns() };
     let mut signal = Some(signal);
     loop {
-        let now = now_ns();
-        let event = match session.next(now) {
-            Action::Freeze(i) => ops
-                .freeze(i, session.deadline().unwrap_or(u64::MAX))
-                .event(i),
-            Action::Notify => Event::Notified { at: now },
-            Action::Wait { until } => match signal.take() {
-                Some(s) => s.event(now),
-                None => {
-                    // The machine declined the signal and still waits: sleep to its deadline.
-                    sys::sleep_until(until);
-                    continue;
-                }
+        match advance(session, ops, notify) {
+            Err(status) => return status,
+            Ok(until) => match signal.take() {
+                Some(s) => deliver(session, s.event(now_ns())),
+                // The machine declined the signal and still waits: sleep to its deadline.
+                None => sys::sleep_until(until),
             },
-            Action::Thaw(i) => ops.thaw(i).event(i),
-            Action::Done(status) => return status,
-        };
-        if session.handle(event).is_err() {
-            debug_assert!(false, "session rejected {event:?}");
         }
     }
 }

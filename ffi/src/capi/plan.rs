@@ -30,8 +30,8 @@ struct Opened<'c> {
     is_root: bool,
 }
 
-fn fail_at(inner: &mut Inner, status: Status, errno: i32, mount: usize) -> Failure {
-    let _ = inner;
+/// A failure concerning the caller's `mounts[mount]`.
+fn at_mount(status: Status, errno: i32, mount: usize) -> Failure {
     Failure {
         status,
         errno,
@@ -84,7 +84,7 @@ pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32
         let fd = match sys::open_dir(path) {
             Ok(fd) => fd,
             Err(errno) => {
-                let f = fail_at(inner, Status::BadTarget, errno, i);
+                let f = at_mount(Status::BadTarget, errno, i);
                 return match errno {
                     ENOENT => inner.fail(f, format_args!("'{name}' does not exist: name the mount point of a mounted filesystem")),
                     ENOTDIR => inner.fail(f, format_args!("'{name}' is not a directory: name the directory where the filesystem is mounted (`quiesce plan` lists them)")),
@@ -96,11 +96,11 @@ pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32
         let id = match sys::identify(fd.as_fd()) {
             Ok(id) => id,
             Err(errno) if errno == ENOSYS => {
-                let f = fail_at(inner, Status::Internal, errno, i);
+                let f = at_mount(Status::Internal, errno, i);
                 return inner.fail(f, format_args!("cannot tell whether '{name}' is a mount point: quiesce needs Linux 5.8 or later (statx with STATX_MNT_ID)"));
             }
             Err(errno) => {
-                let f = fail_at(inner, Status::BadTarget, errno, i);
+                let f = at_mount(Status::BadTarget, errno, i);
                 return inner.fail(
                     f,
                     format_args!("'{name}' cannot be examined: {}", errno_name(errno)),
@@ -146,7 +146,7 @@ pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32
     for (i, o) in opened.iter().enumerate() {
         if !o.is_root {
             let name = Lossy(o.path.to_bytes());
-            let f = fail_at(inner, Status::BadTarget, 0, i);
+            let f = at_mount(Status::BadTarget, 0, i);
             let table = inner.table.parsed();
             let holder = table
                 .find(o.mount_id)

@@ -100,11 +100,6 @@ pub unsafe extern "C" fn quiesce_config_init(cfg: *mut quiesce_config) -> u32 {
     })
 }
 
-fn storage_failure(e: BadStorage) -> u32 {
-    let _ = e;
-    Status::Usage.code()
-}
-
 /// Runs one session call: finds the session, refuses a poisoned one unless `on_poisoned` is
 /// given, catches panics (poisoning the session).
 ///
@@ -116,10 +111,11 @@ unsafe fn session_call(
     on_poisoned: Option<fn(&mut Inner) -> u32>,
     f: impl FnOnce(&mut Inner) -> u32,
 ) -> u32 {
+    // Storage that is NULL, misaligned or holds no session is a usage error.
     // SAFETY: forwarded from the caller.
     let inner: *mut Inner = match unsafe { Inner::get(s) } {
         Ok(i) => i,
-        Err(e) => return storage_failure(e),
+        Err(_) => return Status::Usage.code(),
     };
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `inner` is the initialised session, used by this thread only.
@@ -178,13 +174,13 @@ pub unsafe extern "C" fn quiesce_session_init(
     cfg: *const quiesce_config,
 ) -> u32 {
     // SAFETY: forwarded from the caller.
-    let inner: *mut Inner = match guard(Err(BadStorage::Null), || unsafe {
-        Inner::init(storage, storage_size).map(|i| i as *mut Inner)
-    }) {
-        Ok(i) => i,
-        Err(e) => return storage_failure(e),
-    };
-    let _ = inner;
+    let initialised = guard(Err(BadStorage::Null), || unsafe {
+        Inner::init(storage, storage_size).map(|_| ())
+    });
+    if initialised.is_err() {
+        // NULL, misaligned or too small: nothing was written to it.
+        return Status::Usage.code();
+    }
     // SAFETY: initialised just above; the caller's contract covers `cfg`.
     unsafe {
         session_call(storage, "quiesce_session_init", None, |inner| {

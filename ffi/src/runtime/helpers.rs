@@ -272,8 +272,7 @@ impl Helpers {
         let table = map.table();
         let (guardian, freezer) = (table.guardian_pid(), table.freezer_pid());
         if guardian <= 0 || freezer <= 0 {
-            // The intermediate process exits 1 or 2 when a fork failed.
-            let _ = status;
+            // A fork in the intermediate process failed (it exited 1 or 2).
             return Err(io::Error::from_raw_os_error(libc::EAGAIN));
         }
         Ok(Helpers {
