@@ -161,12 +161,23 @@
 // instead of failing the session with `QUIESCE_FROZEN_BY_OTHER`.
 #define QUIESCE_FLAG_SKIP_FROZEN 2
 
-// Flag: pre-sync. Every target is `syncfs`ed (one after the other: the C ABI starts no
-// threads) right before the first `FIFREEZE`, so that the flush of dirty data happens while
-// writers still run and the frozen window is short. Not the default yet: the `syncfs` runs
-// on the calling thread, before the deadline starts, so storage that has stalled (e.g. a
-// loop device whose backing filesystem is frozen) blocks this call without a bound.
-#define QUIESCE_FLAG_PRESYNC 4
+// Flag: no pre-sync. By default every target is `syncfs`ed right before the first `FIFREEZE`
+// (in parallel, in the freezer processes), so that the flush of dirty data happens while
+// writers still run and the frozen window is short. The pre-sync waits at most the timeout,
+// and no more than `QUIESCE_PRESYNC_LIMIT_MS`; whatever it has not flushed by then,
+// `FIFREEZE` flushes. It does not count against the deadline.
+#define QUIESCE_FLAG_NO_PRESYNC 4
+
+// Flag: freeze one filesystem after another. By default filesystems that do not depend on
+// each other (no loop device of one stored on the other) are frozen at once, by a pool of up
+// to `QUIESCE_MAX_FREEZERS` freezer processes.
+#define QUIESCE_FLAG_SEQUENTIAL 8
+
+// The longest pre-sync wait in milliseconds (the timeout, if shorter, bounds it too).
+#define QUIESCE_PRESYNC_LIMIT_MS 10000
+
+// The most freezer processes a session runs.
+#define QUIESCE_MAX_FREEZERS 16
 
 // The longest deadline accepted, in milliseconds (one hour).
 #define QUIESCE_MAX_TIMEOUT_MS 3600000
@@ -227,7 +238,7 @@ typedef struct quiesce_report_info {
   uint32_t not_covered;
   // Nanoseconds from the first `FIFREEZE` to the last `FITHAW` returned (0 if none).
   uint64_t window_ns;
-  // Nanoseconds the pre-sync took (0 if it did not run: without `QUIESCE_FLAG_PRESYNC`).
+  // Nanoseconds the pre-sync took (0 if it did not run: `QUIESCE_FLAG_NO_PRESYNC`, or the session never froze).
   uint64_t presync_ns;
 } quiesce_report_info;
 

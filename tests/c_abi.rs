@@ -72,6 +72,14 @@ fn agent_freezes_and_thaws(kind: FsKind) {
         "{out}"
     );
     assert!(out.stdout.contains(": thawed (freeze"), "{out}");
+    // Pre-sync is on by default (in the freezers; QUIESCE_FLAG_NO_PRESYNC turns it off).
+    let presync_ms: f64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pre-sync: "))
+        .and_then(|v| v.trim_end_matches(" ms").parse().ok())
+        .unwrap_or_else(|| panic!("no pre-sync line:\n{out}"));
+    assert!(presync_ms > 0.0, "pre-sync did not run:\n{out}");
 }
 
 fn agent_sigkill_leaves_nothing_frozen(kind: FsKind) {

@@ -168,13 +168,17 @@ fn run_armed(
             timeout,
             if_frozen,
             record: false,
-            // Off (the default): with the stuck filesystem it would block before the freeze.
-            presync: false,
+            // Pre-sync and parallel freezing on (the defaults): both are counted too. With a
+            // stuck filesystem the pre-sync gives up at its limit (the timeout).
+            presync: true,
+            parallel: true,
         })
         .expect("arm");
-    assert!(armed.presync().is_none());
     let mut ctl = Ack(ack);
-    let (_, n) = allocations(|| armed.run(&mut ctl));
+    let (_, n) = allocations(|| {
+        assert!(armed.presync().is_some());
+        armed.run(&mut ctl)
+    });
     (armed.finish(), n)
 }
 

@@ -429,6 +429,42 @@ impl<'a, const N: usize> Plan<'a, N> {
         Ok(out)
     }
 
+    /// Splits a freeze order into waves of targets that may be frozen at once: `out[p]` is
+    /// set when position `p` of `order` (target indexes, e.g. from [`Plan::order`], possibly
+    /// with some left out) must wait for an earlier position of its wave, that is when the
+    /// storage of a target in the running wave depends, directly or through other targets, on
+    /// `order[p]`. Nesting does not matter here (freezing a child and its parent at once is
+    /// safe); storage does (the upper filesystem's flush must reach the lower one before that
+    /// one freezes). Positions beyond `out` are not written. Allocation-free.
+    pub fn wave_starts(&self, order: &[u16], out: &mut [bool]) {
+        let n = self.targets.len();
+        let mut before = self.storage_before;
+        // Transitive closure (Warshall on bit rows): targets left out of `order` still link
+        // the ones around them.
+        for k in 0..n {
+            for j in 0..n {
+                if before[j] & (1u128 << k) != 0 {
+                    before[j] |= before[k];
+                }
+            }
+        }
+        let mut wave: NodeSet = 0;
+        for (p, &t) in order.iter().enumerate() {
+            let t = usize::from(t);
+            let waits = before.get(t).is_some_and(|b| b & wave != 0) || t >= n;
+            let start = p == 0 || waits;
+            if start {
+                wave = 0;
+            }
+            if t < n {
+                wave |= 1u128 << t;
+            }
+            if let Some(o) = out.get_mut(p) {
+                *o = start;
+            }
+        }
+    }
+
     /// Calls `f` with every other target that `m` is (transitively) mounted inside.
     fn for_each_ancestor_target(&self, m: &MountRef<'a>, own: Dev, mut f: impl FnMut(usize)) {
         let mut id = m.parent_id;

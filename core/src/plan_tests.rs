@@ -274,3 +274,39 @@ fn capacity_and_vanished_mounts_are_errors() {
     assert_eq!(e.kind, PlanErrorKind::MountGone { mount_id: 9999 });
     assert_eq!(e.status(), Status::BadTarget);
 }
+
+#[test]
+fn waves_split_only_where_storage_depends() {
+    // /mnt/vm lives on /srv/images; / (the parent of both) does not hold either's storage.
+    let mut p = named(LOOPS, &[63, 71, 72]).unwrap();
+    let (root, images, vm) = (
+        p.target_of_mount(63).unwrap(),
+        p.target_of_mount(71).unwrap(),
+        p.target_of_mount(72).unwrap(),
+    );
+    p.storage_dependency(vm, 71);
+    let order = p.order().unwrap();
+    let ids: heapless::Vec<usize, 16> = order.iter().map(|&i| i as usize).collect();
+    assert_eq!(&ids[..], &[vm, images, root]);
+    let mut starts = [false; 3];
+    p.wave_starts(&order, &mut starts);
+    // vm alone; images must wait for vm; / may freeze with images (nesting is no reason).
+    assert_eq!(starts, [true, true, false]);
+
+    // No storage edges at all: one wave.
+    let p = named(LOOPS, &[63, 71, 72]).unwrap();
+    let mut starts = [false; 3];
+    p.wave_starts(&p.order().unwrap(), &mut starts);
+    assert_eq!(starts, [true, false, false]);
+
+    // A chain vm -> images -> / stays a chain even with images left out of the order.
+    let mut p = named(LOOPS, &[63, 71, 72]).unwrap();
+    p.storage_dependency(vm, 71);
+    p.storage_dependency(images, 63);
+    let mut starts = [false; 3];
+    p.wave_starts(&p.order().unwrap(), &mut starts);
+    assert_eq!(starts, [true, true, true]);
+    let mut starts = [false; 2];
+    p.wave_starts(&[vm as u16, root as u16], &mut starts);
+    assert_eq!(starts, [true, true]);
+}

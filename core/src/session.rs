@@ -23,6 +23,16 @@ pub const EINVAL: i32 = 22;
 pub enum Action {
     /// Issue `FIFREEZE` on target `i` and report [`Event::Froze`] or [`Event::FreezeFailed`].
     Freeze(usize),
+    /// Issue `FIFREEZE` on every target of `order()[first..first + count]` at once (they do
+    /// not depend on each other: see [`Session::with_wave_starts`]) and report one event per
+    /// target ([`Event::Froze`], [`Event::FreezeFailed`] or [`Event::FreezeInFlight`]), in
+    /// any order. The machine decides only when it has all of them. `count` is at least 2.
+    FreezeWave {
+        /// The first position in [`Session::order`].
+        first: usize,
+        /// How many positions.
+        count: usize,
+    },
     /// Tell the controller that everything is frozen; report [`Event::Notified`] or
     /// [`Event::NotifyFailed`].
     Notify,
@@ -254,6 +264,21 @@ impl TargetRecord {
     };
 }
 
+/// A wave of freezes issued at once: positions `pos..end`, `left` of them still unreported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Wave {
+    pos: usize,
+    end: usize,
+    left: usize,
+    /// The worst failure reported so far (`Status::Ok`: none) and when it came.
+    failure: Status,
+    failed_at: u64,
+    /// The first report that came at or after the deadline.
+    late_at: Option<u64>,
+    /// When the last report came.
+    last_at: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Freezing `order[pos]` next.
@@ -261,6 +286,8 @@ enum Phase {
         pos: usize,
         issued: bool,
     },
+    /// Waiting for the reports of a wave.
+    FreezingWave(Wave),
     Notifying {
         issued: bool,
     },
@@ -315,6 +342,9 @@ pub struct Session<const N: usize> {
     window_start: Option<u64>,
     window_end: Option<u64>,
     if_frozen: IfFrozen,
+    /// `wave_start[p]`: position `p` cannot be frozen together with `p - 1` (and so with any
+    /// earlier position). All true: one `FIFREEZE` after another.
+    wave_start: [bool; N],
 }
 
 impl<const N: usize> Session<N> {
@@ -353,7 +383,34 @@ impl<const N: usize> Session<N> {
             window_start: None,
             window_end: None,
             if_frozen: IfFrozen::Fail,
+            wave_start: [true; N],
         })
+    }
+
+    /// Lets independent targets be frozen at once. `starts[p]` says whether position `p` of
+    /// the order begins a new wave; a wave is a run of consecutive positions that the caller
+    /// may freeze in parallel (no target in it must be frozen before another in it: storage
+    /// dependencies always start a new wave). Positions beyond `starts` begin their own wave;
+    /// position 0 always does. Without this call every freeze is its own wave.
+    pub fn with_wave_starts(mut self, starts: &[bool]) -> Self {
+        for (p, w) in self.wave_start.iter_mut().enumerate() {
+            *w = p == 0 || starts.get(p).copied().unwrap_or(true);
+        }
+        self
+    }
+
+    /// The wave that begins at position `pos`: its end (exclusive).
+    fn wave_end(&self, pos: usize) -> usize {
+        let mut end = pos + 1;
+        while end < self.n && !self.wave_start[end] {
+            end += 1;
+        }
+        end
+    }
+
+    /// The positions of the waves: how many waves the order makes.
+    pub fn wave_count(&self) -> usize {
+        self.wave_start[..self.n].iter().filter(|&&w| w).count()
     }
 
     /// Sets the policy for filesystems that another holder has frozen already.
@@ -384,6 +441,22 @@ impl<const N: usize> Session<N> {
         match self.phase {
             Phase::Freezing { pos, .. } => match self.order.get(pos).filter(|_| pos < self.n) {
                 Some(&i) => {
+                    let end = self.wave_end(pos);
+                    if end - pos > 1 {
+                        self.phase = Phase::FreezingWave(Wave {
+                            pos,
+                            end,
+                            left: end - pos,
+                            failure: Status::Ok,
+                            failed_at: 0,
+                            late_at: None,
+                            last_at: now,
+                        });
+                        return Action::FreezeWave {
+                            first: pos,
+                            count: end - pos,
+                        };
+                    }
                     self.phase = Phase::Freezing { pos, issued: true };
                     Action::Freeze(i as usize)
                 }
@@ -391,6 +464,11 @@ impl<const N: usize> Session<N> {
                     self.phase = Phase::Notifying { issued: true };
                     Action::Notify
                 }
+            },
+            // Asked again before every report came: the same action (report each target once).
+            Phase::FreezingWave(w) => Action::FreezeWave {
+                first: w.pos,
+                count: w.end - w.pos,
             },
             Phase::Notifying { .. } => {
                 self.phase = Phase::Notifying { issued: true };
@@ -425,6 +503,9 @@ impl<const N: usize> Session<N> {
 
     /// Reports what happened.
     pub fn handle(&mut self, event: Event) -> Result<(), UnexpectedEvent> {
+        if let Phase::FreezingWave(w) = self.phase {
+            return self.handle_wave(w, event);
+        }
         match (self.phase, event) {
             (Phase::Freezing { pos, issued: true }, Event::Froze { target, start, end })
                 if self.at(pos) == Some(target) =>
@@ -433,9 +514,7 @@ impl<const N: usize> Session<N> {
                 r.outcome = Outcome::Frozen;
                 r.freeze_start = start;
                 r.freeze_ns = end.saturating_sub(start);
-                if self.window_start.is_none() {
-                    self.window_start = Some(start);
-                }
+                self.window_start = Some(self.window_start.map_or(start, |s| s.min(start)));
                 self.phase = Phase::Freezing {
                     pos: pos + 1,
                     issued: false,
@@ -584,6 +663,92 @@ impl<const N: usize> Session<N> {
                 };
             }
             _ => return Err(UnexpectedEvent),
+        }
+        Ok(())
+    }
+
+    /// One report of a wave; the decision waits for the last one.
+    fn handle_wave(&mut self, mut w: Wave, event: Event) -> Result<(), UnexpectedEvent> {
+        let (Event::Froze { target, .. }
+        | Event::FreezeFailed { target, .. }
+        | Event::FreezeInFlight { target, .. }) = event
+        else {
+            return Err(UnexpectedEvent);
+        };
+        let in_wave = self.order[w.pos..w.end]
+            .iter()
+            .any(|&i| usize::from(i) == target);
+        if !in_wave || self.record(target).outcome != Outcome::NotAttempted {
+            return Err(UnexpectedEvent);
+        }
+        let deadline = self.deadline.unwrap_or(u64::MAX);
+        let r = &mut self.records[target];
+        let (start, at) = match event {
+            Event::Froze { start, end, .. } => {
+                r.outcome = Outcome::Frozen;
+                (start, end)
+            }
+            Event::FreezeFailed {
+                errno, start, end, ..
+            } => {
+                r.errno = errno;
+                r.outcome = Outcome::FreezeFailed;
+                if errno == EBUSY && self.if_frozen == IfFrozen::Skip {
+                    r.outcome = Outcome::NotCovered;
+                } else {
+                    let status = if errno == EBUSY {
+                        Status::FrozenByOther
+                    } else {
+                        Status::FreezeFailed
+                    };
+                    if w.failure == Status::Ok {
+                        w.failed_at = end;
+                    }
+                    w.failure = w.failure.worst(status);
+                }
+                (start, end)
+            }
+            Event::FreezeInFlight { start, at, .. } => {
+                r.outcome = Outcome::InFlight;
+                if at < deadline {
+                    if w.failure == Status::Ok {
+                        w.failed_at = at;
+                    }
+                    w.failure = w.failure.worst(Status::FreezeFailed);
+                }
+                (start, at)
+            }
+            _ => return Err(UnexpectedEvent),
+        };
+        r.freeze_start = start;
+        r.freeze_ns = at.saturating_sub(start);
+        if matches!(r.outcome, Outcome::Frozen | Outcome::InFlight) {
+            self.window_start = Some(self.window_start.map_or(start, |s| s.min(start)));
+        }
+        if at >= deadline && matches!(r.outcome, Outcome::Frozen | Outcome::InFlight) {
+            w.late_at = Some(w.late_at.map_or(at, |l| l.min(at)));
+        }
+        w.last_at = w.last_at.max(at);
+        w.left -= 1;
+        if w.left > 0 {
+            self.phase = Phase::FreezingWave(w);
+            return Ok(());
+        }
+        // Every report is in: decide as for one freeze after another, worst first.
+        self.phase = Phase::Freezing {
+            pos: w.end,
+            issued: false,
+        };
+        if w.failure != Status::Ok {
+            self.finish_window(End::FreezeFailed, w.failure, w.failed_at);
+            if w.late_at.is_some() {
+                self.status = self.status.worst(Status::Timeout);
+            }
+        } else if let Some(late) = w.late_at {
+            self.finish_window(End::Deadline, Status::Timeout, late);
+        } else if w.end >= self.n && !self.anything_frozen() {
+            // Everything was skipped as another holder's: there is no snapshot to take.
+            self.finish_window(End::FreezeFailed, Status::FrozenByOther, w.last_at);
         }
         Ok(())
     }

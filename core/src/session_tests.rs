@@ -9,6 +9,8 @@ const T0: u64 = 1_000 * MS;
 struct Driver {
     now: u64,
     actions: heapless::Vec<Action, 64>,
+    /// Every target whose freeze was issued, in issue order (waves expanded).
+    issued: heapless::Vec<usize, 16>,
 }
 
 impl Driver {
@@ -16,6 +18,7 @@ impl Driver {
         Driver {
             now: T0,
             actions: heapless::Vec::new(),
+            issued: heapless::Vec::new(),
         }
     }
 
@@ -32,7 +35,43 @@ impl Driver {
             let a = s.next(self.now);
             self.actions.push(a).unwrap();
             let ev = match a {
+                Action::FreezeWave { first, count } => {
+                    // All issued at once; reported last first, to show that order does not
+                    // matter. The clock advances by the slowest.
+                    let start = self.now;
+                    let mut slowest = 0;
+                    let mut events: heapless::Vec<Event, 16> = heapless::Vec::new();
+                    for &i in &s.order()[first..first + count] {
+                        let i = usize::from(i);
+                        self.issued.push(i).unwrap();
+                        let (r, took) = freeze(i);
+                        slowest = slowest.max(took);
+                        let end = start + took;
+                        events
+                            .push(match r {
+                                Ok(()) => Event::Froze {
+                                    target: i,
+                                    start,
+                                    end,
+                                },
+                                Err(errno) => Event::FreezeFailed {
+                                    target: i,
+                                    errno,
+                                    start,
+                                    end,
+                                },
+                            })
+                            .unwrap();
+                    }
+                    self.now += slowest;
+                    let last = events.remove(0);
+                    for ev in events.iter().rev() {
+                        s.handle(*ev).unwrap();
+                    }
+                    last
+                }
                 Action::Freeze(i) => {
+                    self.issued.push(i).unwrap();
                     let (r, took) = freeze(i);
                     let start = self.now;
                     self.now += took;
@@ -88,16 +127,7 @@ impl Driver {
     }
 
     fn freezes(&self) -> heapless::Vec<usize, 16> {
-        self.actions
-            .iter()
-            .filter_map(|a| {
-                if let Action::Freeze(i) = a {
-                    Some(*i)
-                } else {
-                    None
-                }
-            })
-            .collect()
+        self.issued.clone()
     }
 
     fn thaws(&self) -> heapless::Vec<usize, 16> {
@@ -514,4 +544,156 @@ fn a_thaw_done_by_the_guardian_is_not_a_foreign_thaw_but_a_timeout() {
     assert_eq!(s.next(T0 + 9_001 * MS), Action::Done(Status::Timeout));
     assert_eq!(s.target(1).unwrap().outcome, Outcome::ThawedByGuardian);
     assert_eq!(s.consistency(), Consistency::None);
+}
+
+/// Waves of two: 0 and 1 together, 2 alone (a storage dependency), 3 and 4 together.
+fn waved(timeout_ms: u64) -> Session<8> {
+    Session::<8>::new(&[0, 1, 2, 3, 4], timeout_ms * MS)
+        .unwrap()
+        .with_wave_starts(&[true, false, true, true, false])
+}
+
+#[test]
+fn waves_freeze_together_and_thaw_one_by_one_in_reverse() {
+    let mut s = waved(5_000);
+    assert_eq!(s.wave_count(), 3);
+    let mut d = Driver::new();
+    let took = |i: usize| (Ok(()), (i as u64 + 1) * MS);
+    let st = d.run(&mut s, took, ok_thaw, ack_after(100));
+    assert_eq!(st, Status::Ok);
+    assert_eq!(
+        &d.actions[..3],
+        &[
+            Action::FreezeWave { first: 0, count: 2 },
+            Action::Freeze(2),
+            Action::FreezeWave { first: 3, count: 2 },
+        ]
+    );
+    assert_eq!(&d.thaws()[..], &[4, 3, 2, 1, 0]);
+    // Waves take their slowest member: 2 + 3 + 5 ms, then 100 ms, then five 0.1 ms thaws.
+    assert_eq!(s.window_ns(), Some(10 * MS + 100 * MS + 5 * MS / 10));
+    assert_eq!(s.target(4).unwrap().freeze_ns, 5 * MS);
+    assert_eq!(s.consistency(), Consistency::FileSystem);
+}
+
+#[test]
+fn a_failure_in_a_wave_thaws_the_whole_wave_and_everything_before() {
+    let mut s = waved(5_000);
+    let mut d = Driver::new();
+    let st = d.run(&mut s, freeze_fails(3, 5, MS), ok_thaw, ack_after(1));
+    assert_eq!(st, Status::FreezeFailed);
+    assert_eq!(&d.freezes()[..], &[0, 1, 2, 3, 4]);
+    // 4 froze beside the failing 3: it is thawed, and so is everything of the earlier waves.
+    assert_eq!(&d.thaws()[..], &[4, 2, 1, 0]);
+    assert_eq!(s.end(), End::FreezeFailed);
+    assert_eq!(s.target(3).unwrap().outcome, Outcome::FreezeFailed);
+    assert!(!d.actions.contains(&Action::Notify));
+}
+
+#[test]
+fn a_wave_decides_only_when_every_report_is_in() {
+    let mut s = waved(1_000);
+    assert_eq!(s.next(T0), Action::FreezeWave { first: 0, count: 2 });
+    s.handle(Event::FreezeFailed {
+        target: 1,
+        errno: 5,
+        start: T0,
+        end: T0 + MS,
+    })
+    .unwrap();
+    // A second report for the same target, or one outside the wave, is refused.
+    let again = Event::Froze {
+        target: 1,
+        start: T0,
+        end: T0 + MS,
+    };
+    assert_eq!(s.handle(again), Err(UnexpectedEvent));
+    let outside = Event::Froze {
+        target: 2,
+        start: T0,
+        end: T0 + MS,
+    };
+    assert_eq!(s.handle(outside), Err(UnexpectedEvent));
+    assert_eq!(
+        s.handle(Event::Interrupted { at: T0 }),
+        Err(UnexpectedEvent)
+    );
+    // Still waiting for 0: asking again repeats the wave.
+    assert_eq!(s.next(T0 + MS), Action::FreezeWave { first: 0, count: 2 });
+    s.handle(Event::Froze {
+        target: 0,
+        start: T0,
+        end: T0 + 2 * MS,
+    })
+    .unwrap();
+    assert_eq!(s.next(T0 + 2 * MS), Action::Thaw(0));
+}
+
+#[test]
+fn a_wave_member_in_flight_at_the_deadline_times_out_and_the_rest_is_thawed() {
+    let mut s = waved(1_000);
+    assert_eq!(s.next(T0), Action::FreezeWave { first: 0, count: 2 });
+    s.handle(Event::Froze {
+        target: 0,
+        start: T0,
+        end: T0 + MS,
+    })
+    .unwrap();
+    s.handle(Event::FreezeInFlight {
+        target: 1,
+        start: T0,
+        at: T0 + 1_000 * MS,
+    })
+    .unwrap();
+    assert_eq!(s.next(T0 + 1_000 * MS), Action::Thaw(0));
+    s.handle(Event::Thawed {
+        target: 0,
+        start: T0 + 1_000 * MS,
+        end: T0 + 1_001 * MS,
+    })
+    .unwrap();
+    assert_eq!(s.next(T0 + 1_001 * MS), Action::Done(Status::Timeout));
+    assert_eq!(s.end(), End::Deadline);
+    assert_eq!(s.target(1).unwrap().outcome, Outcome::InFlight);
+    assert_eq!(s.target(2).unwrap().outcome, Outcome::NotAttempted);
+}
+
+#[test]
+fn a_wave_that_returns_after_the_deadline_is_a_timeout() {
+    let mut s = waved(10);
+    let mut d = Driver::new();
+    let st = d.run(&mut s, |_| (Ok(()), 20 * MS), ok_thaw, ack_after(1));
+    assert_eq!(st, Status::Timeout);
+    assert_eq!(&d.freezes()[..], &[0, 1], "nothing after a late wave");
+    assert_eq!(&d.thaws()[..], &[1, 0]);
+    assert_eq!(s.consistency(), Consistency::None);
+}
+
+#[test]
+fn waves_with_skip_leave_theirs_out_and_fail_when_nothing_is_ours() {
+    let mut s = waved(5_000).with_if_frozen(IfFrozen::Skip);
+    let mut d = Driver::new();
+    let st = d.run(&mut s, freeze_fails(4, EBUSY, 0), ok_thaw, ack_after(1));
+    assert_eq!(st, Status::Ok);
+    assert_eq!(s.target(4).unwrap().outcome, Outcome::NotCovered);
+    assert_eq!(&d.thaws()[..], &[3, 2, 1, 0]);
+
+    let mut s = Session::<4>::new(&[0, 1], 5_000 * MS)
+        .unwrap()
+        .with_wave_starts(&[true, false])
+        .with_if_frozen(IfFrozen::Skip);
+    let mut d = Driver::new();
+    let st = d.run(&mut s, |_| (Err(EBUSY), 0), ok_thaw, ack_after(1));
+    assert_eq!(st, Status::FrozenByOther);
+    assert!(d.thaws().is_empty());
+    assert!(!d.actions.contains(&Action::Notify));
+}
+
+#[test]
+fn wave_starts_beyond_the_slice_and_at_zero_are_forced() {
+    let s = Session::<4>::new(&[0, 1, 2], 5_000 * MS)
+        .unwrap()
+        .with_wave_starts(&[false, false]);
+    // Position 0 always starts a wave; position 2 is not covered by the slice.
+    assert_eq!(s.wave_count(), 2);
 }

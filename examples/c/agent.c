@@ -78,6 +78,7 @@ static void print_report(void) {
     }
     printf("status: %s; %s; window %.3f ms\n", quiesce_status_name(r.status),
            quiesce_consistency_name(r.consistency), r.window_ns / 1e6);
+    printf("pre-sync: %.3f ms\n", r.presync_ns / 1e6);
 }
 
 /* Runs the snapshot command; returns 1 if it exited 0. */

@@ -87,10 +87,14 @@ type Options struct {
 	// SkipFrozen skips a filesystem already frozen by another holder (its target is then
 	// OutcomeNotCovered) instead of failing with StatusFrozenByOther.
 	SkipFrozen bool
-	// Presync syncs every target right before the first FIFREEZE, so that dirty data is
-	// flushed while writers still run and the frozen window is short. Not the default: it
-	// runs on the calling thread before the deadline starts (stalled storage blocks it).
-	Presync bool
+	// NoPresync turns the pre-sync off. By default every target is synced right before the
+	// first FIFREEZE (in parallel, in the freezer processes, waiting at most the timeout and
+	// no more than 10 s), so that dirty data is flushed while writers still run and the
+	// frozen window is short.
+	NoPresync bool
+	// Sequential freezes one filesystem after another. By default filesystems that do not
+	// depend on each other (no loop image of one stored on another) are frozen at once.
+	Sequential bool
 	// Timeout is the deadline, counted from the first FIFREEZE; zero means the context's
 	// deadline, or DefaultTimeout if it has none. With both, the shorter one holds.
 	Timeout time.Duration
@@ -378,8 +382,11 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	if opts.All {
 		cfg.flags |= C.QUIESCE_FLAG_ALL
 	}
-	if opts.Presync {
-		cfg.flags |= C.QUIESCE_FLAG_PRESYNC
+	if opts.NoPresync {
+		cfg.flags |= C.QUIESCE_FLAG_NO_PRESYNC
+	}
+	if opts.Sequential {
+		cfg.flags |= C.QUIESCE_FLAG_SEQUENTIAL
 	}
 	if opts.SkipFrozen {
 		cfg.flags |= C.QUIESCE_FLAG_SKIP_FROZEN

@@ -349,8 +349,9 @@ func TestFreezeWriteBlocksThawCompletes(t *testing.T) {
 	}
 	if rep.Status != StatusOK || rep.Consistency != ConsistencyFilesystem || !rep.Acknowledged ||
 		!rep.Ended || rep.Window <= 0 || len(rep.Targets) != 1 ||
-		rep.Targets[0].Outcome != OutcomeThawed || rep.Targets[0].ThawLatency <= 0 {
-		t.Errorf("report: %+v", rep)
+		rep.Targets[0].Outcome != OutcomeThawed || rep.Targets[0].ThawLatency <= 0 ||
+		rep.Presync <= 0 {
+		t.Errorf("report (pre-sync is on by default): %+v", rep)
 	}
 	t.Logf("%s (%s, %d:%d, %s): %s; %s; window %v (freeze %v, thaw %v)", tg.Path, tg.FsType,
 		tg.Major, tg.Minor, tg.Source, rep.Status, rep.Consistency, rep.Window,
@@ -364,6 +365,25 @@ func TestFreezeWriteBlocksThawCompletes(t *testing.T) {
 	}
 	if s.Report() != rep {
 		t.Error("Report after the end is not the final report")
+	}
+	assertWritable(t, m)
+}
+
+func TestNoPresyncSequential(t *testing.T) {
+	m := testMount(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := FreezeWithOptions(ctx, Options{Mounts: []string{m}, NoPresync: true, Sequential: true})
+	if err != nil {
+		t.Fatalf("FreezeWithOptions(%s): %v", m, err)
+	}
+	defer s.Close()
+	rep, err := s.Thaw()
+	if err != nil {
+		t.Fatalf("Thaw: %v", err)
+	}
+	if rep.Status != StatusOK || rep.Presync != 0 {
+		t.Errorf("report without pre-sync: %+v", rep)
 	}
 	assertWritable(t, m)
 }

@@ -97,7 +97,8 @@ MAX_TARGETS: Final = 64
 
 _FLAG_ALL: Final = 1
 _FLAG_SKIP_FROZEN: Final = 2
-_FLAG_PRESYNC: Final = 4
+_FLAG_NO_PRESYNC: Final = 4
+_FLAG_SEQUENTIAL: Final = 8
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 TimeoutArg = Union[float, int, timedelta]
@@ -618,7 +619,8 @@ class Session:
         *,
         all_filesystems: bool = False,
         skip_frozen: bool = False,
-        presync: bool = False,
+        presync: bool = True,
+        parallel: bool = True,
     ) -> "Session":
         """Plans a session: resolves ``mounts`` (each must be a mount point), reads the mount
         table, orders the targets, opens every descriptor. Nothing is frozen yet.
@@ -629,8 +631,10 @@ class Session:
         writable filesystem is frozen and ``mounts`` names the ones to leave out. With
         ``skip_frozen=True`` a filesystem already frozen by someone else is skipped (its
         target's outcome is ``Outcome.NOT_COVERED``) instead of failing the freeze.
-        ``presync=True`` syncs every target right before the first FIFREEZE (shorter frozen
-        window; not the default: stalled storage blocks it before the deadline starts).
+        ``presync`` (default on) syncs every target right before the first FIFREEZE, in
+        parallel in the freezer processes, waiting at most the timeout (no more than 10 s):
+        a shorter frozen window. ``parallel`` (default on) freezes filesystems that do not
+        depend on each other at once; ``parallel=False`` freezes one after another.
 
         Raises TypeError/ValueError for bad arguments, QuiesceError if the library refuses.
         """
@@ -639,7 +643,8 @@ class Session:
         flags = (
             (_FLAG_ALL if all_filesystems else 0)
             | (_FLAG_SKIP_FROZEN if skip_frozen else 0)
-            | (_FLAG_PRESYNC if presync else 0)
+            | (0 if presync else _FLAG_NO_PRESYNC)
+            | (0 if parallel else _FLAG_SEQUENTIAL)
         )
         cfg = _Config()
         st = _lib.quiesce_config_init(byref(cfg))
@@ -867,7 +872,8 @@ class Frozen:
         timeout: TimeoutArg,
         all_filesystems: bool,
         skip_frozen: bool,
-        presync: bool = False,
+        presync: bool = True,
+        parallel: bool = True,
     ) -> None:
         # Check the arguments now, where the call is written.
         self._mounts = [os.fsdecode(p) for p in _paths(mounts, "mounts")]
@@ -876,6 +882,7 @@ class Frozen:
         self._all = all_filesystems
         self._skip_frozen = skip_frozen
         self._presync = presync
+        self._parallel = parallel
         self._session: Optional[Session] = None
 
     def __enter__(self) -> Session:
@@ -887,6 +894,7 @@ class Frozen:
             all_filesystems=self._all,
             skip_frozen=self._skip_frozen,
             presync=self._presync,
+            parallel=self._parallel,
         )
         try:
             session.freeze()
@@ -928,7 +936,8 @@ def frozen(
     *,
     all_filesystems: bool = False,
     skip_frozen: bool = False,
-    presync: bool = False,
+    presync: bool = True,
+    parallel: bool = True,
 ) -> Frozen:
     """``with frozen(["/mnt/a"], timeout=30) as session:`` freezes for the block.
 
@@ -939,7 +948,7 @@ def frozen(
     a note if the thaw itself went wrong). Either way ``session.report`` holds the final
     report afterwards. Arguments as for :meth:`Session.plan`.
     """
-    return Frozen(mounts, timeout, all_filesystems, skip_frozen, presync)
+    return Frozen(mounts, timeout, all_filesystems, skip_frozen, presync, parallel)
 
 
 def emergency_thaw(paths: Iterable[PathArg]) -> int:

@@ -382,7 +382,16 @@ def test_frozen_blocks_writes_and_thaws(mount: str, probes: Probes) -> None:
     assert (t.path, t.outcome, t.errno) == (mount, Outcome.THAWED, 0)
     assert t.fs_type in ("ext4", "xfs", "btrfs")
     assert t.freeze_ns > 0 and t.thaw_ns > 0
+    assert report.presync_ns > 0, "pre-sync is on by default"
     assert session.closed and session.error is None
+    probes.assert_writable()
+
+
+def test_presync_and_parallel_can_be_turned_off(mount: str, probes: Probes) -> None:
+    with quiesce.frozen([mount], timeout=20, presync=False, parallel=False) as session:
+        assert session.targets[0].outcome is Outcome.FROZEN
+    report = session.report
+    assert report.ok and report.presync_ns == 0
     probes.assert_writable()
 
 

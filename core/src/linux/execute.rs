@@ -141,6 +141,14 @@ impl ThawReply {
 pub trait Ops {
     /// Freezes target `i`; gives up at `deadline` (monotonic ns) if it can.
     fn freeze(&mut self, i: usize, deadline: u64) -> FreezeReply;
+    /// Freezes every target of `targets` (independent of each other), at once if the
+    /// implementation can; `replies[k]` answers `targets[k]`. Gives up at `deadline`. The
+    /// default freezes one after the other.
+    fn freeze_wave(&mut self, targets: &[u16], deadline: u64, replies: &mut [FreezeReply]) {
+        for (&i, reply) in targets.iter().zip(replies.iter_mut()) {
+            *reply = self.freeze(usize::from(i), deadline);
+        }
+    }
     /// Thaws target `i`.
     fn thaw(&mut self, i: usize) -> ThawReply;
 }
@@ -230,12 +238,36 @@ fn advance<const N: usize, O: Ops + ?Sized>(
             Action::Freeze(i) => ops
                 .freeze(i, session.deadline().unwrap_or(u64::MAX))
                 .event(i),
+            Action::FreezeWave { first, count } => {
+                freeze_wave(session, ops, first, count);
+                continue;
+            }
             Action::Notify => notify(),
             Action::Wait { until } => return Ok(until),
             Action::Thaw(i) => ops.thaw(i).event(i),
             Action::Done(status) => return Err(status),
         };
         deliver(session, event);
+    }
+}
+
+/// Issues the wave `order[first..first + count]` through `ops` and reports every reply.
+fn freeze_wave<const N: usize, O: Ops + ?Sized>(
+    session: &mut Session<N>,
+    ops: &mut O,
+    first: usize,
+    count: usize,
+) {
+    let mut targets = [0u16; N];
+    let n = count.min(N);
+    if let Some(wave) = session.order().get(first..first + n) {
+        targets[..n].copy_from_slice(wave);
+    }
+    let mut replies = [FreezeReply::InFlight { start: 0, at: 0 }; N];
+    let deadline = session.deadline().unwrap_or(u64::MAX);
+    ops.freeze_wave(&targets[..n], deadline, &mut replies[..n]);
+    for (&i, reply) in targets[..n].iter().zip(&replies[..n]) {
+        deliver(session, reply.event(usize::from(i)));
     }
 }
 

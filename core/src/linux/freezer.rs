@@ -9,22 +9,37 @@
 //! confirmed frozen); when the stuck call finally returns, the freezer sees the mark and thaws
 //! that filesystem at once.
 //!
-//! [`serve`] is the freezer's whole life after `fork`: raw syscalls only, no allocation, no
+//! A session runs a pool of freezers (up to [`MAX_FREEZERS`](super::table::MAX_FREEZERS)) that
+//! read requests from the same pipe: whichever is free takes the next one. Targets that do not
+//! depend on each other (a wave, see [`Session::with_wave_starts`]) are so frozen at once, and a
+//! freezer stuck in the kernel does not hold up the others. The same pool runs the pre-sync
+//! (`syncfs` of every target before the first `FIFREEZE`, request byte [`SYNC`]` | i`), so that a
+//! `syncfs` stuck on stalled storage blocks a helper, never the controller.
+//!
+//! [`serve`] is a freezer's whole life after `fork`: raw syscalls only, no allocation, no
 //! locks. [`Client`] is the controller's side, an [`Ops`] for the executor.
+//!
+//! [`Session::with_wave_starts`]: crate::session::Session::with_wave_starts
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::BorrowedFd;
 
 use super::execute::{FreezeReply, Ops, ThawReply};
 use super::sys::{self, now_ns, Errno};
-use super::table::{state, Slot, Table};
+use super::table::{state, sync, Slot, Table};
 
 const EBADF: Errno = 9;
 const EINVAL: Errno = 22;
 const ECHILD: Errno = 10;
 
-/// The request byte that tells the freezer to exit (a target index is always smaller).
+/// The request byte that tells a freezer to exit (a target index is always smaller).
 pub const QUIT: u8 = 0xFF;
+
+/// The bit that makes a request byte a pre-sync request for target `byte & !SYNC`.
+pub const SYNC: u8 = 0x80;
+
+/// Target indexes a request byte can carry (below [`SYNC`]).
+pub const MAX_REQUEST_TARGETS: usize = SYNC as usize - 1;
 
 /// The freezer's main loop: reads target indexes from `requests`, freezes `fds[i]`, records the
 /// result in `table`, writes the index back on `done`. Returns (its exit code) at end of input
@@ -46,13 +61,27 @@ pub fn serve<const N: usize>(
         if b[0] == QUIT {
             return 0;
         }
-        let i = usize::from(b[0]);
+        let i = usize::from(b[0] & !SYNC);
         if let (Some(slot), Some(fd)) = (table.slot(i), fds.get(i)) {
-            freeze_one(slot, *fd);
+            if b[0] & SYNC != 0 {
+                sync_one(slot, *fd);
+            } else {
+                freeze_one(slot, *fd);
+            }
         }
         // EPIPE when the controller is gone (SIGPIPE is blocked in helpers): nothing to do.
         let _ = rustix::io::write(done, &b);
     }
+}
+
+/// Issues `syncfs` for one slot, unless the controller stopped waiting before.
+fn sync_one(slot: &Slot, fd: BorrowedFd<'_>) {
+    if !slot.sync_move(sync::REQUESTED, sync::RUNNING) {
+        return;
+    }
+    let start = now_ns();
+    let result = sys::syncfs(fd);
+    slot.finish_sync(result, now_ns().saturating_sub(start));
 }
 
 /// Issues `FIFREEZE` for one slot, unless it was abandoned before; thaws at once if it was
@@ -139,62 +168,164 @@ impl<'a, 'fd, const N: usize> Client<'a, 'fd, N> {
     }
 }
 
-impl<const N: usize> Ops for Client<'_, '_, N> {
-    fn freeze(&mut self, i: usize, deadline: u64) -> FreezeReply {
-        self.table.set_deadline(deadline);
-        let start = now_ns();
+/// What the pre-sync achieved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Presync {
+    /// Targets whose `syncfs` returned 0.
+    pub done: usize,
+    /// Targets whose `syncfs` failed (their `FIFREEZE` flushes instead).
+    pub failed: usize,
+    /// Targets whose `syncfs` had not returned (or not started) when the controller stopped
+    /// waiting.
+    pub unfinished: usize,
+}
+
+impl<const N: usize> Client<'_, '_, N> {
+    /// Sends one request byte; false if the freezers are gone.
+    fn send(&mut self, byte: u8) -> bool {
+        !self.freezer_gone && matches!(rustix::io::write(self.requests, &[byte]), Ok(1))
+    }
+
+    /// Issues target `i`'s `FIFREEZE` (marks it in flight and sends the request); `Err` is the
+    /// reply when it could not be issued.
+    fn issue(&mut self, i: usize, start: u64) -> Result<(), FreezeReply> {
         let refused = |errno| FreezeReply::Returned {
             result: Err(errno),
             start,
             end: now_ns(),
         };
-        let Some(slot) = self.table.slot(i).filter(|_| i < usize::from(QUIT)) else {
-            return refused(EBADF);
+        let Some(slot) = self.table.slot(i).filter(|_| i < MAX_REQUEST_TARGETS) else {
+            return Err(refused(EBADF));
         };
         if !slot.request_freeze(start) {
-            return refused(EBADF);
+            return Err(refused(EBADF));
         }
-        let sent =
-            !self.freezer_gone && matches!(rustix::io::write(self.requests, &[i as u8]), Ok(1));
-        if !sent {
-            // The freezer is gone before the call was issued: nothing was frozen.
+        if !self.send(i as u8) {
+            // The freezers are gone before the call was issued: nothing was frozen.
             let _ = slot.transition(state::IN_FLIGHT, state::CANCELLED);
-            return refused(ECHILD);
+            return Err(refused(ECHILD));
+        }
+        Ok(())
+    }
+
+    /// Target `i`'s reply if its `FIFREEZE` has settled, or `None` while it is in flight.
+    fn settled(&self, i: usize, start: u64) -> Option<FreezeReply> {
+        let slot = self.table.slot(i)?;
+        match slot.state() {
+            state::FROZEN => Some(FreezeReply::Returned {
+                result: Ok(()),
+                start,
+                end: slot.freeze_times().1,
+            }),
+            state::FREEZE_FAILED => Some(FreezeReply::Returned {
+                result: Err(slot.errno()),
+                start,
+                end: slot.freeze_times().1,
+            }),
+            state::IN_FLIGHT => None,
+            // The guardian gave up on it (we are past its deadline).
+            _ => Some(FreezeReply::InFlight {
+                start,
+                at: now_ns(),
+            }),
+        }
+    }
+
+    /// Gives target `i` up at `now`: `None` if it settled this very moment (ask again).
+    fn abandon(&self, i: usize, start: u64, now: u64) -> Option<FreezeReply> {
+        let slot = self.table.slot(i)?;
+        slot.transition(state::IN_FLIGHT, state::ABANDONED)
+            .ok()
+            .map(|()| FreezeReply::InFlight { start, at: now })
+    }
+
+    /// Pre-sync: asks the freezers for `syncfs` on every target (all at once, as many in
+    /// parallel as there are freezers) and waits until they have all returned or the clock
+    /// reaches `until`. Requests not taken by then are withdrawn; a `syncfs` still running
+    /// keeps its freezer busy (the others take the freezes), and the `FIFREEZE` of that
+    /// target flushes whatever is left. Allocates nothing.
+    pub fn presync(&mut self, until: u64) -> Presync {
+        let n = self.table.len().min(MAX_REQUEST_TARGETS);
+        for (i, slot) in self.table.slots().iter().enumerate().take(n) {
+            if slot.request_sync() && !self.send(SYNC | i as u8) {
+                slot.sync_move(sync::REQUESTED, sync::SKIPPED);
+            }
         }
         loop {
-            match slot.state() {
-                state::FROZEN => {
-                    return FreezeReply::Returned {
-                        result: Ok(()),
-                        start,
-                        end: slot.freeze_times().1,
-                    }
-                }
-                state::FREEZE_FAILED => {
-                    return FreezeReply::Returned {
-                        result: Err(slot.errno()),
-                        start,
-                        end: slot.freeze_times().1,
-                    }
-                }
-                state::IN_FLIGHT => {}
-                // The guardian gave up on it (we are past its deadline).
-                _ => {
-                    return FreezeReply::InFlight {
-                        start,
-                        at: now_ns(),
-                    }
-                }
+            let busy = self.table.slots()[..n]
+                .iter()
+                .any(|s| matches!(s.sync_state(), sync::REQUESTED | sync::RUNNING));
+            if !busy || self.freezer_gone || now_ns() >= until {
+                break;
             }
+            self.wait_answer(until);
+        }
+        let mut p = Presync::default();
+        for slot in &self.table.slots()[..n] {
+            slot.sync_move(sync::REQUESTED, sync::SKIPPED);
+            match slot.sync_state() {
+                sync::DONE => p.done += 1,
+                sync::FAILED => p.failed += 1,
+                _ => p.unfinished += 1,
+            }
+        }
+        p
+    }
+}
+
+impl<const N: usize> Ops for Client<'_, '_, N> {
+    fn freeze(&mut self, i: usize, deadline: u64) -> FreezeReply {
+        let mut reply = [FreezeReply::InFlight { start: 0, at: 0 }];
+        self.freeze_wave(&[i as u16], deadline, &mut reply);
+        reply[0]
+    }
+
+    /// Every target of the wave is sent to the pool at once; waits until each has settled, or
+    /// until the deadline (then the unsettled ones are abandoned: whichever freezer completes
+    /// such a call thaws at once).
+    fn freeze_wave(&mut self, targets: &[u16], deadline: u64, replies: &mut [FreezeReply]) {
+        self.table.set_deadline(deadline);
+        let mut starts = [0u64; N];
+        let mut open = [false; N];
+        for (k, (&i, reply)) in targets.iter().zip(replies.iter_mut()).enumerate().take(N) {
+            let start = now_ns();
+            starts[k] = start;
+            match self.issue(usize::from(i), start) {
+                Ok(()) => open[k] = true,
+                Err(r) => *reply = r,
+            }
+        }
+        let count = targets.len().min(replies.len()).min(N);
+        loop {
             let now = now_ns();
-            if now >= deadline || self.freezer_gone {
-                // Give it up, unless it completed this very moment (then report that).
-                if slot.transition(state::IN_FLIGHT, state::ABANDONED).is_ok() {
-                    return FreezeReply::InFlight { start, at: now };
+            let give_up = now >= deadline || self.freezer_gone;
+            let mut pending = false;
+            for k in 0..count {
+                if !open[k] {
+                    continue;
                 }
-                continue;
+                let i = usize::from(targets[k]);
+                let settled = self.settled(i, starts[k]).or_else(|| {
+                    if give_up {
+                        self.abandon(i, starts[k], now)
+                    } else {
+                        None
+                    }
+                });
+                match settled {
+                    Some(r) => {
+                        replies[k] = r;
+                        open[k] = false;
+                    }
+                    None => pending = true,
+                }
             }
-            self.wait_answer(deadline);
+            if !pending {
+                return;
+            }
+            if !give_up {
+                self.wait_answer(deadline);
+            }
         }
     }
 

@@ -20,7 +20,7 @@ use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 use super::sys::{self, now_ns, Errno};
-use super::table::{state, Table};
+use super::table::{state, Table, MAX_FREEZERS};
 
 const EINVAL: Errno = 22;
 
@@ -178,26 +178,47 @@ fn thaw_confirmed<const N: usize>(
     failed
 }
 
-/// Waits while a `FIFREEZE` is unresolved (in flight or abandoned) and the freezer is alive: it
-/// thaws an abandoned one as soon as its call returns.
+/// Waits while a `FIFREEZE` is unresolved (in flight or abandoned) and any freezer is alive:
+/// the one holding an abandoned call thaws it as soon as the call returns.
 fn wait_for_freezer<const N: usize>(table: &Table<N>) {
     let started = now_ns();
-    let mut pidfd: Option<OwnedFd> = None;
+    let mut pidfds: [Option<OwnedFd>; MAX_FREEZERS] = [const { None }; MAX_FREEZERS];
+    let mut gone = [false; MAX_FREEZERS];
     while table.freeze_unresolved() {
-        if pidfd.is_none() {
-            match Pid::from_raw(table.freezer_pid()) {
-                Some(pid) => match pidfd_open(pid, PidfdFlags::empty()) {
-                    Ok(fd) => pidfd = Some(fd),
-                    // Gone already: nobody is left to settle it.
-                    Err(_) => return,
-                },
-                None if now_ns().saturating_sub(started) > NO_PID_WAIT_NS => return,
-                None => {}
+        // The first freezer still alive (by the pids published so far).
+        let mut watched = None;
+        for k in 0..MAX_FREEZERS {
+            if gone[k] {
+                continue;
             }
+            if pidfds[k].is_none() {
+                match Pid::from_raw(table.freezer_pid(k)) {
+                    Some(pid) => match pidfd_open(pid, PidfdFlags::empty()) {
+                        Ok(fd) => pidfds[k] = Some(fd),
+                        // Gone already.
+                        Err(_) => {
+                            gone[k] = true;
+                            continue;
+                        }
+                    },
+                    None => continue,
+                }
+            }
+            watched = Some(k);
+            break;
         }
-        let exited = ready(pidfd.as_ref().map(rustix::fd::AsFd::as_fd), TICK_NS);
-        if exited {
-            return;
+        let Some(k) = watched else {
+            // Every published freezer has exited (or none was published in time): nobody is
+            // left to settle it.
+            if gone.iter().any(|&g| g) || now_ns().saturating_sub(started) > NO_PID_WAIT_NS {
+                return;
+            }
+            ready(None, TICK_NS);
+            continue;
+        };
+        if ready(pidfds[k].as_ref().map(rustix::fd::AsFd::as_fd), TICK_NS) {
+            gone[k] = true;
+            pidfds[k] = None;
         }
     }
 }

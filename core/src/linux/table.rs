@@ -20,6 +20,26 @@
 
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
+/// The most freezer processes one session runs (they freeze independent targets at once and
+/// pre-sync them).
+pub const MAX_FREEZERS: usize = 16;
+
+/// Where one target's pre-sync (`syncfs` before the first `FIFREEZE`) stands.
+pub mod sync {
+    /// Not asked for.
+    pub const NONE: u32 = 0;
+    /// The controller asked a freezer for it; no freezer has taken it yet.
+    pub const REQUESTED: u32 = 1;
+    /// A freezer is in `syncfs`.
+    pub const RUNNING: u32 = 2;
+    /// `syncfs` returned 0.
+    pub const DONE: u32 = 3;
+    /// `syncfs` failed (`sync_errno` says why).
+    pub const FAILED: u32 = 4;
+    /// The controller stopped waiting before a freezer took it: never issued.
+    pub const SKIPPED: u32 = 5;
+}
+
 /// Where one target stands, as stored in the table.
 pub mod state {
     /// Not attempted yet.
@@ -92,6 +112,9 @@ pub struct Slot {
     freeze_end: AtomicU64,
     thaw_start: AtomicU64,
     thaw_end: AtomicU64,
+    sync: AtomicU32,
+    sync_errno: AtomicI32,
+    sync_ns: AtomicU64,
 }
 
 impl Slot {
@@ -103,7 +126,50 @@ impl Slot {
             freeze_end: AtomicU64::new(0),
             thaw_start: AtomicU64::new(0),
             thaw_end: AtomicU64::new(0),
+            sync: AtomicU32::new(sync::NONE),
+            sync_errno: AtomicI32::new(0),
+            sync_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Where its pre-sync stands (see [`sync`]).
+    pub fn sync_state(&self) -> u32 {
+        self.sync.load(Ordering::Acquire)
+    }
+
+    /// The errno of a failed pre-sync, or 0.
+    pub fn sync_errno(&self) -> i32 {
+        self.sync_errno.load(Ordering::Acquire)
+    }
+
+    /// How long its `syncfs` took (0 while running or never run).
+    pub fn sync_ns(&self) -> u64 {
+        self.sync_ns.load(Ordering::Acquire)
+    }
+
+    /// The controller: asks for a pre-sync (NONE -> REQUESTED).
+    pub fn request_sync(&self) -> bool {
+        self.sync_move(sync::NONE, sync::REQUESTED)
+    }
+
+    /// Moves the pre-sync state `from` -> `to` if it is in `from`.
+    pub fn sync_move(&self, from: u32, to: u32) -> bool {
+        self.sync
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The freezer: records a finished `syncfs`.
+    pub fn finish_sync(&self, result: Result<(), i32>, took_ns: u64) {
+        self.sync_ns.store(took_ns.max(1), Ordering::Release);
+        let to = match result {
+            Ok(()) => sync::DONE,
+            Err(e) => {
+                self.sync_errno.store(e, Ordering::Release);
+                sync::FAILED
+            }
+        };
+        self.sync.store(to, Ordering::Release);
     }
 
     /// The current state (see [`state`]).
@@ -190,7 +256,7 @@ pub struct Table<const N: usize> {
     deadline: AtomicU64,
     /// How long after the controller's deadline the guardian acts on its own (ns).
     grace: AtomicU64,
-    freezer_pid: AtomicI32,
+    freezer_pids: [AtomicI32; MAX_FREEZERS],
     guardian_pid: AtomicI32,
     slots: [Slot; N],
 }
@@ -203,7 +269,7 @@ impl<const N: usize> Table<N> {
             len: AtomicU32::new(if (len as usize) < N { len } else { N as u32 }),
             deadline: AtomicU64::new(0),
             grace: AtomicU64::new(grace_ns),
-            freezer_pid: AtomicI32::new(0),
+            freezer_pids: [const { AtomicI32::new(0) }; MAX_FREEZERS],
             guardian_pid: AtomicI32::new(0),
             slots: [const { Slot::new() }; N],
         }
@@ -255,19 +321,23 @@ impl<const N: usize> Table<N> {
             .map(|d| d.saturating_add(self.grace.load(Ordering::Acquire)))
     }
 
-    /// Records the helpers' process ids.
-    pub fn set_pids(&self, freezer: i32, guardian: i32) {
-        if freezer != 0 {
-            self.freezer_pid.store(freezer, Ordering::Release);
-        }
-        if guardian != 0 {
-            self.guardian_pid.store(guardian, Ordering::Release);
+    /// Records the guardian's process id.
+    pub fn set_guardian_pid(&self, pid: i32) {
+        self.guardian_pid.store(pid, Ordering::Release);
+    }
+
+    /// Records the process id of freezer `k` (below [`MAX_FREEZERS`]; others are ignored).
+    pub fn set_freezer_pid(&self, k: usize, pid: i32) {
+        if let Some(p) = self.freezer_pids.get(k) {
+            p.store(pid, Ordering::Release);
         }
     }
 
-    /// The freezer's pid (0 before it is known).
-    pub fn freezer_pid(&self) -> i32 {
-        self.freezer_pid.load(Ordering::Acquire)
+    /// Freezer `k`'s pid (0: none, or not known yet).
+    pub fn freezer_pid(&self, k: usize) -> i32 {
+        self.freezer_pids
+            .get(k)
+            .map_or(0, |p| p.load(Ordering::Acquire))
     }
 
     /// The guardian's pid (0 before it is known).

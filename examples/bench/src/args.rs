@@ -16,7 +16,7 @@ Options:
   --quiesce PATH       the quiesce CLI to measure (default: target/release/quiesce;
                        build it first: cargo build --release -p quiesce-cli)
   --quiesce-arg ARG    extra argument for every quiesce command, after the subcommand
-                       (repeatable), e.g. --quiesce-arg --presync
+                       (repeatable), e.g. --quiesce-arg --no-presync
   --compare-arg ARG    measure a second quiesce configuration side by side (same binary,
                        these extra arguments; repeatable); adds a column
   --reps N             repetitions of the stall and cycle measurements (median; default 7)

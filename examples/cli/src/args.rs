@@ -9,6 +9,25 @@ use std::path::PathBuf;
 use quiesce::runtime::{HookConfig, IfFrozen, MAX_HOOK_TIMEOUT, MAX_TIMEOUT};
 
 /// What to do.
+/// How fast a session freezes: pre-sync and parallel freezing, both on unless switched off
+/// (`--no-presync`, `--sequential`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// `syncfs` every target before the first `FIFREEZE`.
+    pub presync: bool,
+    /// Freeze independent filesystems at once.
+    pub parallel: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            presync: true,
+            parallel: true,
+        }
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Command {
     /// `quiesce plan`.
@@ -22,7 +41,7 @@ pub enum Command {
         mounts: Vec<OsString>,
         argv: Vec<OsString>,
         if_frozen: IfFrozen,
-        presync: bool,
+        tuning: Tuning,
         hooks: HookConfig,
     },
     /// `quiesce freeze` and the `fsfreezer` form.
@@ -31,7 +50,7 @@ pub enum Command {
         mounts: Vec<OsString>,
         stdin: bool,
         if_frozen: IfFrozen,
-        presync: bool,
+        tuning: Tuning,
         hooks: HookConfig,
     },
     /// `quiesce thaw`.
@@ -199,7 +218,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     mounts,
                     stdin: false,
                     if_frozen: IfFrozen::Fail,
-                    presync: false,
+                    tuning: Tuning::default(),
                     hooks: HookConfig::default(),
                 },
                 json,
@@ -221,7 +240,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
     let mut mounts = Vec::new();
     let mut argv: Option<Vec<OsString>> = None;
     let mut hooks = HookConfig::default();
-    let mut presync = false;
+    let mut tuning = Tuning::default();
     let session = name == "run" || name == "freeze";
     while let Some(arg) = it.next() {
         let s = arg.to_string_lossy().into_owned();
@@ -270,7 +289,10 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     parse_hook_timeout(&v.to_string_lossy()).map_err(|m| err(m, json))?;
             }
             "--require-app-consistent" if session => hooks.require_app_consistent = true,
-            "--presync" if session => presync = true,
+            "--presync" if session => tuning.presync = true,
+            "--no-presync" if session => tuning.presync = false,
+            "--parallel" if session => tuning.parallel = true,
+            "--sequential" if session => tuning.parallel = false,
             t if session && t.starts_with("--hook-dir=") => {
                 hooks.dir = Some(PathBuf::from(&t["--hook-dir=".len()..]))
             }
@@ -343,7 +365,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 mounts,
                 argv,
                 if_frozen,
-                presync,
+                tuning,
                 hooks,
             }
         }
@@ -358,7 +380,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 mounts,
                 stdin,
                 if_frozen,
-                presync,
+                tuning,
                 hooks,
             }
         }
@@ -434,7 +456,7 @@ mod tests {
                 mounts: vec!["/a".into()],
                 argv: vec!["cp".into(), "-a".into(), "x".into()],
                 if_frozen: IfFrozen::Fail,
-                presync: false,
+                tuning: Tuning::default(),
                 hooks: HookConfig::default(),
             }
         );
@@ -446,7 +468,7 @@ mod tests {
                 mounts: vec!["/a".into(), "/b".into()],
                 stdin: false,
                 if_frozen: IfFrozen::Fail,
-                presync: false,
+                tuning: Tuning::default(),
                 hooks: HookConfig::default(),
             }
         );
@@ -457,7 +479,10 @@ mod tests {
             i.command,
             Command::Freeze {
                 if_frozen: IfFrozen::Skip,
-                presync: false,
+                tuning: Tuning {
+                    presync: true,
+                    parallel: true
+                },
                 ..
             }
         ));
@@ -466,7 +491,31 @@ mod tests {
             i.command,
             Command::Run {
                 if_frozen: IfFrozen::Fail,
-                presync: false,
+                tuning: Tuning {
+                    presync: true,
+                    parallel: true
+                },
+                ..
+            }
+        ));
+        let i = p(&[
+            "run",
+            "--no-presync",
+            "--sequential",
+            "-t",
+            "2",
+            "/a",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert!(matches!(
+            i.command,
+            Command::Run {
+                tuning: Tuning {
+                    presync: false,
+                    parallel: false
+                },
                 ..
             }
         ));

@@ -26,8 +26,8 @@ quiesce: freeze filesystems for a consistent disk snapshot, and always thaw them
 
 Usage:
   quiesce plan   [--json] [--exclude MOUNT]... [MOUNT...]
-  quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [--presync] [HOOKS] MOUNT... -- CMD [ARG...]
-  quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [--presync] [HOOKS] [--stdin] MOUNT...
+  quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] MOUNT... -- CMD [ARG...]
+  quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] [--stdin] MOUNT...
   quiesce TIMEOUT MOUNT...        (the fsfreezer / safefreeze form of `freeze`)
   quiesce thaw   [--json] MOUNT...
   quiesce status [--json]
@@ -57,11 +57,16 @@ Options:
   --if-frozen=fail|skip
                    a filesystem already frozen by another holder: fail (the default: exit 15,
                    their freeze left alone) or skip it (the snapshot does not cover it)
-  --presync        (run, freeze) syncfs every target (in parallel) right before the first
-                   freeze, so that dirty data is flushed while writers still run and the
-                   frozen window is short. Not the default yet: it starts before the deadline,
-                   and storage that has stalled blocks it without a bound
   --exclude MOUNT  (plan) leave this filesystem out
+
+Speed (run, freeze); both are on by default:
+  --no-presync     do not syncfs every target right before the first freeze. Pre-sync
+                   flushes dirty data while writers still run, so the frozen window is short;
+                   it runs in the freezer processes, in parallel, waits at most the timeout
+                   (no more than 10 s) and does not count against the deadline
+  --sequential     freeze one filesystem after another. By default filesystems that do not
+                   depend on each other (no loop image of one stored on another) are frozen
+                   at once, by up to 16 freezer processes
 
 Hooks (run, freeze), for application-consistent snapshots:
   --hook-dir DIR   run DIR's executables, in byte-wise name order, with `freeze` before the
@@ -147,7 +152,7 @@ fn main() -> ExitCode {
             mounts,
             stdin,
             if_frozen,
-            presync,
+            tuning,
             hooks,
         } => freeze(
             name,
@@ -155,7 +160,7 @@ fn main() -> ExitCode {
             Session {
                 timeout,
                 if_frozen,
-                presync,
+                tuning,
                 hooks,
                 mode: Mode::from(stdin),
             },
@@ -166,7 +171,7 @@ fn main() -> ExitCode {
             mounts,
             argv,
             if_frozen,
-            presync,
+            tuning,
             hooks,
         } => freeze(
             name,
@@ -174,7 +179,7 @@ fn main() -> ExitCode {
             Session {
                 timeout,
                 if_frozen,
-                presync,
+                tuning,
                 hooks,
                 mode: Mode::Run(argv),
             },
@@ -223,7 +228,7 @@ impl From<bool> for Mode {
 struct Session {
     timeout: std::time::Duration,
     if_frozen: IfFrozen,
-    presync: bool,
+    tuning: args::Tuning,
     hooks: HookConfig,
     mode: Mode,
 }
@@ -237,7 +242,7 @@ fn freeze(
     let Session {
         timeout,
         if_frozen,
-        presync,
+        tuning,
         hooks,
         mode,
     } = session;
@@ -285,7 +290,8 @@ fn freeze(
         timeout,
         if_frozen,
         record: true,
-        presync,
+        presync: tuning.presync,
+        parallel: tuning.parallel,
     };
     let mut log = Box::new(DeferredLog::new());
     // While a hook runs before the freeze, SIGTERM, SIGINT or SIGHUP kill it and stop.

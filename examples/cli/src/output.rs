@@ -192,6 +192,8 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
                 .opt_str("error", err.as_deref())
                 .num("freeze_us", t.freeze_ns / 1000)
                 .num("thaw_us", t.thaw_ns / 1000)
+                .num("wave", t.wave)
+                .num("presync_us", t.presync_ns / 1000)
                 .finish()
         }));
         let hooks = r.hooks.as_ref();
@@ -213,6 +215,7 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             .num("timeout_ms", r.timeout.as_millis())
             .opt_num("window_us", r.window_ns.map(|n| n / 1000))
             .opt_num("presync_us", r.presync_ns.map(|n| n / 1000))
+            .num("freezers", r.freezers)
             .raw("targets", &targets)
             .raw("skipped", &array(r.skipped.iter().map(skip_json)))
             .strings(

@@ -13,12 +13,23 @@ pub const QUIESCE_FLAG_ALL: u32 = 1;
 /// instead of failing the session with `QUIESCE_FROZEN_BY_OTHER`.
 pub const QUIESCE_FLAG_SKIP_FROZEN: u32 = 2;
 
-/// Flag: pre-sync. Every target is `syncfs`ed (one after the other: the C ABI starts no
-/// threads) right before the first `FIFREEZE`, so that the flush of dirty data happens while
-/// writers still run and the frozen window is short. Not the default yet: the `syncfs` runs
-/// on the calling thread, before the deadline starts, so storage that has stalled (e.g. a
-/// loop device whose backing filesystem is frozen) blocks this call without a bound.
-pub const QUIESCE_FLAG_PRESYNC: u32 = 4;
+/// Flag: no pre-sync. By default every target is `syncfs`ed right before the first `FIFREEZE`
+/// (in parallel, in the freezer processes), so that the flush of dirty data happens while
+/// writers still run and the frozen window is short. The pre-sync waits at most the timeout,
+/// and no more than `QUIESCE_PRESYNC_LIMIT_MS`; whatever it has not flushed by then,
+/// `FIFREEZE` flushes. It does not count against the deadline.
+pub const QUIESCE_FLAG_NO_PRESYNC: u32 = 4;
+
+/// Flag: freeze one filesystem after another. By default filesystems that do not depend on
+/// each other (no loop device of one stored on the other) are frozen at once, by a pool of up
+/// to `QUIESCE_MAX_FREEZERS` freezer processes.
+pub const QUIESCE_FLAG_SEQUENTIAL: u32 = 8;
+
+/// The longest pre-sync wait in milliseconds (the timeout, if shorter, bounds it too).
+pub const QUIESCE_PRESYNC_LIMIT_MS: u32 = 10_000;
+
+/// The most freezer processes a session runs.
+pub const QUIESCE_MAX_FREEZERS: u32 = 16;
 
 bitflags! {
     /// The `flags` of a [`quiesce_config`].
@@ -28,8 +39,10 @@ bitflags! {
         const ALL = QUIESCE_FLAG_ALL;
         /// [`QUIESCE_FLAG_SKIP_FROZEN`].
         const SKIP_FROZEN = QUIESCE_FLAG_SKIP_FROZEN;
-        /// [`QUIESCE_FLAG_PRESYNC`].
-        const PRESYNC = QUIESCE_FLAG_PRESYNC;
+        /// [`QUIESCE_FLAG_NO_PRESYNC`].
+        const NO_PRESYNC = QUIESCE_FLAG_NO_PRESYNC;
+        /// [`QUIESCE_FLAG_SEQUENTIAL`].
+        const SEQUENTIAL = QUIESCE_FLAG_SEQUENTIAL;
     }
 }
 
@@ -129,3 +142,7 @@ pub unsafe fn read(cfg: *const quiesce_config) -> Result<(quiesce_config, Flags)
     }
     Ok((c, flags))
 }
+
+const _: () = assert!(QUIESCE_MAX_FREEZERS as usize == quiesce_core::linux::table::MAX_FREEZERS);
+const _: () =
+    assert!(QUIESCE_PRESYNC_LIMIT_MS as u128 == crate::runtime::PRESYNC_LIMIT.as_millis());

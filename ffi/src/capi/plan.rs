@@ -172,6 +172,7 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
         table,
         names,
         targets,
+        wave_starts,
         skips,
         skips_dropped,
         failure,
@@ -285,6 +286,7 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
             format_args!("the names of the planned filesystems exceed the session's buffer: name fewer mount points"),
         )
     };
+    let mut kept: heapless::Vec<u16, MAX_TARGETS> = heapless::Vec::new();
     for &i in order.iter() {
         let Some(t) = plan.targets().get(i as usize) else {
             continue;
@@ -305,6 +307,7 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
         };
         match fd {
             Some(fd) => {
+                let _ = kept.push(i);
                 let _ = targets.push(Target {
                     path,
                     fs_type,
@@ -333,6 +336,7 @@ fn build(inner: &mut Inner, opened: &mut [Opened<'_>], all: bool) -> u32 {
             }
         }
     }
+    plan.wave_starts(&kept, &mut wave_starts[..]);
     *skips_dropped += plan.skips_dropped();
     for s in plan.skips() {
         let (Ok(path), Ok(fs_type), Ok(reason)) = (

@@ -38,7 +38,7 @@ pub struct quiesce_report_info {
     pub not_covered: u32,
     /// Nanoseconds from the first `FIFREEZE` to the last `FITHAW` returned (0 if none).
     pub window_ns: u64,
-    /// Nanoseconds the pre-sync took (0 if it did not run: without `QUIESCE_FLAG_PRESYNC`).
+    /// Nanoseconds the pre-sync took (0 if it did not run: `QUIESCE_FLAG_NO_PRESYNC`, or the session never froze).
     pub presync_ns: u64,
 }
 

@@ -8,19 +8,22 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use quiesce_core::linux::guardian;
-use quiesce_core::linux::sys::{self, now_ns};
+use quiesce_core::linux::sys::now_ns;
 use quiesce_core::linux::{conclude, run_until_frozen, Signal};
 use quiesce_core::session::{IfFrozen, Outcome, Session};
 use quiesce_core::Status;
 
 use super::buffers::Lossy;
-use super::config::{self, quiesce_config, ConfigError, Flags, QUIESCE_MAX_TIMEOUT_MS};
+use super::config::{
+    self, quiesce_config, ConfigError, Flags, QUIESCE_MAX_TIMEOUT_MS,
+    QUIESCE_PRESYNC_LIMIT_MS as PRESYNC_LIMIT_MS,
+};
 use super::storage::{
     quiesce_session, BadStorage, Failure, Inner, Phase, QUIESCE_SESSION_ALIGN, QUIESCE_SESSION_SIZE,
 };
 use super::testing::{self, Point};
 use super::{guard, plan};
-use crate::runtime::helpers::Helpers;
+use crate::runtime::helpers::{pool_size, Helpers};
 use crate::runtime::{ErrnoName, MAX_TARGETS};
 
 #[allow(non_camel_case_types)]
@@ -246,10 +249,16 @@ fn has_cap_sys_admin() -> bool {
     r == 0 && data[0].effective & (1 << CAP_SYS_ADMIN) != 0
 }
 
-/// Freezes every planned filesystem, in order, through a helper process (so that a
+/// Freezes every planned filesystem, in order, through helper processes (so that a
 /// `FIFREEZE` stuck in the kernel cannot hold this call past the deadline), with a guardian
 /// process that thaws everything if this process dies or the deadline passes. The deadline
 /// (`timeout_ms`) starts at the first `FIFREEZE`.
+///
+/// First, unless `QUIESCE_FLAG_NO_PRESYNC`, every target is `syncfs`ed in parallel by the
+/// helpers (the pre-sync: dirty data is flushed while writers still run); this waits at most
+/// `timeout_ms`, and no more than `QUIESCE_PRESYNC_LIMIT_MS`, before the freezing starts.
+/// Filesystems that do not depend on each other are then frozen at once, unless
+/// `QUIESCE_FLAG_SEQUENTIAL`.
 ///
 /// Returns `QUIESCE_OK` once everything is frozen: take the snapshot now, then call
 /// `quiesce_thaw()`. On failure (`QUIESCE_FREEZE_FAILED`, `QUIESCE_FROZEN_BY_OTHER`,
@@ -302,8 +311,16 @@ fn freeze(inner: &mut Inner) -> u32 {
     } else {
         IfFrozen::Fail
     };
+    let parallel = !inner.flags.contains(Flags::SEQUENTIAL);
+    let presync = !inner.flags.contains(Flags::NO_PRESYNC);
+    let waves: &[bool] = if parallel {
+        &inner.wave_starts[..n]
+    } else {
+        &[]
+    };
+    let freezers = pool_size(waves, presync, n);
     let session = match Session::<MAX_TARGETS>::new(&order[..n], timeout_ns) {
-        Ok(s) => s.with_if_frozen(if_frozen),
+        Ok(s) => s.with_if_frozen(if_frozen).with_wave_starts(waves),
         Err(e) => {
             return inner.fail(
                 Failure {
@@ -314,31 +331,34 @@ fn freeze(inner: &mut Inner) -> u32 {
             )
         }
     };
-    if inner.flags.contains(Flags::PRESYNC) {
-        // Sequential: threads would allocate. A failure is harmless (FIFREEZE flushes too).
-        let start = now_ns();
-        for t in inner.targets.iter() {
-            let _ = sys::syncfs(t.fd.as_fd());
-        }
-        inner.presync_ns = now_ns().saturating_sub(start).max(1);
-    }
+    let presync_limit = u64::from(inner.timeout_ms.min(PRESYNC_LIMIT_MS)) * 1_000_000;
     let result = {
         let Inner {
             targets,
             session: slot,
             helpers: helpers_slot,
+            presync_ns,
             ..
         } = &mut *inner;
         let fds: heapless::Vec<BorrowedFd<'_>, MAX_TARGETS> =
             targets.iter().map(|t| t.fd.as_fd()).collect();
         // The guardian thaws at the deadline itself: between quiesce_freeze() and
         // quiesce_thaw() nobody else in this process watches the clock.
-        match Helpers::spawn(&fds, None, Duration::ZERO) {
+        match Helpers::spawn(&fds, None, Duration::ZERO, freezers) {
             Ok(h) => {
                 let helpers = helpers_slot.insert(h);
                 let session = slot.insert(session);
                 match helpers.client(&fds) {
-                    Some(mut ops) => run_until_frozen(session, &mut ops).map_err(Ok),
+                    Some(mut ops) => {
+                        if presync {
+                            // In the freezers, in parallel, bounded: a failed or unfinished
+                            // syncfs is harmless (FIFREEZE flushes too).
+                            let start = now_ns();
+                            ops.presync(start.saturating_add(presync_limit));
+                            *presync_ns = now_ns().saturating_sub(start).max(1);
+                        }
+                        run_until_frozen(session, &mut ops).map_err(Ok)
+                    }
                     None => Err(Ok(Status::Internal)),
                 }
             }

@@ -103,6 +103,9 @@ pub struct Inner {
     pub table: MountTable,
     pub names: Names,
     pub targets: heapless::Vec<Target, MAX_TARGETS>,
+    /// `wave_starts[p]`: target `p` must wait for the ones before it (storage); runs of
+    /// `false` may be frozen at once. Zeroed bytes are `false`; the plan fills it.
+    pub wave_starts: [bool; MAX_TARGETS],
     pub skips: heapless::Vec<Skip, QUIESCE_MAX_SKIPS>,
     pub skips_dropped: usize,
     pub session: Option<Session<MAX_TARGETS>>,

@@ -13,15 +13,15 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use quiesce_core::linux::sys::{self, now_ns};
-use quiesce_core::linux::table::state;
+use quiesce_core::linux::sys::now_ns;
+use quiesce_core::linux::table::{state, sync};
 use quiesce_core::linux::{execute_with, Controller};
 use quiesce_core::session::{IfFrozen, Session, SessionError};
 use quiesce_core::Status;
 
 use super::blocked::blocked_tasks;
-use super::helpers::Helpers;
 pub use super::helpers::GUARDIAN_GRACE;
+use super::helpers::{pool_size, Helpers};
 use super::record::{ProcRef, RecordTarget, SessionRecord};
 use super::report::Diagnosis;
 use super::{check_timeout, errno_name, Failure, Prepared, Report, MAX_TARGETS};
@@ -35,12 +35,23 @@ pub struct FreezeOptions {
     pub if_frozen: IfFrozen,
     /// Whether to keep a session record under `/run/quiesce` (for `status` and `recover`).
     pub record: bool,
-    /// Whether [`Armed::presync`] runs `syncfs` on every target (in parallel) before the first
-    /// `FIFREEZE`, so that the flush of dirty data happens while writers still run and the
-    /// freeze itself is short. Off by default: the threads are this process's, and start
-    /// before the deadline, so storage that has stalled blocks them (and this process's exit)
-    /// without a bound; moving the `syncfs` into the helper processes is the next step.
+    /// Whether [`Armed::presync`] runs `syncfs` on every target (in parallel, in the freezer
+    /// processes) before the first `FIFREEZE`, so that the flush of dirty data happens while
+    /// writers still run and the freeze itself is short. On by default. It waits at most
+    /// [`presync_limit`] (a `syncfs` stuck on stalled storage blocks a helper, not us).
     pub presync: bool,
+    /// Whether targets that do not depend on each other (storage) are frozen at once, by a
+    /// pool of freezer processes. On by default.
+    pub parallel: bool,
+}
+
+/// The longest pre-sync wait: the timeout, but no more than this.
+pub const PRESYNC_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long the pre-sync waits for `timeout`: `min(timeout, PRESYNC_LIMIT)`. Whatever it has
+/// not flushed by then, `FIFREEZE` flushes.
+pub fn presync_limit(timeout: Duration) -> Duration {
+    timeout.min(PRESYNC_LIMIT)
 }
 
 impl FreezeOptions {
@@ -50,7 +61,8 @@ impl FreezeOptions {
             timeout,
             if_frozen: IfFrozen::Fail,
             record: true,
-            presync: false,
+            presync: true,
+            parallel: true,
         }
     }
 }
@@ -84,6 +96,11 @@ impl Prepared {
             ));
         }
         let order: Vec<u16> = (0..self.targets.len() as u16).collect();
+        let waves: &[bool] = if options.parallel {
+            &self.wave_starts
+        } else {
+            &[]
+        };
         let session = Session::<MAX_TARGETS>::new(&order, timeout_ns)
             .map_err(|e| match e {
                 SessionError::TooManyTargets => Failure::new(
@@ -94,8 +111,10 @@ impl Prepared {
                     Failure::new(Status::Internal, format!("cannot start a session: {e:?}"))
                 }
             })?
-            .with_if_frozen(options.if_frozen);
+            .with_if_frozen(options.if_frozen)
+            .with_wave_starts(waves);
         let fds: Vec<BorrowedFd<'_>> = self.fds().collect();
+        let freezers = pool_size(waves, options.presync, fds.len());
         let mut notes = Vec::new();
         let mut record = options.record.then(|| {
             SessionRecord::new(
@@ -112,17 +131,21 @@ impl Prepared {
         let record_path = record
             .as_ref()
             .and_then(|r| CString::new(r.path.as_os_str().as_bytes()).ok());
-        let helpers =
-            Helpers::spawn(&fds, record_path.as_deref(), GUARDIAN_GRACE).map_err(|e| {
+        let helpers = Helpers::spawn(&fds, record_path.as_deref(), GUARDIAN_GRACE, freezers)
+            .map_err(|e| {
                 Failure::new(
                     Status::Internal,
-                    format!("cannot start the guardian and the freezer: {e}"),
+                    format!("cannot start the guardian and the freezers: {e}"),
                 )
                 .with_errno(e.raw_os_error().unwrap_or(0))
             })?;
         if let Some(r) = record.as_mut() {
             r.guardian = ProcRef::of(helpers.guardian);
-            r.freezer = ProcRef::of(helpers.freezer);
+            r.freezer = ProcRef::of(helpers.freezer());
+            r.pool = helpers.freezer_pids()[1..]
+                .iter()
+                .map(|&p| ProcRef::of(p))
+                .collect();
             if let Err(e) = r.write() {
                 notes.push(format!(
                     "cannot write the session record {}: {e}; `quiesce status` and `quiesce recover` will not see this session",
@@ -173,46 +196,32 @@ impl Armed<'_> {
         self.helpers.guardian
     }
 
-    /// The freezer's pid.
+    /// The first freezer's pid.
     pub fn freezer_pid(&self) -> i32 {
-        self.helpers.freezer
+        self.helpers.freezer()
     }
 
-    /// Pre-sync (if the options ask for it): `syncfs` on every target, one thread each, before
-    /// the first `FIFREEZE`; returns how long it took. Writers keep running meanwhile, so the
-    /// dirty data is flushed without stalling them, and `FIFREEZE` only flushes what was
-    /// written since. A failed `syncfs` is noted; the freeze flushes anyway. Allocates (the
-    /// threads): call it right before [`Armed::run`].
+    /// Every freezer's pid.
+    pub fn freezer_pids(&self) -> &[i32] {
+        self.helpers.freezer_pids()
+    }
+
+    /// Pre-sync (if the options ask for it): `syncfs` on every target, in parallel in the
+    /// freezer processes, before the first `FIFREEZE`; waits at most [`presync_limit`] and
+    /// returns how long it waited. Writers keep running meanwhile, so the dirty data is flushed
+    /// without stalling them, and `FIFREEZE` only flushes what was written since. A failed or
+    /// unfinished `syncfs` is noted in the report; the freeze flushes anyway. The deadline has
+    /// not started. Allocates nothing.
     pub fn presync(&mut self) -> Option<Duration> {
         if !self.options.presync {
             return None;
         }
         let start = now_ns();
-        let failed: Vec<(usize, i32)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .fds
-                .iter()
-                .enumerate()
-                .map(|(i, fd)| scope.spawn(move || (i, sys::syncfs(*fd))))
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().ok())
-                .filter_map(|(i, r)| r.err().map(|e| (i, e)))
-                .collect()
-        });
-        let took = now_ns().saturating_sub(start);
-        for (i, errno) in failed {
-            let name = self
-                .prepared
-                .targets
-                .get(i)
-                .map_or("?", |t| t.mount_point.as_str());
-            self.notes.push(format!(
-                "pre-sync (syncfs) of {name} failed: {}; its FIFREEZE flushes instead",
-                errno_name(errno)
-            ));
-        }
+        let limit =
+            u64::try_from(presync_limit(self.options.timeout).as_nanos()).unwrap_or(u64::MAX);
+        let mut ops = self.helpers.client(&self.fds)?;
+        ops.presync(start.saturating_add(limit));
+        let took = now_ns().saturating_sub(start).max(1);
         self.presync_ns = Some(took);
         Some(Duration::from_nanos(took))
     }
@@ -251,6 +260,17 @@ impl Armed<'_> {
                 )),
                 _ => {}
             }
+            match slot.sync_state() {
+                sync::FAILED => notes.push(format!(
+                    "pre-sync (syncfs) of {name} failed: {}; its FIFREEZE flushed instead",
+                    errno_name(slot.sync_errno())
+                )),
+                sync::RUNNING | sync::SKIPPED => notes.push(format!(
+                    "pre-sync (syncfs) of {name} did not finish within {} ms; its FIFREEZE flushed the rest",
+                    presync_limit(self.options.timeout).as_millis()
+                )),
+                _ => {}
+            }
         }
         if let Some(r) = self.record.take() {
             if !unresolved {
@@ -261,6 +281,19 @@ impl Armed<'_> {
             blocked: blocked_tasks(),
         });
         let mut report = Report::new(self.prepared, &self.session, self.options.timeout);
+        let mut wave = 0;
+        for (p, t) in report.targets.iter_mut().enumerate() {
+            let parallel = self.options.parallel;
+            if p > 0 && (!parallel || self.prepared.wave_starts.get(p).copied().unwrap_or(true)) {
+                wave += 1;
+            }
+            t.wave = wave;
+            t.presync_ns = table.slot(p).map_or(0, |s| match s.sync_state() {
+                sync::DONE => s.sync_ns(),
+                _ => 0,
+            });
+        }
+        report.freezers = self.helpers.freezer_count;
         report.notes.extend(notes);
         report.diagnosis = diagnosis;
         report.presync_ns = self.presync_ns;

@@ -4,7 +4,8 @@
 //! Layout: the controller (this process) maps a shared table of per-target states
 //! (`MAP_SHARED | MAP_ANONYMOUS`), makes three close-on-exec pipes (liveness, requests,
 //! answers), blocks every signal, and forks a short-lived intermediate process that forks the
-//! guardian and the freezer, publishes their pids in the table, and exits. The helpers are so
+//! guardian and a pool of freezers (they share the request pipe: each request goes to
+//! whichever is free), publishes their pids in the table, and exits. The helpers are so
 //! re-parented at once: the controller never has to reap them (a host process such as a Go or
 //! Python agent gets no zombies), and their lifetime does not depend on it.
 //!
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use quiesce_core::linux::freezer::{self, Client, QUIT};
 use quiesce_core::linux::guardian;
-use quiesce_core::linux::table::Table;
+use quiesce_core::linux::table::{Table, MAX_FREEZERS};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use super::MAX_TARGETS;
@@ -34,6 +35,21 @@ pub type SharedTable = Table<MAX_TARGETS>;
 /// How long after the controller's deadline the guardian thaws on its own, if the controller is
 /// still there but has not thawed (stopped, or hung).
 pub const GUARDIAN_GRACE: Duration = Duration::from_secs(2);
+
+/// How many freezers a session needs: one per target of the widest wave (`wave_starts` as
+/// given to the session; empty: one at a time), plus one per target when pre-syncing, so that
+/// a `syncfs` still running at the pre-sync limit never holds up the freeze of another target;
+/// at least 1, at most [`MAX_FREEZERS`].
+pub fn pool_size(wave_starts: &[bool], presync: bool, targets: usize) -> usize {
+    let mut widest = 1;
+    let mut run = 0;
+    for (p, &start) in wave_starts.iter().enumerate().take(targets) {
+        run = if start || p == 0 { 1 } else { run + 1 };
+        widest = widest.max(run);
+    }
+    let syncing = if presync { targets } else { 0 };
+    (widest + syncing).clamp(1, MAX_FREEZERS)
+}
 
 /// An anonymous shared mapping that holds the table; unmapped on drop (the helpers keep their
 /// own mappings of the same pages).
@@ -89,8 +105,10 @@ pub struct Helpers {
     done: OwnedFd,
     /// The guardian's pid.
     pub guardian: i32,
-    /// The freezer's pid.
-    pub freezer: i32,
+    /// The freezers' pids (the first `freezer_count` entries).
+    pub freezers: [i32; MAX_FREEZERS],
+    /// How many freezers run.
+    pub freezer_count: usize,
 }
 
 /// The descriptors a helper keeps: every target's and two of its own.
@@ -173,9 +191,10 @@ struct ChildPlan<'a> {
     requests: BorrowedFd<'a>,
     done: BorrowedFd<'a>,
     record: Option<&'a CStr>,
+    freezers: usize,
 }
 
-/// The intermediate process: forks the guardian and the freezer, publishes their pids, exits.
+/// The intermediate process: forks the guardian and the freezers, publishes their pids, exits.
 /// Never returns; async-signal-safe.
 fn intermediate(p: &ChildPlan<'_>) -> ! {
     // SAFETY: fork in a single-threaded child; both sides continue with async-signal-safe code.
@@ -190,35 +209,40 @@ fn intermediate(p: &ChildPlan<'_>) -> ! {
         // SAFETY: as above.
         unsafe { libc::_exit(1) };
     }
-    // SAFETY: as for the first fork.
-    let f = unsafe { libc::fork() };
-    if f == 0 {
-        become_helper(&p.keep_freezer, c"quiesce-freezer");
-        // SAFETY: getpid has no preconditions.
-        p.table.set_pids(unsafe { libc::getpid() }, 0);
-        let code = freezer::serve(p.table, p.fds, p.requests, p.done);
-        // SAFETY: as above.
-        unsafe { libc::_exit(code) };
+    p.table.set_guardian_pid(g);
+    for k in 0..p.freezers.clamp(1, MAX_FREEZERS) {
+        // SAFETY: as for the first fork.
+        let f = unsafe { libc::fork() };
+        if f == 0 {
+            become_helper(&p.keep_freezer, c"quiesce-freezer");
+            // SAFETY: getpid has no preconditions.
+            p.table.set_freezer_pid(k, unsafe { libc::getpid() });
+            let code = freezer::serve(p.table, p.fds, p.requests, p.done);
+            // SAFETY: as above.
+            unsafe { libc::_exit(code) };
+        }
+        if f < 0 {
+            // The freezers forked so far are told to quit (the session is abandoned), the
+            // guardian sees the controller's pipe close.
+            // SAFETY: as above.
+            unsafe { libc::_exit(2) };
+        }
+        p.table.set_freezer_pid(k, f);
     }
-    if f < 0 {
-        // The guardian sees the controller's pipe close when the session is abandoned.
-        // SAFETY: as above.
-        unsafe { libc::_exit(2) };
-    }
-    p.table.set_pids(f, g);
     // SAFETY: as above.
     unsafe { libc::_exit(0) }
 }
 
 impl Helpers {
-    /// Forks the guardian and the freezer for targets `fds` (in freeze order). `record` is the
-    /// session's state file, which the guardian removes if it has to clean up after a dead
-    /// controller. The guardian thaws on its own `grace` after the controller's deadline.
-    /// Nothing is frozen yet. Allocates nothing on success.
+    /// Forks the guardian and `freezers` freezers (1 to [`MAX_FREEZERS`]) for targets `fds`
+    /// (in freeze order). `record` is the session's state file, which the guardian removes if
+    /// it has to clean up after a dead controller. The guardian thaws on its own `grace` after
+    /// the controller's deadline. Nothing is frozen yet. Allocates nothing on success.
     pub fn spawn(
         fds: &[BorrowedFd<'_>],
         record: Option<&CStr>,
         grace: Duration,
+        freezers: usize,
     ) -> io::Result<Helpers> {
         if fds.len() > MAX_TARGETS {
             return Err(io::Error::from_raw_os_error(libc::E2BIG));
@@ -237,6 +261,7 @@ impl Helpers {
             requests: req_r.as_fd(),
             done: done_w.as_fd(),
             record,
+            freezers,
         };
         let mut all = MaybeUninit::<libc::sigset_t>::uninit();
         let mut old = MaybeUninit::<libc::sigset_t>::uninit();
@@ -270,19 +295,38 @@ impl Helpers {
         drop(plan);
         drop((alive_r, req_r, done_w));
         let table = map.table();
-        let (guardian, freezer) = (table.guardian_pid(), table.freezer_pid());
-        if guardian <= 0 || freezer <= 0 {
-            // A fork in the intermediate process failed (it exited 1 or 2).
-            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        let guardian = table.guardian_pid();
+        let freezer_count = freezers.clamp(1, MAX_FREEZERS);
+        let mut pids = [0; MAX_FREEZERS];
+        for (k, pid) in pids.iter_mut().enumerate().take(freezer_count) {
+            *pid = table.freezer_pid(k);
         }
-        Ok(Helpers {
+        let mut helpers = Helpers {
             map,
             alive: Some(alive_w),
             requests: Some(req_w),
             done: done_r,
             guardian,
-            freezer,
-        })
+            freezers: pids,
+            freezer_count,
+        };
+        if guardian <= 0 || pids[..freezer_count].iter().any(|&p| p <= 0) {
+            // A fork in the intermediate process failed (it exited 1 or 2): the freezers
+            // that run are told to quit, the guardian sees our pipe close.
+            helpers.release();
+            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        Ok(helpers)
+    }
+
+    /// The first freezer's pid.
+    pub fn freezer(&self) -> i32 {
+        self.freezers[0]
+    }
+
+    /// Every freezer's pid.
+    pub fn freezer_pids(&self) -> &[i32] {
+        &self.freezers[..self.freezer_count]
     }
 
     /// The shared table.
@@ -299,12 +343,15 @@ impl Helpers {
         Some(Client::new(self.table(), fds, requests, self.done.as_fd()))
     }
 
-    /// Ends the session for the helpers: the freezer is told to quit (it exits once any call in
-    /// flight returns), and the liveness pipe is closed, so the guardian checks the table once
-    /// more (thawing anything still ours) and exits.
+    /// Ends the session for the helpers: the freezers are told to quit (each exits once any
+    /// call it has in flight returns; closing the request pipe tells them too), and the
+    /// liveness pipe is closed, so the guardian checks the table once more (thawing anything
+    /// still ours) and exits.
     pub fn release(&mut self) {
         if let Some(r) = self.requests.take() {
-            let _ = rustix::io::write(&r, &[QUIT]);
+            for _ in 0..self.freezer_count {
+                let _ = rustix::io::write(&r, &[QUIT]);
+            }
         }
         self.alive = None;
     }
@@ -313,5 +360,24 @@ impl Helpers {
 impl Drop for Helpers {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_covers_the_widest_wave_and_the_pre_sync() {
+        assert_eq!(pool_size(&[], false, 5), 1, "sequential");
+        assert_eq!(pool_size(&[true, false, false, true, false], false, 5), 3);
+        assert_eq!(pool_size(&[true, false, false, true, false], true, 5), 8);
+        assert_eq!(
+            pool_size(&[true], true, 1),
+            2,
+            "a stuck syncfs leaves one for FIFREEZE"
+        );
+        assert_eq!(pool_size(&[true; 64], true, 64), MAX_FREEZERS);
+        assert_eq!(pool_size(&[], false, 0), 1);
     }
 }

@@ -28,7 +28,7 @@ mod thaw;
 
 pub use blocked::{blocked_tasks, BlockedTask};
 pub use errno::{errno_name, ErrnoName};
-pub use freeze::{Armed, FreezeOptions, GUARDIAN_GRACE};
+pub use freeze::{presync_limit, Armed, FreezeOptions, GUARDIAN_GRACE, PRESYNC_LIMIT};
 pub use hooks::{
     FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,

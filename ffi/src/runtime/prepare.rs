@@ -73,6 +73,9 @@ pub struct Prepared {
     pub skipped_dropped: usize,
     /// Things worth saying about the plan (e.g. a backing file that could not be checked).
     pub notes: Vec<String>,
+    /// `wave_starts[p]`: target `p` must wait for the targets before it (storage); runs of
+    /// `false` may be frozen at once.
+    pub wave_starts: Vec<bool>,
     fds: Vec<OwnedFd>,
 }
 
@@ -303,6 +306,7 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
 
     let mut targets = Vec::with_capacity(order.len());
     let mut fds = Vec::with_capacity(order.len());
+    let mut kept: Vec<u16> = Vec::with_capacity(order.len());
     let mut skipped = skipped;
     for &i in order.iter() {
         let Some(t) = plan.targets().get(i as usize) else {
@@ -327,6 +331,7 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
             Some(fd) => {
                 targets.push(info);
                 fds.push(fd);
+                kept.push(i);
             }
             None => skipped.push(SkipInfo {
                 mount_point: info.mount_point,
@@ -337,11 +342,14 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
             }),
         }
     }
+    let mut wave_starts = vec![true; kept.len()];
+    plan.wave_starts(&kept, &mut wave_starts);
     Ok(Prepared {
         targets,
         skipped,
         skipped_dropped: plan.skips_dropped(),
         notes,
+        wave_starts,
         fds,
     })
 }

@@ -9,7 +9,7 @@
 //! quiesce-session 1
 //! controller PID START
 //! guardian PID START
-//! freezer PID START
+//! freezer PID START        (one line per freezer process)
 //! timeout_ms MS
 //! deadline_unix_ms MS
 //! target MAJ:MIN MOUNT_POINT
@@ -94,8 +94,10 @@ pub struct SessionRecord {
     pub controller: ProcRef,
     /// Its guardian.
     pub guardian: ProcRef,
-    /// Its freezer.
+    /// Its (first) freezer.
     pub freezer: ProcRef,
+    /// Its other freezers (a session freezes independent filesystems at once).
+    pub pool: Vec<ProcRef>,
     /// The deadline, from the first `FIFREEZE`.
     pub timeout: Duration,
     /// Roughly when the deadline passes (wall clock, ms since the epoch).
@@ -134,6 +136,7 @@ impl SessionRecord {
             controller: me,
             guardian: ProcRef { pid: 0, start: 0 },
             freezer: ProcRef { pid: 0, start: 0 },
+            pool: Vec::new(),
             timeout,
             deadline_unix_ms: u64::try_from((now + timeout).as_millis()).unwrap_or(u64::MAX),
             targets,
@@ -148,6 +151,9 @@ impl SessionRecord {
             ("freezer", self.freezer),
         ] {
             let _ = writeln!(s, "{name} {} {}", p.pid, p.start);
+        }
+        for p in &self.pool {
+            let _ = writeln!(s, "freezer {} {}", p.pid, p.start);
         }
         let _ = writeln!(s, "timeout_ms {}", self.timeout.as_millis());
         let _ = writeln!(s, "deadline_unix_ms {}", self.deadline_unix_ms);
@@ -199,6 +205,7 @@ impl SessionRecord {
             controller: ProcRef { pid: 0, start: 0 },
             guardian: ProcRef { pid: 0, start: 0 },
             freezer: ProcRef { pid: 0, start: 0 },
+            pool: Vec::new(),
             timeout: Duration::ZERO,
             deadline_unix_ms: 0,
             targets: Vec::new(),
@@ -215,7 +222,8 @@ impl SessionRecord {
             match key {
                 "controller" => r.controller = proc_ref(rest)?,
                 "guardian" => r.guardian = proc_ref(rest)?,
-                "freezer" => r.freezer = proc_ref(rest)?,
+                "freezer" if r.freezer.pid == 0 => r.freezer = proc_ref(rest)?,
+                "freezer" => r.pool.push(proc_ref(rest)?),
                 "timeout_ms" => r.timeout = Duration::from_millis(rest.parse().ok()?),
                 "deadline_unix_ms" => r.deadline_unix_ms = rest.parse().ok()?,
                 "target" => {

@@ -14,7 +14,7 @@ use quiesce_core::linux::sys;
 use quiesce_core::mountinfo::MountInfo;
 use quiesce_core::Status;
 
-use super::record::{RecordTarget, SessionRecord, RUN_DIR};
+use super::record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};
 use super::{errno_name, Failure};
 
 const EINVAL: i32 = 22;
@@ -64,7 +64,7 @@ impl SessionStatus {
     fn of(record: SessionRecord) -> SessionStatus {
         let controller_alive = record.controller.alive();
         let guardian_alive = record.guardian.alive();
-        let freezer_alive = record.freezer.alive();
+        let freezer_alive = record.freezer.alive() || record.pool.iter().any(ProcRef::alive);
         let state = if controller_alive {
             SessionState::Active
         } else if guardian_alive {

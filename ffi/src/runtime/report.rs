@@ -22,6 +22,10 @@ pub struct TargetReport {
     pub freeze_ns: u64,
     /// How long `FITHAW` took, in ns.
     pub thaw_ns: u64,
+    /// The wave it was frozen in (0 first): targets of one wave are frozen at once.
+    pub wave: usize,
+    /// How long its pre-sync `syncfs` took, in ns (0: none, or it did not finish).
+    pub presync_ns: u64,
 }
 
 /// Why a session timed out: gathered after the thaw.
@@ -51,6 +55,8 @@ pub struct Report {
     /// How long the pre-sync (`syncfs` of every target before the first `FIFREEZE`) took, if
     /// it ran.
     pub presync_ns: Option<u64>,
+    /// How many freezer processes ran (0: the session never started).
+    pub freezers: usize,
     /// Per target, in freeze order.
     pub targets: Vec<TargetReport>,
     /// Mounts left out, with reasons.
@@ -87,6 +93,8 @@ impl Report {
                     errno: r.map_or(0, |r| r.errno),
                     freeze_ns: r.map_or(0, |r| r.freeze_ns),
                     thaw_ns: r.map_or(0, |r| r.thaw_ns),
+                    wave: 0,
+                    presync_ns: 0,
                 }
             })
             .collect();
@@ -107,6 +115,7 @@ impl Report {
             window_ns: session.window_ns(),
             frozen_for_ns: first.map(|f| session.ended_at().saturating_sub(f)),
             presync_ns: None,
+            freezers: 0,
             targets,
             skipped: prepared.skipped.clone(),
             notes: prepared.notes.clone(),
@@ -134,6 +143,7 @@ impl Report {
             window_ns: None,
             frozen_for_ns: None,
             presync_ns: None,
+            freezers: 0,
             targets: prepared
                 .targets
                 .iter()
@@ -145,6 +155,8 @@ impl Report {
                     errno: 0,
                     freeze_ns: 0,
                     thaw_ns: 0,
+                    wave: 0,
+                    presync_ns: 0,
                 })
                 .collect(),
             skipped: prepared.skipped.clone(),
