@@ -89,7 +89,7 @@ fn run_go(what: &str, cmd: &mut Command) -> String {
 }
 
 /// The e2e tests of quiesce_test.go: each must have run (not skipped) and passed.
-const E2E_TESTS: [&str; 8] = [
+const E2E_TESTS: [&str; 13] = [
     "TestFreezeWriteBlocksThawCompletes",
     "TestAbortThawsNotAcknowledged",
     "TestDeadlineExpiresThenThawSaysTimeout",
@@ -98,6 +98,11 @@ const E2E_TESTS: [&str; 8] = [
     "TestBadTargets",
     "TestFrozenByOther",
     "TestEmergencyThaw",
+    "TestHooksMakeItApplicationConsistent",
+    "TestHookFailureFallsBackToFilesystemConsistent",
+    "TestHookRequiredStopsBeforeTheFreeze",
+    "TestHookRefusedBeforeAnythingRuns",
+    "TestHookCloseWithoutThawStillResumes",
 ];
 
 fn check_all_passed(what: &str, text: &str) {
