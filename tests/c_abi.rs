@@ -247,6 +247,35 @@ fn panic_poisons_and_thaw_still_works(point: &str) {
 }
 
 #[test]
+fn panic_with_hooks_still_gives_each_hook_freeze_failed_once() {
+    require_root();
+    let prog = panic_program();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "ph", FsKind::Ext4);
+    let hooks = HookDir::new();
+    hooks.logging("10-app", "");
+    let mut q = Quiesce::new()
+        .program(&prog)
+        .arg("frozen")
+        .mount(&fs.mount)
+        .arg(hook_dir_arg(&hooks))
+        .spawn();
+    assert!(
+        q.wait_for_line("poisoned", Duration::from_secs(30)),
+        "no panic caught: {}",
+        q.stdout_so_far()
+    );
+    assert_frozen(&fs, &"after the caught panic");
+    assert_calls(&hooks, &["10-app freeze"], &q.stdout_so_far());
+    q.send_line("go on");
+    let out = q.wait(Duration::from_secs(30));
+    out.assert_code(0, "every check of tests/c/panic.c");
+    // Poisoned: not to be trusted, so `freeze-failed`, once (thaw, then cleanup twice).
+    assert_calls(&hooks, &["10-app freeze", "10-app freeze-failed"], &out);
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
 fn panic_after_freeze_poisons_and_thaw_still_works() {
     panic_poisons_and_thaw_still_works("frozen");
 }
