@@ -522,6 +522,53 @@ fn agent_failing_hook_falls_back_to_filesystem_consistent_with_the_reason() {
 }
 
 #[test]
+fn agent_hook_failing_after_the_thaw_is_thaw_hook_failed() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "t", FsKind::Ext4);
+    let hooks = hook_dir(&fs, &["10-ok"], &[]);
+    hooks.logging("20-thaw-fails", "[ \"$1\" = thaw ] && exit 4\nexit 0");
+    let out = Quiesce::new()
+        .program(&agent())
+        .args(["-t", "60000"])
+        .arg(hook_dir_arg(&hooks))
+        .mount(&fs.mount)
+        .args(["--", "sh", "-c", &snapshot_cmd(&fs, &hooks)])
+        .run(Duration::from_secs(120));
+    out.assert_code(20, "thaw-hook-failed");
+    assert!(
+        out.stderr.contains(
+            "quiesce-agent: thaw: the snapshot is application-consistent, but the hook 20-thaw-fails failed on `thaw` (exit status 4): the application may not have resumed [thaw-hook-failed"
+        ),
+        "{out}"
+    );
+    // The level of the snapshot is not changed by a failure after the thaw.
+    assert!(
+        out.stdout
+            .contains("status: thaw-hook-failed; application-consistent"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("hooks: 4 calls, 1 failed"), "{out}");
+    assert!(out.stdout.contains(": thawed (freeze"), "{out}");
+    // The later hooks still get their call.
+    assert_calls(
+        &hooks,
+        &[
+            "10-ok freeze",
+            "10-ok freeze fs=writable",
+            "20-thaw-fails freeze",
+            "snapshot",
+            "snapshot fs=frozen",
+            "20-thaw-fails thaw",
+            "10-ok thaw",
+            "10-ok thaw fs=writable",
+        ],
+        &out,
+    );
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
 fn agent_required_consistency_stops_before_anything_is_frozen() {
     require_root();
     let scratch = Scratch::new();
@@ -623,7 +670,7 @@ fn hooks_c(program: &std::path::Path, mode: &str, hooks: &HookDir, fs: &TestFs) 
     Quiesce::new()
         .program(program)
         .arg(mode)
-        .arg(hook_dir_arg(&hooks))
+        .arg(hook_dir_arg(hooks))
         .mount(&fs.mount)
 }
 

@@ -628,6 +628,8 @@ fn explain(inner: &mut Inner, status: Status) -> u32 {
                 }
                 Status::Suspect => r.outcome == Outcome::ThawedByOther,
                 Status::ThawFailed => r.outcome == Outcome::ThawFailed,
+                // A hook, not a filesystem (a skipped one keeps its EBUSY).
+                Status::ThawHookFailed => false,
                 _ => r.errno != 0,
             };
             hit.then_some((i, r.errno))
