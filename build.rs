@@ -81,7 +81,16 @@ const HEADER: &str = "\
  * - Structs passed to the library start with their own size (set by quiesce_config_init(), or
  *   by you: info.size = sizeof info), so that the ABI can grow.
  * - No allocation: nothing between quiesce_session_init() and quiesce_session_cleanup() calls
- *   malloc. The session storage must stay at one address, and must not be copied.
+ *   malloc, unless hooks are configured (quiesce_config.hook_dir, pre_script, post_script, or
+ *   QUIESCE_FLAG_REQUIRE_APP_CONSISTENT): loading, running and reporting hooks allocates, and
+ *   quiesce_session_cleanup() frees it (call it on every session, also after a failure). Even
+ *   then nothing allocates between the first FIFREEZE and the last FITHAW. The session storage
+ *   must stay at one address, and must not be copied.
+ * - Hooks (see quiesce_config.hook_dir) run as child processes of this process, before the
+ *   first FIFREEZE (in quiesce_freeze()) and after the last FITHAW (in quiesce_thaw(), or
+ *   quiesce_session_cleanup() if the session ends without a thaw), each blocking the call for
+ *   up to hook_timeout_ms. The library reaps them itself: a SIGCHLD handler of yours that
+ *   reaps every child makes their exit status unknown (reported as failed).
  * - Nothing stays frozen: a forked guardian process thaws everything at the deadline, or at
  *   once if this process dies (even by SIGKILL); FIFREEZE runs in a forked helper, so a
  *   freeze stuck in the kernel cannot hold quiesce_freeze() past the deadline. The helpers are

@@ -23,7 +23,16 @@
  * - Structs passed to the library start with their own size (set by quiesce_config_init(), or
  *   by you: info.size = sizeof info), so that the ABI can grow.
  * - No allocation: nothing between quiesce_session_init() and quiesce_session_cleanup() calls
- *   malloc. The session storage must stay at one address, and must not be copied.
+ *   malloc, unless hooks are configured (quiesce_config.hook_dir, pre_script, post_script, or
+ *   QUIESCE_FLAG_REQUIRE_APP_CONSISTENT): loading, running and reporting hooks allocates, and
+ *   quiesce_session_cleanup() frees it (call it on every session, also after a failure). Even
+ *   then nothing allocates between the first FIFREEZE and the last FITHAW. The session storage
+ *   must stay at one address, and must not be copied.
+ * - Hooks (see quiesce_config.hook_dir) run as child processes of this process, before the
+ *   first FIFREEZE (in quiesce_freeze()) and after the last FITHAW (in quiesce_thaw(), or
+ *   quiesce_session_cleanup() if the session ends without a thaw), each blocking the call for
+ *   up to hook_timeout_ms. The library reaps them itself: a SIGCHLD handler of yours that
+ *   reaps every child makes their exit status unknown (reported as failed).
  * - Nothing stays frozen: a forked guardian process thaws everything at the deadline, or at
  *   once if this process dies (even by SIGKILL); FIFREEZE runs in a forked helper, so a
  *   freeze stuck in the kernel cannot hold quiesce_freeze() past the deadline. The helpers are
@@ -179,8 +188,22 @@
 // The most freezer processes a session runs.
 #define QUIESCE_MAX_FREEZERS 16
 
+// Flag: application consistency is required. A hook that fails before the freeze stops the
+// session before anything is frozen: `quiesce_freeze()` returns `QUIESCE_NOT_APP_CONSISTENT`
+// and the hooks that got `freeze` get `freeze-failed`. Without any hook that runs before the
+// freeze (no `hook_dir` executable, no `pre_script`), `quiesce_session_init()` returns
+// `QUIESCE_NOT_APP_CONSISTENT` at once. (The value 8 is reserved.)
+#define QUIESCE_FLAG_REQUIRE_APP_CONSISTENT 16
+
 // The longest deadline accepted, in milliseconds (one hour).
 #define QUIESCE_MAX_TIMEOUT_MS 3600000
+
+// The default per-call timeout of a hook, in milliseconds (30 minutes, as the Alibaba Cloud
+// snapshot plugin's `ScriptTimeoutInSeconds`): what `hook_timeout_ms == 0` means.
+#define QUIESCE_DEFAULT_HOOK_TIMEOUT_MS 1800000
+
+// The longest per-call hook timeout accepted, in milliseconds (24 hours).
+#define QUIESCE_MAX_HOOK_TIMEOUT_MS 86400000
 
 // Bytes of caller storage one session needs (`sizeof(quiesce_session)`).
 #define QUIESCE_SESSION_SIZE 131072
@@ -221,6 +244,8 @@ typedef struct quiesce_report_info {
   // The session's status so far (final once thawed): `QUIESCE_OK` or a failure.
   uint32_t status;
   // `QUIESCE_CONSISTENCY_*`: how far the snapshot can be trusted.
+  // `QUIESCE_CONSISTENCY_APPLICATION` when hooks are configured, every `freeze` call
+  // succeeded (at least one ran) and the session is file-system-consistent.
   uint32_t consistency;
   // 1 if the snapshot was acknowledged while everything was frozen, else 0.
   uint32_t acknowledged;
@@ -240,6 +265,16 @@ typedef struct quiesce_report_info {
   uint64_t window_ns;
   // Nanoseconds the pre-sync took (0 if it did not run: `QUIESCE_FLAG_NO_PRESYNC`, or the session never froze).
   uint64_t presync_ns;
+  // Why the snapshot is file-system-consistent and not application-consistent: no hooks
+  // were configured, or which hook failed before the freeze (with its exit status). NULL
+  // unless `consistency` is `QUIESCE_CONSISTENCY_FILESYSTEM`. Static or in the session
+  // (valid until `quiesce_session_cleanup()`); never free it.
+  const char *consistency_reason;
+  // How many hook calls were made so far (`freeze`, `thaw` and `freeze-failed` ones).
+  uint32_t hook_calls;
+  // How many of them failed (a non-zero exit status, a signal, the timeout, or the hook
+  // could not be started).
+  uint32_t hook_failures;
 } quiesce_report_info;
 
 // One filesystem of the plan, in freeze order (thaw order is the reverse).
@@ -287,6 +322,10 @@ typedef struct quiesce_skip_info {
 } quiesce_skip_info;
 
 // How one session runs. Set it up with `quiesce_config_init()`, then fill in the fields.
+//
+// Versions: the first one ended after `mount_count` (32 bytes on 64-bit systems); the hook
+// fields came after it. A caller built against that first version passes its smaller `size`
+// and is still accepted: the fields it does not have are taken as zero (no hooks).
 typedef struct quiesce_config {
   // `sizeof(quiesce_config)`: set by `quiesce_config_init()`. Lets the library tell which
   // version of this struct the caller was built with.
@@ -303,6 +342,25 @@ typedef struct quiesce_config {
   const char *const *mounts;
   // How many entries `mounts` has (at most `QUIESCE_MAX_TARGETS`).
   size_t mount_count;
+  // A directory of hooks (NULL: none): its executables, in byte-wise name order, are run
+  // with the argument `freeze` before the first `FIFREEZE`; after the last `FITHAW` the
+  // ones that got `freeze` are run in reverse order with `thaw` (everything was frozen and
+  // thawed in time) or `freeze-failed`. The directory, every directory above it and every
+  // hook must belong to root and not be writable by group or others, and no component may
+  // be a symbolic link; otherwise `quiesce_session_init()` returns `QUIESCE_HOOK_REFUSED`
+  // and nothing runs. Read during `quiesce_session_init()` only. Configuring any hook
+  // makes the library allocate (see the header's notes).
+  const char *hook_dir;
+  // A script run with `freeze` before the directory's hooks (NULL: none); the same checks.
+  const char *pre_script;
+  // A script run with `thaw` or `freeze-failed` after the directory's hooks (NULL: none);
+  // the same checks. Give the same file as `pre_script` to get one hook with both calls.
+  const char *post_script;
+  // The limit of each hook call in milliseconds (0: `QUIESCE_DEFAULT_HOOK_TIMEOUT_MS`; at
+  // most `QUIESCE_MAX_HOOK_TIMEOUT_MS`); at expiry the hook's process group is killed.
+  uint32_t hook_timeout_ms;
+  // Reserved: must be 0 (`quiesce_config_init()` sets it).
+  uint32_t reserved;
 } quiesce_config;
 
 // The callback of `quiesce_run()`: called once everything is frozen; take the snapshot and
@@ -373,7 +431,9 @@ const char *quiesce_consistency_name(uint32_t consistency);
 uint32_t quiesce_emergency_thaw(const char *const *mounts, size_t count, size_t *thawed);
 
 // The session's report so far (final once `quiesce_thaw()` returned or a step failed).
-// Returns `QUIESCE_USAGE` if `session` holds no session or `out->size` is too small.
+// Returns `QUIESCE_USAGE` if `session` holds no session or `out->size` is too small. A
+// caller built against the first version of `quiesce_report_info` (`size` 64, up to
+// `presync_ns`) gets those fields, and `size` 64 back.
 //
 // # Safety
 // `session` must point to session storage used by no other thread during the call; `out`
@@ -405,7 +465,8 @@ size_t quiesce_session_size(void);
 // The alignment session storage needs: `QUIESCE_SESSION_ALIGN` of the library loaded.
 size_t quiesce_session_align(void);
 
-// Fills `*cfg` with the defaults (its `size`, no flags, a 10 s deadline, no mounts).
+// Fills `*cfg` with the defaults (its `size`, no flags, a 10 s deadline, no mounts, no
+// hooks).
 // Returns `QUIESCE_USAGE` if `cfg` is NULL.
 //
 // # Safety
@@ -417,8 +478,14 @@ uint32_t quiesce_config_init(struct quiesce_config *cfg);
 // mount point), reads the mount table, orders the targets (a filesystem before the one its
 // storage lives on) and opens every descriptor. Nothing is frozen.
 //
+// With hooks configured (`hook_dir`, `pre_script`, `post_script`), it then verifies every
+// hook, and runs none: `QUIESCE_HOOK_REFUSED` if one fails the checks (the message names the
+// file and the fix), `QUIESCE_NOT_APP_CONSISTENT` if `QUIESCE_FLAG_REQUIRE_APP_CONSISTENT`
+// is set but no hook would run before the freeze. This allocates (and nothing else does).
+//
 // Returns `QUIESCE_OK`, or a failure (`QUIESCE_USAGE`, `QUIESCE_BAD_TARGET`,
-// `QUIESCE_NOT_FREEZABLE`, `QUIESCE_PLAN_REFUSED`, ...) explained by `quiesce_error()`.
+// `QUIESCE_NOT_FREEZABLE`, `QUIESCE_PLAN_REFUSED`, `QUIESCE_HOOK_REFUSED`, ...) explained
+// by `quiesce_error()`.
 // Unless it returned `QUIESCE_USAGE` because `storage` itself was NULL, misaligned or too
 // small, the storage now holds a session: read the plan or the error, then call
 // `quiesce_session_cleanup()`. `cfg` is read during this call only.
@@ -431,15 +498,28 @@ uint32_t quiesce_session_init(struct quiesce_session *storage,
                               size_t storage_size,
                               const struct quiesce_config *cfg);
 
-// Freezes every planned filesystem, in order, through a helper process (so that a
+// Freezes every planned filesystem, in order, through helper processes (so that a
 // `FIFREEZE` stuck in the kernel cannot hold this call past the deadline), with a guardian
 // process that thaws everything if this process dies or the deadline passes. The deadline
 // (`timeout_ms`) starts at the first `FIFREEZE`.
 //
+// With hooks, first runs every `freeze` call (the pre script, then the directory's hooks in
+// name order), each with its timeout, before the first `FIFREEZE`. A hook that fails makes
+// the snapshot file-system-consistent only (the report says why), or with
+// `QUIESCE_FLAG_REQUIRE_APP_CONSISTENT` stops here: nothing is frozen, the hooks that got
+// `freeze` get `freeze-failed`, and it returns `QUIESCE_NOT_APP_CONSISTENT`.
+//
+// Then, unless `QUIESCE_FLAG_NO_PRESYNC`, every target is `syncfs`ed in parallel by the
+// helpers (the pre-sync: dirty data is flushed while writers still run); this waits at most
+// `timeout_ms`, and no more than `QUIESCE_PRESYNC_LIMIT_MS`, before the freezing starts.
+// Filesystems that do not depend on each other are then frozen at once, unless
+// `QUIESCE_FLAG_SEQUENTIAL`.
+//
 // Returns `QUIESCE_OK` once everything is frozen: take the snapshot now, then call
 // `quiesce_thaw()`. On failure (`QUIESCE_FREEZE_FAILED`, `QUIESCE_FROZEN_BY_OTHER`,
 // `QUIESCE_TIMEOUT`, `QUIESCE_PERMISSION`, ...) everything frozen so far is thawed again
-// before it returns, and `quiesce_error()` names the filesystem.
+// before it returns (and then the hooks that got `freeze` get `freeze-failed`), and
+// `quiesce_error()` names the filesystem.
 //
 // # Safety
 // `session` must point to a session set up by `quiesce_session_init()`, used by no other
@@ -453,17 +533,29 @@ uint32_t quiesce_freeze(struct quiesce_session *session);
 // thawed at the deadline already); `QUIESCE_SNAPSHOT_FAILED` for `acknowledged == 0`;
 // `QUIESCE_SUSPECT`, `QUIESCE_THAW_FAILED`, ... as explained by `quiesce_error()`.
 //
-// On a poisoned session it still thaws everything still frozen, and returns
-// `QUIESCE_INTERNAL` (or `QUIESCE_THAW_FAILED`). Calling it again returns the same status.
+// With hooks, after the last `FITHAW` the hooks that got `freeze` get `thaw` (everything
+// was frozen and thawed in time, also when `acknowledged` is 0) or `freeze-failed` (the
+// deadline passed, a thaw failed), in reverse order, then the post script. The status is
+// then `QUIESCE_OK` with the report's consistency `QUIESCE_CONSISTENCY_APPLICATION` when
+// every `freeze` call succeeded; a failed call after the thaw makes it
+// `QUIESCE_THAW_HOOK_FAILED` (unless the session failed anyway): the application may not
+// have resumed. If the deadline passes before this call, the guardian thaws at the deadline
+// but the hooks only get their `freeze-failed` here (or in `quiesce_session_cleanup()`).
+//
+// On a poisoned session it still thaws everything still frozen (then the hooks get
+// `freeze-failed`), and returns `QUIESCE_INTERNAL` (or `QUIESCE_THAW_FAILED`). Calling it
+// again returns the same status.
 //
 // # Safety
 // As for `quiesce_freeze()`.
 uint32_t quiesce_thaw(struct quiesce_session *session, int acknowledged);
 
-// Ends the session and releases everything it holds (descriptors, helper processes). If it
-// is still frozen, it is thawed first, as not acknowledged. Safe to call twice, and on
-// storage whose `quiesce_session_init()` failed; afterwards the storage may be reused or
-// freed.
+// Ends the session and releases everything it holds (descriptors, helper processes, the
+// hooks). If it is still frozen, it is thawed first, as not acknowledged (then the hooks
+// that got `freeze` get `thaw`, or `freeze-failed` if the deadline passed); a hook that got
+// `freeze` and has not had its second call yet gets `freeze-failed`. Safe to call twice,
+// and on storage whose `quiesce_session_init()` failed; afterwards the storage may be
+// reused or freed.
 //
 // # Safety
 // `session` must be NULL or point to session storage used by no other thread during the
@@ -474,7 +566,8 @@ void quiesce_session_cleanup(struct quiesce_session *session);
 // `frozen(session, user_data)` while everything is frozen (its return value 0 acknowledges
 // the snapshot), thaws, and returns the final status (or the failure of the step that
 // failed). The deadline holds even if the callback overruns it: the guardian thaws at the
-// deadline and the status is then `QUIESCE_TIMEOUT`. Read the report afterwards, then call
+// deadline and the status is then `QUIESCE_TIMEOUT`. With hooks configured, they run as
+// for `quiesce_freeze()` and `quiesce_thaw()`. Read the report afterwards, then call
 // `quiesce_session_cleanup()`.
 //
 // # Safety

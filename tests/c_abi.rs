@@ -2,7 +2,10 @@
 //! filesystems, also under AddressSanitizer/UBSan and under valgrind; no malloc from session
 //! init to cleanup (--wrap=malloc); SIGKILL of the C program while frozen leaves nothing
 //! frozen; a panic inside an export poisons the session and thaw still works; the emergency
-//! thaw; bad input.
+//! thaw; bad input; the application hooks (issue 5) through the C ABI: order around the
+//! freeze, application consistency, the fallback and its reason, required consistency,
+//! refusal, and exactly one `thaw` or `freeze-failed` per `freeze` whatever the caller does
+//! (tests/c/hooks.c), also a caller of the first, smaller `quiesce_config`.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
     assert_frozen, assert_writable, compile_c, compile_c_static, ffi_lib, per_kind, require_root,
-    run_timeout, start_write_probe, FsKind, Quiesce, QuiesceOutput, Scratch, TestFs,
+    run_timeout, start_write_probe, FsKind, HookDir, Quiesce, QuiesceOutput, Scratch, TestFs,
 };
 
 const AGENT: &str = "examples/c/agent.c";
@@ -252,6 +255,35 @@ fn panic_poisons_and_thaw_still_works(point: &str) {
 }
 
 #[test]
+fn panic_with_hooks_still_gives_each_hook_freeze_failed_once() {
+    require_root();
+    let prog = panic_program();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "ph", FsKind::Ext4);
+    let hooks = HookDir::new();
+    hooks.logging("10-app", "");
+    let mut q = Quiesce::new()
+        .program(&prog)
+        .arg("frozen")
+        .mount(&fs.mount)
+        .arg(hook_dir_arg(&hooks))
+        .spawn();
+    assert!(
+        q.wait_for_line("poisoned", Duration::from_secs(30)),
+        "no panic caught: {}",
+        q.stdout_so_far()
+    );
+    assert_frozen(&fs, &"after the caught panic");
+    assert_calls(&hooks, &["10-app freeze"], &q.stdout_so_far());
+    q.send_line("go on");
+    let out = q.wait(Duration::from_secs(30));
+    out.assert_code(0, "every check of tests/c/panic.c");
+    // Poisoned: not to be trusted, so `freeze-failed`, once (thaw, then cleanup twice).
+    assert_calls(&hooks, &["10-app freeze", "10-app freeze-failed"], &out);
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
 fn panic_after_freeze_poisons_and_thaw_still_works() {
     panic_poisons_and_thaw_still_works("frozen");
 }
@@ -339,5 +371,463 @@ fn bad_input_is_named_and_nothing_is_frozen() {
         .args(["--", "true"])
         .run(Duration::from_secs(30));
     out.assert_code(2, "usage");
+    assert_writable(&fs.mount, &out);
+}
+
+// ---- hooks ----
+
+/// A shell fragment: starts a write of `MOUNT/.probe-TAG` in the background and appends
+/// `LABEL fs=writable` to `log` if it completes within 5 s, `LABEL fs=frozen` otherwise.
+fn probe(mount: &std::path::Path, tag: &str, label: &str, log: &std::path::Path) -> String {
+    format!(
+        "dd if=/dev/zero of='{m}/.probe-{tag}' bs=4096 count=1 status=none </dev/null >/dev/null 2>&1 &\n\
+         p=$!; i=0\n\
+         while kill -0 $p 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done\n\
+         if kill -0 $p 2>/dev/null; then s=frozen; else s=writable; fi\n\
+         echo \"{label} fs=$s\" >> '{l}'",
+        m = mount.display(),
+        l = log.display()
+    )
+}
+
+/// A hook directory with logging hooks `names` (each also probes the filesystem), and
+/// `failing` hooks that log, probe and exit 3 on `freeze`.
+fn hook_dir(fs: &TestFs, names: &[&str], failing: &[&str]) -> HookDir {
+    let hooks = HookDir::new();
+    let log = hooks.log.clone();
+    for name in names {
+        hooks.logging(name, &probe(&fs.mount, name, &format!("{name} $1"), &log));
+    }
+    for name in failing {
+        let body = format!(
+            "{}\n[ \"$1\" = freeze ] && exit 3\nexit 0",
+            probe(&fs.mount, name, &format!("{name} $1"), &log)
+        );
+        hooks.logging(name, &body);
+    }
+    hooks
+}
+
+/// The snapshot command of the agent: logs `snapshot` and whether the filesystem is frozen.
+fn snapshot_cmd(fs: &TestFs, hooks: &HookDir) -> String {
+    format!(
+        "echo snapshot >> '{}'\n{}",
+        hooks.log.display(),
+        probe(&fs.mount, "snap", "snapshot", &hooks.log).replace("-lt 50", "-lt 10")
+    )
+}
+
+/// `--hook-dir=DIR` (one argument, so the fixtures' guard does not take DIR for a mount).
+fn hook_dir_arg(hooks: &HookDir) -> String {
+    format!("--hook-dir={}", hooks.dir.display())
+}
+
+#[track_caller]
+fn assert_calls(hooks: &HookDir, want: &[&str], out: &dyn std::fmt::Display) {
+    let calls = hooks.calls();
+    assert!(
+        calls == want,
+        "hook call log {calls:#?}\nshould be {want:#?}\n{out}"
+    );
+}
+
+#[test]
+fn agent_hooks_run_around_the_freeze_and_make_it_application_consistent() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "h", FsKind::Ext4);
+    let hooks = hook_dir(&fs, &["10-first", "20-second"], &[]);
+    let pre = hooks.outside("pre", &hooks.log_line("pre", ""));
+    let post = hooks.outside(
+        "post",
+        &hooks.log_line("post", &probe(&fs.mount, "post", "post $1", &hooks.log)),
+    );
+    let out = Quiesce::new()
+        .program(&agent())
+        .args(["-t", "60000"])
+        .arg(hook_dir_arg(&hooks))
+        .arg(format!("--pre-script={}", pre.display()))
+        .arg(format!("--post-script={}", post.display()))
+        .mount(&fs.mount)
+        .args(["--", "sh", "-c", &snapshot_cmd(&fs, &hooks)])
+        .run(Duration::from_secs(120));
+    out.assert_code(0, "application-consistent snapshot");
+    assert!(
+        out.stdout.contains("status: ok; application-consistent"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("hooks: 6 calls, 0 failed"), "{out}");
+    assert!(!out.stdout.contains("consistency reason"), "{out}");
+    assert_calls(
+        &hooks,
+        &[
+            "pre freeze",
+            "10-first freeze",
+            "10-first freeze fs=writable",
+            "20-second freeze",
+            "20-second freeze fs=writable",
+            "snapshot",
+            "snapshot fs=frozen",
+            "20-second thaw",
+            "20-second thaw fs=writable",
+            "10-first thaw",
+            "10-first thaw fs=writable",
+            "post thaw",
+            "post thaw fs=writable",
+        ],
+        &out,
+    );
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn agent_failing_hook_falls_back_to_filesystem_consistent_with_the_reason() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "f", FsKind::Ext4);
+    let hooks = hook_dir(&fs, &["10-ok", "30-later"], &["20-fails"]);
+    let out = Quiesce::new()
+        .program(&agent())
+        .args(["-t", "60000"])
+        .arg(hook_dir_arg(&hooks))
+        .mount(&fs.mount)
+        .args(["--", "sh", "-c", &snapshot_cmd(&fs, &hooks)])
+        .run(Duration::from_secs(120));
+    out.assert_code(0, "file-system-consistent: a failed hook is no failure");
+    assert!(
+        out.stdout.contains("status: ok; filesystem-consistent"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(
+            "consistency reason: the hook 20-fails failed before the freeze (exit status 3)"
+        ),
+        "{out}"
+    );
+    assert!(out.stdout.contains("hooks: 6 calls, 1 failed"), "{out}");
+    // Without required consistency the later hooks still run, and the snapshot is taken.
+    assert_calls(
+        &hooks,
+        &[
+            "10-ok freeze",
+            "10-ok freeze fs=writable",
+            "20-fails freeze",
+            "20-fails freeze fs=writable",
+            "30-later freeze",
+            "30-later freeze fs=writable",
+            "snapshot",
+            "snapshot fs=frozen",
+            "30-later thaw",
+            "30-later thaw fs=writable",
+            "20-fails thaw",
+            "20-fails thaw fs=writable",
+            "10-ok thaw",
+            "10-ok thaw fs=writable",
+        ],
+        &out,
+    );
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn agent_hook_failing_after_the_thaw_is_thaw_hook_failed() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "t", FsKind::Ext4);
+    let hooks = hook_dir(&fs, &["10-ok"], &[]);
+    hooks.logging("20-thaw-fails", "[ \"$1\" = thaw ] && exit 4\nexit 0");
+    let out = Quiesce::new()
+        .program(&agent())
+        .args(["-t", "60000"])
+        .arg(hook_dir_arg(&hooks))
+        .mount(&fs.mount)
+        .args(["--", "sh", "-c", &snapshot_cmd(&fs, &hooks)])
+        .run(Duration::from_secs(120));
+    out.assert_code(20, "thaw-hook-failed");
+    assert!(
+        out.stderr.contains(
+            "quiesce-agent: thaw: the snapshot is application-consistent, but the hook 20-thaw-fails failed on `thaw` (exit status 4): the application may not have resumed [thaw-hook-failed"
+        ),
+        "{out}"
+    );
+    // The level of the snapshot is not changed by a failure after the thaw.
+    assert!(
+        out.stdout
+            .contains("status: thaw-hook-failed; application-consistent"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("hooks: 4 calls, 1 failed"), "{out}");
+    assert!(out.stdout.contains(": thawed (freeze"), "{out}");
+    // The later hooks still get their call.
+    assert_calls(
+        &hooks,
+        &[
+            "10-ok freeze",
+            "10-ok freeze fs=writable",
+            "20-thaw-fails freeze",
+            "snapshot",
+            "snapshot fs=frozen",
+            "20-thaw-fails thaw",
+            "10-ok thaw",
+            "10-ok thaw fs=writable",
+        ],
+        &out,
+    );
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn agent_required_consistency_stops_before_anything_is_frozen() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "r", FsKind::Ext4);
+    let hooks = hook_dir(&fs, &["10-ok", "30-never"], &["20-fails"]);
+    let out = Quiesce::new()
+        .program(&agent())
+        .args(["-t", "60000", "--require-app-consistent"])
+        .arg(hook_dir_arg(&hooks))
+        .mount(&fs.mount)
+        .args(["--", "sh", "-c", &snapshot_cmd(&fs, &hooks)])
+        .run(Duration::from_secs(120));
+    out.assert_code(19, "not-app-consistent");
+    assert!(
+        out.stderr.contains(
+            "application consistency is required, but the hook 20-fails failed before the freeze (exit status 3): nothing was frozen"
+        ),
+        "{out}"
+    );
+    assert!(out.stderr.contains("[not-app-consistent"), "{out}");
+    assert!(!out.stdout.contains("\nfrozen\n"), "{out}");
+    assert!(out.stdout.contains(": not-attempted (freeze"), "{out}");
+    assert!(
+        out.stdout
+            .contains("status: not-app-consistent; not-consistent"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("hooks: 4 calls, 1 failed"), "{out}");
+    // The snapshot never ran; 30-never never got `freeze`; the others got `freeze-failed`
+    // in reverse order, with the filesystem writable all along.
+    assert_calls(
+        &hooks,
+        &[
+            "10-ok freeze",
+            "10-ok freeze fs=writable",
+            "20-fails freeze",
+            "20-fails freeze fs=writable",
+            "20-fails freeze-failed",
+            "20-fails freeze-failed fs=writable",
+            "10-ok freeze-failed",
+            "10-ok freeze-failed fs=writable",
+        ],
+        &out,
+    );
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn agent_refuses_a_world_writable_hook_before_anything_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "w", FsKind::Ext4);
+    let hooks = hook_dir(&fs, &["10-ok"], &[]);
+    let bad = hooks.logging("20-writable", "");
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o757)).unwrap();
+    let out = Quiesce::new()
+        .program(&agent())
+        .args(["-t", "60000"])
+        .arg(hook_dir_arg(&hooks))
+        .mount(&fs.mount)
+        .args(["--", "sh", "-c", &snapshot_cmd(&fs, &hooks)])
+        .run(Duration::from_secs(120));
+    out.assert_code(7, "hook-refused");
+    assert!(
+        out.stderr.contains("quiesce-agent: plan: hook refused: "),
+        "{out}"
+    );
+    assert!(out.stderr.contains(&bad.display().to_string()), "{out}");
+    assert!(out.stderr.contains("chmod go-w"), "the fix: {out}");
+    assert!(out.stderr.contains("[hook-refused"), "{out}");
+    assert!(!out.stdout.contains("frozen"), "{out}");
+    assert_calls(&hooks, &[], &out);
+    // A pre script where everyone can write (the scratch directory under /tmp): refused too.
+    let tmp_pre = scratch.path("pre.sh");
+    std::fs::write(&tmp_pre, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&tmp_pre, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Quiesce::new()
+        .program(&agent())
+        .args(["-t", "60000"])
+        .arg(format!("--pre-script={}", tmp_pre.display()))
+        .mount(&fs.mount)
+        .args(["--", "true"])
+        .run(Duration::from_secs(120));
+    out.assert_code(7, "hook-refused");
+    assert!(out.stderr.contains("hook refused: "), "{out}");
+    assert!(!out.stdout.contains("frozen"), "{out}");
+    assert_writable(&fs.mount, &out);
+}
+
+fn hooks_program() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| compile_c_static("hooks", &["tests/c/hooks.c"], &[]))
+        .clone()
+}
+
+/// `tests/c/hooks.c MODE --hook-dir=DIR MOUNT`.
+fn hooks_c(program: &std::path::Path, mode: &str, hooks: &HookDir, fs: &TestFs) -> Quiesce {
+    Quiesce::new()
+        .program(program)
+        .arg(mode)
+        .arg(hook_dir_arg(hooks))
+        .mount(&fs.mount)
+}
+
+#[test]
+fn cleanup_without_thaw_gives_each_hook_its_thaw_exactly_once() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "c", FsKind::Ext4);
+    let hooks = HookDir::new();
+    hooks.logging("10-app", "");
+    let mut q = hooks_c(&hooks_program(), "cleanup-frozen", &hooks, &fs).spawn();
+    assert!(
+        q.wait_for_line("frozen", Duration::from_secs(60)),
+        "{}",
+        q.stdout_so_far()
+    );
+    assert_frozen(&fs, &"the program said frozen");
+    assert_calls(&hooks, &["10-app freeze"], &q.stdout_so_far());
+    q.send_line("go on");
+    let out = q.wait(Duration::from_secs(60));
+    out.assert_code(0, "every check of tests/c/hooks.c");
+    assert!(out.stdout.contains("cleaned up"), "{out}");
+    // Frozen and thawed in time (not acknowledged): the application resumes with `thaw`;
+    // the second cleanup adds nothing.
+    assert_calls(&hooks, &["10-app freeze", "10-app thaw"], &out);
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn a_failed_freeze_gives_freeze_failed_once_and_cleanup_adds_nothing() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "o", FsKind::Ext4);
+    let hooks = HookDir::new();
+    hooks.logging("10-app", "");
+    fs.fsfreeze();
+    let out = hooks_c(&hooks_program(), "failed-freeze", &hooks, &fs).run(Duration::from_secs(60));
+    assert_frozen(&fs, &"the other holder's freeze is left alone");
+    fs.fsthaw();
+    out.assert_code(0, "every check of tests/c/hooks.c");
+    assert!(out.stdout.contains("freeze frozen-by-other"), "{out}");
+    assert!(out.stdout.contains("report: status frozen-by-other; not-consistent; reason (none); hooks 2 calls, 0 failed"), "{out}");
+    assert_calls(&hooks, &["10-app freeze", "10-app freeze-failed"], &out);
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn past_the_deadline_cleanup_gives_freeze_failed() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "d", FsKind::Ext4);
+    let hooks = HookDir::new();
+    hooks.logging("10-app", "");
+    let out = hooks_c(&hooks_program(), "deadline", &hooks, &fs).run(Duration::from_secs(60));
+    out.assert_code(0, "every check of tests/c/hooks.c");
+    assert!(out.stdout.contains("freeze ok"), "{out}");
+    assert!(out.stdout.contains("cleaned up"), "{out}");
+    assert_calls(&hooks, &["10-app freeze", "10-app freeze-failed"], &out);
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn one_shot_run_with_hooks_is_application_consistent() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "s", FsKind::Xfs);
+    let hooks = HookDir::new();
+    hooks.logging("10-app", "");
+    let out = hooks_c(&hooks_program(), "run", &hooks, &fs).run(Duration::from_secs(60));
+    out.assert_code(0, "every check of tests/c/hooks.c");
+    assert!(out.stdout.contains("callback: frozen"), "{out}");
+    assert!(
+        out.stdout.contains(
+            "report: status ok; application-consistent; reason (none); hooks 2 calls, 0 failed"
+        ),
+        "{out}"
+    );
+    assert_calls(&hooks, &["10-app freeze", "10-app thaw"], &out);
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn a_caller_of_the_first_config_version_gets_no_hooks() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "v", FsKind::Ext4);
+    // A hook dir that would run (and log) if the bytes after the old struct were read.
+    let hooks = HookDir::new();
+    hooks.logging("10-app", "");
+    let out = hooks_c(&hooks_program(), "old-config", &hooks, &fs).run(Duration::from_secs(60));
+    out.assert_code(0, "every check of tests/c/hooks.c");
+    assert!(out.stdout.contains("init ok"), "{out}");
+    assert!(out.stdout.contains("thaw ok"), "{out}");
+    assert!(
+        out.stdout.contains("report: status ok; filesystem-consistent; reason no application hooks were configured; hooks 0 calls, 0 failed"),
+        "{out}"
+    );
+    assert_calls(&hooks, &[], &out);
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn hooks_leak_nothing_under_asan() {
+    require_root();
+    let asan = compile_c_static(
+        "hooks-asan",
+        &["tests/c/hooks.c"],
+        &[
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            "-fno-omit-frame-pointer",
+        ],
+    );
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "l", FsKind::Ext4);
+    let hooks = HookDir::new();
+    hooks.logging("10-app", "");
+    let env = [
+        "env",
+        "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0",
+        "UBSAN_OPTIONS=print_stacktrace=1",
+    ];
+    for (mode, want) in [
+        ("run", vec!["10-app freeze", "10-app thaw"]),
+        ("deadline", vec!["10-app freeze", "10-app freeze-failed"]),
+    ] {
+        hooks.clear_calls();
+        let out = hooks_c(&asan, mode, &hooks, &fs)
+            .wrapper(env)
+            .run(Duration::from_secs(120));
+        out.assert_code(0, &format!("{mode} under ASan/UBSan"));
+        for bad in ["AddressSanitizer", "LeakSanitizer", "runtime error"] {
+            assert!(!out.stderr.contains(bad), "{mode}: {bad} reported:\n{out}");
+        }
+        assert_calls(&hooks, &want, &out);
+    }
+    // The refusal path frees what it loaded too: a world-writable hook.
+    use std::os::unix::fs::PermissionsExt;
+    let bad = hooks.logging("20-writable", "");
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o757)).unwrap();
+    hooks.clear_calls();
+    let out = hooks_c(&asan, "run", &hooks, &fs)
+        .wrapper(env)
+        .run(Duration::from_secs(120));
+    out.assert_code(1, "run refused (the program's check of QUIESCE_OK fails)");
+    assert!(out.stdout.contains("run hook-refused"), "{out}");
+    for bad in ["AddressSanitizer", "LeakSanitizer", "runtime error"] {
+        assert!(!out.stderr.contains(bad), "refused: {bad} reported:\n{out}");
+    }
+    assert_calls(&hooks, &[], &out);
     assert_writable(&fs.mount, &out);
 }

@@ -89,8 +89,9 @@ fn run_go(what: &str, cmd: &mut Command) -> String {
 }
 
 /// The e2e tests of quiesce_test.go: each must have run (not skipped) and passed.
-const E2E_TESTS: [&str; 8] = [
+const E2E_TESTS: [&str; 14] = [
     "TestFreezeWriteBlocksThawCompletes",
+    "TestNoPresyncSequential",
     "TestAbortThawsNotAcknowledged",
     "TestDeadlineExpiresThenThawSaysTimeout",
     "TestGuardianThawsWithoutThaw",
@@ -98,6 +99,11 @@ const E2E_TESTS: [&str; 8] = [
     "TestBadTargets",
     "TestFrozenByOther",
     "TestEmergencyThaw",
+    "TestHooksMakeItApplicationConsistent",
+    "TestHookFailureFallsBackToFilesystemConsistent",
+    "TestHookRequiredStopsBeforeTheFreeze",
+    "TestHookRefusedBeforeAnythingRuns",
+    "TestHookCloseWithoutThawStillResumes",
 ];
 
 fn check_all_passed(what: &str, text: &str) {

@@ -1,12 +1,21 @@
 /*
  * quiesce-agent: a small snapshot agent over the quiesce C ABI.
  *
- *   quiesce-agent [-t TIMEOUT_MS] [-a] MOUNT... -- CMD [ARG...]
+ *   quiesce-agent [-t TIMEOUT_MS] [-a] [HOOK OPTIONS] MOUNT... -- CMD [ARG...]
  *
  * Plans the freeze of MOUNT... (with -a: of every freezable filesystem except MOUNT...),
  * prints the plan, freezes, prints "frozen", runs CMD (the snapshot; it must not write to the
  * frozen filesystems), acknowledges the snapshot if CMD exits 0, thaws, prints the report,
  * and exits with the session's status (0: consistent; see quiesce.h for the others).
+ *
+ * Hook options (application consistency; see quiesce_config.hook_dir in quiesce.h), as the
+ * quiesce command's:
+ *   --hook-dir=DIR            DIR's executables get `freeze` before the freeze, `thaw` or
+ *                             `freeze-failed` after the thaw
+ *   --pre-script=PATH         a script that gets `freeze` (before the directory's hooks)
+ *   --post-script=PATH        a script that gets `thaw` or `freeze-failed` (after them)
+ *   --hook-timeout-ms=MS      each hook call's limit (default 1800000: 30 minutes)
+ *   --require-app-consistent  a hook failing before the freeze stops everything (exit 19)
  *
  *   quiesce-agent --thaw MOUNT...     the rescue: thaw MOUNT... (quiesce_emergency_thaw)
  */
@@ -27,7 +36,9 @@ static quiesce_session session;
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: quiesce-agent [-t TIMEOUT_MS] [-a] MOUNT... -- CMD [ARG...]\n"
+            "usage: quiesce-agent [-t TIMEOUT_MS] [-a] [--hook-dir=DIR] [--pre-script=PATH]\n"
+            "           [--post-script=PATH] [--hook-timeout-ms=MS] [--require-app-consistent]\n"
+            "           MOUNT... -- CMD [ARG...]\n"
             "       quiesce-agent --thaw MOUNT...\n");
     return QUIESCE_USAGE;
 }
@@ -79,6 +90,8 @@ static void print_report(void) {
     printf("status: %s; %s; window %.3f ms\n", quiesce_status_name(r.status),
            quiesce_consistency_name(r.consistency), r.window_ns / 1e6);
     printf("pre-sync: %.3f ms\n", r.presync_ns / 1e6);
+    if (r.consistency_reason != NULL) printf("consistency reason: %s\n", r.consistency_reason);
+    printf("hooks: %u calls, %u failed\n", r.hook_calls, r.hook_failures);
 }
 
 /* Runs the snapshot command; returns 1 if it exited 0. */
@@ -124,6 +137,23 @@ int main(int argc, char **argv) {
             cfg.timeout_ms = (uint32_t)ms;
         } else if (strcmp(argv[i], "-a") == 0) {
             cfg.flags |= QUIESCE_FLAG_ALL;
+        } else if (strncmp(argv[i], "--hook-dir=", 11) == 0) {
+            cfg.hook_dir = argv[i] + 11;
+        } else if (strncmp(argv[i], "--pre-script=", 13) == 0) {
+            cfg.pre_script = argv[i] + 13;
+        } else if (strncmp(argv[i], "--post-script=", 14) == 0) {
+            cfg.post_script = argv[i] + 14;
+        } else if (strncmp(argv[i], "--hook-timeout-ms=", 18) == 0) {
+            char *end;
+            unsigned long ms = strtoul(argv[i] + 18, &end, 10);
+            if (*end != '\0' || ms == 0 || ms > QUIESCE_MAX_HOOK_TIMEOUT_MS) {
+                fprintf(stderr, "quiesce-agent: %s: give milliseconds, 1 to %lu\n", argv[i],
+                        (unsigned long)QUIESCE_MAX_HOOK_TIMEOUT_MS);
+                return QUIESCE_USAGE;
+            }
+            cfg.hook_timeout_ms = (uint32_t)ms;
+        } else if (strcmp(argv[i], "--require-app-consistent") == 0) {
+            cfg.flags |= QUIESCE_FLAG_REQUIRE_APP_CONSISTENT;
         } else {
             return usage();
         }

@@ -50,6 +50,13 @@ const MaxTimeout = time.Duration(C.QUIESCE_MAX_TIMEOUT_MS) * time.Millisecond
 // MaxTargets is the most filesystems one session freezes.
 const MaxTargets = int(C.QUIESCE_MAX_TARGETS)
 
+// DefaultHookTimeout is the limit of each hook call when Options.HookTimeout is zero (30
+// minutes, as the Alibaba Cloud snapshot plugin's ScriptTimeoutInSeconds).
+const DefaultHookTimeout = time.Duration(C.QUIESCE_DEFAULT_HOOK_TIMEOUT_MS) * time.Millisecond
+
+// MaxHookTimeout is the longest Options.HookTimeout the library accepts (24 hours).
+const MaxHookTimeout = time.Duration(C.QUIESCE_MAX_HOOK_TIMEOUT_MS) * time.Millisecond
+
 // HeaderABIVersion is the ABI version of the quiesce.h this package was compiled with;
 // ABIVersion() is that of the library linked in. Sessions refuse to start if they differ.
 const HeaderABIVersion = uint32(C.QUIESCE_ABI_VERSION)
@@ -98,6 +105,30 @@ type Options struct {
 	// Timeout is the deadline, counted from the first FIFREEZE; zero means the context's
 	// deadline, or DefaultTimeout if it has none. With both, the shorter one holds.
 	Timeout time.Duration
+
+	// HookDir is a directory of application hooks ("" for none): its executables, in
+	// byte-wise name order, run with the argument "freeze" in Freeze, before the first
+	// FIFREEZE; the ones that got "freeze" run again in reverse order after the last FITHAW
+	// (in Thaw, Abort or Close, or in Freeze if the freeze fails) with "thaw" (everything was
+	// frozen and thawed in time) or "freeze-failed". The hooks, the directory and every
+	// directory above them must belong to root and not be writable by group or others, and
+	// no component may be a symbolic link: otherwise the session fails with
+	// StatusHookRefused before anything runs. The time the hooks take before the freeze is
+	// not part of the deadline.
+	HookDir string
+	// PreScript is a script run with "freeze" before the directory's hooks ("" for none).
+	PreScript string
+	// PostScript is a script run with "thaw" or "freeze-failed" after the directory's hooks
+	// ("" for none). The same file as PreScript makes one hook with both calls.
+	PostScript string
+	// HookTimeout is the limit of each hook call (zero: DefaultHookTimeout; at most
+	// MaxHookTimeout); at expiry the hook's process group is killed.
+	HookTimeout time.Duration
+	// RequireAppConsistent makes a hook that fails before the freeze stop the session:
+	// nothing is frozen, the hooks that got "freeze" get "freeze-failed", and Freeze fails
+	// with StatusNotAppConsistent. Without it, the snapshot is then file-system-consistent
+	// only (Report.ConsistencyReason says why).
+	RequireAppConsistent bool
 }
 
 // Target is one filesystem of a session, in freeze order (thaw order is the reverse).
@@ -140,6 +171,14 @@ type Report struct {
 	Skips        []Skip
 	SkipsDropped int // skipped mounts beyond the listed ones, counted only
 	NotCovered   int // targets the snapshot does not cover (frozen by another holder)
+	// ConsistencyReason says why the snapshot is file-system-consistent and not
+	// application-consistent ("no application hooks were configured", or which hook failed
+	// before the freeze, with its exit status); "" at the other levels.
+	ConsistencyReason string
+	// HookCalls is how many hook calls were made ("freeze", "thaw" and "freeze-failed");
+	// HookFailures how many of them failed.
+	HookCalls    int
+	HookFailures int
 }
 
 const (
@@ -238,11 +277,13 @@ func Plan(opts Options) (*Report, error) {
 }
 
 // Thaw acknowledges the snapshot (it was taken while everything was frozen) and thaws
-// everything in reverse order. A nil error means StatusOK: the snapshot is
-// file-system-consistent. Otherwise the *Error says why not (StatusTimeout: the deadline
-// passed first and everything was thawed then; StatusSuspect: someone else thawed a
-// filesystem during the window; ...). The report is returned in both cases. Calling it again,
-// or after Abort or Close, returns the same report and the session's final error.
+// everything in reverse order; with hooks, they then get "thaw" (or "freeze-failed"). A nil
+// error means StatusOK: the snapshot is file-system-consistent, or application-consistent
+// when the hooks succeeded (Report.Consistency). Otherwise the *Error says why not
+// (StatusTimeout: the deadline passed first and everything was thawed then; StatusSuspect:
+// someone else thawed a filesystem during the window; StatusThawHookFailed: a hook failed
+// after the thaw; ...). The report is returned in both cases. Calling it again, or after
+// Abort or Close, returns the same report and the session's final error.
 func (s *Session) Thaw() (*Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,6 +416,9 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	if i, err := checkPaths(opts.Mounts); err != nil {
 		return nil, usageError("plan", i, opts.Mounts, err.Error())
 	}
+	if err := checkHooks(opts); err != nil {
+		return nil, usageError("plan", -1, nil, err.Error())
+	}
 	var cfg C.quiesce_config
 	if st := Status(C.quiesce_config_init(&cfg)); st != StatusOK {
 		return nil, &Error{Op: "plan", Status: st, MountIndex: -1, TargetIndex: -1}
@@ -390,6 +434,23 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	}
 	if opts.SkipFrozen {
 		cfg.flags |= C.QUIESCE_FLAG_SKIP_FROZEN
+	}
+	if opts.RequireAppConsistent {
+		cfg.flags |= C.QUIESCE_FLAG_REQUIRE_APP_CONSISTENT
+	}
+	// The hook paths in C memory, read by quiesce_session_init only.
+	for _, h := range []struct {
+		path  string
+		field **C.char
+	}{{opts.HookDir, &cfg.hook_dir}, {opts.PreScript, &cfg.pre_script}, {opts.PostScript, &cfg.post_script}} {
+		if h.path != "" {
+			p := C.CString(h.path)
+			defer C.free(unsafe.Pointer(p))
+			*h.field = p
+		}
+	}
+	if opts.HookTimeout > 0 {
+		cfg.hook_timeout_ms = C.uint32_t(max(opts.HookTimeout/time.Millisecond, 1))
 	}
 	cfg.timeout_ms = C.uint32_t(timeout / time.Millisecond)
 	arr, free := cStrings(opts.Mounts)
@@ -498,6 +559,11 @@ func (s *Session) readReport() *Report {
 		Presync:      time.Duration(r.presync_ns),
 		SkipsDropped: int(r.skips_dropped),
 		NotCovered:   int(r.not_covered),
+		HookCalls:    int(r.hook_calls),
+		HookFailures: int(r.hook_failures),
+	}
+	if r.consistency_reason != nil {
+		rep.ConsistencyReason = C.GoString(r.consistency_reason)
 	}
 	for i := 0; i < int(r.target_count); i++ {
 		var t C.quiesce_target_info
@@ -551,6 +617,23 @@ func checkPaths(paths []string) (int, error) {
 		}
 	}
 	return -1, nil
+}
+
+// checkHooks refuses hook options that C would read differently (a NUL byte in a path) or
+// that are out of range.
+func checkHooks(opts Options) error {
+	for _, h := range []struct{ name, path string }{
+		{"HookDir", opts.HookDir}, {"PreScript", opts.PreScript}, {"PostScript", opts.PostScript},
+	} {
+		if strings.IndexByte(h.path, 0) >= 0 {
+			return fmt.Errorf("Options.%s %q contains a NUL byte", h.name, h.path)
+		}
+	}
+	if opts.HookTimeout < 0 || opts.HookTimeout > MaxHookTimeout {
+		return fmt.Errorf("Options.HookTimeout %v: give 1ms to %v (or 0 for %v)",
+			opts.HookTimeout, MaxHookTimeout, DefaultHookTimeout)
+	}
+	return nil
 }
 
 func usageError(op string, i int, mounts []string, msg string) *Error {

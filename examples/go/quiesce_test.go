@@ -9,6 +9,7 @@ package quiesce
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -45,18 +46,21 @@ func TestStatusNames(t *testing.T) {
 	want := map[Status]string{
 		StatusOK: "ok", StatusUsage: "usage", StatusBadTarget: "bad-target",
 		StatusNotFreezable: "not-freezable", StatusPermission: "permission",
-		StatusPlanRefused: "plan-refused", StatusFreezeFailed: "freeze-failed",
-		StatusThawFailed: "thaw-failed", StatusTimeout: "timeout",
+		StatusPlanRefused: "plan-refused", StatusHookRefused: "hook-refused",
+		StatusFreezeFailed: "freeze-failed", StatusThawFailed: "thaw-failed",
+		StatusTimeout:         "timeout",
 		StatusNotAcknowledged: "not-acknowledged", StatusFrozenByOther: "frozen-by-other",
 		StatusSuspect: "suspect", StatusSnapshotFailed: "snapshot-failed",
-		StatusInterrupted: "interrupted", StatusInternal: "internal",
+		StatusInterrupted: "interrupted", StatusNotAppConsistent: "not-app-consistent",
+		StatusThawHookFailed: "thaw-hook-failed", StatusInternal: "internal",
 	}
 	codes := map[Status]uint32{
 		StatusOK: 0, StatusUsage: 2, StatusBadTarget: 3, StatusNotFreezable: 4,
-		StatusPermission: 5, StatusPlanRefused: 6, StatusFreezeFailed: 11,
+		StatusPermission: 5, StatusPlanRefused: 6, StatusHookRefused: 7, StatusFreezeFailed: 11,
 		StatusThawFailed: 12, StatusTimeout: 13, StatusNotAcknowledged: 14,
 		StatusFrozenByOther: 15, StatusSuspect: 16, StatusSnapshotFailed: 17,
-		StatusInterrupted: 18, StatusInternal: 70,
+		StatusInterrupted: 18, StatusNotAppConsistent: 19, StatusThawHookFailed: 20,
+		StatusInternal: 70,
 	}
 	if len(Statuses) != len(want) {
 		t.Errorf("Statuses has %d entries, want %d", len(Statuses), len(want))
@@ -208,6 +212,26 @@ func TestBadInputNeverReachesC(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Status != StatusUsage || !strings.Contains(e.Message, "no mount point named") {
 		t.Errorf("Plan(no mounts): %v", err)
+	}
+}
+
+func TestBadHookOptionsNeverReachC(t *testing.T) {
+	if DefaultHookTimeout != 30*time.Minute || MaxHookTimeout != 24*time.Hour {
+		t.Errorf("DefaultHookTimeout %v, MaxHookTimeout %v", DefaultHookTimeout, MaxHookTimeout)
+	}
+	for _, opts := range []Options{
+		{HookDir: "/etc/quiesce\x00/hooks.d"},
+		{PreScript: "/x\x00"},
+		{PostScript: "\x00"},
+		{HookTimeout: -time.Second},
+		{HookTimeout: MaxHookTimeout + time.Millisecond},
+	} {
+		opts.Mounts = []string{"/nonexistent/quiesce-go-test"}
+		_, err := Plan(opts)
+		var e *Error
+		if !errors.As(err, &e) || e.Status != StatusUsage || !strings.Contains(e.Message, "Options.") {
+			t.Errorf("Plan(%+v): %v, want a usage error naming the option", opts, err)
+		}
 	}
 }
 
@@ -595,5 +619,225 @@ func TestEmergencyThaw(t *testing.T) {
 	}
 	if n, err := EmergencyThaw(m); err != nil || n != 0 {
 		t.Errorf("EmergencyThaw of a thawed filesystem = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// ---- end-to-end: hooks ----
+
+// hooks is a directory of hook scripts that passes the library's checks: under /run (root's,
+// not writable by others; /tmp is, so hooks there are refused), with a call log beside it.
+type hooks struct {
+	root, dir, log string
+}
+
+func newHooks(t *testing.T) *hooks {
+	t.Helper()
+	for _, p := range []string{"/", "/run"} {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil || st.Uid != 0 || st.Mode&0o022 != 0 {
+			t.Fatalf("%s must belong to root and not be group/other-writable for the hook tests", p)
+		}
+	}
+	root, err := os.MkdirTemp("/run", "quiesce-test-hooks-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	h := &hooks{root: root, dir: filepath.Join(root, "hooks.d"), log: filepath.Join(root, "calls.log")}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(h.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.log, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// script writes an executable script at path that appends "NAME $1" to the call log, then
+// runs body.
+func (h *hooks) script(t *testing.T, path, name, body string) string {
+	t.Helper()
+	text := fmt.Sprintf("#!/bin/sh\necho \"%s $1\" >> '%s'\n%s\n", name, h.log, body)
+	if err := os.WriteFile(path, []byte(text), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// hook makes the logging hook hooks.d/NAME.
+func (h *hooks) hook(t *testing.T, name, body string) string {
+	t.Helper()
+	return h.script(t, filepath.Join(h.dir, name), name, body)
+}
+
+func (h *hooks) calls(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(h.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(strings.ReplaceAll(string(b), " ", "_"))
+}
+
+func (h *hooks) expect(t *testing.T, want ...string) {
+	t.Helper()
+	got := h.calls(t)
+	for i := range want {
+		want[i] = strings.ReplaceAll(want[i], " ", "_")
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("hook calls %q, want %q", got, want)
+	}
+}
+
+func TestHooksMakeItApplicationConsistent(t *testing.T) {
+	m := testMount(t)
+	h := newHooks(t)
+	h.hook(t, "10-app", "")
+	pre := h.script(t, filepath.Join(h.root, "pre"), "pre", "")
+	post := h.script(t, filepath.Join(h.root, "post"), "post", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := FreezeWithOptions(ctx, Options{
+		Mounts: []string{m}, HookDir: h.dir, PreScript: pre, PostScript: post,
+		HookTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("Freeze with hooks: %v", err)
+	}
+	defer s.Close()
+	h.expect(t, "pre freeze", "10-app freeze")
+	w := assertBlocked(t, m)
+	rep, err := s.Thaw()
+	if err != nil {
+		t.Fatalf("Thaw: %v", err)
+	}
+	if !completes(t, w, 10*time.Second) {
+		t.Fatal("the blocked write did not complete after Thaw")
+	}
+	h.expect(t, "pre freeze", "10-app freeze", "10-app thaw", "post thaw")
+	if rep.Status != StatusOK || rep.Consistency != ConsistencyApplication ||
+		rep.ConsistencyReason != "" || rep.HookCalls != 4 || rep.HookFailures != 0 {
+		t.Errorf("report: %+v", rep)
+	}
+	t.Logf("with hooks: %s; %s; %d hook calls", rep.Status, rep.Consistency, rep.HookCalls)
+}
+
+func TestHookFailureFallsBackToFilesystemConsistent(t *testing.T) {
+	m := testMount(t)
+	h := newHooks(t)
+	h.hook(t, "10-fails", `[ "$1" = freeze ] && exit 3; exit 0`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := FreezeWithOptions(ctx, Options{Mounts: []string{m}, HookDir: h.dir})
+	if err != nil {
+		t.Fatalf("Freeze: %v", err)
+	}
+	defer s.Close()
+	assertBlocked(t, m)
+	rep, err := s.Thaw()
+	if err != nil {
+		t.Fatalf("Thaw: %v", err)
+	}
+	h.expect(t, "10-fails freeze", "10-fails thaw")
+	want := "the hook 10-fails failed before the freeze (exit status 3)"
+	if rep.Status != StatusOK || rep.Consistency != ConsistencyFilesystem ||
+		rep.ConsistencyReason != want || rep.HookCalls != 2 || rep.HookFailures != 1 {
+		t.Errorf("report: %+v; want the reason %q", rep, want)
+	}
+	// Without hooks, the reason says so.
+	plain, err := Freeze(ctx, m)
+	if err != nil {
+		t.Fatalf("Freeze without hooks: %v", err)
+	}
+	rep, err = plain.Thaw()
+	if err != nil || rep.Consistency != ConsistencyFilesystem ||
+		rep.ConsistencyReason != "no application hooks were configured" || rep.HookCalls != 0 {
+		t.Errorf("without hooks: %+v, %v", rep, err)
+	}
+	assertWritable(t, m)
+}
+
+func TestHookRequiredStopsBeforeTheFreeze(t *testing.T) {
+	m := testMount(t)
+	h := newHooks(t)
+	h.hook(t, "10-fails", `[ "$1" = freeze ] && exit 3; exit 0`)
+	h.hook(t, "20-never", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := FreezeWithOptions(ctx, Options{Mounts: []string{m}, HookDir: h.dir, RequireAppConsistent: true})
+	var e *Error
+	if !errors.As(err, &e) || e.Status != StatusNotAppConsistent || e.Op != "freeze" || e.Report == nil {
+		t.Fatalf("Freeze with RequireAppConsistent: %#v", err)
+	}
+	if !strings.Contains(e.Message, "10-fails failed before the freeze (exit status 3): nothing was frozen") {
+		t.Errorf("message: %q", e.Message)
+	}
+	if e.Report.Targets[0].Outcome != OutcomeNotAttempted || e.Report.Window != 0 ||
+		e.Report.Consistency != ConsistencyNone {
+		t.Errorf("report: %+v", e.Report)
+	}
+	h.expect(t, "10-fails freeze", "10-fails freeze-failed")
+	t.Logf("required: %v", err)
+	assertWritable(t, m)
+}
+
+func TestHookRefusedBeforeAnythingRuns(t *testing.T) {
+	m := testMount(t)
+	h := newHooks(t)
+	h.hook(t, "10-ok", "")
+	bad := h.hook(t, "20-writable", "")
+	if err := os.Chmod(bad, 0o757); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := FreezeWithOptions(ctx, Options{Mounts: []string{m}, HookDir: h.dir})
+	var e *Error
+	if !errors.As(err, &e) || e.Status != StatusHookRefused || e.Op != "plan" {
+		t.Fatalf("Freeze with a world-writable hook: %#v", err)
+	}
+	if !strings.Contains(e.Message, "hook refused: ") || !strings.Contains(e.Message, bad) {
+		t.Errorf("message: %q", e.Message)
+	}
+	// Plan verifies the hooks too, and runs none.
+	if _, err := Plan(Options{Mounts: []string{m}, HookDir: h.dir}); !errors.Is(err, StatusHookRefused) {
+		t.Errorf("Plan with a world-writable hook: %v", err)
+	}
+	h.expect(t)
+	t.Logf("refused: %v", err)
+	assertWritable(t, m)
+}
+
+func TestHookCloseWithoutThawStillResumes(t *testing.T) {
+	m := testMount(t)
+	h := newHooks(t)
+	h.hook(t, "10-app", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := FreezeWithOptions(ctx, Options{Mounts: []string{m}, HookDir: h.dir})
+	if err != nil {
+		t.Fatalf("Freeze: %v", err)
+	}
+	w := assertBlocked(t, m)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if !completes(t, w, 10*time.Second) {
+		t.Fatal("the blocked write did not complete after Close")
+	}
+	// Frozen and thawed in time, not acknowledged: the application resumes with "thaw",
+	// exactly once.
+	s.Close()
+	h.expect(t, "10-app freeze", "10-app thaw")
+	rep := s.Report()
+	if rep.Status != StatusSnapshotFailed || rep.Consistency != ConsistencyNone || rep.HookCalls != 2 {
+		t.Errorf("report: %+v", rep)
 	}
 }

@@ -20,29 +20,32 @@ type Status uint32
 
 // The statuses.
 const (
-	StatusOK              Status = C.QUIESCE_OK               // frozen, acknowledged, thawed; file-system-consistent
-	StatusUsage           Status = C.QUIESCE_USAGE            // bad usage or parameters
-	StatusBadTarget       Status = C.QUIESCE_BAD_TARGET       // a named path is not a mount point that can be opened
-	StatusNotFreezable    Status = C.QUIESCE_NOT_FREEZABLE    // a named filesystem cannot be frozen
-	StatusPermission      Status = C.QUIESCE_PERMISSION       // not permitted (needs CAP_SYS_ADMIN)
-	StatusPlanRefused     Status = C.QUIESCE_PLAN_REFUSED     // the plan was refused (cycle, too many targets)
-	StatusFreezeFailed    Status = C.QUIESCE_FREEZE_FAILED    // a freeze failed; everything frozen before it was thawed
-	StatusThawFailed      Status = C.QUIESCE_THAW_FAILED      // a thaw failed; a filesystem may still be frozen
-	StatusTimeout         Status = C.QUIESCE_TIMEOUT          // the deadline passed before the acknowledgement; thawed
-	StatusNotAcknowledged Status = C.QUIESCE_NOT_ACKNOWLEDGED // the controller went away without acknowledging
-	StatusFrozenByOther   Status = C.QUIESCE_FROZEN_BY_OTHER  // a filesystem was already frozen by another holder
-	StatusSuspect         Status = C.QUIESCE_SUSPECT          // someone else thawed a filesystem during the window
-	StatusSnapshotFailed  Status = C.QUIESCE_SNAPSHOT_FAILED  // the snapshot failed (not acknowledged); thawed
-	StatusInterrupted     Status = C.QUIESCE_INTERRUPTED      // interrupted by a signal; thawed
-	StatusInternal        Status = C.QUIESCE_INTERNAL         // a bug in quiesce, or a panic caught at the ABI
+	StatusOK               Status = C.QUIESCE_OK                 // frozen, acknowledged, thawed; file-system-consistent
+	StatusUsage            Status = C.QUIESCE_USAGE              // bad usage or parameters
+	StatusBadTarget        Status = C.QUIESCE_BAD_TARGET         // a named path is not a mount point that can be opened
+	StatusNotFreezable     Status = C.QUIESCE_NOT_FREEZABLE      // a named filesystem cannot be frozen
+	StatusPermission       Status = C.QUIESCE_PERMISSION         // not permitted (needs CAP_SYS_ADMIN)
+	StatusPlanRefused      Status = C.QUIESCE_PLAN_REFUSED       // the plan was refused (cycle, too many targets)
+	StatusHookRefused      Status = C.QUIESCE_HOOK_REFUSED       // a hook failed the authenticity checks; nothing ran or was frozen
+	StatusFreezeFailed     Status = C.QUIESCE_FREEZE_FAILED      // a freeze failed; everything frozen before it was thawed
+	StatusThawFailed       Status = C.QUIESCE_THAW_FAILED        // a thaw failed; a filesystem may still be frozen
+	StatusTimeout          Status = C.QUIESCE_TIMEOUT            // the deadline passed before the acknowledgement; thawed
+	StatusNotAcknowledged  Status = C.QUIESCE_NOT_ACKNOWLEDGED   // the controller went away without acknowledging
+	StatusFrozenByOther    Status = C.QUIESCE_FROZEN_BY_OTHER    // a filesystem was already frozen by another holder
+	StatusSuspect          Status = C.QUIESCE_SUSPECT            // someone else thawed a filesystem during the window
+	StatusSnapshotFailed   Status = C.QUIESCE_SNAPSHOT_FAILED    // the snapshot failed (not acknowledged); thawed
+	StatusInterrupted      Status = C.QUIESCE_INTERRUPTED        // interrupted by a signal; thawed
+	StatusNotAppConsistent Status = C.QUIESCE_NOT_APP_CONSISTENT // Options.RequireAppConsistent, and a hook failed before the freeze; nothing frozen
+	StatusThawHookFailed   Status = C.QUIESCE_THAW_HOOK_FAILED   // a hook failed after the thaw: the application may not have resumed
+	StatusInternal         Status = C.QUIESCE_INTERNAL           // a bug in quiesce, or a panic caught at the ABI
 )
 
 // Statuses lists every status, in numeric order.
 var Statuses = []Status{
 	StatusOK, StatusUsage, StatusBadTarget, StatusNotFreezable, StatusPermission,
-	StatusPlanRefused, StatusFreezeFailed, StatusThawFailed, StatusTimeout,
+	StatusPlanRefused, StatusHookRefused, StatusFreezeFailed, StatusThawFailed, StatusTimeout,
 	StatusNotAcknowledged, StatusFrozenByOther, StatusSuspect, StatusSnapshotFailed,
-	StatusInterrupted, StatusInternal,
+	StatusInterrupted, StatusNotAppConsistent, StatusThawHookFailed, StatusInternal,
 }
 
 // String returns the stable short name of the status ("ok", "timeout", "bad-target", ...;

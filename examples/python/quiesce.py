@@ -22,6 +22,14 @@ A Python binding (standard library + ctypes) of the quiesce C ABI (``include/qui
 The two-phase form: :meth:`Session.plan`, :meth:`Session.freeze`, :meth:`Session.thaw`,
 :meth:`Session.close`. The rescue: :func:`emergency_thaw`. Freezing needs CAP_SYS_ADMIN.
 
+Application hooks (``hook_dir=``, ``pre_script=``, ``post_script=``, ``hook_timeout=``,
+``require_app_consistent=``), as the ``quiesce`` command's ``--hook-dir`` and friends: the
+hooks get ``freeze`` before the first FIFREEZE (when the block is entered) and ``thaw`` or
+``freeze-failed`` after the last FITHAW (when it is left); ``report.consistency`` is then
+``Consistency.APPLICATION``, or ``FILESYSTEM`` with ``report.consistency_reason`` saying which
+hook failed. Hooks and every directory above them must belong to root and not be writable by
+group or others (``Status.HOOK_REFUSED`` otherwise, before anything runs).
+
 Bad arguments are refused in Python before any call: a single path where a list is expected
 and non-numeric timeouts raise ``TypeError``; a timeout outside (0, 3600] seconds, or a path
 with a NUL byte, raises ``ValueError``. Everything the library refuses raises
@@ -61,7 +69,9 @@ from typing import Final, Iterable, Optional, Tuple, Type, Union
 __all__ = [
     "ABI_VERSION",
     "Consistency",
+    "DEFAULT_HOOK_TIMEOUT",
     "Frozen",
+    "MAX_HOOK_TIMEOUT",
     "MAX_TARGETS",
     "MAX_TIMEOUT",
     "Outcome",
@@ -94,11 +104,17 @@ ABI_VERSION: Final = 1
 MAX_TIMEOUT: Final = 3600.0
 #: Most filesystems one session freezes (``QUIESCE_MAX_TARGETS``).
 MAX_TARGETS: Final = 64
+#: The limit of each hook call when ``hook_timeout`` is not given, in seconds
+#: (``QUIESCE_DEFAULT_HOOK_TIMEOUT_MS``).
+DEFAULT_HOOK_TIMEOUT: Final = 1800.0
+#: The longest ``hook_timeout``, in seconds (``QUIESCE_MAX_HOOK_TIMEOUT_MS``).
+MAX_HOOK_TIMEOUT: Final = 86400.0
 
 _FLAG_ALL: Final = 1
 _FLAG_SKIP_FROZEN: Final = 2
 _FLAG_NO_PRESYNC: Final = 4
 _FLAG_SEQUENTIAL: Final = 8
+_FLAG_REQUIRE_APP_CONSISTENT: Final = 16
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 TimeoutArg = Union[float, int, timedelta]
@@ -156,6 +172,11 @@ class _Config(Structure):
         ("timeout_ms", c_uint32),
         ("mounts", POINTER(c_char_p)),
         ("mount_count", c_size_t),
+        ("hook_dir", c_char_p),
+        ("pre_script", c_char_p),
+        ("post_script", c_char_p),
+        ("hook_timeout_ms", c_uint32),
+        ("reserved", c_uint32),
     ]
 
 
@@ -173,6 +194,9 @@ class _ReportInfo(Structure):
         ("not_covered", c_uint32),
         ("window_ns", c_uint64),
         ("presync_ns", c_uint64),
+        ("consistency_reason", c_char_p),
+        ("hook_calls", c_uint32),
+        ("hook_failures", c_uint32),
     ]
 
 
@@ -293,6 +317,7 @@ class Status(_Codes):
     NOT_FREEZABLE = 4
     PERMISSION = 5
     PLAN_REFUSED = 6
+    HOOK_REFUSED = 7
     FREEZE_FAILED = 11
     THAW_FAILED = 12
     TIMEOUT = 13
@@ -301,6 +326,8 @@ class Status(_Codes):
     SUSPECT = 16
     SNAPSHOT_FAILED = 17
     INTERRUPTED = 18
+    NOT_APP_CONSISTENT = 19
+    THAW_HOOK_FAILED = 20
     INTERNAL = 70
 
 
@@ -452,6 +479,14 @@ class Report:
     #: Nanoseconds the pre-sync (syncfs of every target before the first FIFREEZE) took;
     #: 0 if it did not run.
     presync_ns: int = 0
+    #: Why the level is ``Consistency.FILESYSTEM`` and not ``APPLICATION``: no hooks were
+    #: configured, or which hook failed before the freeze (with its exit status); None at
+    #: the other levels.
+    consistency_reason: Optional[str] = None
+    #: How many hook calls were made (``freeze``, ``thaw``, ``freeze-failed``), and how many
+    #: of them failed.
+    hook_calls: int = 0
+    hook_failures: int = 0
 
     @property
     def ok(self) -> bool:
@@ -570,6 +605,38 @@ def _timeout_ms(timeout: TimeoutArg) -> int:
     return max(1, min(int(MAX_TIMEOUT * 1000), math.ceil(round(seconds * 1000, 3))))
 
 
+def _hook_path(path: Optional[PathArg], what: str) -> Optional[bytes]:
+    if path is None:
+        return None
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{what} must be a path (str, bytes or os.PathLike) or None, not {path!r}")
+    b = os.fsencode(path)
+    if b"\0" in b:
+        raise ValueError(f"{what} contains a NUL byte: {path!r}")
+    if not b:
+        raise ValueError(f"{what} is empty: give a path, or None for none")
+    return b
+
+
+def _hook_timeout_ms(timeout: Optional[TimeoutArg]) -> int:
+    """0 (the library's default) for None, else milliseconds in (0, 86400 s]."""
+    if timeout is None:
+        return 0
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise TypeError(
+            f"hook_timeout must be seconds (a number or a timedelta) or None, not {timeout!r}"
+        )
+    if not (0 < seconds <= MAX_HOOK_TIMEOUT):  # also refuses NaN
+        raise ValueError(
+            f"hook_timeout {timeout!r} is out of range: give more than 0 and at most 86400 s"
+        )
+    return max(1, min(int(MAX_HOOK_TIMEOUT * 1000), math.ceil(round(seconds * 1000, 3))))
+
+
 def _c_array(paths: list[bytes]) -> "ctypes.Array[c_char_p]":
     return (c_char_p * max(1, len(paths)))(*paths)
 
@@ -590,6 +657,7 @@ class Session:
     _storage: _SessionStorage
     _lock: threading.Lock
     _live: bool
+    _frozen: bool
     _pid: int
     _report: Optional[Report]
     _error: Optional[QuiesceError]
@@ -603,6 +671,7 @@ class Session:
         self._storage = _SessionStorage()
         self._lock = threading.Lock()
         self._live = False
+        self._frozen = False
         self._pid = os.getpid()
         self._report = None
         self._error = None
@@ -621,6 +690,11 @@ class Session:
         skip_frozen: bool = False,
         presync: bool = True,
         parallel: bool = True,
+        hook_dir: Optional[PathArg] = None,
+        pre_script: Optional[PathArg] = None,
+        post_script: Optional[PathArg] = None,
+        hook_timeout: Optional[TimeoutArg] = None,
+        require_app_consistent: bool = False,
     ) -> "Session":
         """Plans a session: resolves ``mounts`` (each must be a mount point), reads the mount
         table, orders the targets, opens every descriptor. Nothing is frozen yet.
@@ -636,15 +710,32 @@ class Session:
         a shorter frozen window. ``parallel`` (default on) freezes filesystems that do not
         depend on each other at once; ``parallel=False`` freezes one after another.
 
+        Hooks: ``hook_dir`` (its executables, in name order), ``pre_script`` and
+        ``post_script`` are verified here (none runs; ``Status.HOOK_REFUSED`` if one is not
+        root's, is writable by group or others, or has a symbolic link on its path); they
+        get ``freeze`` in :meth:`freeze` before the first FIFREEZE, and ``thaw`` or
+        ``freeze-failed`` after the last FITHAW (in :meth:`thaw`, :meth:`close`, or in
+        :meth:`freeze` if it fails). ``hook_timeout`` (seconds or a timedelta, at most
+        86400; default 1800) limits each call. ``require_app_consistent=True`` makes a hook
+        that fails before the freeze stop it: :meth:`freeze` raises QuiesceError with
+        ``Status.NOT_APP_CONSISTENT`` and nothing is frozen.
+
         Raises TypeError/ValueError for bad arguments, QuiesceError if the library refuses.
         """
         paths = _paths(mounts, "mounts")
         timeout_ms = _timeout_ms(timeout)
+        hooks = (
+            _hook_path(hook_dir, "hook_dir"),
+            _hook_path(pre_script, "pre_script"),
+            _hook_path(post_script, "post_script"),
+        )
+        hook_timeout_ms = _hook_timeout_ms(hook_timeout)
         flags = (
             (_FLAG_ALL if all_filesystems else 0)
             | (_FLAG_SKIP_FROZEN if skip_frozen else 0)
             | (0 if presync else _FLAG_NO_PRESYNC)
             | (0 if parallel else _FLAG_SEQUENTIAL)
+            | (_FLAG_REQUIRE_APP_CONSISTENT if require_app_consistent else 0)
         )
         cfg = _Config()
         st = _lib.quiesce_config_init(byref(cfg))
@@ -655,6 +746,8 @@ class Session:
         cfg.timeout_ms = timeout_ms
         cfg.mounts = ctypes.cast(array, POINTER(c_char_p))
         cfg.mount_count = len(paths)
+        cfg.hook_dir, cfg.pre_script, cfg.post_script = hooks
+        cfg.hook_timeout_ms = hook_timeout_ms
         self = cls._new()
         with self._lock:
             size = ctypes.sizeof(self._storage)
@@ -722,6 +815,9 @@ class Session:
             not_covered=r.not_covered,
             window_ns=r.window_ns,
             presync_ns=r.presync_ns,
+            consistency_reason=None if r.consistency_reason is None else _str(r.consistency_reason),
+            hook_calls=r.hook_calls,
+            hook_failures=r.hook_failures,
         )
         self._report = report
         return report
@@ -796,6 +892,7 @@ class Session:
             st = _lib.quiesce_freeze(byref(self._storage))
             if st != Status.OK:
                 raise self._failed(st)
+            self._frozen = True
 
     def thaw(self, acknowledged: bool = True, *, check: bool = True) -> Report:
         """Acknowledges the snapshot (``acknowledged=True``: it was taken) or reports it
@@ -810,6 +907,7 @@ class Session:
         with self._lock:
             self._check_open("thaw")
             st = _lib.quiesce_thaw(byref(self._storage), 1 if acknowledged else 0)
+            self._frozen = False
             if st == Status.OK:
                 self._error = None
                 return self._read_report()
@@ -833,6 +931,11 @@ class Session:
             # A forked child's copy: the session (and its helpers) belong to the parent.
             self._live = False
             return
+        if self._frozen:
+            # Thaw (not acknowledged) first, so that the last report is the final one (the
+            # hooks' after calls included); cleanup would thaw the same way.
+            _lib.quiesce_thaw(byref(self._storage), 0)
+            self._frozen = False
         try:
             self._read_report()
         except QuiesceError:
@@ -874,10 +977,24 @@ class Frozen:
         skip_frozen: bool,
         presync: bool = True,
         parallel: bool = True,
+        hook_dir: Optional[PathArg] = None,
+        pre_script: Optional[PathArg] = None,
+        post_script: Optional[PathArg] = None,
+        hook_timeout: Optional[TimeoutArg] = None,
+        require_app_consistent: bool = False,
     ) -> None:
         # Check the arguments now, where the call is written.
         self._mounts = [os.fsdecode(p) for p in _paths(mounts, "mounts")]
         _timeout_ms(timeout)
+        _hook_path(hook_dir, "hook_dir")
+        _hook_path(pre_script, "pre_script")
+        _hook_path(post_script, "post_script")
+        _hook_timeout_ms(hook_timeout)
+        self._hook_dir = hook_dir
+        self._pre_script = pre_script
+        self._post_script = post_script
+        self._hook_timeout = hook_timeout
+        self._require_app_consistent = require_app_consistent
         self._timeout = timeout
         self._all = all_filesystems
         self._skip_frozen = skip_frozen
@@ -895,6 +1012,11 @@ class Frozen:
             skip_frozen=self._skip_frozen,
             presync=self._presync,
             parallel=self._parallel,
+            hook_dir=self._hook_dir,
+            pre_script=self._pre_script,
+            post_script=self._post_script,
+            hook_timeout=self._hook_timeout,
+            require_app_consistent=self._require_app_consistent,
         )
         try:
             session.freeze()
@@ -938,6 +1060,11 @@ def frozen(
     skip_frozen: bool = False,
     presync: bool = True,
     parallel: bool = True,
+    hook_dir: Optional[PathArg] = None,
+    pre_script: Optional[PathArg] = None,
+    post_script: Optional[PathArg] = None,
+    hook_timeout: Optional[TimeoutArg] = None,
+    require_app_consistent: bool = False,
 ) -> Frozen:
     """``with frozen(["/mnt/a"], timeout=30) as session:`` freezes for the block.
 
@@ -946,9 +1073,22 @@ def frozen(
     final status is not OK (e.g. ``Status.TIMEOUT`` when the block overran the deadline).
     Exit by an exception: thaws without acknowledging and lets the exception propagate (with
     a note if the thaw itself went wrong). Either way ``session.report`` holds the final
-    report afterwards. Arguments as for :meth:`Session.plan`.
+    report afterwards. Arguments as for :meth:`Session.plan` (hooks included: they get
+    ``freeze`` on enter and ``thaw`` or ``freeze-failed`` on exit).
     """
-    return Frozen(mounts, timeout, all_filesystems, skip_frozen, presync, parallel)
+    return Frozen(
+        mounts,
+        timeout,
+        all_filesystems,
+        skip_frozen,
+        presync,
+        parallel,
+        hook_dir=hook_dir,
+        pre_script=pre_script,
+        post_script=post_script,
+        hook_timeout=hook_timeout,
+        require_app_consistent=require_app_consistent,
+    )
 
 
 def emergency_thaw(paths: Iterable[PathArg]) -> int:

@@ -217,6 +217,21 @@ def test_timeout_not_a_number_is_a_type_error(bad: object) -> None:
         quiesce.frozen(["/mnt/a"], timeout=bad)  # type: ignore[arg-type]
 
 
+def test_hook_arguments_are_checked_before_any_call() -> None:
+    assert quiesce.DEFAULT_HOOK_TIMEOUT == 1800.0 and quiesce.MAX_HOOK_TIMEOUT == 86400.0
+    with pytest.raises(ValueError, match="hook_dir contains a NUL byte"):
+        quiesce.frozen(["/mnt/a"], hook_dir="/etc/quiesce\0/hooks.d")
+    with pytest.raises(ValueError, match="pre_script is empty"):
+        Session.plan(["/mnt/a"], pre_script="")
+    with pytest.raises(TypeError, match="post_script must be a path"):
+        quiesce.frozen(["/mnt/a"], post_script=3)  # type: ignore[arg-type]
+    for bad in (0, -1, 86400.001, math.nan, timedelta(0)):
+        with pytest.raises(ValueError, match="hook_timeout .* out of range"):
+            quiesce.frozen(["/mnt/a"], hook_timeout=bad)
+    with pytest.raises(TypeError, match="hook_timeout must be seconds"):
+        quiesce.frozen(["/mnt/a"], hook_timeout="30")  # type: ignore[arg-type]
+
+
 def test_nul_byte_in_a_path() -> None:
     with pytest.raises(ValueError, match="NUL"):
         quiesce.frozen(["/mnt/a\0b"])
@@ -298,6 +313,8 @@ int main(void) {
     S(quiesce_skip_info) S(quiesce_error_info)
     F(quiesce_config, size) F(quiesce_config, flags) F(quiesce_config, timeout_ms)
     F(quiesce_config, mounts) F(quiesce_config, mount_count)
+    F(quiesce_config, hook_dir) F(quiesce_config, pre_script) F(quiesce_config, post_script)
+    F(quiesce_config, hook_timeout_ms) F(quiesce_config, reserved)
     F(quiesce_report_info, size) F(quiesce_report_info, status)
     F(quiesce_report_info, consistency) F(quiesce_report_info, acknowledged)
     F(quiesce_report_info, ended) F(quiesce_report_info, timeout_ms)
@@ -305,6 +322,8 @@ int main(void) {
     F(quiesce_report_info, skips_dropped) F(quiesce_report_info, not_covered)
     F(quiesce_report_info, window_ns)
     F(quiesce_report_info, presync_ns)
+    F(quiesce_report_info, consistency_reason) F(quiesce_report_info, hook_calls)
+    F(quiesce_report_info, hook_failures)
     F(quiesce_target_info, size) F(quiesce_target_info, path) F(quiesce_target_info, fs_type)
     F(quiesce_target_info, source) F(quiesce_target_info, dev_major)
     F(quiesce_target_info, dev_minor) F(quiesce_target_info, mount_index)
@@ -592,4 +611,153 @@ def test_without_cap_sys_admin_is_permission(mount: str, probes: Probes) -> None
         timeout=60,
     )
     assert r.stdout.strip() == "PERMISSION 1", (r.stdout, r.stderr)
+    probes.assert_writable()
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end with hooks: freezes $QUIESCE_TEST_MOUNT only; the hooks live under /run
+
+
+class Hooks:
+    """A directory of hook scripts that passes the library's checks: under /run (root's, not
+    writable by others; /tmp is, so hooks there are refused), with a call log beside it."""
+
+    def __init__(self) -> None:
+        for p in ("/", "/run"):
+            st = os.stat(p)
+            assert st.st_uid == 0 and not st.st_mode & 0o022, (
+                f"{p} must belong to root and not be group/other-writable for the hook tests"
+            )
+        self.root = tempfile.mkdtemp(prefix="quiesce-test-hooks-", dir="/run")
+        os.chmod(self.root, 0o755)
+        self.dir = os.path.join(self.root, "hooks.d")
+        os.mkdir(self.dir, 0o755)
+        self.log = os.path.join(self.root, "calls.log")
+        Path(self.log).write_text("")
+
+    def script(self, path: str, name: str, body: str = "") -> str:
+        Path(path).write_text(f"#!/bin/sh\necho \"{name} $1\" >> '{self.log}'\n{body}\n")
+        os.chmod(path, 0o755)
+        return path
+
+    def hook(self, name: str, body: str = "") -> str:
+        return self.script(os.path.join(self.dir, name), name, body)
+
+    def calls(self) -> List[str]:
+        return Path(self.log).read_text().splitlines()
+
+    def remove(self) -> None:
+        if self.root.startswith("/run/quiesce-test-hooks-"):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def hooks(mount: str) -> Iterator[Hooks]:
+    h = Hooks()
+    yield h
+    h.remove()
+
+
+FAILS_ON_FREEZE = '[ "$1" = freeze ] && exit 3; exit 0'
+
+
+def test_hooks_make_it_application_consistent(mount: str, probes: Probes, hooks: Hooks) -> None:
+    hooks.hook("10-app")
+    pre = hooks.script(os.path.join(hooks.root, "pre"), "pre")
+    post = hooks.script(os.path.join(hooks.root, "post"), "post")
+    with quiesce.frozen(
+        [mount], timeout=20, hook_dir=hooks.dir, pre_script=pre, post_script=Path(post),
+        hook_timeout=30,
+    ) as session:
+        assert hooks.calls() == ["pre freeze", "10-app freeze"]
+        blocked = probes.blocks("hooks")
+    assert blocked.wait(10) == 0
+    assert hooks.calls() == ["pre freeze", "10-app freeze", "10-app thaw", "post thaw"]
+    report = session.report
+    assert report.status is Status.OK
+    assert report.consistency is Consistency.APPLICATION
+    assert report.consistency_reason is None
+    assert (report.hook_calls, report.hook_failures) == (4, 0)
+    probes.assert_writable()
+
+
+def test_failing_hook_falls_back_with_the_reason(mount: str, probes: Probes, hooks: Hooks) -> None:
+    hooks.hook("10-fails", FAILS_ON_FREEZE)
+    with quiesce.frozen([mount], timeout=20, hook_dir=hooks.dir) as session:
+        probes.blocks("fallback")
+    report = session.report
+    assert report.status is Status.OK
+    assert report.consistency is Consistency.FILESYSTEM
+    assert report.consistency_reason == "the hook 10-fails failed before the freeze (exit status 3)"
+    assert (report.hook_calls, report.hook_failures) == (2, 1)
+    assert hooks.calls() == ["10-fails freeze", "10-fails thaw"]
+    # Without hooks the reason says so.
+    with quiesce.frozen([mount], timeout=20) as plain:
+        pass
+    assert plain.report.consistency is Consistency.FILESYSTEM
+    assert plain.report.consistency_reason == "no application hooks were configured"
+    assert plain.report.hook_calls == 0
+    probes.assert_writable()
+
+
+def test_required_consistency_stops_before_the_freeze(
+    mount: str, probes: Probes, hooks: Hooks
+) -> None:
+    hooks.hook("10-fails", FAILS_ON_FREEZE)
+    hooks.hook("20-never")
+    with pytest.raises(QuiesceError) as e:
+        with quiesce.frozen(
+            [mount], timeout=20, hook_dir=hooks.dir, require_app_consistent=True
+        ):
+            pytest.fail("froze although a hook failed and consistency is required")
+    err = e.value
+    assert err.status is Status.NOT_APP_CONSISTENT
+    assert "the hook 10-fails failed before the freeze (exit status 3): nothing was frozen" in (
+        err.message
+    )
+    assert err.report is not None
+    assert err.report.targets[0].outcome is Outcome.NOT_ATTEMPTED
+    assert err.report.window_ns == 0 and err.report.consistency is Consistency.NONE
+    assert hooks.calls() == ["10-fails freeze", "10-fails freeze-failed"]
+    probes.assert_writable()
+
+
+def test_world_writable_hook_is_refused_before_anything_runs(
+    mount: str, probes: Probes, hooks: Hooks
+) -> None:
+    hooks.hook("10-ok")
+    bad = hooks.hook("20-writable")
+    os.chmod(bad, 0o757)
+    with pytest.raises(QuiesceError) as e:
+        with quiesce.frozen([mount], timeout=20, hook_dir=hooks.dir):
+            pytest.fail("froze with a world-writable hook")
+    assert e.value.status is Status.HOOK_REFUSED
+    assert "hook refused: " in e.value.message and bad in e.value.message
+    assert "chmod go-w" in e.value.message
+    assert hooks.calls() == []
+    probes.assert_writable()
+
+
+def test_required_consistency_without_hooks_is_refused_at_plan(mount: str) -> None:
+    # Planning only (nothing is frozen): no hook would run before the freeze.
+    with pytest.raises(QuiesceError) as e:
+        Session.plan([mount], timeout=5, require_app_consistent=True)
+    assert e.value.status is Status.NOT_APP_CONSISTENT
+    assert "no hook runs before the freeze" in e.value.message
+
+
+def test_close_without_thaw_resumes_the_hooks_once(
+    mount: str, probes: Probes, hooks: Hooks
+) -> None:
+    hooks.hook("10-app")
+    session = Session.plan([mount], timeout=20, hook_dir=hooks.dir)
+    assert hooks.calls() == []  # planning verifies, runs nothing
+    session.freeze()
+    blocked = probes.blocks("close-hooks")
+    session.close()
+    session.close()
+    assert blocked.wait(10) == 0
+    assert hooks.calls() == ["10-app freeze", "10-app thaw"]
+    assert session.report.status is Status.SNAPSHOT_FAILED
+    assert session.report.hook_calls == 2
     probes.assert_writable()

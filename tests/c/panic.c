@@ -2,7 +2,10 @@
  * Acceptance: a panic inside an export (injected with the test-only quiesce_test_panic())
  * returns QUIESCE_INTERNAL, poisons the session, and quiesce_thaw() still thaws.
  *
- *   panic frozen|thaw MOUNT
+ *   panic frozen|thaw MOUNT [--hook-dir=DIR]
+ *
+ * With a hook directory, its hooks get `freeze` before the freeze and, poisoned or not,
+ * `freeze-failed` once the poisoned session is thawed (two calls per hook in the report).
  *
  * Prints "poisoned" once the panic was caught (the filesystem is still frozen then), waits for
  * a line on stdin (the test checks the filesystem is frozen meanwhile), then thaws and checks
@@ -25,8 +28,8 @@ static quiesce_session session;
     } while (0)
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: panic frozen|thaw MOUNT\n");
+    if (argc != 3 && !(argc == 4 && strncmp(argv[3], "--hook-dir=", 11) == 0)) {
+        fprintf(stderr, "usage: panic frozen|thaw MOUNT [--hook-dir=DIR]\n");
         return 100;
     }
     int in_thaw = strcmp(argv[1], "thaw") == 0;
@@ -36,6 +39,7 @@ int main(int argc, char **argv) {
     cfg.mounts = mounts;
     cfg.mount_count = 1;
     cfg.timeout_ms = 30000;
+    if (argc == 4) cfg.hook_dir = argv[3] + 11;
     CHECK(1, quiesce_session_init(&session, sizeof session, &cfg) == QUIESCE_OK);
     if (in_thaw) {
         CHECK(2, quiesce_freeze(&session) == QUIESCE_OK);
@@ -64,6 +68,11 @@ int main(int argc, char **argv) {
     r.size = sizeof r;
     CHECK(11, quiesce_report(&session, &r) == QUIESCE_OK);
     CHECK(12, r.consistency == QUIESCE_CONSISTENCY_NONE && r.ended == 1);
+    if (argc == 4) {
+        CHECK(15, r.hook_calls == 2 && r.consistency_reason == NULL);
+    } else {
+        CHECK(16, r.hook_calls == 0);
+    }
     quiesce_target_info t;
     t.size = sizeof t;
     CHECK(13, quiesce_target(&session, 0, &t) == QUIESCE_OK);

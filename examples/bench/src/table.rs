@@ -336,9 +336,15 @@ pub fn render(c: &Context, r: &Results) -> String {
         out,
         "Produced by `examples/bench` (issue 6). Reproduce (as root, from the repository root):\n"
     );
+    // The static CLI lives under the musl target directory: say how to build it too.
+    let musl = if c.command_line.contains("x86_64-unknown-linux-musl") {
+        "cargo build --release --target x86_64-unknown-linux-musl -p quiesce-cli\n"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "```sh\ncargo build --release -p quiesce-cli -p quiesce-bench\n{}\n```\n",
+        "```sh\ncargo build --release -p quiesce-cli -p quiesce-bench\n{musl}{}\n```\n",
         c.command_line
             .replacen("quiesce-bench", "target/release/quiesce-bench", 1)
     );

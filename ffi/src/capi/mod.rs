@@ -13,13 +13,15 @@
 //!   processes it forks block signals in themselves only).
 //!
 //! Files: [`codes`] (status codes, version), [`config`], [`storage`], [`buffers`], [`plan`],
-//! [`session`] (init, freeze, thaw, one-shot run, cleanup), [`report`], [`emergency`],
+//! [`session`] (init, freeze, thaw, one-shot run, cleanup), [`hooks`] (the application hooks
+//! around a session: the one part that allocates), [`report`], [`emergency`],
 //! [`testing`] (the test-only panic hook).
 
 pub mod buffers;
 pub mod codes;
 pub mod config;
 pub mod emergency;
+pub mod hooks;
 pub mod plan;
 pub mod report;
 pub mod session;

@@ -9,7 +9,8 @@ use quiesce_core::{Consistency, Status};
 
 use super::codes::{consistency_code, outcome_code};
 use super::guard;
-use super::session::write_out;
+use super::hooks::{HookState, NO_HOOKS_REASON};
+use super::session::{write_out, write_out_versioned};
 use super::storage::{quiesce_session, Inner, Phase};
 
 /// The whole session.
@@ -21,6 +22,8 @@ pub struct quiesce_report_info {
     /// The session's status so far (final once thawed): `QUIESCE_OK` or a failure.
     pub status: u32,
     /// `QUIESCE_CONSISTENCY_*`: how far the snapshot can be trusted.
+    /// `QUIESCE_CONSISTENCY_APPLICATION` when hooks are configured, every `freeze` call
+    /// succeeded (at least one ran) and the session is file-system-consistent.
     pub consistency: u32,
     /// 1 if the snapshot was acknowledged while everything was frozen, else 0.
     pub acknowledged: u32,
@@ -40,7 +43,25 @@ pub struct quiesce_report_info {
     pub window_ns: u64,
     /// Nanoseconds the pre-sync took (0 if it did not run: `QUIESCE_FLAG_NO_PRESYNC`, or the session never froze).
     pub presync_ns: u64,
+    // The first version ended here (`size` 64): a caller built against it gets the fields
+    // above only.
+    /// Why the snapshot is file-system-consistent and not application-consistent: no hooks
+    /// were configured, or which hook failed before the freeze (with its exit status). NULL
+    /// unless `consistency` is `QUIESCE_CONSISTENCY_FILESYSTEM`. Static or in the session
+    /// (valid until `quiesce_session_cleanup()`); never free it.
+    pub consistency_reason: *const c_char,
+    /// How many hook calls were made so far (`freeze`, `thaw` and `freeze-failed` ones).
+    pub hook_calls: u32,
+    /// How many of them failed (a non-zero exit status, a signal, the timeout, or the hook
+    /// could not be started).
+    pub hook_failures: u32,
 }
+
+/// The size of the first version of [`quiesce_report_info`] (up to `presync_ns`).
+pub(crate) const REPORT_INFO_SIZE_V1: usize =
+    core::mem::offset_of!(quiesce_report_info, consistency_reason);
+
+const _: () = assert!(REPORT_INFO_SIZE_V1 == 64);
 
 /// One filesystem of the plan, in freeze order (thaw order is the reverse).
 #[repr(C)]
@@ -125,7 +146,9 @@ fn record(inner: &Inner, i: usize) -> (Outcome, i32, u64, u64) {
 }
 
 /// The session's report so far (final once `quiesce_thaw()` returned or a step failed).
-/// Returns `QUIESCE_USAGE` if `session` holds no session or `out->size` is too small.
+/// Returns `QUIESCE_USAGE` if `session` holds no session or `out->size` is too small. A
+/// caller built against the first version of `quiesce_report_info` (`size` 64, up to
+/// `presync_ns`) gets those fields, and `size` 64 back.
 ///
 /// # Safety
 /// `session` must point to session storage used by no other thread during the call; `out`
@@ -141,10 +164,16 @@ pub unsafe extern "C" fn quiesce_report(
             return Status::Usage.code();
         };
         let s = inner.session.as_ref();
-        let consistency = match s {
+        let base = match s {
             Some(s) if !inner.poisoned => s.consistency(),
             _ => Consistency::None,
         };
+        let (consistency, reason) = match inner.hooks.as_deref() {
+            Some(h) => h.level(base),
+            None if base == Consistency::FileSystem => (base, NO_HOOKS_REASON.as_ptr()),
+            None => (base, core::ptr::null()),
+        };
+        let (hook_calls, hook_failures) = inner.hooks.as_deref().map_or((0, 0), HookState::calls);
         let status = if inner.poisoned || inner.failure.status != Status::Ok {
             inner.failure.status
         } else {
@@ -166,9 +195,13 @@ pub unsafe extern "C" fn quiesce_report(
             not_covered: not_covered as u32,
             window_ns: s.and_then(|s| s.window_ns()).unwrap_or(0),
             presync_ns: inner.presync_ns,
+            consistency_reason: reason,
+            hook_calls,
+            hook_failures,
         };
-        // SAFETY: forwarded from the caller.
-        unsafe { write_out(out, info) }
+        // SAFETY: forwarded from the caller; the struct starts with its size, and the first
+        // version is a prefix of it.
+        unsafe { write_out_versioned(out, info, REPORT_INFO_SIZE_V1) }
     })
 }
 
@@ -241,4 +274,103 @@ pub unsafe extern "C" fn quiesce_skip(
         // SAFETY: forwarded from the caller.
         unsafe { write_out(out, info) }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capi::storage::QUIESCE_SESSION_SIZE;
+    use crate::capi::QUIESCE_CONSISTENCY_NONE;
+
+    /// The first version of `quiesce_report_info`, as a caller built against it declares it.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct ReportInfoV1 {
+        size: usize,
+        fields: [u32; 9],
+        window_ns: u64,
+        presync_ns: u64,
+    }
+
+    #[repr(C)]
+    struct Guarded {
+        v1: ReportInfoV1,
+        after: [u64; 4],
+    }
+
+    #[test]
+    fn report_info_sizes_old_and_new_callers() {
+        assert_eq!(core::mem::size_of::<ReportInfoV1>(), REPORT_INFO_SIZE_V1);
+        let mut storage: Box<quiesce_session> = Box::new(
+            // SAFETY: quiesce_session is an array of u64: all zero bytes are a valid value.
+            unsafe { core::mem::zeroed() },
+        );
+        let s: *mut quiesce_session = &mut *storage;
+        // SAFETY: QUIESCE_SESSION_SIZE bytes of aligned storage that hold no session.
+        unsafe { Inner::init(s, QUIESCE_SESSION_SIZE) }.expect("init");
+
+        // A caller of the first version gets 64 bytes, and nothing after them is written.
+        let mut old = Guarded {
+            v1: ReportInfoV1 {
+                size: REPORT_INFO_SIZE_V1,
+                fields: [99; 9],
+                window_ns: 99,
+                presync_ns: 99,
+            },
+            after: [0xDEAD; 4],
+        };
+        // SAFETY: a writable struct that starts with its size; the report reads the storage.
+        let code = unsafe {
+            quiesce_report(
+                s,
+                core::ptr::addr_of_mut!(old.v1).cast::<quiesce_report_info>(),
+            )
+        };
+        assert_eq!(code, 0);
+        assert_eq!(old.v1.size, REPORT_INFO_SIZE_V1);
+        assert_eq!(old.v1.fields[1], QUIESCE_CONSISTENCY_NONE);
+        assert_eq!(old.v1.window_ns, 0);
+        assert_eq!(old.after, [0xDEAD; 4], "wrote past the caller's struct");
+
+        // Smaller than the first version: refused.
+        let mut tiny = old.v1;
+        tiny.size = REPORT_INFO_SIZE_V1 - 1;
+        // SAFETY: as above.
+        let code = unsafe {
+            quiesce_report(
+                s,
+                core::ptr::addr_of_mut!(tiny).cast::<quiesce_report_info>(),
+            )
+        };
+        assert_eq!(code, Status::Usage.code());
+
+        // This version: everything, with no hooks.
+        let mut new = quiesce_report_info {
+            size: core::mem::size_of::<quiesce_report_info>(),
+            status: 99,
+            consistency: 99,
+            acknowledged: 99,
+            ended: 99,
+            timeout_ms: 99,
+            target_count: 99,
+            skip_count: 99,
+            skips_dropped: 99,
+            not_covered: 99,
+            window_ns: 99,
+            presync_ns: 99,
+            consistency_reason: c"x".as_ptr(),
+            hook_calls: 99,
+            hook_failures: 99,
+        };
+        // SAFETY: as above.
+        assert_eq!(unsafe { quiesce_report(s, &mut new) }, 0);
+        assert_eq!(new.size, core::mem::size_of::<quiesce_report_info>());
+        assert!(
+            new.consistency_reason.is_null(),
+            "not consistent: no reason"
+        );
+        assert_eq!((new.hook_calls, new.hook_failures), (0, 0));
+        // SAFETY: the storage holds the session set up above.
+        unsafe { Inner::destroy(s) };
+    }
 }

@@ -1,5 +1,6 @@
 //! The session exports: init (plan), freeze, thaw (the acknowledgement), the one-shot run with
-//! a callback, cleanup, and the last error. No allocation from init to cleanup.
+//! a callback, cleanup, and the last error. No allocation from init to cleanup, unless hooks
+//! are configured ([`super::hooks`]).
 
 use core::ffi::{c_char, c_int, c_void};
 use core::fmt;
@@ -11,20 +12,21 @@ use quiesce_core::linux::guardian;
 use quiesce_core::linux::sys::now_ns;
 use quiesce_core::linux::{conclude, run_until_frozen, Signal};
 use quiesce_core::session::{IfFrozen, Outcome, Session};
-use quiesce_core::Status;
+use quiesce_core::{Consistency, Status};
 
 use super::buffers::Lossy;
 use super::config::{
-    self, quiesce_config, ConfigError, Flags, QUIESCE_MAX_TIMEOUT_MS,
+    self, quiesce_config, ConfigError, Flags, QUIESCE_MAX_HOOK_TIMEOUT_MS, QUIESCE_MAX_TIMEOUT_MS,
     QUIESCE_PRESYNC_LIMIT_MS as PRESYNC_LIMIT_MS,
 };
+use super::hooks::HookState;
 use super::storage::{
     quiesce_session, BadStorage, Failure, Inner, Phase, QUIESCE_SESSION_ALIGN, QUIESCE_SESSION_SIZE,
 };
 use super::testing::{self, Point};
 use super::{guard, plan};
 use crate::runtime::helpers::{pool_size, Helpers};
-use crate::runtime::{ErrnoName, MAX_TARGETS};
+use crate::runtime::{froze_and_thawed, ErrnoName, MAX_TARGETS};
 
 #[allow(non_camel_case_types)]
 /// The callback of `quiesce_run()`: called once everything is frozen; take the snapshot and
@@ -73,6 +75,41 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) -> u32 {
     Status::Ok.code()
 }
 
+/// [`write_out`] for a struct that has grown: a caller built against the first version
+/// (`v1_size` bytes, a prefix of `T`) gets that prefix, with `size` set to `v1_size`;
+/// `QUIESCE_USAGE` if it is smaller than that.
+///
+/// # Safety
+/// As for [`write_out`]; `T` must start with a `usize` (its size) and `v1_size` must be at
+/// most `size_of::<T>()`.
+pub(crate) unsafe fn write_out_versioned<T>(out: *mut T, value: T, v1_size: usize) -> u32 {
+    if out.is_null() || !out.is_aligned() {
+        return Status::Usage.code();
+    }
+    // SAFETY: non-null and aligned; the caller vouches that it starts with a size_t.
+    let size = unsafe { out.cast::<usize>().read() };
+    if size >= core::mem::size_of::<T>() {
+        // SAFETY: forwarded: the whole struct fits.
+        return unsafe { write_out(out, value) };
+    }
+    if size < v1_size || v1_size > core::mem::size_of::<T>() {
+        return Status::Usage.code();
+    }
+    let value = core::mem::ManuallyDrop::new(value);
+    // SAFETY: the caller's struct has at least `v1_size` writable bytes (its size says so);
+    // the first `v1_size` bytes of `value` (a plain-data struct) are copied, then its size
+    // field is set to what was written.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            core::ptr::addr_of!(value).cast::<u8>(),
+            out.cast::<u8>(),
+            v1_size,
+        );
+        out.cast::<usize>().write(v1_size);
+    }
+    Status::Ok.code()
+}
+
 /// Bytes of storage a session needs: `QUIESCE_SESSION_SIZE` of the library actually loaded
 /// (bindings compare it with the size they were built with).
 #[no_mangle]
@@ -86,7 +123,8 @@ pub extern "C" fn quiesce_session_align() -> usize {
     QUIESCE_SESSION_ALIGN
 }
 
-/// Fills `*cfg` with the defaults (its `size`, no flags, a 10 s deadline, no mounts).
+/// Fills `*cfg` with the defaults (its `size`, no flags, a 10 s deadline, no mounts, no
+/// hooks).
 /// Returns `QUIESCE_USAGE` if `cfg` is NULL.
 ///
 /// # Safety
@@ -160,8 +198,14 @@ unsafe fn session_call(
 /// mount point), reads the mount table, orders the targets (a filesystem before the one its
 /// storage lives on) and opens every descriptor. Nothing is frozen.
 ///
+/// With hooks configured (`hook_dir`, `pre_script`, `post_script`), it then verifies every
+/// hook, and runs none: `QUIESCE_HOOK_REFUSED` if one fails the checks (the message names the
+/// file and the fix), `QUIESCE_NOT_APP_CONSISTENT` if `QUIESCE_FLAG_REQUIRE_APP_CONSISTENT`
+/// is set but no hook would run before the freeze. This allocates (and nothing else does).
+///
 /// Returns `QUIESCE_OK`, or a failure (`QUIESCE_USAGE`, `QUIESCE_BAD_TARGET`,
-/// `QUIESCE_NOT_FREEZABLE`, `QUIESCE_PLAN_REFUSED`, ...) explained by `quiesce_error()`.
+/// `QUIESCE_NOT_FREEZABLE`, `QUIESCE_PLAN_REFUSED`, `QUIESCE_HOOK_REFUSED`, ...) explained
+/// by `quiesce_error()`.
 /// Unless it returned `QUIESCE_USAGE` because `storage` itself was NULL, misaligned or too
 /// small, the storage now holds a session: read the plan or the error, then call
 /// `quiesce_session_cleanup()`. `cfg` is read during this call only.
@@ -199,6 +243,16 @@ pub unsafe extern "C" fn quiesce_session_init(
             let code = plan::plan(inner, &cfg, flags);
             if code != Status::Ok.code() {
                 inner.phase = Phase::Ended;
+                return code;
+            }
+            // Every hook is verified before anything runs (none runs if one is refused).
+            // SAFETY: the caller vouches for the hook paths.
+            match HookState::load(&cfg, flags) {
+                Ok(hooks) => inner.hooks = hooks,
+                Err((failure, message)) => {
+                    inner.phase = Phase::Ended;
+                    return inner.fail(failure, format_args!("{message}"));
+                }
             }
             code
         })
@@ -216,6 +270,8 @@ fn config_failure(inner: &mut Inner, e: ConfigError) -> u32 {
         ConfigError::UnknownFlags(b) => inner.fail(f, format_args!("quiesce_config.flags {b:#x} has bits this library does not know: use QUIESCE_FLAG_* only")),
         ConfigError::Timeout(t) => inner.fail(f, format_args!("quiesce_config.timeout_ms {t} is out of range: give 1 to {QUIESCE_MAX_TIMEOUT_MS} ms")),
         ConfigError::Mounts(n) => inner.fail(f, format_args!("quiesce_config.mounts is NULL or mount_count {n} is more than {MAX_TARGETS}: pass up to {MAX_TARGETS} mount points")),
+        ConfigError::HookTimeout(t) => inner.fail(f, format_args!("quiesce_config.hook_timeout_ms {t} is out of range: give 1 to {QUIESCE_MAX_HOOK_TIMEOUT_MS} ms, or 0 for the default")),
+        ConfigError::Reserved(r) => inner.fail(f, format_args!("quiesce_config.reserved is {r}, not 0: call quiesce_config_init() first")),
     }
 }
 
@@ -254,7 +310,13 @@ fn has_cap_sys_admin() -> bool {
 /// process that thaws everything if this process dies or the deadline passes. The deadline
 /// (`timeout_ms`) starts at the first `FIFREEZE`.
 ///
-/// First, unless `QUIESCE_FLAG_NO_PRESYNC`, every target is `syncfs`ed in parallel by the
+/// With hooks, first runs every `freeze` call (the pre script, then the directory's hooks in
+/// name order), each with its timeout, before the first `FIFREEZE`. A hook that fails makes
+/// the snapshot file-system-consistent only (the report says why), or with
+/// `QUIESCE_FLAG_REQUIRE_APP_CONSISTENT` stops here: nothing is frozen, the hooks that got
+/// `freeze` get `freeze-failed`, and it returns `QUIESCE_NOT_APP_CONSISTENT`.
+///
+/// Then, unless `QUIESCE_FLAG_NO_PRESYNC`, every target is `syncfs`ed in parallel by the
 /// helpers (the pre-sync: dirty data is flushed while writers still run); this waits at most
 /// `timeout_ms`, and no more than `QUIESCE_PRESYNC_LIMIT_MS`, before the freezing starts.
 /// Filesystems that do not depend on each other are then frozen at once, unless
@@ -263,7 +325,8 @@ fn has_cap_sys_admin() -> bool {
 /// Returns `QUIESCE_OK` once everything is frozen: take the snapshot now, then call
 /// `quiesce_thaw()`. On failure (`QUIESCE_FREEZE_FAILED`, `QUIESCE_FROZEN_BY_OTHER`,
 /// `QUIESCE_TIMEOUT`, `QUIESCE_PERMISSION`, ...) everything frozen so far is thawed again
-/// before it returns, and `quiesce_error()` names the filesystem.
+/// before it returns (and then the hooks that got `freeze` get `freeze-failed`), and
+/// `quiesce_error()` names the filesystem.
 ///
 /// # Safety
 /// `session` must point to a session set up by `quiesce_session_init()`, used by no other
@@ -331,6 +394,19 @@ fn freeze(inner: &mut Inner) -> u32 {
             )
         }
     };
+    // The hooks' `freeze` calls: before the pre-sync and the first FIFREEZE.
+    if let Some(hooks) = inner.hooks.as_mut() {
+        if let Err(message) = hooks.before_freeze() {
+            inner.phase = Phase::Ended;
+            return inner.fail(
+                Failure {
+                    status: Status::NotAppConsistent,
+                    ..Failure::NONE
+                },
+                format_args!("{message}"),
+            );
+        }
+    }
     let presync_limit = u64::from(inner.timeout_ms.min(PRESYNC_LIMIT_MS)) * 1_000_000;
     let result = {
         let Inner {
@@ -367,6 +443,11 @@ fn freeze(inner: &mut Inner) -> u32 {
     };
     let result = match result {
         Err(Err(errno)) => {
+            if inner.hooks.is_some() {
+                // The application was quiesced for nothing: resume it; the session is over.
+                inner.phase = Phase::Ended;
+                after_hooks(inner, false, Status::Internal);
+            }
             return inner.fail(
                 Failure {
                     status: Status::Internal,
@@ -393,6 +474,9 @@ fn freeze(inner: &mut Inner) -> u32 {
                 h.release();
             }
             inner.phase = Phase::Ended;
+            // Everything frozen was thawed (or is, by the freezer, as soon as a stuck
+            // FIFREEZE returns): now the hooks get `freeze-failed`.
+            let status = after_hooks(inner, false, status);
             explain(inner, status)
         }
     }
@@ -405,8 +489,18 @@ fn freeze(inner: &mut Inner) -> u32 {
 /// thawed at the deadline already); `QUIESCE_SNAPSHOT_FAILED` for `acknowledged == 0`;
 /// `QUIESCE_SUSPECT`, `QUIESCE_THAW_FAILED`, ... as explained by `quiesce_error()`.
 ///
-/// On a poisoned session it still thaws everything still frozen, and returns
-/// `QUIESCE_INTERNAL` (or `QUIESCE_THAW_FAILED`). Calling it again returns the same status.
+/// With hooks, after the last `FITHAW` the hooks that got `freeze` get `thaw` (everything
+/// was frozen and thawed in time, also when `acknowledged` is 0) or `freeze-failed` (the
+/// deadline passed, a thaw failed), in reverse order, then the post script. The status is
+/// then `QUIESCE_OK` with the report's consistency `QUIESCE_CONSISTENCY_APPLICATION` when
+/// every `freeze` call succeeded; a failed call after the thaw makes it
+/// `QUIESCE_THAW_HOOK_FAILED` (unless the session failed anyway): the application may not
+/// have resumed. If the deadline passes before this call, the guardian thaws at the deadline
+/// but the hooks only get their `freeze-failed` here (or in `quiesce_session_cleanup()`).
+///
+/// On a poisoned session it still thaws everything still frozen (then the hooks get
+/// `freeze-failed`), and returns `QUIESCE_INTERNAL` (or `QUIESCE_THAW_FAILED`). Calling it
+/// again returns the same status.
 ///
 /// # Safety
 /// As for `quiesce_freeze()`.
@@ -462,7 +556,39 @@ fn thaw(inner: &mut Inner, acknowledged: bool) -> u32 {
         }
     };
     inner.phase = Phase::Ended;
+    let thawed_ok = thawed_in_time(inner, status);
+    let status = after_hooks(inner, thawed_ok, status);
     explain(inner, status)
+}
+
+/// Whether every target was frozen and thawed again in time: the CLI's rule for giving the
+/// hooks `thaw` rather than `freeze-failed`.
+fn thawed_in_time(inner: &Inner, status: Status) -> bool {
+    inner.session.as_ref().is_some_and(|s| {
+        froze_and_thawed(
+            status,
+            s.end(),
+            s.window_ns(),
+            (0..s.len()).filter_map(|i| s.target(i).map(|r| r.outcome)),
+        )
+    })
+}
+
+/// The hooks' calls after the thaw (once; none without hooks, or if no `freeze` call was
+/// made), and `status` with their outcome: a failed call makes it at least
+/// `QUIESCE_THAW_HOOK_FAILED`.
+fn after_hooks(inner: &mut Inner, thawed_ok: bool, status: Status) -> Status {
+    match inner.hooks.as_mut() {
+        Some(hooks) => {
+            hooks.after_thaw(thawed_ok);
+            if hooks.after_failure().is_some() {
+                status.worst(Status::ThawHookFailed)
+            } else {
+                status
+            }
+        }
+        None => status,
+    }
 }
 
 /// Thaws a poisoned session: everything the shared table says is still ours, confirmed
@@ -485,6 +611,8 @@ fn poisoned_thaw(inner: &mut Inner) -> u32 {
         }
     };
     inner.phase = Phase::Ended;
+    // Not to be trusted: the hooks that got `freeze` get `freeze-failed`.
+    after_hooks(inner, false, Status::Internal);
     let status = if failed > 0 {
         Status::ThawFailed
     } else {
@@ -518,6 +646,8 @@ fn explain(inner: &mut Inner, status: Status) -> u32 {
                 }
                 Status::Suspect => r.outcome == Outcome::ThawedByOther,
                 Status::ThawFailed => r.outcome == Outcome::ThawFailed,
+                // A hook, not a filesystem (a skipped one keeps its EBUSY).
+                Status::ThawHookFailed => false,
                 _ => r.errno != 0,
             };
             hit.then_some((i, r.errno))
@@ -537,12 +667,21 @@ fn explain(inner: &mut Inner, status: Status) -> u32 {
         .ok()
         .and_then(|i| inner.targets.get(i))
         .map(|t| Lossy(inner.names.get(t.path)));
+    // Only with hooks, where allocating is allowed.
+    let after = inner.hooks.as_ref().and_then(|h| h.after_failure());
+    let level = match (&inner.hooks, inner.session.as_ref()) {
+        (Some(h), Some(s)) => h.level(s.consistency()).0,
+        (None, Some(s)) => s.consistency(),
+        _ => Consistency::None,
+    };
     let msg = Explain {
         status,
         path,
         errno,
         timeout_ms: inner.timeout_ms,
         skip_frozen: inner.flags.contains(Flags::SKIP_FROZEN),
+        after: after.as_deref(),
+        level,
     };
     inner.failure = f;
     inner.message.set(format_args!("{msg}"));
@@ -556,11 +695,27 @@ struct Explain<'a> {
     errno: i32,
     timeout_ms: u32,
     skip_frozen: bool,
+    /// The first failed hook call after the thaw, described.
+    after: Option<&'a str>,
+    /// The snapshot's level, with the hooks.
+    level: Consistency,
 }
 
 impl fmt::Display for Explain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self;
+        if e.status == Status::ThawHookFailed {
+            let level = match e.level {
+                Consistency::Application => "application-consistent",
+                Consistency::FileSystem => "file-system-consistent",
+                Consistency::None => "not consistent",
+            };
+            return write!(
+                f,
+                "the snapshot is {level}, but {}",
+                e.after.unwrap_or("a hook failed after the thaw")
+            );
+        }
         match (e.status, &e.path) {
             (Status::FrozenByOther, Some(p)) if e.skip_frozen => write!(f, "'{p}' and every other target are already frozen by other holders (EBUSY): nothing was frozen by us, so the snapshot would cover nothing; their freezes were left alone"),
             (Status::FrozenByOther, Some(p)) => write!(f, "'{p}' is already frozen by another holder (EBUSY); its freeze was left alone and everything else thawed: find that holder, or thaw it with `fsfreeze -u {p}` if it is gone, or set QUIESCE_FLAG_SKIP_FROZEN"),
@@ -572,14 +727,20 @@ impl fmt::Display for Explain<'_> {
             (Status::SnapshotFailed, _) => f.write_str("the snapshot was reported as failed (not acknowledged); everything was thawed"),
             (s, Some(p)) => write!(f, "{} ('{p}')", s.message()),
             (s, None) => f.write_str(s.message()),
+        }?;
+        match e.after {
+            Some(after) => write!(f, "; {after}"),
+            None => Ok(()),
         }
     }
 }
 
-/// Ends the session and releases everything it holds (descriptors, helper processes). If it
-/// is still frozen, it is thawed first, as not acknowledged. Safe to call twice, and on
-/// storage whose `quiesce_session_init()` failed; afterwards the storage may be reused or
-/// freed.
+/// Ends the session and releases everything it holds (descriptors, helper processes, the
+/// hooks). If it is still frozen, it is thawed first, as not acknowledged (then the hooks
+/// that got `freeze` get `thaw`, or `freeze-failed` if the deadline passed); a hook that got
+/// `freeze` and has not had its second call yet gets `freeze-failed`. Safe to call twice,
+/// and on storage whose `quiesce_session_init()` failed; afterwards the storage may be
+/// reused or freed.
 ///
 /// # Safety
 /// `session` must be NULL or point to session storage used by no other thread during the
@@ -594,7 +755,10 @@ pub unsafe extern "C" fn quiesce_session_cleanup(session: *mut quiesce_session) 
             Some(poisoned_thaw),
             |inner| match inner.phase {
                 Phase::Frozen => thaw(inner, false),
-                _ => Status::Ok.code(),
+                _ => {
+                    after_hooks(inner, false, Status::Ok);
+                    Status::Ok.code()
+                }
             },
         );
         // A panic while dropping is caught too; the storage is forgotten either way.
@@ -606,7 +770,8 @@ pub unsafe extern "C" fn quiesce_session_cleanup(session: *mut quiesce_session) 
 /// `frozen(session, user_data)` while everything is frozen (its return value 0 acknowledges
 /// the snapshot), thaws, and returns the final status (or the failure of the step that
 /// failed). The deadline holds even if the callback overruns it: the guardian thaws at the
-/// deadline and the status is then `QUIESCE_TIMEOUT`. Read the report afterwards, then call
+/// deadline and the status is then `QUIESCE_TIMEOUT`. With hooks configured, they run as
+/// for `quiesce_freeze()` and `quiesce_thaw()`. Read the report afterwards, then call
 /// `quiesce_session_cleanup()`.
 ///
 /// # Safety

@@ -12,6 +12,7 @@ use quiesce_core::Status;
 
 use super::buffers::{Message, MountTable, Name, Names};
 use super::config::Flags;
+use super::hooks::HookState;
 use crate::runtime::helpers::Helpers;
 use crate::runtime::MAX_TARGETS;
 
@@ -110,6 +111,9 @@ pub struct Inner {
     pub skips_dropped: usize,
     pub session: Option<Session<MAX_TARGETS>>,
     pub helpers: Option<Helpers>,
+    /// The application hooks, if any are configured: on the Rust heap (loading and running
+    /// hooks allocates), owned by this session, freed by `quiesce_session_cleanup()`.
+    pub hooks: Option<Box<HookState>>,
 }
 
 const _: () = assert!(size_of::<Inner>() <= QUIESCE_SESSION_SIZE);
@@ -163,6 +167,7 @@ impl Inner {
             addr_of_mut!((*p).skips).write(heapless::Vec::new());
             addr_of_mut!((*p).session).write(None);
             addr_of_mut!((*p).helpers).write(None);
+            addr_of_mut!((*p).hooks).write(None);
             addr_of_mut!((*p).magic).write(MAGIC);
             Ok(&mut *p)
         }
@@ -193,7 +198,8 @@ impl Inner {
     }
 
     /// Ends the session in `storage`: drops everything in it (closing descriptors, releasing
-    /// the helpers, whose guardian thaws anything still ours) and forgets the magic.
+    /// the helpers, whose guardian thaws anything still ours, freeing the hooks) and forgets
+    /// the magic.
     ///
     /// # Safety
     /// As for [`Inner::get`]; afterwards the storage holds no session.

@@ -29,6 +29,7 @@ mod thaw;
 pub use blocked::{blocked_tasks, BlockedTask};
 pub use errno::{errno_name, ErrnoName};
 pub use freeze::{presync_limit, Armed, FreezeOptions, GUARDIAN_GRACE, PRESYNC_LIMIT};
+pub(crate) use hooks::froze_and_thawed;
 pub use hooks::{
     FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
@@ -39,6 +40,8 @@ pub use recover::{
     recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,
     SessionStatus,
 };
+#[cfg(test)]
+pub(crate) use report::NO_HOOKS_REASON;
 pub use report::{Diagnosis, Report, TargetReport};
 pub use thaw::{thaw_paths, ThawOutcome, ThawResult};
 

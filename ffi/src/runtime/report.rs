@@ -37,6 +37,9 @@ pub struct Diagnosis {
     pub blocked: Vec<BlockedTask>,
 }
 
+/// The `consistency_reason` of a file-system-consistent session without hooks.
+pub(crate) const NO_HOOKS_REASON: &str = "no application hooks were configured";
+
 /// The whole session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
@@ -121,7 +124,7 @@ impl Report {
             notes: prepared.notes.clone(),
             diagnosis: None,
             consistency_reason: (session.consistency() == Consistency::FileSystem)
-                .then(|| "no application hooks were configured".to_string()),
+                .then(|| NO_HOOKS_REASON.to_string()),
             hooks: None,
             headline: None,
         }

@@ -27,6 +27,7 @@ mod spawn;
 mod verify;
 
 pub use capture::{HookEnd, LINGER, LINGER_MAX, OUTPUT_LIMIT};
+pub(crate) use session::froze_and_thawed;
 pub use session::HookSummary;
 
 use std::ffi::{CStr, CString, OsStr, OsString};

@@ -97,23 +97,12 @@ impl Report {
     /// True if every target was frozen and thawed again in time (the deadline did not fire,
     /// no freeze or thaw failed): the hooks then get `thaw`, otherwise `freeze-failed`.
     pub fn froze_and_thawed(&self) -> bool {
-        let ok = |o: Outcome| {
-            matches!(
-                o,
-                Outcome::Thawed | Outcome::ThawedByOther | Outcome::NotCovered
-            )
-        };
-        self.window_ns.is_some()
-            && self.end != End::Deadline
-            && !matches!(
-                self.status,
-                Status::Timeout | Status::FreezeFailed | Status::ThawFailed | Status::Internal
-            )
-            && self.targets.iter().all(|t| ok(t.outcome))
-            && self
-                .targets
-                .iter()
-                .any(|t| matches!(t.outcome, Outcome::Thawed | Outcome::ThawedByOther))
+        froze_and_thawed(
+            self.status,
+            self.end,
+            self.window_ns,
+            self.targets.iter().map(|t| t.outcome),
+        )
     }
 
     /// Raises the level to application-consistent when the hooks quiesced the application
@@ -135,4 +124,32 @@ impl Report {
         }
         self.hooks = Some(summary);
     }
+}
+
+/// The rule behind [`Report::froze_and_thawed`], on a session's parts (also used by the C
+/// ABI): every target was frozen and thawed again in time (the deadline did not fire, no
+/// freeze or thaw failed), at least one by us. The hooks then get `thaw`, otherwise
+/// `freeze-failed`.
+pub(crate) fn froze_and_thawed(
+    status: Status,
+    end: End,
+    window_ns: Option<u64>,
+    outcomes: impl Iterator<Item = Outcome> + Clone,
+) -> bool {
+    let ok = |o: &Outcome| {
+        matches!(
+            o,
+            Outcome::Thawed | Outcome::ThawedByOther | Outcome::NotCovered
+        )
+    };
+    window_ns.is_some()
+        && end != End::Deadline
+        && !matches!(
+            status,
+            Status::Timeout | Status::FreezeFailed | Status::ThawFailed | Status::Internal
+        )
+        && outcomes.clone().all(|o| ok(&o))
+        && outcomes
+            .into_iter()
+            .any(|o| matches!(o, Outcome::Thawed | Outcome::ThawedByOther))
 }
