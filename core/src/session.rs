@@ -408,7 +408,16 @@ impl<const N: usize> Session<N> {
         end
     }
 
-    /// The positions of the waves: how many waves the order makes.
+    /// The wave that position `pos` of the order is frozen in (0 first).
+    pub fn wave_of(&self, pos: usize) -> usize {
+        self.wave_start[..self.n.min(pos + 1)]
+            .iter()
+            .filter(|&&w| w)
+            .count()
+            .saturating_sub(1)
+    }
+
+    /// How many waves the order makes.
     pub fn wave_count(&self) -> usize {
         self.wave_start[..self.n].iter().filter(|&&w| w).count()
     }

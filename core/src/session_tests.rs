@@ -557,6 +557,8 @@ fn waved(timeout_ms: u64) -> Session<8> {
 fn waves_freeze_together_and_thaw_one_by_one_in_reverse() {
     let mut s = waved(5_000);
     assert_eq!(s.wave_count(), 3);
+    let waves: heapless::Vec<usize, 8> = (0..5).map(|p| s.wave_of(p)).collect();
+    assert_eq!(&waves[..], &[0, 0, 1, 2, 2]);
     let mut d = Driver::new();
     let took = |i: usize| (Ok(()), (i as u64 + 1) * MS);
     let st = d.run(&mut s, took, ok_thaw, ack_after(100));

@@ -17,7 +17,6 @@ use quiesce_core::{Consistency, Status};
 use super::buffers::Lossy;
 use super::config::{
     self, quiesce_config, ConfigError, Flags, QUIESCE_MAX_HOOK_TIMEOUT_MS, QUIESCE_MAX_TIMEOUT_MS,
-    QUIESCE_PRESYNC_LIMIT_MS as PRESYNC_LIMIT_MS,
 };
 use super::hooks::HookState;
 use super::storage::{
@@ -26,7 +25,7 @@ use super::storage::{
 use super::testing::{self, Point};
 use super::{guard, plan};
 use crate::runtime::helpers::{pool_size, Helpers};
-use crate::runtime::{froze_and_thawed, ErrnoName, MAX_TARGETS};
+use crate::runtime::{froze_and_thawed, presync_limit, ErrnoName, MAX_TARGETS};
 
 #[allow(non_camel_case_types)]
 /// The callback of `quiesce_run()`: called once everything is frozen; take the snapshot and
@@ -407,7 +406,9 @@ fn freeze(inner: &mut Inner) -> u32 {
             );
         }
     }
-    let presync_limit = u64::from(inner.timeout_ms.min(PRESYNC_LIMIT_MS)) * 1_000_000;
+    let presync_limit_ns =
+        u64::try_from(presync_limit(Duration::from_millis(u64::from(inner.timeout_ms))).as_nanos())
+            .unwrap_or(u64::MAX);
     let result = {
         let Inner {
             targets,
@@ -430,7 +431,7 @@ fn freeze(inner: &mut Inner) -> u32 {
                             // In the freezers, in parallel, bounded: a failed or unfinished
                             // syncfs is harmless (FIFREEZE flushes too).
                             let start = now_ns();
-                            ops.presync(start.saturating_add(presync_limit));
+                            ops.presync(start.saturating_add(presync_limit_ns));
                             *presync_ns = now_ns().saturating_sub(start).max(1);
                         }
                         run_until_frozen(session, &mut ops).map_err(Ok)

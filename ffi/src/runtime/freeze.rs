@@ -281,13 +281,8 @@ impl Armed<'_> {
             blocked: blocked_tasks(),
         });
         let mut report = Report::new(self.prepared, &self.session, self.options.timeout);
-        let mut wave = 0;
         for (p, t) in report.targets.iter_mut().enumerate() {
-            let parallel = self.options.parallel;
-            if p > 0 && (!parallel || self.prepared.wave_starts.get(p).copied().unwrap_or(true)) {
-                wave += 1;
-            }
-            t.wave = wave;
+            t.wave = self.session.wave_of(p);
             t.presync_ns = table.slot(p).map_or(0, |s| match s.sync_state() {
                 sync::DONE => s.sync_ns(),
                 _ => 0,
