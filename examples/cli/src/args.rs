@@ -34,6 +34,8 @@ pub enum Command {
     Plan {
         mounts: Vec<OsString>,
         exclude: Vec<OsString>,
+        /// `--verbose`: list every skipped filesystem, not only the unexpected ones.
+        verbose: bool,
     },
     /// `quiesce run ... -- CMD`.
     Run {
@@ -237,6 +239,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
     let mut stdin = false;
     let mut if_frozen = IfFrozen::Fail;
     let mut exclude = Vec::new();
+    let mut verbose = false;
     let mut mounts = Vec::new();
     let mut argv: Option<Vec<OsString>> = None;
     let mut hooks = HookConfig::default();
@@ -306,6 +309,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 hooks.timeout =
                     parse_hook_timeout(&t["--hook-timeout=".len()..]).map_err(|m| err(m, json))?;
             }
+            "--verbose" | "-v" if name == "plan" => verbose = true,
             "--exclude" if name == "plan" => exclude.push(value(&mut it, "--exclude")?),
             t if name == "plan" && t.starts_with("--exclude=") => {
                 exclude.push(OsString::from(&t["--exclude=".len()..]))
@@ -348,7 +352,11 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             if let Some(rest) = argv {
                 mounts.extend(rest);
             }
-            Command::Plan { mounts, exclude }
+            Command::Plan {
+                mounts,
+                exclude,
+                verbose,
+            }
         }
         "run" => {
             let argv = argv.unwrap_or_default();
@@ -526,7 +534,17 @@ mod tests {
             i.command,
             Command::Plan {
                 mounts: vec![],
-                exclude: vec!["/x".into()]
+                exclude: vec!["/x".into()],
+                verbose: false,
+            }
+        );
+        let i = p(&["plan", "--verbose", "/a"]).unwrap();
+        assert_eq!(
+            i.command,
+            Command::Plan {
+                mounts: vec!["/a".into()],
+                exclude: vec![],
+                verbose: true,
             }
         );
     }
@@ -603,6 +621,10 @@ mod tests {
                 "'0'",
             ),
             (&["plan", "--hook-dir", "/h"], "'--hook-dir'"),
+            (
+                &["run", "-t", "5", "--verbose", "/a", "--", "x"],
+                "'--verbose'",
+            ),
             (
                 &["freeze", "-t", "5", "/a", "--hook-dir"],
                 "--hook-dir needs a value",

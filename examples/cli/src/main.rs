@@ -8,6 +8,7 @@ mod json;
 mod output;
 mod sessions;
 mod signals;
+mod skips;
 
 use std::process::ExitCode;
 
@@ -25,7 +26,7 @@ const HELP: &str = "\
 quiesce: freeze filesystems for a consistent disk snapshot, and always thaw them again.
 
 Usage:
-  quiesce plan   [--json] [--exclude MOUNT]... [MOUNT...]
+  quiesce plan   [--json] [--verbose] [--exclude MOUNT]... [MOUNT...]
   quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] MOUNT... -- CMD [ARG...]
   quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] [--stdin] MOUNT...
   quiesce TIMEOUT MOUNT...        (the fsfreezer / safefreeze form of `freeze`)
@@ -35,7 +36,10 @@ Usage:
 
 Commands:
   plan     show what would be frozen, in which order, and what is skipped and why;
-           freezes nothing. Without MOUNT: every freezable filesystem.
+           freezes nothing. Without MOUNT: every freezable filesystem; the kernel,
+           in-memory, network, overlay and FUSE filesystems it skips are counted in one
+           line (--verbose lists them), the surprising skips (a read-only or unopenable
+           disk filesystem, an unknown type) are listed with the reason.
   run      freeze, run CMD (the snapshot), thaw when it exits. Exit status 0 of CMD
            acknowledges the snapshot. At the deadline everything is thawed and CMD is
            stopped (SIGTERM, then SIGKILL after 5 s).
@@ -58,6 +62,7 @@ Options:
                    a filesystem already frozen by another holder: fail (the default: exit 15,
                    their freeze left alone) or skip it (the snapshot does not cover it)
   --exclude MOUNT  (plan) leave this filesystem out
+  --verbose        (plan) list every skipped filesystem with its reason
 
 Speed (run, freeze); both are on by default:
   --no-presync     do not syncfs every target right before the first freeze. Pre-sync
@@ -130,14 +135,19 @@ fn main() -> ExitCode {
             println!("quiesce {}", env!("CARGO_PKG_VERSION"));
             Ok(Status::Ok)
         }
-        Command::Plan { mounts, exclude } => {
+        Command::Plan {
+            mounts,
+            exclude,
+            verbose,
+        } => {
+            let all_skips = verbose || !mounts.is_empty();
             let select = if mounts.is_empty() {
                 Select::All { exclude: &exclude }
             } else {
                 Select::Named(&mounts)
             };
             runtime::prepare(select).map(|p| {
-                output::plan(&p, json);
+                output::plan(&p, json, all_skips);
                 Status::Ok
             })
         }

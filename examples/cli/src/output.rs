@@ -8,6 +8,7 @@ use quiesce::runtime::{
 use quiesce::Status;
 
 use crate::json::{array, Object};
+use crate::skips;
 
 fn ms(ns: u64) -> String {
     if ns == 0 {
@@ -128,8 +129,10 @@ fn print_hook(h: &HookRun, timeout: Duration) {
     }
 }
 
-/// `quiesce plan`.
-pub fn plan(p: &Prepared, json: bool) {
+/// `quiesce plan`. With `all_skips` (`--verbose`, or named mount points) every skipped
+/// filesystem is listed with its reason; without, only those a person would not expect, and a
+/// count of the rest by kind (`skips`). The JSON always has every one.
+pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
     if json {
         let targets = array(
             p.targets
@@ -164,17 +167,21 @@ pub fn plan(p: &Prepared, json: bool) {
             println!("      also at {other} (same filesystem, frozen once)");
         }
     }
-    if !p.skipped.is_empty() {
+    let summary = skips::summarize(&p.skipped, p.skipped_dropped, all_skips);
+    if !summary.listed.is_empty() {
         println!("skipped:");
-        for s in &p.skipped {
+        for s in &summary.listed {
             println!(
                 "  {}  ({} {}): {}",
                 s.mount_point, s.fs_type, s.device, s.reason
             );
         }
-        if p.skipped_dropped > 0 {
+        if all_skips && p.skipped_dropped > 0 {
             println!("  ... and {} more", p.skipped_dropped);
         }
+    }
+    if let Some(line) = summary.counted {
+        println!("{line}");
     }
     for n in &p.notes {
         println!("note: {n}");
