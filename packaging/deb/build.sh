@@ -40,6 +40,7 @@ mkdir -p "$stage/DEBIAN" "$stage/usr/sbin" "$stage/usr/lib/$triplet/pkgconfig" \
   "$stage/etc/quiesce/hooks.d"
 install -m 0755 "$cli" "$stage/usr/sbin/quiesce"
 install -m 0644 "$lib/libquiesce.so" "$lib/libquiesce.a" "$stage/usr/lib/$triplet/"
+strip --strip-debug "$stage/usr/lib/$triplet/libquiesce.a"   # as dh_strip does
 install -m 0644 "$root/include/quiesce.h" "$stage/usr/include/"
 sed -e "s|@prefix@|/usr|" -e "s|@libdir@|\${prefix}/lib/$triplet|" -e "s|@version@|$version|" \
   "$root/ffi/quiesce.pc.in" > "$stage/usr/lib/$triplet/pkgconfig/quiesce.pc"
@@ -54,10 +55,10 @@ chmod 0755 "$stage/etc/quiesce" "$stage/etc/quiesce/hooks.d"
 #     "$stage/usr/lib/systemd/system/quiesce-agent.service"
 # with postinst/prerm/postrm snippets as dh_installsystemd writes them (deb-systemd-helper).
 
-for f in postrm triggers; do
-  install -m 0755 "$root/packaging/deb/$f" "$stage/DEBIAN/$f"
-done
-chmod 0644 "$stage/DEBIAN/triggers"
+# No maintainer scripts: dpkg removes every file of the package (and /etc/quiesce/hooks.d when
+# it is empty; hooks an administrator put there stay). The ldconfig trigger refreshes ld.so's
+# cache for libquiesce.so.
+install -m 0644 "$root/packaging/deb/triggers" "$stage/DEBIAN/triggers"
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s|@version@|$version|" -e "s|@arch@|$arch|" -e "s|@size@|$size|" \
   "$root/packaging/deb/control.in" > "$stage/DEBIAN/control"
