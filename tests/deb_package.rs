@@ -244,6 +244,12 @@ fn the_debian_package_installs_works_and_removes_cleanly() {
     ]);
     assert!(out.status.success(), "dpkg -i failed:\n{}", text(&out));
     let listed = run_ok_out("dpkg -L", Command::new("dpkg").args(["-L", PKG]));
+    // Every installed file is the package's (DEBIAN/md5sums), unchanged.
+    let verify = run_ok_out(
+        "dpkg --verify",
+        Command::new("dpkg").args(["--verify", PKG]),
+    );
+    assert!(verify.trim().is_empty(), "dpkg --verify {PKG}: {verify}");
 
     let scratch = Scratch::new();
     let away = scratch.path("outside");

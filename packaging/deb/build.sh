@@ -40,7 +40,9 @@ mkdir -p "$stage/DEBIAN" "$stage/usr/sbin" "$stage/usr/lib/$triplet/pkgconfig" \
   "$stage/etc/quiesce/hooks.d"
 install -m 0755 "$cli" "$stage/usr/sbin/quiesce"
 install -m 0644 "$lib/libquiesce.so" "$lib/libquiesce.a" "$stage/usr/lib/$triplet/"
-strip --strip-debug "$stage/usr/lib/$triplet/libquiesce.a"   # as dh_strip does
+# As dh_strip does: no debug information in the static library, no .comment sections.
+strip --strip-debug --remove-section=.comment "$stage/usr/lib/$triplet/libquiesce.a"
+strip --remove-section=.comment "$stage/usr/lib/$triplet/libquiesce.so" "$stage/usr/sbin/quiesce"
 install -m 0644 "$root/include/quiesce.h" "$stage/usr/include/"
 sed -e "s|@prefix@|/usr|" -e "s|@libdir@|\${prefix}/lib/$triplet|" -e "s|@version@|$version|" \
   "$root/ffi/quiesce.pc.in" > "$stage/usr/lib/$triplet/pkgconfig/quiesce.pc"
@@ -55,10 +57,20 @@ chmod 0755 "$stage/etc/quiesce" "$stage/etc/quiesce/hooks.d"
 #     "$stage/usr/lib/systemd/system/quiesce-agent.service"
 # with postinst/prerm/postrm snippets as dh_installsystemd writes them (deb-systemd-helper).
 
-# No maintainer scripts: dpkg removes every file of the package (and /etc/quiesce/hooks.d when
-# it is empty; hooks an administrator put there stay). The ldconfig trigger refreshes ld.so's
-# cache for libquiesce.so.
-install -m 0644 "$root/packaging/deb/triggers" "$stage/DEBIAN/triggers"
+# A native package's changelog, dated by the last commit (the same tree gives the same .deb).
+when=$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)
+maintainer=$(sed -n 's/^Maintainer: //p' "$root/packaging/deb/control.in")
+printf 'quiesce (%s) unstable; urgency=medium\n\n  * Built from the repository at %s.\n\n -- %s  %s\n' \
+  "$version" "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  "$maintainer" "$(date -R -u -d "@$when")" | gzip -9n > "$stage/usr/share/doc/quiesce/changelog.gz"
+chmod 0644 "$stage/usr/share/doc/quiesce/changelog.gz"
+install -D -m 0644 "$root/packaging/deb/lintian-overrides" "$stage/usr/share/lintian/overrides/quiesce"
+# No maintainer scripts and no ldconfig trigger (the library has no SONAME for ldconfig to
+# link): dpkg removes every file of the package, and /etc/quiesce/hooks.d when it is empty
+# (hooks an administrator put there stay).
+(cd "$stage" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) \
+  > "$stage/DEBIAN/md5sums"
+chmod 0644 "$stage/DEBIAN/md5sums"
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s|@version@|$version|" -e "s|@arch@|$arch|" -e "s|@size@|$size|" \
   "$root/packaging/deb/control.in" > "$stage/DEBIAN/control"
