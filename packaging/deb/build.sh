@@ -10,6 +10,7 @@
 # dpkg-deb is on every Debian machine, where cargo-deb would first have to be compiled from
 # crates.io on each CI machine.
 set -eu
+umask 022   # the staged tree's modes are the package's
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/target/deb}
 cargo=${CARGO:-cargo}
