@@ -1,8 +1,8 @@
 //! The manual page `quiesce(8)` (examples/cli/quiesce.8, hand-written roff) stays true to the
 //! command: every option of `quiesce --help` and of each subcommand's help, every option the
 //! parser accepts (examples/cli/src/args.rs), every command, and exactly the exit codes of
-//! README.md's table appear in it, and it names no option the parser does not accept; it names the crate's version; and groff formats it without
-//! a warning.
+//! README.md's table appear in it; it names no option the parser does not accept; it names the
+//! crate's version; and groff formats it without a warning.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
