@@ -42,6 +42,7 @@ mod process;
 mod report;
 mod scratch;
 mod signals;
+pub mod vm;
 
 use std::path::Path;
 use std::time::Duration;
