@@ -156,10 +156,7 @@ pub fn cases() -> Vec<Case> {
 
 /// Boots the case's guest, sets it up, captures; returns (sysfs.txt, mountinfo.txt, run).
 pub fn record(scratch: &Scratch, case: &Case) -> (String, String, VmRun) {
-    let script = format!(
-        "set -e\n{}\nsync\nset +e\n{CAPTURE}",
-        case.setup
-    );
+    let script = format!("set -e\n{}\nsync\nset +e\n{CAPTURE}", case.setup);
     let run = (case.vm)()
         .timeout(Duration::from_secs(300))
         .run(scratch, &script);
@@ -173,7 +170,11 @@ pub fn record(scratch: &Scratch, case: &Case) -> (String, String, VmRun) {
         body[..end].to_string()
     };
     let (sysfs, mountinfo) = (section("sysfs.txt"), section("mountinfo.txt"));
-    assert!(out.contains("@@END"), "the capture of {} was cut short", case.name);
+    assert!(
+        out.contains("@@END"),
+        "the capture of {} was cut short",
+        case.name
+    );
     (sysfs, mountinfo, run)
 }
 

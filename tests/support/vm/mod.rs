@@ -141,6 +141,11 @@ impl Vm {
         }
     }
 
+    /// The disks, in the order the guest sees them (per bus).
+    pub fn disks(&self) -> &[VmDisk] {
+        &self.disks
+    }
+
     /// Adds a disk.
     pub fn disk(mut self, disk: VmDisk) -> Vm {
         self.disks.push(disk);
