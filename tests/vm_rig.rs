@@ -57,10 +57,14 @@ fn a_failing_script_reports_its_status_and_a_hung_one_is_killed() {
     require_root();
     let scratch = Scratch::new();
     let run = Vm::new().run(&scratch, "echo before; exit 3\n");
+    println!(
+        "a bare boot, script and power-off: {:?} under {:?}",
+        run.elapsed, run.accel
+    );
     assert_eq!(run.exit, Some(3), "{run:?}");
     assert!(run.output.contains("before"), "{run:?}");
     let run = Vm::new()
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(20))
         .run(&scratch, "echo hanging; sleep 1000\n");
     assert_eq!(run.exit, None, "{run:?}");
     assert!(run.timed_out, "{run:?}");

@@ -214,3 +214,91 @@ fn record_sysfs_trees() {
 fn write(p: &Path, s: &str) {
     fs::write(p, s).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
 }
+
+/// Everything at once in one guest, for the live check below.
+fn stack_case() -> Case {
+    Case {
+        name: "stack",
+        vm: || {
+            Vm::new()
+                .virtio_disk("stack-lvm-a", 64)
+                .virtio_disk("stack-lvm-b", 64)
+                .virtio_disk("stack-md-a", 64)
+                .virtio_disk("stack-md-b", 64)
+                .virtio_disk_partitioned("stack-crypt", 400, &[48, 340])
+                .virtio_disk("stack-btrfs-a", 160)
+                .virtio_disk("stack-btrfs-b", 160)
+                .nvme_disk(&AWS_VOLUME.replace('-', ""), 32)
+                .modules(&[
+                    "dm-mod", "dm-crypt", "xts", "algif_skcipher", "raid1", "loop", "ext4", "xfs",
+                    "btrfs",
+                ])
+        },
+        setup: "pvcreate -q /dev/vda /dev/vdb && vgcreate -q vg0 /dev/vda /dev/vdb\n\
+                lvcreate -q -l 100%FREE -n big vg0 && mkfs.ext4 -q /dev/vg0/big\n\
+                mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.2 \
+                  /dev/vdc /dev/vdd 2>/dev/null\n\
+                mkfs.ext4 -q /dev/md0\n\
+                mkfs.ext4 -q /dev/vde1\n\
+                mkdir -p /mnt/lvm /mnt/md /mnt/keys /mnt/inner /mnt/secret /mnt/pool /mnt/nvme\n\
+                mount /dev/vg0/big /mnt/lvm && mount /dev/md0 /mnt/md && mount /dev/vde1 /mnt/keys\n\
+                head -c 64 /dev/urandom > /mnt/keys/disk.key\n\
+                cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+                  --key-file /mnt/keys/disk.key /dev/vde2\n\
+                cryptsetup open --key-file /mnt/keys/disk.key /dev/vde2 secret\n\
+                mkfs.xfs -q /dev/mapper/secret && mount /dev/mapper/secret /mnt/secret\n\
+                truncate -s 16M /mnt/keys/inner.img && mkfs.ext4 -q /mnt/keys/inner.img\n\
+                losetup /dev/loop0 /mnt/keys/inner.img && mount /dev/loop0 /mnt/inner\n\
+                mkfs.btrfs -q -f -d raid1 -m raid1 /dev/vdf /dev/vdg && mount /dev/vdg /mnt/pool\n\
+                mkfs.ext4 -q /dev/nvme0n1 && mount /dev/nvme0n1 /mnt/nvme\n",
+    }
+}
+
+/// capture.sh and the graph together on a freshly booted guest: every filesystem of a guest
+/// with LVM, md, dm-crypt, a loop image and btrfs at once leads to the disks with the right
+/// serials, and the disks are found by serial in the AWS form.
+#[test]
+fn a_live_guest_recording_gives_every_filesystems_disks() {
+    use quiesce_core::blockdev::{Graph, Leaves};
+    use quiesce_core::mountinfo::MountInfo;
+    use quiesce_core::sysfs::Recorded;
+
+    require_root();
+    let scratch = Scratch::new();
+    let (sysfs, mountinfo, run) = record(&scratch, &stack_case());
+    println!("recorded in {:?} ({:?})", run.elapsed, run.accel);
+    let tree = Recorded::new(&sysfs);
+    let g = Graph::new(&tree, MountInfo::new(mountinfo.as_bytes()));
+    let serials_of = |mp: &str| -> Vec<String> {
+        let entry = MountInfo::new(mountinfo.as_bytes())
+            .entries()
+            .flatten()
+            .find(|e| e.mount_point.eq_decoded(mp.as_bytes()))
+            .unwrap_or_else(|| panic!("{mp} not mounted in the guest:\n{mountinfo}"));
+        let mut out: Leaves<8> = Leaves::new();
+        g.filesystem_leaves(&entry, &mut out)
+            .unwrap_or_else(|e| panic!("{mp}: {e}"));
+        let mut s: Vec<String> = out
+            .disks
+            .iter()
+            .map(|d| g.disk_info(*d).expect("disk info").serial.to_string())
+            .collect();
+        s.sort();
+        s
+    };
+    let aws = AWS_VOLUME.replace('-', "");
+    for (mp, want) in [
+        ("/mnt/lvm", vec!["stack-lvm-a", "stack-lvm-b"]),
+        ("/mnt/md", vec!["stack-md-a", "stack-md-b"]),
+        ("/mnt/keys", vec!["stack-crypt"]),
+        ("/mnt/secret", vec!["stack-crypt"]),
+        ("/mnt/inner", vec!["stack-crypt"]),
+        ("/mnt/pool", vec!["stack-btrfs-a", "stack-btrfs-b"]),
+        ("/mnt/nvme", vec![aws.as_str()]),
+    ] {
+        assert_eq!(serials_of(mp), want, "{mp}\n{sysfs}");
+    }
+    let arg = format!("serial:{AWS_VOLUME}");
+    let d = g.resolve_disk(&arg).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.serial, aws.as_str());
+}

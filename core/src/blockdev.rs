@@ -436,28 +436,35 @@ impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
                     return out.add(dev, dev);
                 }
                 out.via |= Via::LOOP;
-                let mut b = [0u8; 4097];
-                let backing = match self.read(dev, "loop/backing_file", &mut b[..4096]) {
-                    Ok(p) if !p.is_empty() => p,
-                    _ => {
-                        return Err(GraphError {
-                            dev,
-                            kind: GraphErrorKind::LoopUnbound,
-                        })
-                    }
-                };
-                let missing = GraphError {
-                    dev,
-                    kind: GraphErrorKind::BackingFileMissing,
-                };
-                let backing = core::str::from_utf8(backing).map_err(|_| missing)?;
-                if backing.ends_with(" (deleted)") {
-                    return Err(missing);
-                }
-                let fs = self.tree.file_dev(backing).map_err(|_| missing)?;
+                let fs = self.backing_fs(dev)?;
                 self.dev_leaves(fs, out, depth + 1)
             }
         }
+    }
+
+    /// The device of the filesystem holding loop device `dev`'s backing file. Not inlined: its
+    /// path buffer stays out of the recursion's stack frames.
+    #[inline(never)]
+    fn backing_fs(&self, dev: Dev) -> Result<Dev, GraphError> {
+        let mut b = [0u8; 4096];
+        let backing = match self.read(dev, "loop/backing_file", &mut b) {
+            Ok(p) if !p.is_empty() => p,
+            _ => {
+                return Err(GraphError {
+                    dev,
+                    kind: GraphErrorKind::LoopUnbound,
+                })
+            }
+        };
+        let missing = GraphError {
+            dev,
+            kind: GraphErrorKind::BackingFileMissing,
+        };
+        let backing = core::str::from_utf8(backing).map_err(|_| missing)?;
+        if backing.ends_with(" (deleted)") {
+            return Err(missing);
+        }
+        self.tree.file_dev(backing).map_err(|_| missing)
     }
 
     fn btrfs_leaves<const N: usize>(
