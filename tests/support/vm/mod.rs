@@ -194,7 +194,7 @@ impl Vm {
         self
     }
 
-    /// Puts the static `quiesce` (built for musl if needed) at `/usr/bin/quiesce`.
+    /// Puts the static `quiesce` ([`static_quiesce`], built if needed) at `/usr/bin/quiesce`.
     pub fn with_quiesce(mut self) -> Vm {
         self.quiesce = true;
         self
@@ -752,10 +752,18 @@ fn probe_kvm() -> Accel {
     }
 }
 
-/// The static `quiesce` CLI (musl), built once per test process.
+/// The static `quiesce` CLI, built once per test process: for the musl target, or against static
+/// glibc where that target is not installed (as tests/static_cli.rs).
 pub fn static_quiesce() -> PathBuf {
     static Q: OnceLock<PathBuf> = OnceLock::new();
     Q.get_or_init(|| {
+        const MUSL: &str = "x86_64-unknown-linux-musl";
+        let sysroot = Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .output()
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .unwrap_or_default();
+        let musl = sysroot.join("lib/rustlib").join(MUSL).exists();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args([
@@ -766,17 +774,23 @@ pub fn static_quiesce() -> PathBuf {
             "--bin",
             "quiesce",
         ])
-        .args(["--target", "x86_64-unknown-linux-musl"])
         .args([
             "--message-format=json-render-diagnostics",
             "--manifest-path",
         ])
         .arg(repo_root().join("Cargo.toml"));
+        if musl {
+            cmd.args(["--target", MUSL]);
+        } else {
+            cmd.env("RUSTFLAGS", "-C target-feature=+crt-static")
+                .args(["--target", "x86_64-unknown-linux-gnu"])
+                .arg("--target-dir")
+                .arg(repo_root().join("target/static-glibc"));
+        }
         let out = run_timeout(&mut cmd, Duration::from_secs(1200)).expect("cargo build");
         assert!(
             out.status.success(),
-            "the static (musl) build of quiesce failed (rustup target add \
-             x86_64-unknown-linux-musl):\n{}",
+            "the static build of quiesce failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout)
