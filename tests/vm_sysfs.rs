@@ -142,6 +142,28 @@ pub fn cases() -> Vec<Case> {
                     mount -o subvol=sub /dev/vdb /mnt/sub && mount /dev/vdc /mnt/single\n",
         },
         Case {
+            name: "multipath_kpartx",
+            vm: || {
+                Vm::new()
+                    .virtio_disk("mp-disk", 64)
+                    .virtio_path_to(0, "mp-disk")
+                    .virtio_disk("local-disk", 32)
+                    .modules(&["dm-multipath", "dm-round-robin", "ext4"])
+            },
+            // vda and vdb are two paths to one image (one serial): a multipath device over
+            // them as multipathd would make it (uuid mpath-WWID), and on it a partition as
+            // kpartx makes them (a linear target, uuid partN-mpath-WWID).
+            setup: "S=$(blockdev --getsz /dev/vda)\n\
+                    dmsetup create mpatha --uuid mpath-0QEMU_mp-disk \
+                      --table \"0 $S multipath 0 0 1 1 round-robin 0 2 1 /dev/vda 1 /dev/vdb 1\"\n\
+                    dmsetup create mpatha1 --uuid part1-mpath-0QEMU_mp-disk \
+                      --table \"0 $((S - 2048)) linear /dev/mapper/mpatha 2048\"\n\
+                    dmsetup ls; ls -l /dev/mapper\n\
+                    mkfs.ext4 -q /dev/mapper/mpatha1 && mkfs.ext4 -q /dev/vdc\n\
+                    mkdir -p /mnt/mp1 /mnt/local\n\
+                    mount /dev/mapper/mpatha1 /mnt/mp1 && mount /dev/vdc /mnt/local\n",
+        },
+        Case {
             name: "duplicate_serials",
             vm: || {
                 Vm::new()

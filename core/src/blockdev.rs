@@ -329,6 +329,54 @@ impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
         self.describe(pdev)
     }
 
+    /// The device a kpartx partition is on (its one lower device).
+    pub fn dm_partition_parent(&self, part: Dev) -> Result<BlockDev, GraphError> {
+        let mut lower = None;
+        self.each_slave(part, &mut |d| {
+            lower.get_or_insert(d);
+            Ok(())
+        })?;
+        let lower = lower.ok_or(GraphError {
+            dev: part,
+            kind: GraphErrorKind::UnknownDevice,
+        })?;
+        self.describe(lower)
+    }
+
+    /// The multipath device that `disk` is a path of, if any (`holders/`).
+    pub fn multipath_holder(&self, disk: Dev) -> Option<BlockDev> {
+        let p = path(format_args!("/sys/dev/block/{disk}/holders")).ok()?;
+        let mut found = None;
+        let _ = self.tree.list(&p, &mut |name| {
+            if found.is_some() {
+                return;
+            }
+            let Ok(d) = self.dev_of_name(name) else {
+                return;
+            };
+            if let Ok(b) = self.describe(d) {
+                if b.kind == Kind::Multipath {
+                    found = Some(b);
+                }
+            }
+        });
+        found
+    }
+
+    /// A path of a multipath device stands for that device (the disk it reaches): its identity
+    /// with the path's serial and WWID (the device-mapper device has none of its own).
+    fn through_multipath(&self, d: DiskInfo) -> DiskInfo {
+        match self.multipath_holder(d.dev) {
+            Some(m) => DiskInfo {
+                dev: m.dev,
+                name: m.name,
+                kind: Kind::Multipath,
+                ..d
+            },
+            None => d,
+        }
+    }
+
     /// Calls `f` with each device `dev` is stacked on (`slaves/`).
     fn each_slave(
         &self,
@@ -429,7 +477,16 @@ impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
                     Kind::Md => Via::MD,
                     _ => Via::DEVICE_MAPPER,
                 };
-                self.each_slave(dev, &mut |lower| self.dev_leaves(lower, out, depth + 1))
+                let mut any = false;
+                self.each_slave(dev, &mut |lower| {
+                    any = true;
+                    self.dev_leaves(lower, out, depth + 1)
+                })?;
+                if !any {
+                    // A target with no lower device (dm-zero, dm-error): on no disk.
+                    out.via |= Via::NO_DISK;
+                }
+                Ok(())
             }
             Kind::Loop => {
                 if self.loop_disks.contains(&dev) {
@@ -522,36 +579,32 @@ impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
     /// The identity of disk `dev`: name, serial, WWID.
     pub fn disk_info(&self, dev: Dev) -> Result<DiskInfo, GraphError> {
         let d = self.describe(dev)?;
-        let mut b = [0u8; 256];
-        let mut field = |a: &str, b2: &str| -> Serial {
-            let v = self
-                .read(dev, a, &mut b)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(|v| {
-                    Serial::try_from(core::str::from_utf8(v).unwrap_or("")).unwrap_or_default()
-                });
-            match v {
-                Some(s) if !s.is_empty() => s,
-                _ => {
-                    let mut b2buf = [0u8; 256];
-                    self.read(dev, b2, &mut b2buf)
-                        .ok()
-                        .and_then(|v| core::str::from_utf8(v).ok())
-                        .and_then(|v| Serial::try_from(v).ok())
-                        .unwrap_or_default()
-                }
-            }
-        };
-        let serial = field("serial", "device/serial");
-        let wwid = field("wwid", "device/wwid");
         Ok(DiskInfo {
             dev,
             name: d.name,
-            serial,
-            wwid,
+            serial: self.first_attr(dev, &["serial", "device/serial"]),
+            wwid: self.first_attr(dev, &["wwid", "device/wwid"]),
             kind: d.kind,
         })
+    }
+
+    /// The first of these attributes of `dev` that exists and is not blank, trimmed; empty if
+    /// none is (or it is not UTF-8, or too long).
+    fn first_attr(&self, dev: Dev, names: &[&str]) -> Serial {
+        let mut b = [0u8; 256];
+        for name in names {
+            let Ok(v) = self.read(dev, name, &mut b) else {
+                continue;
+            };
+            if let Some(s) = core::str::from_utf8(v)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .and_then(|s| Serial::try_from(s).ok())
+            {
+                return s;
+            }
+        }
+        Serial::new()
     }
 
     /// Calls `f` with every whole disk in `/sys/block` (not device-mapper, md or loop).
@@ -575,7 +628,8 @@ impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
     }
 
     /// The disk a `DISK` argument names: a block device path (`/dev/vdb`, a `/dev/disk/by-*`
-    /// link) or `serial:VALUE` (see [`serial_matches`]).
+    /// link) or `serial:VALUE` (see [`serial_matches`]). A path of a multipath device (its
+    /// node, or its serial, which all its paths share) names the multipath device.
     pub fn resolve_disk<'a>(&self, arg: &'a str) -> Result<DiskInfo, DiskError<'a>> {
         let fail = |kind| DiskError { arg, kind };
         if let Some(value) = arg.strip_prefix("serial:") {
@@ -587,6 +641,10 @@ impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
             let mut second: Option<Name> = None;
             self.each_disk(&mut |d| {
                 if serial_matches(value, &d.serial) {
+                    let d = self.through_multipath(d);
+                    if found.as_ref().is_some_and(|f| f.dev == d.dev) {
+                        return;
+                    }
                     if found.is_none() {
                         found = Some(d);
                     } else if second.is_none() {
@@ -620,11 +678,15 @@ impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
         match d.kind {
             Kind::Disk | Kind::Multipath | Kind::Loop => self
                 .disk_info(dev)
+                .map(|d| self.through_multipath(d))
                 .map_err(|e| fail(DiskErrorKind::Graph(e))),
-            Kind::Partition => {
-                let parent = self
-                    .partition_parent(dev)
-                    .map_err(|e| fail(DiskErrorKind::Graph(e)))?;
+            Kind::Partition | Kind::DmPartition => {
+                let parent = if d.kind == Kind::Partition {
+                    self.partition_parent(dev)
+                } else {
+                    self.dm_partition_parent(dev)
+                }
+                .map_err(|e| fail(DiskErrorKind::Graph(e)))?;
                 Err(fail(DiskErrorKind::Partition {
                     name: d.name,
                     disk: parent.name,
@@ -714,7 +776,7 @@ pub enum DiskErrorKind {
     NotFound,
     /// The path is not a block device.
     NotBlockDevice,
-    /// A partition, not a disk: `disk` is the disk it belongs to.
+    /// A partition (or a kpartx partition), not a disk: `disk` is the disk it belongs to.
     Partition {
         /// The partition's kernel name.
         name: Name,

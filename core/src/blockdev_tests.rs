@@ -321,6 +321,54 @@ fn btrfs_over_two_devices_leads_to_both() {
 }
 
 #[test]
+fn multipath_is_one_disk_and_kpartx_partitions_lead_to_it() {
+    let c = case!("multipath_kpartx");
+    assert_eq!(
+        c.leaves("/mnt/mp1"),
+        (names(&["dm-0"]), Via::DEVICE_MAPPER | Via::MULTIPATH)
+    );
+    assert_eq!(c.leaves("/mnt/local"), (names(&["vdc"]), Via::empty()));
+    let g = c.graph();
+    assert_eq!(
+        g.describe(Dev {
+            major: 253,
+            minor: 0
+        })
+        .unwrap()
+        .kind,
+        Kind::Multipath
+    );
+    assert_eq!(
+        g.describe(Dev {
+            major: 253,
+            minor: 1
+        })
+        .unwrap()
+        .kind,
+        Kind::DmPartition
+    );
+    // Both paths have the serial: it names the multipath device, once.
+    let d = c.resolve("serial:mp-disk").unwrap();
+    assert_eq!(
+        (d.name.as_str(), d.kind, d.serial.as_str()),
+        ("dm-0", Kind::Multipath, "mp-disk")
+    );
+    c.resolves_to("/dev/vda", "dm-0");
+    c.resolves_to("/dev/vdb", "dm-0");
+    c.resolves_to("/dev/mapper/mpatha", "dm-0");
+    c.resolves_to("serial:local-disk", "vdc");
+    let (kind, msg) = c.error("/dev/mapper/mpatha1");
+    assert_eq!(
+        kind,
+        DiskErrorKind::Partition {
+            name: "dm-1".try_into().unwrap(),
+            disk: "dm-0".try_into().unwrap()
+        }
+    );
+    assert!(msg.contains("partition of disk dm-0"), "{msg}");
+}
+
+#[test]
 fn a_serial_on_two_disks_is_ambiguous() {
     let c = case!("duplicate_serials");
     let (kind, msg) = c.error("serial:same-serial");

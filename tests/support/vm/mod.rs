@@ -101,6 +101,8 @@ pub struct VmDisk {
     pub size_mib: u64,
     /// MBR primary partitions, sizes in MiB (starting at 1 MiB), if any.
     pub partitions: Vec<u64>,
+    /// Another path to the image of disk number N (as multipath sees it): no image of its own.
+    pub path_to: Option<usize>,
 }
 
 /// Which accelerator qemu uses.
@@ -159,6 +161,20 @@ impl Vm {
             serial: serial.into(),
             size_mib,
             partitions: Vec::new(),
+            path_to: None,
+        })
+    }
+
+    /// A second virtio device on the image of disk number `of` (0-based, in the order added),
+    /// with this serial: two paths to one disk, for multipath.
+    pub fn virtio_path_to(self, of: usize, serial: &str) -> Vm {
+        let size_mib = self.disks[of].size_mib;
+        self.disk(VmDisk {
+            bus: Bus::Virtio,
+            serial: serial.into(),
+            size_mib,
+            partitions: Vec::new(),
+            path_to: Some(of),
         })
     }
 
@@ -169,6 +185,7 @@ impl Vm {
             serial: serial.into(),
             size_mib,
             partitions: parts.to_vec(),
+            path_to: None,
         })
     }
 
@@ -179,6 +196,7 @@ impl Vm {
             serial: serial.into(),
             size_mib,
             partitions: Vec::new(),
+            path_to: None,
         })
     }
 
@@ -262,20 +280,34 @@ impl Vm {
             .arg(format!("file:{}", console.display()))
             .arg("-serial")
             .arg(format!("file:{}", output.display()));
+        let shared: Vec<bool> = (0..self.disks.len())
+            .map(|i| {
+                self.disks.iter().any(|d| d.path_to == Some(i)) || self.disks[i].path_to.is_some()
+            })
+            .collect();
         for (i, d) in self.disks.iter().enumerate() {
-            let img = dir.join(format!("disk{i}.img"));
-            make_image(&img, d);
+            let img = dir.join(format!("disk{}.img", d.path_to.unwrap_or(i)));
+            if d.path_to.is_none() {
+                make_image(&img, d);
+            }
+            // Two paths to one image: no image locking, the devices share writes.
+            let (lock, share) = if shared[i] {
+                (",file.locking=off", ",share-rw=on")
+            } else {
+                ("", "")
+            };
             cmd.arg("-drive").arg(format!(
-                "file={},if=none,id=d{i},format=raw,cache=unsafe,aio=threads",
+                "file={},if=none,id=d{i},format=raw,cache=unsafe,aio=threads{lock}",
                 img.display()
             ));
             match d.bus {
-                Bus::Virtio => cmd
-                    .arg("-device")
-                    .arg(format!("virtio-blk-pci,drive=d{i},serial={}", d.serial)),
+                Bus::Virtio => cmd.arg("-device").arg(format!(
+                    "virtio-blk-pci,drive=d{i},serial={}{share}",
+                    d.serial
+                )),
                 Bus::Nvme => cmd
                     .arg("-device")
-                    .arg(format!("nvme,drive=d{i},serial={}", d.serial)),
+                    .arg(format!("nvme,drive=d{i},serial={}{share}", d.serial)),
             };
         }
         let qga = self.guest_agent.then(|| dir.join("qga.sock"));
