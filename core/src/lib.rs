@@ -13,6 +13,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
+pub mod blockdev;
 pub mod fstype;
 #[cfg(feature = "linux")]
 pub mod linux;
@@ -21,5 +22,6 @@ pub mod order;
 pub mod plan;
 pub mod session;
 pub mod status;
+pub mod sysfs;
 
 pub use status::{Consistency, Status};

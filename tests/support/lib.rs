@@ -12,6 +12,9 @@
 //! - Teardown on drop (also on panic): thaw, reap blocked probes, unmount (then lazily), detach
 //!   the loop device. Declare the [`Scratch`] first, then filesystems, then what lives on them.
 //! - Every external command runs with a timeout ([`run_timeout`]).
+//! - [`vm`]: the real-VM rig, for what this machine's kernel cannot show (device-mapper, md,
+//!   NVMe, disk serials): a qemu guest on sparse images in a [`Scratch`], never the host's
+//!   filesystems.
 //!
 //! # Typical use
 //! ```no_run
@@ -42,6 +45,7 @@ mod process;
 mod report;
 mod scratch;
 mod signals;
+pub mod vm;
 
 use std::path::Path;
 use std::time::Duration;
