@@ -13,10 +13,7 @@
 
 use crate::status::{Consistency, Status};
 
-/// `EBUSY`: `FIFREEZE` on a filesystem that another holder has frozen.
-pub const EBUSY: i32 = 16;
-/// `EINVAL`: `FITHAW` on a filesystem that is not frozen (someone thawed it).
-pub const EINVAL: i32 = 22;
+pub use crate::errno::{EBUSY, EINVAL};
 
 /// What the caller must do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,12 +25,9 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fd::BorrowedFd;
 
 use super::execute::{FreezeReply, Ops, ThawReply};
-use super::sys::{self, now_ns, Errno};
+use super::sys::{self, now_ns};
 use super::table::{state, sync, Slot, Table};
-
-const EBADF: Errno = 9;
-const EINVAL: Errno = 22;
-const ECHILD: Errno = 10;
+use crate::errno::{EBADF, ECHILD, EINVAL};
 
 /// The request byte that tells a freezer to exit (a target index is always smaller).
 pub const QUIT: u8 = 0xFF;

@@ -19,10 +19,9 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
-use super::sys::{self, now_ns, Errno};
+use super::sys::{self, now_ns};
 use super::table::{state, Table, MAX_FREEZERS};
-
-const EINVAL: Errno = 22;
+use crate::errno::{EBADF, EINVAL};
 
 /// How often the guardian looks at the table while it waits (ns).
 const TICK_NS: u64 = 50_000_000;
@@ -157,7 +156,7 @@ fn thaw_confirmed<const N: usize>(
             continue;
         };
         let Some(fd) = fds.get(i) else {
-            slot.finish_thaw(state::THAW_FAILED, 9, 0, 0);
+            slot.finish_thaw(state::THAW_FAILED, EBADF, 0, 0);
             failed += 1;
             continue;
         };

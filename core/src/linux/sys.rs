@@ -12,8 +12,7 @@ use rustix::time::{clock_gettime, ClockId};
 
 use crate::mountinfo::Dev;
 
-/// A raw errno value.
-pub type Errno = i32;
+pub use crate::errno::Errno;
 
 /// `FIFREEZE = _IOWR('X', 119, int)` from `<linux/fs.h>`.
 pub const FIFREEZE: Opcode = opcode::read_write::<core::ffi::c_int>(b'X', 119);

@@ -22,6 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
+use quiesce_core::errno::{E2BIG, EAGAIN, EINTR};
 use quiesce_core::linux::freezer::{self, Client, QUIT};
 use quiesce_core::linux::guardian;
 use quiesce_core::linux::table::{Table, MAX_FREEZERS};
@@ -124,7 +125,7 @@ fn keep_list(fds: &[BorrowedFd<'_>], own: &[RawFd]) -> io::Result<KeepList> {
         .chain(own.iter().copied())
     {
         v.push(fd)
-            .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+            .map_err(|_| io::Error::from_raw_os_error(E2BIG))?;
     }
     v.sort_unstable();
     let mut out = KeepList::new();
@@ -245,7 +246,7 @@ impl Helpers {
         freezers: usize,
     ) -> io::Result<Helpers> {
         if fds.len() > MAX_TARGETS {
-            return Err(io::Error::from_raw_os_error(libc::E2BIG));
+            return Err(io::Error::from_raw_os_error(E2BIG));
         }
         let map = Mapping::new(fds.len(), grace)?;
         let (alive_r, alive_w) = pipe_with(PipeFlags::CLOEXEC)?;
@@ -288,7 +289,7 @@ impl Helpers {
         loop {
             // SAFETY: waits for our own child; `status` is a valid out-parameter.
             let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(EINTR) {
                 break;
             }
         }
@@ -314,7 +315,7 @@ impl Helpers {
             // A fork in the intermediate process failed (it exited 1 or 2): the freezers
             // that run are told to quit, the guardian sees our pipe close.
             helpers.release();
-            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+            return Err(io::Error::from_raw_os_error(EAGAIN));
         }
         Ok(helpers)
     }

@@ -114,7 +114,9 @@ fn exited(pid: i32) -> Option<HookEnd> {
         } else {
             Some(HookEnd::Signaled(libc::WTERMSIG(status)))
         }
-    } else if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+    } else if r < 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(quiesce_core::errno::ECHILD)
+    {
         // Reaped by someone else (a host's SIGCHLD handler): the status is lost.
         Some(HookEnd::Exited(-1))
     } else {

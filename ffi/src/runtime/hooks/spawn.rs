@@ -169,7 +169,7 @@ fn child_main(
             libc::AT_EMPTY_PATH,
         );
         let first = errno();
-        if first == libc::ENOENT {
+        if first == quiesce_core::errno::ENOENT {
             libc::fcntl(3, libc::F_SETFD, 0);
             libc::syscall(
                 libc::SYS_execveat,
@@ -197,7 +197,7 @@ fn fail(pipe: RawFd, errno: i32) -> ! {
 fn errno() -> i32 {
     io::Error::last_os_error()
         .raw_os_error()
-        .unwrap_or(libc::EIO)
+        .unwrap_or(quiesce_core::errno::EIO)
 }
 
 /// Closes every descriptor from `lo` up, except `keep` (the exec-error pipe, close-on-exec).
