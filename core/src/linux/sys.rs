@@ -1,4 +1,5 @@
-//! One small wrapper per syscall, each documented with the man page it follows.
+//! One small wrapper per syscall, each documented with the man page it follows: rustix where it
+//! has the call, libc (in this file only) where it has not.
 //!
 //! Errors are raw errno values (`i32`), so that they can be carried unchanged to the report,
 //! the C ABI and the operator.
@@ -143,4 +144,144 @@ pub fn read_file<'b>(path: &CStr, buf: &'b mut [u8]) -> Result<&'b [u8], Errno> 
         }
     }
     Ok(&buf[..len])
+}
+
+/// Whether this process has CAP_SYS_ADMIN in its effective set, which `FIFREEZE` and
+/// `FITHAW` need (capget(2), through rustix; no allocation, no `/proc`). A failed `capget`
+/// counts as no.
+pub fn has_cap_sys_admin() -> bool {
+    use rustix::thread::{capabilities, CapabilitySet};
+    capabilities(None).is_ok_and(|c| c.effective.contains(CapabilitySet::SYS_ADMIN))
+}
+
+/// Where [`fork`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forked {
+    /// In the new process.
+    Child,
+    /// In the calling process; the child's pid.
+    Parent(i32),
+}
+
+/// A `fork` by the raw system call: clone(2) with only `SIGCHLD` (the child's exit signal),
+/// no stack, no flags, no thread-id pointers.
+///
+/// Unlike the C library's `fork()`, it runs nothing in either process: no `pthread_atfork`
+/// handlers of the host (a Go runtime's, Python's `os.register_at_fork`, a library's), no
+/// locking or resetting of the C library's own state (its malloc arenas, stdio). So the child
+/// must not touch that state either.
+///
+/// # Safety
+/// In the child, until it calls [`exit_now`] (or execs), only async-signal-safe code may run
+/// that allocates nothing, takes no lock, never panics or unwinds, and does not use the C
+/// library's idea of the current thread (`raise`, `abort`, `pthread_*`: it still names the
+/// parent's thread). Any other thread of the parent does not exist in the child.
+pub unsafe fn fork() -> Result<Forked, Errno> {
+    let (no_stack, no_tid, no_tls) = (0usize, 0usize, 0usize);
+    // SAFETY: clone(2) with flags = SIGCHLD and a null stack is fork(2): the child gets a copy
+    // of the address space and continues on (a copy of) this stack, returning 0 from here.
+    // The pointers are null, so the kernel writes no thread id anywhere. What the child may do
+    // afterwards is this function's contract.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            no_stack,
+            no_tid,
+            no_tid,
+            no_tls,
+        )
+    };
+    match r {
+        0 => Ok(Forked::Child),
+        pid if pid > 0 => Ok(Forked::Parent(pid as i32)),
+        _ => Err(last_errno()),
+    }
+}
+
+/// The errno left by the last failed libc call of this thread.
+fn last_errno() -> Errno {
+    // SAFETY: __errno_location() returns the valid address of this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// _exit(2): ends the process now, running nothing of the C library's (no atexit handlers, no
+/// stdio flush). Async-signal-safe: what a forked helper ends with.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// close_range(2) of `first..=last` (Linux 5.9; rustix has no wrapper). Before 5.9 (or on
+/// any error) it closes them one by one, up to the soft `RLIMIT_NOFILE` (at most 2^20).
+/// Async-signal-safe, allocates nothing.
+///
+/// Only for a process that owns every descriptor in the range: a forked helper, or a hook's
+/// child before `exec`.
+pub fn close_range(first: u32, last: u32) {
+    if first > last {
+        return;
+    }
+    // SAFETY: close_range(2) takes two descriptor numbers and flags (0); it touches no memory.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if r == 0 {
+        return;
+    }
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(4096, |c| c.min(1 << 20) as u32);
+    for fd in first..=last.min(limit) {
+        // SAFETY: close(2) on a number in a range this process owns (the contract above); one
+        // that is not open gives EBADF, which is ignored.
+        unsafe { libc::close(fd as i32) };
+    }
+}
+
+/// Closes every descriptor except those in `keep` (sorted ascending). Async-signal-safe,
+/// allocates nothing; as [`close_range`], only for a process that owns all its descriptors.
+pub fn close_all_except(keep: &[i32]) {
+    let mut next: u32 = 0;
+    for &k in keep {
+        let Ok(k) = u32::try_from(k) else { continue };
+        if k > next {
+            close_range(next, k - 1);
+        }
+        next = next.max(k.saturating_add(1));
+    }
+    close_range(next, u32::MAX);
+}
+
+/// A saved signal mask of the calling thread (see [`block_all_signals`]).
+pub struct SignalMask(libc::sigset_t);
+
+/// pthread_sigmask(2): blocks every signal in the calling thread and returns the mask it had,
+/// for [`restore_signals`]. Around a [`fork`], so that the child starts with every signal
+/// blocked and no handler of the host ever runs in it.
+pub fn block_all_signals() -> Result<SignalMask, Errno> {
+    let mut all = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and writes the old mask
+    // into `old`, which is initialised when it returns 0.
+    unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        match libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr()) {
+            0 => Ok(SignalMask(old.assume_init())),
+            e => Err(e),
+        }
+    }
+}
+
+/// pthread_sigmask(2): restores a mask saved by [`block_all_signals`].
+pub fn restore_signals(mask: &SignalMask) {
+    // SAFETY: sets the mask from an initialised sigset_t; the old one is not asked for.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &mask.0, core::ptr::null_mut()) };
+}
+
+/// Leaves the caller's session and process group (setsid(2)), moves to `/` (chdir(2): off
+/// every mount point) and names the process (prctl(2) `PR_SET_NAME`), through rustix.
+/// Async-signal-safe; failures are ignored (a helper works without them).
+pub fn detach(name: &CStr) {
+    let _ = rustix::process::setsid();
+    let _ = rustix::process::chdir(c"/");
+    let _ = rustix::thread::set_name(name);
 }

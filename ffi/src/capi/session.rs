@@ -274,36 +274,6 @@ fn config_failure(inner: &mut Inner, e: ConfigError) -> u32 {
     }
 }
 
-/// Whether this process has CAP_SYS_ADMIN in its effective set (capget(2); no allocation).
-fn has_cap_sys_admin() -> bool {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    const CAP_SYS_ADMIN: u32 = 21;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capget(2) with a version-3 header and room for its two data structs.
-    let r = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    r == 0 && data[0].effective & (1 << CAP_SYS_ADMIN) != 0
-}
-
 /// Freezes every planned filesystem, in order, through helper processes (so that a
 /// `FIFREEZE` stuck in the kernel cannot hold this call past the deadline), with a guardian
 /// process that thaws everything if this process dies or the deadline passes. The deadline
@@ -350,11 +320,11 @@ fn freeze(inner: &mut Inner) -> u32 {
             return inner.fail(usage, format_args!("quiesce_freeze: this session is over (it failed or was thawed); set up a new one with quiesce_session_init()"))
         }
     }
-    if !has_cap_sys_admin() {
+    if !quiesce_core::linux::sys::has_cap_sys_admin() {
         return inner.fail(
             Failure {
                 status: Status::Permission,
-                errno: 1,
+                errno: quiesce_core::errno::EPERM,
                 ..Failure::NONE
             },
             format_args!(

@@ -10,7 +10,8 @@
 //! Python agent gets no zombies), and their lifetime does not depend on it.
 //!
 //! After `fork` the children run only async-signal-safe code: raw syscalls (`setsid`, `chdir`,
-//! `prctl`, `close_range`, then the core's allocation-free loops) and `_exit`. They keep only the
+//! `prctl`, `close_range`, then the core's allocation-free loops) and `_exit`, each through its
+//! one wrapper in `quiesce_core::linux::sys` (or rustix). They keep only the
 //! mount descriptors and their own pipe ends; every other descriptor (stdout, the test harness's
 //! pipes, the liveness pipe's write end) is closed. The liveness pipe's write end exists only
 //! in the controller, close-on-exec, so a snapshot command it starts does not inherit it.
@@ -25,7 +26,9 @@ use std::time::Duration;
 use quiesce_core::errno::{E2BIG, EAGAIN, EINTR};
 use quiesce_core::linux::freezer::{self, Client, QUIT};
 use quiesce_core::linux::guardian;
+use quiesce_core::linux::sys;
 use quiesce_core::linux::table::{Table, MAX_FREEZERS};
+use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use super::MAX_TARGETS;
@@ -60,21 +63,16 @@ struct Mapping {
 
 impl Mapping {
     fn new(len: usize, grace: Duration) -> io::Result<Mapping> {
-        // SAFETY: an anonymous mapping at an address of the kernel's choice; no descriptor and no
-        // existing memory are involved. The result is checked against MAP_FAILED.
+        // SAFETY: an anonymous mapping at an address of the kernel's choice (no hint): no
+        // descriptor and no existing memory are involved; failure is an `Err`.
         let p = unsafe {
-            libc::mmap(
+            mmap_anonymous(
                 std::ptr::null_mut(),
                 size_of::<SharedTable>(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
             )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        }?;
         let table = NonNull::new(p.cast::<SharedTable>()).ok_or(io::ErrorKind::Other)?;
         let grace_ns = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
         // SAFETY: the mapping is fresh, writable, page-aligned (more than the table's alignment)
@@ -93,8 +91,8 @@ impl Mapping {
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `new`; no reference to it outlives `self`
-        // (`table()` borrows from `self`).
-        unsafe { libc::munmap(self.table.as_ptr().cast(), size_of::<SharedTable>()) };
+        // (`table()` borrows from `self`). An error would leave the pages mapped: nothing to do.
+        let _ = unsafe { munmap(self.table.as_ptr().cast(), size_of::<SharedTable>()) };
     }
 }
 
@@ -137,49 +135,12 @@ fn keep_list(fds: &[BorrowedFd<'_>], own: &[RawFd]) -> io::Result<KeepList> {
     Ok(out)
 }
 
-/// Closes every descriptor except those in `keep` (sorted). Async-signal-safe.
-fn close_all_except(keep: &[RawFd]) {
-    let close_range = |lo: RawFd, hi: u32| {
-        // SAFETY: close_range(2) takes two descriptor numbers and flags; it touches no memory.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, lo as u32, hi, 0u32) };
-        if r != 0 {
-            // Before Linux 5.9: close one by one, up to the descriptor limit.
-            let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
-            // SAFETY: getrlimit writes one rlimit into the valid buffer.
-            let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } == 0 {
-                // SAFETY: initialised by the successful getrlimit.
-                unsafe { lim.assume_init() }.rlim_cur.min(1 << 20) as u32
-            } else {
-                4096
-            };
-            for fd in lo as u32..=hi.min(max) {
-                // SAFETY: close(2) on a number; a descriptor that is not open gives EBADF.
-                unsafe { libc::close(fd as RawFd) };
-            }
-        }
-    };
-    let mut next: RawFd = 0;
-    for &k in keep {
-        if k > next {
-            close_range(next, (k - 1) as u32);
-        }
-        next = k + 1;
-    }
-    close_range(next, u32::MAX);
-}
-
 /// Leaves the caller's session and process group (so that a signal to the terminal's or the
 /// caller's group does not reach it), leaves every mount point (cwd `/`), names itself, and
 /// closes every descriptor not in `keep`. Async-signal-safe.
 fn become_helper(keep: &[RawFd], name: &CStr) {
-    // SAFETY: setsid, chdir, prctl(PR_SET_NAME) are plain syscalls; the strings are valid C
-    // strings that live in the (copied) address space.
-    unsafe {
-        libc::setsid();
-        libc::chdir(c"/".as_ptr());
-        libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
-    }
-    close_all_except(keep);
+    sys::detach(name);
+    sys::close_all_except(keep);
 }
 
 /// Everything a helper needs after fork, prepared (allocated) before it.

@@ -1,10 +1,11 @@
 //! The `fsfreezer` / `safefreeze` handshake: SIGUSR1 to the parent once frozen; SIGUSR1 from
 //! the parent (and only from the parent) acknowledges; the parent's exit does not.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use quiesce::runtime::{Controller, Signal};
 use rustix::event::{PollFd, PollFlags};
+use rustix::process::{pidfd_open, PidfdFlags};
 
 use super::drain;
 use crate::deferred_log::DeferredLog;
@@ -32,12 +33,8 @@ impl<'a> ParentHandshake<'a> {
                     .into(),
             );
         }
-        // SAFETY: pidfd_open takes a pid and flags; a negative return is an error.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) };
-        let pidfd = (fd >= 0).then(|| {
-            // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
-            unsafe { OwnedFd::from_raw_fd(fd as i32) }
-        });
+        let pidfd = rustix::process::Pid::from_raw(parent)
+            .and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
         Ok(ParentHandshake {
             parent,
             pidfd,

@@ -150,7 +150,7 @@ fn child_main(
         {
             fail(err, errno());
         }
-        close_from(4, err);
+        close_from_4(err);
         if libc::chdir(c"/".as_ptr()) != 0 {
             fail(err, errno());
         }
@@ -200,32 +200,8 @@ fn errno() -> i32 {
         .unwrap_or(quiesce_core::errno::EIO)
 }
 
-/// Closes every descriptor from `lo` up, except `keep` (the exec-error pipe, close-on-exec).
-/// Async-signal-safe.
-fn close_from(lo: u32, keep: RawFd) {
-    let close_range = |a: u32, b: u32| {
-        if a > b {
-            return;
-        }
-        // SAFETY: close_range(2) takes descriptor numbers and flags; it touches no memory.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, a, b, 0u32) };
-        if r != 0 {
-            // Before Linux 5.9: one by one, up to the descriptor limit.
-            let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
-            // SAFETY: getrlimit writes one rlimit into the valid buffer.
-            let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } == 0 {
-                // SAFETY: initialised by the successful getrlimit.
-                unsafe { lim.assume_init() }.rlim_cur.min(1 << 20) as u32
-            } else {
-                4096
-            };
-            for fd in a..=b.min(max) {
-                // SAFETY: close(2) on a number; one that is not open gives EBADF.
-                unsafe { libc::close(fd as RawFd) };
-            }
-        }
-    };
-    let keep = keep as u32;
-    close_range(lo, keep.saturating_sub(1));
-    close_range(keep + 1, u32::MAX);
+/// Closes every descriptor from 4 up, except `keep` (the exec-error pipe, close-on-exec, above
+/// 3). Async-signal-safe.
+fn close_from_4(keep: RawFd) {
+    quiesce_core::linux::sys::close_all_except(&[0, 1, 2, 3, keep]);
 }
