@@ -36,7 +36,9 @@
  * - Nothing stays frozen: a forked guardian process thaws everything at the deadline, or at
  *   once if this process dies (even by SIGKILL); FIFREEZE runs in a forked helper, so a
  *   freeze stuck in the kernel cannot hold quiesce_freeze() past the deadline. The helpers are
- *   re-parented to init at once; you never reap them. Needs CAP_SYS_ADMIN.
+ *   re-parented to init at once; you never reap them. They (and hooks) are forked with the
+ *   raw system call, so no pthread_atfork handler of yours (or of Go's or Python's runtime)
+ *   runs, in either process. Needs CAP_SYS_ADMIN.
  * - Thread safety: a session may be used by one thread at a time (any thread, one after the
  *   other); different sessions are independent. Functions without a session argument
  *   (version, status names, quiesce_emergency_thaw) may be called from any thread at any time.

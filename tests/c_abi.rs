@@ -831,3 +831,34 @@ fn hooks_leak_nothing_under_asan() {
     assert_calls(&hooks, &[], &out);
     assert_writable(&fs.mount, &out);
 }
+
+/// tests/c/host.c: the library inside a host that forks, registers atfork handlers, reuses
+/// storage.
+fn host_program() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| compile_c_static("host", &["tests/c/host.c"], &[]))
+        .clone()
+}
+
+#[test]
+fn a_session_runs_no_atfork_handler_of_the_host() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "af", FsKind::Ext4);
+    let out = Quiesce::new()
+        .program(&host_program())
+        .arg("atfork")
+        .mount(&fs.mount)
+        .run(Duration::from_secs(60));
+    // Check 8 is the one that fails when the helpers are forked with the C library's fork().
+    out.assert_code(
+        0,
+        "the host's own fork() ran its handlers; the session's forks ran none",
+    );
+    assert!(
+        out.stdout
+            .contains("session ok; atfork handlers called: prepare 0, parent 0"),
+        "{out}"
+    );
+    assert_writable(&fs.mount, &out);
+}

@@ -18,18 +18,19 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use quiesce_core::errno::{E2BIG, EAGAIN, EINTR};
+use quiesce_core::errno::{E2BIG, EAGAIN};
 use quiesce_core::linux::freezer::{self, Client, QUIT};
 use quiesce_core::linux::guardian;
-use quiesce_core::linux::sys;
+use quiesce_core::linux::sys::{self, Forked};
 use quiesce_core::linux::table::{Table, MAX_FREEZERS};
 use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
+use rustix::process::WaitOptions;
 
 use super::MAX_TARGETS;
 
@@ -159,40 +160,33 @@ struct ChildPlan<'a> {
 /// The intermediate process: forks the guardian and the freezers, publishes their pids, exits.
 /// Never returns; async-signal-safe.
 fn intermediate(p: &ChildPlan<'_>) -> ! {
-    // SAFETY: fork in a single-threaded child; both sides continue with async-signal-safe code.
-    let g = unsafe { libc::fork() };
-    if g == 0 {
-        become_helper(&p.keep_guardian, c"quiesce-guard");
-        let code = guardian::watch(p.table, p.fds, p.alive, p.record);
-        // SAFETY: _exit ends the process without running anything of the parent's.
-        unsafe { libc::_exit(code) };
+    // SAFETY (both forks): this process is a raw-forked copy of one thread; each child runs
+    // only `become_helper` and the core's loops (raw syscalls, no allocation, no lock, no
+    // panic path in use) and ends with `exit_now`, as `sys::fork` requires.
+    match unsafe { sys::fork() } {
+        Ok(Forked::Child) => {
+            become_helper(&p.keep_guardian, c"quiesce-guard");
+            sys::exit_now(guardian::watch(p.table, p.fds, p.alive, p.record));
+        }
+        Ok(Forked::Parent(g)) => p.table.set_guardian_pid(g),
+        Err(_) => sys::exit_now(1),
     }
-    if g < 0 {
-        // SAFETY: as above.
-        unsafe { libc::_exit(1) };
-    }
-    p.table.set_guardian_pid(g);
     for k in 0..p.freezers.clamp(1, MAX_FREEZERS) {
         // SAFETY: as for the first fork.
-        let f = unsafe { libc::fork() };
-        if f == 0 {
-            become_helper(&p.keep_freezer, c"quiesce-freezer");
-            // SAFETY: getpid has no preconditions.
-            p.table.set_freezer_pid(k, unsafe { libc::getpid() });
-            let code = freezer::serve(p.table, p.fds, p.requests, p.done);
-            // SAFETY: as above.
-            unsafe { libc::_exit(code) };
-        }
-        if f < 0 {
+        match unsafe { sys::fork() } {
+            Ok(Forked::Child) => {
+                become_helper(&p.keep_freezer, c"quiesce-freezer");
+                p.table
+                    .set_freezer_pid(k, rustix::process::getpid().as_raw_nonzero().get());
+                sys::exit_now(freezer::serve(p.table, p.fds, p.requests, p.done));
+            }
+            Ok(Forked::Parent(f)) => p.table.set_freezer_pid(k, f),
             // The freezers forked so far are told to quit (the session is abandoned), the
             // guardian sees the controller's pipe close.
-            // SAFETY: as above.
-            unsafe { libc::_exit(2) };
+            Err(_) => sys::exit_now(2),
         }
-        p.table.set_freezer_pid(k, f);
     }
-    // SAFETY: as above.
-    unsafe { libc::_exit(0) }
+    sys::exit_now(0)
 }
 
 impl Helpers {
@@ -225,34 +219,25 @@ impl Helpers {
             record,
             freezers,
         };
-        let mut all = MaybeUninit::<libc::sigset_t>::uninit();
-        let mut old = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and fills `old`.
-        let masked = unsafe {
-            libc::sigfillset(all.as_mut_ptr());
-            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr()) == 0
+        // Every signal blocked around the fork, so that the child starts with them blocked
+        // (inherited mask) and no handler of the host ever runs in it.
+        let mask = sys::block_all_signals();
+        // SAFETY: the child runs only `intermediate` (raw syscalls, no allocation; it never
+        // returns), as `sys::fork` requires. Nothing of the C library's fork runs: no
+        // pthread_atfork handler of the host, in either process.
+        let forked = match unsafe { sys::fork() } {
+            Ok(Forked::Child) => intermediate(&plan),
+            Ok(Forked::Parent(pid)) => Ok(pid),
+            Err(e) => Err(e),
         };
-        // SAFETY: fork; the child runs only `intermediate` (async-signal-safe, never returns),
-        // with every signal blocked (inherited mask), so no handler of the host runs in it.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            intermediate(&plan);
+        if let Ok(mask) = &mask {
+            sys::restore_signals(mask);
         }
-        let fork_error = io::Error::last_os_error();
-        if masked {
-            // SAFETY: restores the mask saved above.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
-        }
-        if pid < 0 {
-            return Err(fork_error);
-        }
-        let mut status = 0;
-        loop {
-            // SAFETY: waits for our own child; `status` is a valid out-parameter.
-            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(EINTR) {
-                break;
-            }
+        let pid = forked.map_err(io::Error::from_raw_os_error)?;
+        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+            while let Err(rustix::io::Errno::INTR) =
+                rustix::process::waitpid(Some(pid), WaitOptions::empty())
+            {}
         }
         drop(plan);
         drop((alive_r, req_r, done_w));

@@ -8,7 +8,8 @@
 //! exception: a script (`#!`) keeps its own file open as descriptor 3, because the kernel hands
 //! a script run through a descriptor to its interpreter as `/dev/fd/3`; a binary does not.
 //!
-//! Everything is allocated before `fork`; after it the child runs only async-signal-safe
+//! Everything is allocated before `fork` (the raw system call, `sys::fork`: no
+//! `pthread_atfork` handler of the host runs); after it the child runs only async-signal-safe
 //! syscalls (safe inside a multi-threaded host process too).
 
 use std::ffi::{CStr, CString};
@@ -16,6 +17,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+use quiesce_core::linux::sys::{self, Forked};
 use rustix::fs::{fcntl_setfl, openat, Mode, OFlags, CWD};
 use rustix::pipe::{pipe_with, PipeFlags};
 
@@ -52,16 +54,15 @@ pub(crate) fn spawn(exe: BorrowedFd<'_>, argv: &[&CStr], env: &[CString]) -> io:
         exe: exe.as_raw_fd(),
         err: err_w.as_raw_fd(),
     };
-    // SAFETY: fork duplicates this process; the child only runs `child_main`, which makes
-    // async-signal-safe syscalls on memory prepared above (argv, env, descriptor numbers) and
-    // never returns.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        child_main(&fds, argv_ptrs.as_ptr(), env_ptrs.as_ptr());
-    }
+    // SAFETY: the raw fork runs no pthread_atfork handler of the host; the child only runs
+    // `child_main`, which makes async-signal-safe syscalls on memory prepared above (argv,
+    // env, descriptor numbers), allocates nothing and never returns (exec or _exit), as
+    // `sys::fork` requires.
+    let pid = match unsafe { sys::fork() } {
+        Ok(Forked::Child) => child_main(&fds, argv_ptrs.as_ptr(), env_ptrs.as_ptr()),
+        Ok(Forked::Parent(pid)) => pid,
+        Err(e) => return Err(io::Error::from_raw_os_error(e)),
+    };
     // Also from this side, so that the group exists before we might signal it.
     // SAFETY: setpgid takes two numbers; EACCES after the child's exec is harmless.
     unsafe { libc::setpgid(pid, pid) };
@@ -187,11 +188,9 @@ fn child_main(
 /// Writes `errno` to the exec-error pipe and exits. Async-signal-safe.
 fn fail(pipe: RawFd, errno: i32) -> ! {
     let bytes = errno.to_ne_bytes();
-    // SAFETY: write(2) from a valid 4-byte buffer, then _exit(2); both async-signal-safe.
-    unsafe {
-        libc::write(pipe, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(127)
-    }
+    // SAFETY: write(2) from a valid 4-byte buffer; async-signal-safe. Then _exit(2).
+    unsafe { libc::write(pipe, bytes.as_ptr().cast(), bytes.len()) };
+    sys::exit_now(127)
 }
 
 fn errno() -> i32 {
@@ -203,5 +202,5 @@ fn errno() -> i32 {
 /// Closes every descriptor from 4 up, except `keep` (the exec-error pipe, close-on-exec, above
 /// 3). Async-signal-safe.
 fn close_from_4(keep: RawFd) {
-    quiesce_core::linux::sys::close_all_except(&[0, 1, 2, 3, keep]);
+    sys::close_all_except(&[0, 1, 2, 3, keep]);
 }
