@@ -92,7 +92,8 @@ const HEADER: &str = "\
  *   up to hook_timeout_ms. The library reaps them itself: a SIGCHLD handler of yours that
  *   reaps every child makes their exit status unknown (reported as failed).
  * - Nothing stays frozen: a forked guardian process thaws everything at the deadline, or at
- *   once if this process dies (even by SIGKILL); FIFREEZE runs in a forked helper, so a
+ *   once if this process dies (even by SIGKILL, and even if it forked children that live on:
+ *   the guardian watches this process through a pidfd); FIFREEZE runs in a forked helper, so a
  *   freeze stuck in the kernel cannot hold quiesce_freeze() past the deadline. The helpers are
  *   re-parented to init at once; you never reap them. They (and hooks) are forked with the
  *   raw system call, so no pthread_atfork handler of yours (or of Go's or Python's runtime)

@@ -14,7 +14,9 @@
 //! one wrapper in `quiesce_core::linux::sys` (or rustix). They keep only the
 //! mount descriptors and their own pipe ends; every other descriptor (stdout, the test harness's
 //! pipes, the liveness pipe's write end) is closed. The liveness pipe's write end exists only
-//! in the controller, close-on-exec, so a snapshot command it starts does not inherit it.
+//! in the controller, close-on-exec, so a snapshot command it starts does not inherit it; a
+//! child the host forks without exec does, so the guardian also holds a pidfd of the controller
+//! process and acts when it exits.
 
 use std::ffi::CStr;
 use std::io;
@@ -30,7 +32,7 @@ use quiesce_core::linux::sys::{self, Forked};
 use quiesce_core::linux::table::{Table, MAX_FREEZERS};
 use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
-use rustix::process::WaitOptions;
+use rustix::process::{getpid, pidfd_open, PidfdFlags, WaitOptions};
 
 use super::MAX_TARGETS;
 
@@ -111,7 +113,8 @@ pub struct Helpers {
     pub freezer_count: usize,
 }
 
-/// The descriptors a helper keeps: every target's and two of its own.
+/// The descriptors a helper keeps: every target's and two of its own (the guardian: the
+/// liveness pipe and the controller's pidfd; a freezer: its two pipes).
 type KeepList = heapless::Vec<RawFd, { MAX_TARGETS + 2 }>;
 
 /// Sorted raw descriptors a helper keeps. Allocates nothing (the C ABI's session start must
@@ -151,6 +154,7 @@ struct ChildPlan<'a> {
     keep_guardian: KeepList,
     keep_freezer: KeepList,
     alive: BorrowedFd<'a>,
+    controller: Option<BorrowedFd<'a>>,
     requests: BorrowedFd<'a>,
     done: BorrowedFd<'a>,
     record: Option<&'a CStr>,
@@ -166,7 +170,13 @@ fn intermediate(p: &ChildPlan<'_>) -> ! {
     match unsafe { sys::fork() } {
         Ok(Forked::Child) => {
             become_helper(&p.keep_guardian, c"quiesce-guard");
-            sys::exit_now(guardian::watch(p.table, p.fds, p.alive, p.record));
+            sys::exit_now(guardian::watch(
+                p.table,
+                p.fds,
+                p.alive,
+                p.controller,
+                p.record,
+            ));
         }
         Ok(Forked::Parent(g)) => p.table.set_guardian_pid(g),
         Err(_) => sys::exit_now(1),
@@ -176,8 +186,7 @@ fn intermediate(p: &ChildPlan<'_>) -> ! {
         match unsafe { sys::fork() } {
             Ok(Forked::Child) => {
                 become_helper(&p.keep_freezer, c"quiesce-freezer");
-                p.table
-                    .set_freezer_pid(k, rustix::process::getpid().as_raw_nonzero().get());
+                p.table.set_freezer_pid(k, getpid().as_raw_nonzero().get());
                 sys::exit_now(freezer::serve(p.table, p.fds, p.requests, p.done));
             }
             Ok(Forked::Parent(f)) => p.table.set_freezer_pid(k, f),
@@ -205,15 +214,25 @@ impl Helpers {
         }
         let map = Mapping::new(fds.len(), grace)?;
         let (alive_r, alive_w) = pipe_with(PipeFlags::CLOEXEC)?;
+        // A pidfd of this process for the guardian, which so learns of our death even while a
+        // child forked by the host (without exec) holds `alive_w`. Without pidfds (before
+        // Linux 5.3) the pipe alone tells.
+        let controller = pidfd_open(getpid(), PidfdFlags::empty()).ok();
+        let mut guardian_keeps: heapless::Vec<RawFd, 2> = heapless::Vec::new();
+        let _ = guardian_keeps.push(alive_r.as_raw_fd());
+        if let Some(c) = &controller {
+            let _ = guardian_keeps.push(c.as_raw_fd());
+        }
         let (req_r, req_w) = pipe_with(PipeFlags::CLOEXEC)?;
         let (done_r, done_w) = pipe_with(PipeFlags::CLOEXEC)?;
         rustix::io::ioctl_fionbio(&done_r, true)?;
         let plan = ChildPlan {
             table: map.table(),
             fds,
-            keep_guardian: keep_list(fds, &[alive_r.as_raw_fd()])?,
+            keep_guardian: keep_list(fds, &guardian_keeps)?,
             keep_freezer: keep_list(fds, &[req_r.as_raw_fd(), done_w.as_raw_fd()])?,
             alive: alive_r.as_fd(),
+            controller: controller.as_ref().map(AsFd::as_fd),
             requests: req_r.as_fd(),
             done: done_w.as_fd(),
             record,
@@ -240,7 +259,7 @@ impl Helpers {
             {}
         }
         drop(plan);
-        drop((alive_r, req_r, done_w));
+        drop((alive_r, controller, req_r, done_w));
         let table = map.table();
         let guardian = table.guardian_pid();
         let freezer_count = freezers.clamp(1, MAX_FREEZERS);
