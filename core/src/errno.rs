@@ -46,6 +46,8 @@ pub const ENOSYS: Errno = 38;
 pub const ELOOP: Errno = 40;
 /// Operation not supported: `FIFREEZE` on a filesystem type that cannot be frozen.
 pub const EOPNOTSUPP: Errno = 95;
+/// Connection timed out (here: a helper's call did not return within its bound).
+pub const ETIMEDOUT: Errno = 110;
 /// Stale file handle.
 pub const ESTALE: Errno = 116;
 
@@ -70,6 +72,7 @@ pub const fn name(errno: Errno) -> Option<&'static str> {
         ENOSYS => "ENOSYS",
         ELOOP => "ELOOP",
         EOPNOTSUPP => "EOPNOTSUPP",
+        ETIMEDOUT => "ETIMEDOUT",
         ESTALE => "ESTALE",
         _ => return None,
     })
@@ -110,6 +113,7 @@ mod tests {
             (ENOSYS, E::NOSYS),
             (ELOOP, E::LOOP),
             (EOPNOTSUPP, E::OPNOTSUPP),
+            (ETIMEDOUT, E::TIMEDOUT),
             (ESTALE, E::STALE),
         ];
         for (ours, theirs) in pairs {
