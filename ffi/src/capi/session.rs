@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use quiesce_core::linux::guardian;
 use quiesce_core::linux::sys::now_ns;
 use quiesce_core::linux::{conclude, run_until_frozen, Signal};
-use quiesce_core::session::{IfFrozen, Outcome, Session};
+use quiesce_core::session::{IfFrozen, Outcome, Session, SessionError};
 use quiesce_core::{Consistency, Status};
 
 use super::buffers::Lossy;
@@ -353,6 +353,15 @@ fn freeze(inner: &mut Inner) -> u32 {
     let freezers = pool_size(waves, presync, n);
     let session = match Session::<MAX_TARGETS>::new(&order[..n], timeout_ns) {
         Ok(s) => s.with_if_frozen(if_frozen).with_wave_starts(waves),
+        Err(SessionError::NoTargets) => {
+            return inner.fail(
+                Failure {
+                    status: Status::NotFreezable,
+                    ..Failure::NONE
+                },
+                format_args!("quiesce_freeze: nothing to freeze: the plan has no filesystem"),
+            )
+        }
         Err(e) => {
             return inner.fail(
                 Failure {
