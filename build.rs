@@ -85,7 +85,10 @@ const HEADER: &str = "\
  *   QUIESCE_FLAG_REQUIRE_APP_CONSISTENT): loading, running and reporting hooks allocates, and
  *   quiesce_session_cleanup() frees it (call it on every session, also after a failure). Even
  *   then nothing allocates between the first FIFREEZE and the last FITHAW. The session storage
- *   must stay at one address, and must not be copied.
+ *   must stay at one address, and must not be copied. quiesce_session_init() refuses storage
+ *   that still holds a live session (QUIESCE_USAGE; it is left intact): a magic word next to
+ *   the storage's own address marks one, and quiesce_session_cleanup() clears both, so fresh
+ *   storage (zeroed, or garbage from malloc or the stack) and cleaned-up storage are accepted.
  * - Hooks (see quiesce_config.hook_dir) run as child processes of this process, before the
  *   first FIFREEZE (in quiesce_freeze()) and after the last FITHAW (in quiesce_thaw(), or
  *   quiesce_session_cleanup() if the session ends without a thaw), each blocking the call for

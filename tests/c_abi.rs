@@ -919,3 +919,25 @@ impl Drop for KillOnDrop {
         let _ = quiesce_testkit::send_signal(self.0, libc::SIGKILL);
     }
 }
+
+#[test]
+fn init_refuses_storage_that_holds_a_live_session() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "ri", FsKind::Ext4);
+    let out = Quiesce::new()
+        .program(&host_program())
+        .arg("reinit")
+        .mount(&fs.mount)
+        .run(Duration::from_secs(60));
+    // Check 31 is the one that fails when init overwrites a live session.
+    out.assert_code(
+        0,
+        "a second init on live storage is refused; fresh storage is accepted",
+    );
+    assert!(
+        out.stderr.contains("holds a live session"),
+        "the refusal names the problem: {out}"
+    );
+    assert_writable(&fs.mount, &out);
+}

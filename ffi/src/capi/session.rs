@@ -209,8 +209,15 @@ unsafe fn session_call(
 /// small, the storage now holds a session: read the plan or the error, then call
 /// `quiesce_session_cleanup()`. `cfg` is read during this call only.
 ///
+/// Storage that still holds a live session (initialised here and not yet cleaned up, whether
+/// it failed, froze or thawed) is refused with `QUIESCE_USAGE` and left as it was, so that its
+/// descriptors and helper processes are not leaked: `quiesce_error()` on it says so. Fresh
+/// storage (zeroed, or uninitialised from malloc or the stack) and storage after
+/// `quiesce_session_cleanup()` are accepted: a live session is recognised by a magic word
+/// together with the storage's own address, both cleared by cleanup.
+///
 /// # Safety
-/// `storage` must point to `storage_size` writable bytes that hold no live session; `cfg`
+/// `storage` must point to `storage_size` writable bytes; `cfg`
 /// must point to a `quiesce_config` of at least `cfg->size` bytes whose `mounts` holds
 /// `mount_count` NUL-terminated strings.
 #[no_mangle]
@@ -223,9 +230,25 @@ pub unsafe extern "C" fn quiesce_session_init(
     let initialised = guard(Err(BadStorage::Null), || unsafe {
         Inner::init(storage, storage_size).map(|_| ())
     });
-    if initialised.is_err() {
+    match initialised {
+        Ok(()) => {}
+        Err(BadStorage::Live) => {
+            // SAFETY: the storage holds a live session (checked by init); its last error is
+            // replaced, nothing else of it is touched.
+            return unsafe {
+                session_call(storage, "quiesce_session_init", None, |inner| {
+                    inner.fail(
+                        Failure {
+                            status: Status::Usage,
+                            ..Failure::NONE
+                        },
+                        format_args!("quiesce_session_init: this storage holds a live session (set up before and not cleaned up); it is left as it was: call quiesce_session_cleanup() on it first, or pass other storage"),
+                    )
+                })
+            };
+        }
         // NULL, misaligned or too small: nothing was written to it.
-        return Status::Usage.code();
+        Err(_) => return Status::Usage.code(),
     }
     // SAFETY: initialised just above; the caller's contract covers `cfg`.
     unsafe {
