@@ -164,7 +164,7 @@ struct ChildPlan<'a> {
 /// The intermediate process: forks the guardian and the freezers, publishes their pids, exits.
 /// Never returns; async-signal-safe.
 fn intermediate(p: &ChildPlan<'_>) -> ! {
-    // SAFETY (both forks): this process is a raw-forked copy of one thread; each child runs
+    // SAFETY: (both forks) this process is a raw-forked copy of one thread; each child runs
     // only `become_helper` and the core's loops (raw syscalls, no allocation, no lock, no
     // panic path in use) and ends with `exit_now`, as `sys::fork` requires.
     match unsafe { sys::fork() } {

@@ -115,7 +115,7 @@ fn child_main(
     argv: *const *const libc::c_char,
     env: *const *const libc::c_char,
 ) -> ! {
-    // SAFETY (for every call in this function): plain syscalls on descriptor numbers and on
+    // SAFETY: for every call in this function: plain syscalls on descriptor numbers and on
     // pointers to memory allocated before fork (argv, env, the empty path, the sigset), all
     // async-signal-safe; nothing allocates, locks or unwinds.
     unsafe {
