@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use quiesce::runtime::{Controller, Signal};
 use rustix::event::{PollFd, PollFlags};
-use rustix::process::{pidfd_open, PidfdFlags};
+use rustix::process::{getppid, kill_process, pidfd_open, Pid, PidfdFlags, Signal as RustixSignal};
 
 use super::drain;
 use crate::deferred_log::DeferredLog;
@@ -25,16 +25,14 @@ impl<'a> ParentHandshake<'a> {
     /// Prepares the handshake with our parent. Fails when there is no real parent (we were
     /// re-parented to init: nobody is there to acknowledge).
     pub fn new(signals: &'a Signals, log: &'a mut DeferredLog) -> Result<Self, String> {
-        // SAFETY: getppid has no preconditions.
-        let parent = unsafe { libc::getppid() };
+        let parent = Pid::as_raw(getppid());
         if parent <= 1 {
             return Err(
                 "`quiesce freeze` acknowledges by SIGUSR1 from its parent, but it has no parent process; use --stdin or `quiesce run`"
                     .into(),
             );
         }
-        let pidfd = rustix::process::Pid::from_raw(parent)
-            .and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
+        let pidfd = Pid::from_raw(parent).and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
         Ok(ParentHandshake {
             parent,
             pidfd,
@@ -44,19 +42,14 @@ impl<'a> ParentHandshake<'a> {
     }
 
     fn parent_gone(&self) -> bool {
-        // SAFETY: getppid has no preconditions.
-        unsafe { libc::getppid() != self.parent }
+        Pid::as_raw(getppid()) != self.parent
     }
 }
 
 impl Controller for ParentHandshake<'_> {
     fn notify(&mut self) -> Result<(), i32> {
-        // SAFETY: kill with a valid signal number; the pid is our parent's.
-        if unsafe { libc::kill(self.parent, libc::SIGUSR1) } == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-        }
+        let parent = Pid::from_raw(self.parent).ok_or(quiesce_core::errno::ECHILD)?;
+        kill_process(parent, RustixSignal::USR1).map_err(|e| e.raw_os_error())
     }
 
     fn wait(&mut self, until_ns: u64) -> Option<Signal> {
