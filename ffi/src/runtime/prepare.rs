@@ -249,8 +249,8 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
                 use std::os::unix::fs::MetadataExt;
                 let rdev = st.rdev();
                 let d = Dev {
-                    major: libc::major(rdev),
-                    minor: libc::minor(rdev),
+                    major: rustix::fs::major(rdev),
+                    minor: rustix::fs::minor(rdev),
                 };
                 if d != target.dev {
                     devs.push(d);

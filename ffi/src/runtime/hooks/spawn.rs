@@ -95,11 +95,11 @@ fn read_errno(fd: &OwnedFd) -> Option<i32> {
 
 /// Waits for a child that has failed its exec (it exits at once).
 fn reap(pid: i32) {
-    let mut status = 0;
-    // SAFETY: waitpid writes the status into a valid int.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-    {}
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        while let Err(rustix::io::Errno::INTR) =
+            rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+        {}
+    }
 }
 
 struct ChildFds {
