@@ -4,7 +4,7 @@
 //! Errors are raw errno values (`i32`), so that they can be carried unchanged to the report,
 //! the C ABI and the operator.
 
-use core::ffi::CStr;
+use core::ffi::{c_char, CStr};
 
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, StatxAttributes, StatxFlags};
@@ -284,4 +284,59 @@ pub fn detach(name: &CStr) {
     let _ = rustix::process::setsid();
     let _ = rustix::process::chdir(c"/");
     let _ = rustix::thread::set_name(name);
+}
+
+/// Between a [`fork`] and an exec: sets the calling thread's signal mask to empty and every
+/// signal's disposition (but `SIGKILL`'s and `SIGSTOP`'s) to the default (sigprocmask(2),
+/// sigaction(2); a disposition set to "ignore" would survive the exec). Async-signal-safe;
+/// numbers the C library reserves for itself are refused by it and left alone.
+pub fn reset_signals() {
+    let mut empty = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut dfl = core::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: sigemptyset initialises `empty` before pthread_sigmask reads it; `dfl` is a
+    // zeroed sigaction (empty mask, no flags) whose handler is set to SIG_DFL before sigaction
+    // reads it. No old values are asked for.
+    unsafe {
+        libc::sigemptyset(empty.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_SETMASK, empty.as_ptr(), core::ptr::null_mut());
+        (*dfl.as_mut_ptr()).sa_sigaction = libc::SIG_DFL;
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, dfl.as_ptr(), core::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// dup2(2) of descriptor number `old` onto `new` (the copy is not close-on-exec). For a
+/// forked child arranging its standard descriptors before an exec, where descriptors are
+/// plain numbers it owns.
+pub fn dup_onto(old: i32, new: i32) -> Result<(), Errno> {
+    // SAFETY: dup2 takes two numbers and touches no memory; `new` is replaced, which is the
+    // caller's intent (a child that owns all its descriptors).
+    match unsafe { libc::dup2(old, new) } {
+        r if r >= 0 => Ok(()),
+        _ => Err(last_errno()),
+    }
+}
+
+/// execveat(2) of the file open at descriptor number `fd` (`""`, `AT_EMPTY_PATH`): the file
+/// that runs is the file that was checked. Returns only on failure, with its errno.
+///
+/// # Safety
+/// `argv` and `envp` must point to NULL-terminated arrays of NUL-terminated strings that stay
+/// valid for the call.
+pub unsafe fn exec_fd(fd: i32, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
+    // SAFETY: the empty path is a valid C string; argv and envp are the caller's contract.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            c"".as_ptr(),
+            argv,
+            envp,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    last_errno()
 }

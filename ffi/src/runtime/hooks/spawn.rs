@@ -12,13 +12,13 @@
 //! `pthread_atfork` handler of the host runs); after it the child runs only async-signal-safe
 //! syscalls (safe inside a multi-threaded host process too).
 
-use std::ffi::{CStr, CString};
+use std::ffi::{c_char, CStr, CString};
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 
 use quiesce_core::linux::sys::{self, Forked};
 use rustix::fs::{fcntl_setfl, openat, Mode, OFlags, CWD};
+use rustix::io::FdFlags;
 use rustix::pipe::{pipe_with, PipeFlags};
 
 /// The only environment a hook gets.
@@ -35,9 +35,9 @@ pub(crate) struct Spawned {
 /// Starts the file behind `exe` (an `O_PATH` descriptor of a verified hook) with `argv`.
 /// `Err` when it could not be started (the errno of `fork`, of `execveat`, ...).
 pub(crate) fn spawn(exe: BorrowedFd<'_>, argv: &[&CStr], env: &[CString]) -> io::Result<Spawned> {
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
-    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    let mut env_ptrs: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
     let devnull = openat(
         CWD,
@@ -64,8 +64,9 @@ pub(crate) fn spawn(exe: BorrowedFd<'_>, argv: &[&CStr], env: &[CString]) -> io:
         Err(e) => return Err(io::Error::from_raw_os_error(e)),
     };
     // Also from this side, so that the group exists before we might signal it.
-    // SAFETY: setpgid takes two numbers; EACCES after the child's exec is harmless.
-    unsafe { libc::setpgid(pid, pid) };
+    // EACCES after the child's exec is harmless.
+    let group = rustix::process::Pid::from_raw(pid);
+    let _ = rustix::process::setpgid(group, group);
     drop(out_w);
     drop(err_w);
     drop(devnull);
@@ -109,94 +110,61 @@ struct ChildFds {
     err: RawFd,
 }
 
-/// The child between fork and exec. Never returns.
-fn child_main(
-    fds: &ChildFds,
-    argv: *const *const libc::c_char,
-    env: *const *const libc::c_char,
-) -> ! {
-    // SAFETY: for every call in this function: plain syscalls on descriptor numbers and on
-    // pointers to memory allocated before fork (argv, env, the empty path, the sigset), all
-    // async-signal-safe; nothing allocates, locks or unwinds.
-    unsafe {
-        let mut empty = MaybeUninit::<libc::sigset_t>::zeroed();
-        libc::sigemptyset(empty.as_mut_ptr());
-        libc::sigprocmask(libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut());
-        // Dispositions set to "ignore" survive exec (e.g. SIGPIPE in Rust programs).
-        let mut dfl = MaybeUninit::<libc::sigaction>::zeroed();
-        (*dfl.as_mut_ptr()).sa_sigaction = libc::SIG_DFL;
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, dfl.as_ptr(), std::ptr::null_mut());
-            }
-        }
-        if libc::setpgid(0, 0) != 0 {
-            fail(fds.err, errno());
-        }
-        // Move the descriptors we keep above 0..=3 first, so that dup2 cannot clobber one
-        // with another, then into place. dup2 clears close-on-exec on the copies.
-        let high = |fd: RawFd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
-        let (null, out, exe) = (high(fds.devnull), high(fds.out), high(fds.exe));
-        if null < 0 || out < 0 || exe < 0 {
-            fail(fds.err, errno());
-        }
-        let err = high(fds.err);
-        if err < 0 {
-            fail(fds.err, errno());
-        }
-        if libc::dup2(null, 0) < 0
-            || libc::dup2(out, 1) < 0
-            || libc::dup2(out, 2) < 0
-            || libc::dup2(exe, 3) < 0
-        {
-            fail(err, errno());
-        }
-        close_from_4(err);
-        if libc::chdir(c"/".as_ptr()) != 0 {
-            fail(err, errno());
-        }
-        libc::umask(0o022);
-        // A binary needs no descriptor of its own: try with close-on-exec first. The kernel
-        // refuses that for a script (ENOENT: its interpreter could not open /dev/fd/3), so
-        // then descriptor 3 stays open for the interpreter.
-        libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
-        let empty_path = c"".as_ptr();
-        libc::syscall(
-            libc::SYS_execveat,
-            3,
-            empty_path,
-            argv,
-            env,
-            libc::AT_EMPTY_PATH,
-        );
-        let first = errno();
-        if first == quiesce_core::errno::ENOENT {
-            libc::fcntl(3, libc::F_SETFD, 0);
-            libc::syscall(
-                libc::SYS_execveat,
-                3,
-                empty_path,
-                argv,
-                env,
-                libc::AT_EMPTY_PATH,
-            );
-        }
-        fail(err, errno())
+/// The child between fork and exec. Never returns. Every call is async-signal-safe and
+/// allocates nothing (through `sys` or rustix; descriptors are plain numbers this child owns).
+fn child_main(fds: &ChildFds, argv: *const *const c_char, env: *const *const c_char) -> ! {
+    sys::reset_signals();
+    if let Err(e) = rustix::process::setpgid(None, None) {
+        fail(fds.err, e.raw_os_error());
     }
+    // Move the descriptors we keep above 0..=3 first, so that dup2 cannot clobber one with
+    // another, then into place. dup2 clears close-on-exec on the copies.
+    let high = |fd: RawFd| {
+        // SAFETY: `fd` is open in this child (prepared before the fork) for this call.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        rustix::io::fcntl_dupfd_cloexec(fd, 10).map(IntoRawFd::into_raw_fd)
+    };
+    let (null, out, exe) = match (high(fds.devnull), high(fds.out), high(fds.exe)) {
+        (Ok(n), Ok(o), Ok(e)) => (n, o, e),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => fail(fds.err, e.raw_os_error()),
+    };
+    let err = match high(fds.err) {
+        Ok(e) => e,
+        Err(e) => fail(fds.err, e.raw_os_error()),
+    };
+    for (from, to) in [(null, 0), (out, 1), (out, 2), (exe, 3)] {
+        if let Err(e) = sys::dup_onto(from, to) {
+            fail(err, e);
+        }
+    }
+    close_from_4(err);
+    if let Err(e) = rustix::process::chdir(c"/") {
+        fail(err, e.raw_os_error());
+    }
+    rustix::process::umask(Mode::from_raw_mode(0o022));
+    // SAFETY: descriptor 3 is the hook's own file, open in this child.
+    let three = unsafe { BorrowedFd::borrow_raw(3) };
+    // A binary needs no descriptor of its own: try with close-on-exec first. The kernel
+    // refuses that for a script (ENOENT: its interpreter could not open /dev/fd/3), so then
+    // descriptor 3 stays open for the interpreter.
+    let _ = rustix::io::fcntl_setfd(three, FdFlags::CLOEXEC);
+    // SAFETY: argv and env are NULL-terminated arrays of C strings allocated before the fork,
+    // alive until exec (this function never returns).
+    let mut errno = unsafe { sys::exec_fd(3, argv, env) };
+    if errno == quiesce_core::errno::ENOENT {
+        let _ = rustix::io::fcntl_setfd(three, FdFlags::empty());
+        // SAFETY: as above.
+        errno = unsafe { sys::exec_fd(3, argv, env) };
+    }
+    fail(err, errno)
 }
 
 /// Writes `errno` to the exec-error pipe and exits. Async-signal-safe.
 fn fail(pipe: RawFd, errno: i32) -> ! {
-    let bytes = errno.to_ne_bytes();
-    // SAFETY: write(2) from a valid 4-byte buffer; async-signal-safe. Then _exit(2).
-    unsafe { libc::write(pipe, bytes.as_ptr().cast(), bytes.len()) };
+    // SAFETY: the exec-error pipe's write end is open in this child until it exits.
+    let pipe = unsafe { BorrowedFd::borrow_raw(pipe) };
+    let _ = rustix::io::write(pipe, &errno.to_ne_bytes());
     sys::exit_now(127)
-}
-
-fn errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(quiesce_core::errno::EIO)
 }
 
 /// Closes every descriptor from 4 up, except `keep` (the exec-error pipe, close-on-exec, above
