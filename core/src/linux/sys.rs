@@ -340,3 +340,92 @@ pub unsafe fn exec_fd(fd: i32, argv: *const *const c_char, envp: *const *const c
     };
     last_errno()
 }
+
+/// A set of signal numbers (`sigset_t`), built with sigemptyset(3)/sigaddset(3).
+#[derive(Clone, Copy)]
+pub struct SignalSet(libc::sigset_t);
+
+impl SignalSet {
+    /// The set of `signals` (numbers the C library refuses are left out).
+    pub fn of(signals: &[i32]) -> SignalSet {
+        let mut set = core::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises the set before sigaddset changes it and before it is
+        // read; the pointer is to a local of the right type.
+        unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            for &s in signals {
+                libc::sigaddset(set.as_mut_ptr(), s);
+            }
+            SignalSet(set.assume_init())
+        }
+    }
+
+    /// pthread_sigmask(2) `SIG_BLOCK` of this set in the calling thread (in a single-threaded
+    /// process: the process's mask).
+    pub fn block(&self) -> Result<(), Errno> {
+        // SAFETY: reads an initialised set; the old mask is not asked for.
+        match unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &self.0, core::ptr::null_mut()) } {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    /// pthread_sigmask(2) `SIG_UNBLOCK` of this set (e.g. in a child between fork and exec).
+    /// Async-signal-safe.
+    pub fn unblock(&self) -> Result<(), Errno> {
+        // SAFETY: as for `block`.
+        match unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &self.0, core::ptr::null_mut()) } {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    /// signalfd(2): a new non-blocking, close-on-exec descriptor that reads the signals of
+    /// this set (which must be blocked, or they are delivered as usual).
+    pub fn signalfd(&self) -> Result<OwnedFd, Errno> {
+        // SAFETY: -1 asks for a new descriptor; the set is initialised.
+        let fd = unsafe { libc::signalfd(-1, &self.0, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(last_errno());
+        }
+        // SAFETY: signalfd returned a new descriptor that nothing else owns.
+        Ok(unsafe { <OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) })
+    }
+}
+
+/// One signal read from a signalfd: its number and the pid that sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalInfo {
+    /// The signal number.
+    pub signo: i32,
+    /// The sender's pid (0 from the kernel).
+    pub pid: u32,
+}
+
+/// read(2) of one `signalfd_siginfo` from a signalfd (see [`SignalSet::signalfd`]); `None`
+/// when none is pending (or on any error).
+pub fn read_signal(fd: BorrowedFd<'_>) -> Option<SignalInfo> {
+    let mut buf = [0u8; core::mem::size_of::<libc::signalfd_siginfo>()];
+    match rustix::io::read(fd, &mut buf) {
+        Ok(n) if n == buf.len() => {}
+        _ => return None,
+    }
+    // SAFETY: the kernel wrote a whole signalfd_siginfo into `buf` (checked length); it is
+    // plain integers, read unaligned from the byte buffer.
+    let info: libc::signalfd_siginfo = unsafe { core::ptr::read_unaligned(buf.as_ptr().cast()) };
+    Some(SignalInfo {
+        signo: info.ssi_signo as i32,
+        pid: info.ssi_pid,
+    })
+}
+
+/// strerror_r(3) (XSI): the C library's description of `errno` ("Device or resource busy"),
+/// written into `buf`; empty if it has none or `buf` is too small. Allocates nothing.
+pub fn describe_errno(errno: Errno, buf: &mut [u8]) -> &str {
+    buf.fill(0);
+    // SAFETY: the XSI strerror_r writes at most buf.len() bytes, NUL included, into the valid
+    // buffer; on failure the buffer stays zeroed (an empty description).
+    unsafe { libc::strerror_r(errno, buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    core::str::from_utf8(&buf[..len]).unwrap_or("")
+}

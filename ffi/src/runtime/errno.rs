@@ -14,11 +14,7 @@ impl std::fmt::Display for ErrnoName {
         let errno = self.0;
         let name = quiesce_core::errno::name(errno).unwrap_or("");
         let mut buf = [0u8; 128];
-        // SAFETY: the XSI strerror_r writes at most buf.len() bytes, NUL included, into the
-        // valid buffer; on failure the buffer stays zeroed (an empty description).
-        unsafe { libc::strerror_r(errno, buf.as_mut_ptr().cast(), buf.len()) };
-        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        let text = std::str::from_utf8(&buf[..len]).unwrap_or("");
+        let text = quiesce_core::linux::sys::describe_errno(errno, &mut buf);
         if name.is_empty() {
             write!(f, "errno {errno} (")?;
         } else {

@@ -166,14 +166,10 @@ impl Controller for SnapshotCommand<'_> {
             }
         }
         // SAFETY: the closure runs in the child between fork and exec and calls only
-        // sigprocmask, which is async-signal-safe; it restores the signals we blocked.
+        // pthread_sigmask (SignalSet::unblock), which is async-signal-safe and allocates
+        // nothing; it restores the signals we blocked.
         unsafe {
-            cmd.pre_exec(move || {
-                if libc::sigprocmask(libc::SIG_UNBLOCK, &mask, std::ptr::null_mut()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || mask.unblock().map_err(std::io::Error::from_raw_os_error));
         }
         match cmd.spawn() {
             Ok(child) => self.child = Some(child),
