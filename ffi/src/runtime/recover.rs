@@ -10,14 +10,13 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use quiesce_core::errno::EINVAL;
 use quiesce_core::linux::sys;
 use quiesce_core::mountinfo::MountInfo;
 use quiesce_core::Status;
 
 use super::record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};
 use super::{errno_name, Failure};
-
-const EINVAL: i32 = 22;
 
 /// Where a recorded session stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
