@@ -8,6 +8,7 @@
 //! The freeze -> thaw path itself is the core's executor: no allocation, no locks, no writes.
 
 pub mod capi;
+pub mod engine;
 pub mod runtime;
 
 pub use quiesce_core::{Consistency, Status};

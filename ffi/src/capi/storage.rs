@@ -13,6 +13,7 @@ use quiesce_core::Status;
 use super::buffers::{Message, MountTable, Name, Names};
 use super::config::Flags;
 use super::hooks::HookState;
+use super::plan::MAX_NOTES;
 use crate::runtime::helpers::Helpers;
 use crate::runtime::MAX_TARGETS;
 
@@ -109,6 +110,8 @@ pub struct Inner {
     pub wave_starts: [bool; MAX_TARGETS],
     pub skips: heapless::Vec<Skip, QUIESCE_MAX_SKIPS>,
     pub skips_dropped: usize,
+    /// The plan's notes (in `names`), shown by `quiesce_error()` while nothing failed.
+    pub notes: heapless::Vec<Name, MAX_NOTES>,
     pub session: Option<Session<MAX_TARGETS>>,
     pub helpers: Option<Helpers>,
     /// The application hooks, if any are configured: on the Rust heap (loading and running
@@ -165,6 +168,7 @@ impl Inner {
             addr_of_mut!((*p).failure).write(Failure::NONE);
             addr_of_mut!((*p).targets).write(heapless::Vec::new());
             addr_of_mut!((*p).skips).write(heapless::Vec::new());
+            addr_of_mut!((*p).notes).write(heapless::Vec::new());
             addr_of_mut!((*p).session).write(None);
             addr_of_mut!((*p).helpers).write(None);
             addr_of_mut!((*p).hooks).write(None);

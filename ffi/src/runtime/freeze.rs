@@ -25,6 +25,7 @@ use super::helpers::{pool_size, Helpers};
 use super::record::{ProcRef, RecordTarget, SessionRecord};
 use super::report::Diagnosis;
 use super::{check_timeout, errno_name, Failure, Prepared, Report, MAX_TARGETS};
+use crate::engine::plan::NothingToFreeze;
 
 /// How a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,14 +86,10 @@ impl Prepared {
     pub fn arm(&self, options: FreezeOptions) -> Result<Armed<'_>, Failure> {
         let timeout_ns = check_timeout(options.timeout)?;
         if self.targets.is_empty() {
-            let why: Vec<String> = self
-                .skipped
-                .iter()
-                .map(|s| format!("{}: {}", s.mount_point, s.reason))
-                .collect();
+            let skips = self.skipped.iter().map(|s| (&s.mount_point, &s.reason));
             return Err(Failure::new(
                 Status::NotFreezable,
-                format!("nothing to freeze: {}", why.join("; ")),
+                NothingToFreeze(skips).to_string(),
             ));
         }
         let order: Vec<u16> = (0..self.targets.len() as u16).collect();

@@ -54,7 +54,7 @@ use std::time::Duration;
 use quiesce_core::Status;
 
 /// Most filesystems one session freezes.
-pub const MAX_TARGETS: usize = 64;
+pub use crate::engine::MAX_TARGETS;
 
 /// The longest deadline accepted: a freeze longer than an hour is a mistake, not a plan.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
