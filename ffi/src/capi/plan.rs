@@ -16,7 +16,7 @@ use crate::engine::plan::{
 use crate::engine::MAX_TARGETS;
 
 /// Most notes a session keeps (more are dropped).
-pub const MAX_NOTES: usize = 4;
+pub(crate) const MAX_NOTES: usize = 4;
 
 /// The session's storage as the engine's sink.
 struct Sink<'s> {

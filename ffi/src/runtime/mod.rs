@@ -29,7 +29,6 @@ mod thaw;
 pub use blocked::{blocked_tasks, BlockedTask};
 pub use errno::{errno_name, ErrnoName};
 pub use freeze::{presync_limit, Armed, FreezeOptions, GUARDIAN_GRACE, PRESYNC_LIMIT};
-pub(crate) use hooks::froze_and_thawed;
 pub use hooks::{
     FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
@@ -40,8 +39,6 @@ pub use recover::{
     recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,
     SessionStatus,
 };
-#[cfg(test)]
-pub(crate) use report::NO_HOOKS_REASON;
 pub use report::{Diagnosis, Report, TargetReport};
 pub use thaw::{thaw_paths, ThawOutcome, ThawResult};
 
@@ -117,15 +114,7 @@ pub fn check_timeout(timeout: Duration) -> Result<u64, Failure> {
 
 /// Whether this process may freeze filesystems (CAP_SYS_ADMIN in its effective set).
 pub fn has_cap_sys_admin() -> bool {
-    const CAP_SYS_ADMIN: u32 = 21;
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+    crate::engine::caps::has_cap_sys_admin()
 }
 
 /// Fails with [`Status::Permission`] unless this process has CAP_SYS_ADMIN; the message
