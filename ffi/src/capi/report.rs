@@ -115,15 +115,7 @@ pub struct quiesce_skip_info {
 /// A target's record (outcome, errno, freeze and thaw ns): from the session machine, or
 /// (after a panic poisoned the session) from the table shared with the helpers.
 pub(crate) fn record(life: &Lifecycle, poisoned: bool, i: usize) -> (Outcome, i32, u64, u64) {
-    if poisoned {
-        if let Some(slot) = life.helpers().and_then(|h| h.table().slot(i)) {
-            return slot.record();
-        }
-    }
-    match life.session().and_then(|s| s.target(i)) {
-        Some(r) => (r.outcome, r.errno, r.freeze_ns, r.thaw_ns),
-        None => (Outcome::NotAttempted, 0, 0, 0),
-    }
+    life.record(i, poisoned)
 }
 
 /// The session's report so far (final once `quiesce_thaw()` returned or a step failed).
@@ -177,7 +169,7 @@ pub unsafe extern "C" fn quiesce_report(
             consistency: consistency_code(consistency),
             acknowledged: u32::from(s.is_some_and(|s| s.end() == End::Acknowledged)),
             ended: u32::from(inner.life.stage() == Stage::Ended),
-            timeout_ms: inner.timeout_ms,
+            timeout_ms: u32::try_from(inner.life.options().timeout.as_millis()).unwrap_or(u32::MAX),
             target_count: inner.targets.len() as u32,
             skip_count: inner.skips.len() as u32,
             skips_dropped: inner.skips_dropped as u32,

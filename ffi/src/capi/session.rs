@@ -25,7 +25,7 @@ use super::storage::{
 use super::testing::{self, Point};
 use super::{guard, plan};
 use crate::engine::explain::{concerned, Explain, Line, Targets};
-use crate::engine::hooks::{self as engine_hooks, level, Halt, NoHooks, SessionHooks};
+use crate::engine::hooks::{self as engine_hooks, level, NoHooks, SessionHooks};
 use crate::engine::session::{Lifecycle, Options, Stage};
 use crate::engine::MAX_TARGETS;
 
@@ -240,7 +240,6 @@ pub unsafe extern "C" fn quiesce_session_init(
                 Ok(c) => c,
                 Err(e) => return config_failure(inner, e),
             };
-            inner.timeout_ms = cfg.timeout_ms;
             inner.life = Lifecycle::new(Options {
                 timeout: Duration::from_millis(u64::from(cfg.timeout_ms)),
                 if_frozen: if flags.contains(Flags::SKIP_FROZEN) {
@@ -357,7 +356,7 @@ fn freeze(inner: &mut Inner) -> u32 {
     if let Err(halt) = halted {
         let f = Failure {
             status: halt.status(),
-            errno: if halt == Halt::NotPermitted { 1 } else { 0 },
+            errno: halt.errno(),
             ..Failure::NONE
         };
         let Inner {

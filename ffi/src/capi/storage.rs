@@ -85,7 +85,6 @@ pub struct Inner {
     magic: u64,
     /// A panic was caught inside an export: only thaw and cleanup are accepted.
     pub poisoned: bool,
-    pub timeout_ms: u32,
     pub failure: Failure,
     pub message: Message,
     pub table: MountTable,

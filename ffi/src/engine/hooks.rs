@@ -42,6 +42,14 @@ impl Halt {
         }
     }
 
+    /// The errno behind it (EPERM for [`Halt::NotPermitted`]), or 0.
+    pub fn errno(self) -> i32 {
+        match self {
+            Halt::NotPermitted => 1,
+            _ => 0,
+        }
+    }
+
     /// The message, with the hooks' reason.
     pub fn explain(self, hooks: &dyn SessionHooks) -> Stop<'_> {
         let reason = match hooks.quiesced() {
@@ -178,5 +186,56 @@ pub fn after_thaw(hooks: &mut dyn SessionHooks, thawed_ok: bool, status: Status)
         status.worst(Status::ThawHookFailed)
     } else {
         status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_level_rule_with_and_without_hooks() {
+        let fs = Consistency::FileSystem;
+        assert_eq!(level(fs, None), (fs, Some(Reason::NoHooks)));
+        assert_eq!(
+            level(fs, Some(Quiesced::Yes)),
+            (Consistency::Application, None)
+        );
+        assert_eq!(
+            level(fs, Some(Quiesced::No(Some("the hook a failed")))),
+            (fs, Some(Reason::Hooks("the hook a failed")))
+        );
+        // A session that is not consistent stays so, whatever the hooks did.
+        assert_eq!(
+            level(Consistency::None, Some(Quiesced::Yes)),
+            (Consistency::None, None)
+        );
+        assert_eq!(Reason::NoHooks.text(), NO_HOOKS_REASON);
+    }
+
+    #[test]
+    fn thaw_only_when_everything_was_frozen_and_thawed_in_time() {
+        let ok = [Outcome::Thawed, Outcome::NotCovered];
+        assert!(froze_and_thawed(
+            Status::Ok,
+            End::Acknowledged,
+            Some(5),
+            ok.into_iter()
+        ));
+        assert!(!froze_and_thawed(
+            Status::Timeout,
+            End::Deadline,
+            Some(5),
+            ok.into_iter()
+        ));
+        let none_ours = [Outcome::NotCovered];
+        assert!(!froze_and_thawed(
+            Status::Ok,
+            End::Acknowledged,
+            Some(5),
+            none_ours.into_iter()
+        ));
+        let mut hooks = NoHooks;
+        assert_eq!(after_thaw(&mut hooks, true, Status::Ok), Status::Ok);
     }
 }

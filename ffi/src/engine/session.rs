@@ -28,7 +28,7 @@ use std::os::fd::BorrowedFd;
 use quiesce_core::linux::sys::{now_ns, Errno};
 use quiesce_core::linux::table::{state, sync};
 use quiesce_core::linux::{advance, conclude, guardian, Controller, Signal};
-use quiesce_core::session::{Event, IfFrozen, Session, SessionError};
+use quiesce_core::session::{Event, IfFrozen, Outcome, Session, SessionError};
 use quiesce_core::Status;
 
 use super::hooks::{self, Halt, SessionHooks};
@@ -173,6 +173,41 @@ impl Lifecycle {
     /// How long the pre-sync took (ns), if it ran.
     pub fn presync_ns(&self) -> Option<u64> {
         self.presync_ns
+    }
+
+    /// Target `i`'s record: outcome, errno, and how long its `FIFREEZE` and `FITHAW` took
+    /// (ns). From the session machine, or with `from_table` from the table shared with the
+    /// helpers (when the machine cannot be trusted: a panic poisoned the C ABI's session).
+    pub fn record(&self, i: usize, from_table: bool) -> (Outcome, i32, u64, u64) {
+        if from_table {
+            if let Some(slot) = self.helpers.as_ref().and_then(|h| h.table().slot(i)) {
+                return slot.record();
+            }
+        }
+        match self.session.as_ref().and_then(|s| s.target(i)) {
+            Some(r) => (r.outcome, r.errno, r.freeze_ns, r.thaw_ns),
+            None => (Outcome::NotAttempted, 0, 0, 0),
+        }
+    }
+
+    /// How long target `i`'s pre-sync `syncfs` took (ns; 0: none, or it did not finish).
+    pub fn presync_of(&self, i: usize) -> u64 {
+        self.helpers
+            .as_ref()
+            .and_then(|h| h.table().slot(i))
+            .map_or(0, |s| match s.sync_state() {
+                sync::DONE => s.sync_ns(),
+                _ => 0,
+            })
+    }
+
+    /// Whether anything may still be frozen by us, or a `FIFREEZE` is still unresolved (the
+    /// guardian then removes the session record once it is settled).
+    pub fn unresolved(&self) -> bool {
+        self.helpers.as_ref().is_some_and(|h| {
+            let table = h.table();
+            table.freeze_unresolved() || table.anything_ours()
+        })
     }
 
     /// The status so far (final once ended and concluded).

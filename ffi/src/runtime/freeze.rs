@@ -1,5 +1,7 @@
 //! Running one freeze session: arm (fork the helpers, write the session record), run (freeze,
 //! notify, wait, thaw: no allocation), finish (release the helpers, remove the record, report).
+//! The steps are the engine's [`Lifecycle`] (one-shot form); this shell adds the owned parts:
+//! the session record, the notes as strings, the report.
 //!
 //! Who does what while frozen:
 //! - this thread (the controller) runs the core's session machine and enforces the deadline;
@@ -13,7 +15,6 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use quiesce_core::linux::table::sync;
 use quiesce_core::linux::Controller;
 use quiesce_core::session::IfFrozen;
 use quiesce_core::Status;
@@ -242,12 +243,8 @@ impl<'p> Armed<'p> {
         let names = |i: usize| Lossy(targets.get(i).map_or(b"?", |t| t.mount_point.as_bytes()));
         self.life
             .notes(&mut |n| notes.push(n.show(&names).to_string()));
-        let unresolved = self.life.helpers().is_some_and(|h| {
-            let table = h.table();
-            table.freeze_unresolved() || table.anything_ours()
-        });
         if let Some(r) = self.record.take() {
-            if !unresolved {
+            if !self.life.unresolved() {
                 let _ = r.remove();
             }
         }
@@ -264,16 +261,13 @@ impl<'p> Armed<'p> {
             ),
         };
         report.status = status;
-        if let (Some(session), Some(h)) = (self.life.session(), self.life.helpers()) {
+        if let Some(session) = self.life.session() {
             for (p, t) in report.targets.iter_mut().enumerate() {
                 t.wave = session.wave_of(p);
-                t.presync_ns = h.table().slot(p).map_or(0, |s| match s.sync_state() {
-                    sync::DONE => s.sync_ns(),
-                    _ => 0,
-                });
+                t.presync_ns = self.life.presync_of(p);
             }
-            report.freezers = h.freezer_count;
         }
+        report.freezers = self.life.helpers().map_or(0, |h| h.freezer_count);
         report.notes.extend(notes);
         report.diagnosis = diagnosis;
         report.presync_ns = self.life.presync_ns();

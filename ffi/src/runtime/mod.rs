@@ -1,4 +1,6 @@
-//! The Rust runtime API: plan, freeze with a deadline, thaw, report.
+//! The Rust runtime API: plan, freeze with a deadline, thaw, report. A shell over the engine
+//! ([`crate::engine`]: planning, the lifecycle, the messages) that adds what allocates for
+//! convenience: owned paths and strings, the session record, the report.
 //!
 //! Everything that allocates (reading the mount table, owned strings for the report, error
 //! messages, forking the helpers, the session record) happens in [`prepare`] and
