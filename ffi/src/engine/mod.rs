@@ -28,11 +28,12 @@
 //! `FIFREEZE` (a call stuck in the kernel never holds the caller past its deadline); the
 //! guardian process thaws whatever the shared table (`quiesce_core::linux::table`) says is
 //! still ours when the caller dies or misses its deadline. The helpers are forked by
-//! `crate::runtime::helpers`; a slot's state maps to a target's outcome in one place,
+//! [`helpers`]; a slot's state maps to a target's outcome in one place,
 //! `quiesce_core::linux::table::state::outcome`.
 
 pub mod caps;
 pub mod explain;
+pub mod helpers;
 pub mod hooks;
 pub mod mounts;
 pub mod plan;

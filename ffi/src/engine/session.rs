@@ -9,7 +9,7 @@
 //! (then [`Lifecycle::conclude`] once: helpers released, the hooks' second calls, final status.)
 //!
 //! - [`Lifecycle::arm`]: checks CAP_SYS_ADMIN, builds the session machine, forks the guardian
-//!   and the pool of freezers (`crate::runtime::helpers`). Nothing is frozen.
+//!   and the pool of freezers ([`super::helpers`]). Nothing is frozen.
 //! - [`Lifecycle::presync`]: `syncfs` of every target in the freezers, bounded by
 //!   [`presync_limit`], before the deadline starts.
 //! - [`Lifecycle::freeze`]: the waves of `FIFREEZE` through the freezers, then the
@@ -34,7 +34,7 @@ use quiesce_core::Status;
 use super::hooks::{self, Halt, SessionHooks};
 use super::text::Lossy;
 use super::{caps, ErrnoName, MAX_TARGETS};
-use crate::runtime::helpers::{pool_size, Helpers};
+use super::helpers::{pool_size, Helpers};
 
 /// The longest pre-sync wait: the timeout, but no more than this.
 pub const PRESYNC_LIMIT: Duration = Duration::from_secs(10);

@@ -20,7 +20,7 @@ use quiesce_core::session::IfFrozen;
 use quiesce_core::Status;
 
 use super::blocked::blocked_tasks;
-pub use super::helpers::GUARDIAN_GRACE;
+pub use crate::engine::helpers::GUARDIAN_GRACE;
 use super::record::{ProcRef, RecordTarget, SessionRecord};
 use super::report::Diagnosis;
 use super::{check_timeout, Failure, Prepared, Report};

@@ -9,7 +9,6 @@
 //! helper process (the freezer) and a second one (the guardian) thaws if this process dies.
 //!
 //! - [`prepare`]: resolve and plan; [`Prepared::freeze`] or [`Prepared::arm`]: one session;
-//! - `helpers`: forking the guardian and the freezer;
 //! - [`SessionRecord`]: session records under `/run/quiesce`; [`sessions`] and [`recover`]:
 //!   `quiesce status` and `quiesce recover`;
 //! - [`blocked_tasks`]: tasks in uninterruptible sleep, for the timeout report;
@@ -20,7 +19,6 @@
 mod blocked;
 mod errno;
 mod freeze;
-pub(crate) mod helpers;
 mod hooks;
 mod prepare;
 mod record;
