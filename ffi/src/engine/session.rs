@@ -31,10 +31,10 @@ use quiesce_core::linux::{advance, conclude, guardian, Controller, Signal};
 use quiesce_core::session::{Event, IfFrozen, Outcome, Session, SessionError};
 use quiesce_core::Status;
 
+use super::helpers::{pool_size, Helpers};
 use super::hooks::{self, Halt, SessionHooks};
 use super::text::Lossy;
 use super::{caps, ErrnoName, MAX_TARGETS};
-use super::helpers::{pool_size, Helpers};
 
 /// The longest pre-sync wait: the timeout, but no more than this.
 pub const PRESYNC_LIMIT: Duration = Duration::from_secs(10);

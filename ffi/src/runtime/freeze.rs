@@ -20,10 +20,10 @@ use quiesce_core::session::IfFrozen;
 use quiesce_core::Status;
 
 use super::blocked::blocked_tasks;
-pub use crate::engine::helpers::GUARDIAN_GRACE;
 use super::record::{ProcRef, RecordTarget, SessionRecord};
 use super::report::Diagnosis;
 use super::{check_timeout, Failure, Prepared, Report};
+pub use crate::engine::helpers::GUARDIAN_GRACE;
 use crate::engine::hooks::{Halt, NoHooks, SessionHooks};
 use crate::engine::plan::NothingToFreeze;
 pub use crate::engine::session::{presync_limit, PRESYNC_LIMIT};
