@@ -388,9 +388,11 @@ typedef struct quiesce_error_info {
   // -1.
   int32_t target_index;
   // What went wrong, naming the input and the fix: points into the session storage, valid
-  // until the next call on the session. Never NULL. While `status` is `QUIESCE_OK`, the
-  // plan's notes (`note: ...`, e.g. a loop device's backing file that could not be located,
-  // so that its freeze order is not checked), or empty.
+  // until the next call on the session. Never NULL. While `status` is `QUIESCE_OK`: once
+  // the session has ended (`quiesce_thaw()`, `quiesce_run()`), the message of its outcome,
+  // the CLI's for the same outcome ("froze 1 filesystem, snapshot acknowledged, thawed:
+  // ..."); before that, the plan's notes (`note: ...`, e.g. a loop device's backing file
+  // that could not be located, so that its freeze order is not checked), or empty.
   const char *message;
 } quiesce_error_info;
 

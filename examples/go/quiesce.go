@@ -185,6 +185,10 @@ type Report struct {
 	// HookFailures how many of them failed.
 	HookCalls    int
 	HookFailures int
+	// Message explains the outcome once the session has ended (Ended): the library's
+	// message, the same text as the quiesce command's report for the same outcome, also for
+	// StatusOK ("froze 1 filesystem, snapshot acknowledged, thawed: ..."); "" before.
+	Message string
 }
 
 const (
@@ -570,6 +574,13 @@ func (s *Session) readReport() *Report {
 	}
 	if r.consistency_reason != nil {
 		rep.ConsistencyReason = C.GoString(r.consistency_reason)
+	}
+	if rep.Ended {
+		var info C.quiesce_error_info
+		info.size = C.size_t(unsafe.Sizeof(info))
+		if Status(C.quiesce_error(s.storage, &info)) == StatusOK && Status(info.status) == rep.Status {
+			rep.Message = C.GoString(info.message)
+		}
 	}
 	for i := 0; i < int(r.target_count); i++ {
 		var t C.quiesce_target_info

@@ -35,6 +35,7 @@
 
 mod cli;
 mod controller;
+mod frontends;
 mod fs;
 mod guard;
 mod hooks;
@@ -52,6 +53,7 @@ use std::time::Duration;
 
 pub use cli::{quiesce_bin, Quiesce, QuiesceChild, QuiesceOutput};
 pub use controller::ParentGone;
+pub use frontends::{without_times, FrontEnd, HookArgs, Result as FrontEndResult, TargetResult};
 pub use fs::{is_mount_point, tmpfs, ExtraMount, FsKind, TestFs, TmpfsMount};
 pub use guard::{check as guard_check, guard, resolve, SCRATCH_PREFIX};
 pub use hooks::{HookDir, HOOKS_PREFIX};

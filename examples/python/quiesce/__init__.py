@@ -493,6 +493,10 @@ class Report:
     #: of them failed.
     hook_calls: int = 0
     hook_failures: int = 0
+    #: Once the session has ended: the library's message for its outcome, the same text as
+    #: the quiesce command's report for the same outcome, also for ``Status.OK`` ("froze 1
+    #: filesystem, snapshot acknowledged, thawed: ..."); "" before.
+    message: str = ""
 
     @property
     def ok(self) -> bool:
@@ -824,9 +828,18 @@ class Session:
             consistency_reason=None if r.consistency_reason is None else _str(r.consistency_reason),
             hook_calls=r.hook_calls,
             hook_failures=r.hook_failures,
+            message=self._ended_message(r),
         )
         self._report = report
         return report
+
+    def _ended_message(self, r: _ReportInfo) -> str:
+        if not r.ended:
+            return ""
+        e = _ErrorInfo(size=ctypes.sizeof(_ErrorInfo))
+        if _lib.quiesce_error(byref(self._storage), byref(e)) != Status.OK:
+            return ""
+        return _str(e.message) if e.status == r.status else ""
 
     def _failed(self, status: int) -> QuiesceError:
         """Builds (and remembers) the error of a call that returned ``status``; the message
