@@ -7,17 +7,22 @@
 //!
 //! | scenario | setup | action | expected |
 //! |---|---|---|---|
-//! | `success` | A | acknowledge | 0 `ok`; A `thawed` |
-//! | `deadline` | A, deadline 1 s | acknowledge 1.5 s after the deadline | 13 `timeout`; A `thawed-by-guardian` |
+//! | `success` | A | acknowledge | 0 `ok`; A `thawed`; "froze 1 filesystem, snapshot acknowledged, thawed: file-system-consistent" |
+//! | `deadline` | A, deadline 1 s | SIGSTOP of the driver (the controller misses the deadline) past the deadline and the CLI's 2 s grace; writable while stopped; SIGCONT, acknowledge | 13 `timeout`; A `thawed-by-guardian`; "the guardian had to thaw A" |
+//! | `late_ack` | A, deadline 1 s | acknowledge 1.5 s after the deadline (the controller runs) | 13 `timeout`; CLI: A `thawed` (its controller thaws at the deadline); C, Go, Python: A `thawed-by-guardian` and "the guardian had to thaw A" (a known difference: the library has no thread, the guardian keeps its deadline) |
 //! | `sigkill` | A, B | SIGKILL of the driver while frozen | killed; A and B writable within 5 s |
-//! | `stuck_fifreeze` | B's image on X, X frozen, B dirty; deadline 2 s | none (the freeze fails) | 13 `timeout`; B `in-flight-at-deadline`; B writable once X is thawed |
-//! | `foreign_freeze` | A, B; B frozen by `fsfreeze` | none (the freeze fails) | 15 `frozen-by-other`; A `thawed`, B `freeze-failed` |
-//! | `foreign_thaw` | A, B | `fsfreeze -u A`, then acknowledge | 16 `suspect`; A `thawed-by-other`, B `thawed` |
-//! | `hooks_in_order` | A; hooks 10-a, 20-b | acknowledge | 0; application-consistent; calls a, b freeze; b, a thaw |
-//! | `hook_fails` | A; 20-b exits 3 on freeze | acknowledge | 0; file-system-consistent, the reason names 20-b; every call made |
-//! | `hook_hangs` | A; 20-b sleeps on freeze; hook timeout 1 s | acknowledge | 0; file-system-consistent, 20-b timed out; every call made |
-//! | `two_paths` | A mounted at two paths | acknowledge | 0; one target |
-//! | `loop_and_holder` | B's image on X; X and B named | acknowledge | 0; B `thawed` before X `thawed` (freeze order) |
+//! | `stuck_fifreeze` | B's image on X, X frozen, B dirty; deadline 2 s | none (the freeze fails) | 13 `timeout`; B `in-flight-at-deadline`, "still in flight"; B writable once X is thawed |
+//! | `foreign_freeze` | A, B; B frozen by `fsfreeze` | none (the freeze fails) | 15 `frozen-by-other`; B `freeze-failed`, A `thawed`; "B is already frozen by another holder" |
+//! | `foreign_thaw` | A, B | `fsfreeze -u A`, then acknowledge | 16 `suspect`; B `thawed`, A `thawed-by-other`; "A was thawed by someone else" |
+//! | `hooks_in_order` | A; hooks 10-a, 20-b | acknowledge | 0; application-consistent; calls 10-a, 20-b freeze; 20-b, 10-a thaw |
+//! | `hook_fails` | A; 20-b exits 3 on freeze | acknowledge | 0; file-system-consistent, "the hook 20-b failed before the freeze (exit status 3)"; every call made |
+//! | `hook_hangs` | A; 20-b sleeps on freeze; hook timeout 1 s | acknowledge | 0; file-system-consistent, "timed out after 1 s; its process group was killed"; every call made |
+//! | `two_paths` | A mounted at two paths, both named | acknowledge | 0; one target, A |
+//! | `loop_and_holder` | B's image on X; X and B named | acknowledge | 0; B `thawed`, X `thawed` (B is frozen first) |
+//!
+//! Targets are listed in freeze order (independent filesystems: the one mounted last first).
+//! Every front end must also give exactly the same result as the others (the CLI's is the
+//! reference; within a known difference, the first front end of it).
 //!
 //! Each scenario is one test per filesystem kind (`scenario::ext4`, `scenario::xfs`) that runs
 //! the front ends one after another; on a failure it prints every front end's result side by
@@ -37,8 +42,12 @@ enum Action {
     /// Waits for `frozen`, then acknowledges.
     Ack,
     /// Waits for `frozen`, then past the deadline (by 1.5 s), then acknowledges (if the
-    /// driver still runs).
-    Overrun,
+    /// driver still runs): the acknowledgement comes late, the controller runs.
+    LateAck,
+    /// Waits for `frozen`, stops the driver (SIGSTOP: the controller itself misses the
+    /// deadline) until past the deadline and the CLI's guardian grace (2 s) by 1.5 s, checks
+    /// that the mounts are writable while it is stopped, continues it and acknowledges.
+    Stopped,
     /// Waits for `frozen`, then kills the driver with SIGKILL.
     Kill,
     /// Waits for `frozen`, thaws the mount with this index itself, then acknowledges.
@@ -57,6 +66,18 @@ struct Expect {
     message: Vec<String>,
     /// The hook calls, in order (`NAME PHASE`), if hooks are configured.
     calls: Option<Vec<&'static str>>,
+    /// A difference between the front ends that exists today and is reported (a finding,
+    /// not yet fixed): these front ends must give exactly these targets and this text in the
+    /// message instead, and must agree among themselves.
+    known: Option<Known>,
+}
+
+/// A known difference: see [`Expect::known`].
+struct Known {
+    front_ends: &'static [FrontEnd],
+    targets: Vec<(PathBuf, &'static str)>,
+    message: Vec<String>,
+    why: &'static str,
 }
 
 /// One row of the table.
@@ -114,8 +135,25 @@ fn drive(s: &Scenario<'_>, fe: FrontEnd) -> Observed {
             } else {
                 match s.action {
                     Action::Ack => q.send_line("thaw"),
-                    Action::Overrun => {
+                    Action::LateAck => {
                         std::thread::sleep(s.timeout + Duration::from_millis(1500));
+                        if !q.has_exited() {
+                            q.send_line("thaw");
+                        }
+                    }
+                    Action::Stopped => {
+                        q.signal(libc::SIGSTOP);
+                        std::thread::sleep(s.timeout + Duration::from_millis(3500));
+                        for m in &s.mounts {
+                            let mut probe = start_write_probe_nosync(m);
+                            if !probe.wait(Duration::from_secs(5)) {
+                                problems.push(format!(
+                                    "{} not writable while the controller is stopped past its deadline",
+                                    m.display()
+                                ));
+                            }
+                        }
+                        q.signal(libc::SIGCONT);
                         if !q.has_exited() {
                             q.send_line("thaw");
                         }
@@ -181,6 +219,11 @@ fn drive(s: &Scenario<'_>, fe: FrontEnd) -> Observed {
 /// The differences of one front end's run from the table.
 fn check(s: &Scenario<'_>, o: &mut Observed) {
     let e = &s.expect;
+    let known = e.known.as_ref().filter(|k| k.front_ends.contains(&o.fe));
+    let (want_targets, want_message) = match known {
+        Some(k) => (&k.targets, &k.message),
+        None => (&e.targets, &e.message),
+    };
     match (&o.result, e.status) {
         (_, None) => {
             if !o.killed {
@@ -201,12 +244,13 @@ fn check(s: &Scenario<'_>, o: &mut Observed) {
                 .iter()
                 .map(|t| (t.mount.clone(), t.outcome.as_str()))
                 .collect();
-            let want: Vec<(String, &str)> = e.targets.iter().map(|(m, oc)| (abs(m), *oc)).collect();
+            let want: Vec<(String, &str)> =
+                want_targets.iter().map(|(m, oc)| (abs(m), *oc)).collect();
             if got != want {
                 o.problems
                     .push(format!("targets {got:?}, expected {want:?}"));
             }
-            for m in &e.message {
+            for m in e.message.iter().chain(want_message) {
                 if !r.message.contains(m.as_str()) {
                     o.problems
                         .push(format!("the message does not contain {m:?}"));
@@ -235,19 +279,36 @@ fn run(kind: FsKind, s: Scenario<'_>) {
             o
         })
         .collect();
-    // The same result from every front end (the CLI's is the reference).
-    let reference = seen[0].result.clone();
-    for o in seen.iter_mut().skip(1) {
-        if let (Ok(a), Ok(b)) = (&reference, &o.result) {
+    // The same result from every front end: the first one's is the reference (within the
+    // front ends of a known difference, the first of them).
+    let group = |fe: FrontEnd| {
+        s.expect
+            .known
+            .as_ref()
+            .is_some_and(|k| k.front_ends.contains(&fe))
+    };
+    for i in 1..seen.len() {
+        let Some(first) = (0..i).find(|&k| group(seen[k].fe) == group(seen[i].fe)) else {
+            continue;
+        };
+        if let (Ok(a), Ok(b)) = (seen[first].result.clone(), seen[i].result.clone()) {
             if a != b {
-                o.problems.push(format!(
-                    "differs from the CLI:\n      cli: {a}\n      {}: {b}",
-                    o.fe
+                let (fa, fb) = (seen[first].fe, seen[i].fe);
+                seen[i].problems.push(format!(
+                    "differs from {fa}:\n      {fa}: {a}\n      {fb}: {b}"
                 ));
             }
         }
     }
     let mut table = format!("scenario {} on {}:\n", s.name, kind.fs_type());
+    if let Some(k) = &s.expect.known {
+        let names: Vec<&str> = k.front_ends.iter().map(|f| f.name()).collect();
+        table.push_str(&format!(
+            "  KNOWN DIFFERENCE ({}): {}\n",
+            names.join(", "),
+            k.why
+        ));
+    }
     for o in &seen {
         let r = match &o.result {
             Ok(r) => r.to_string(),
@@ -301,6 +362,7 @@ fn success(kind: FsKind) {
                         .into(),
                 ],
                 calls: None,
+                known: None,
             },
             writable: vec![&a.mount],
             before: nothing(),
@@ -309,6 +371,8 @@ fn success(kind: FsKind) {
     );
 }
 
+/// The controller itself misses the deadline (stopped): the guardian thaws (the C ABI's at
+/// the deadline, the CLI's after its grace of 2 s), and the late acknowledgement finds it so.
 fn deadline(kind: FsKind) {
     require_root();
     let scratch = Scratch::new();
@@ -320,14 +384,63 @@ fn deadline(kind: FsKind) {
             mounts: vec![&a.mount],
             timeout: Duration::from_secs(1),
             hooks: None,
-            action: Action::Overrun,
+            action: Action::Stopped,
             expect: Expect {
                 status: Some((13, "timeout")),
                 targets: vec![(a.mount.clone(), "thawed-by-guardian")],
                 message: vec![
-                    "the deadline of 1 s passed before the snapshot was acknowledged".into(),
+                    "the deadline of 1 s passed before the snapshot was acknowledged; everything we froze was thawed and the snapshot is not consistent; the slowest freeze was ".into(),
+                    format!(
+                        "; the guardian had to thaw {} ({} {})",
+                        abs(&a.mount),
+                        kind.fs_type(),
+                        a.dev_string()
+                    ),
                 ],
                 calls: None,
+                known: None,
+            },
+            writable: vec![&a.mount],
+            before: nothing(),
+            after: nothing(),
+        },
+    );
+}
+
+/// The acknowledgement comes after the deadline while the controller runs. The CLI's
+/// controller thaws at its deadline itself (`thawed`); the library has no thread of its own,
+/// so the guardian thaws at the deadline (grace 0) and the late `quiesce_thaw()` reports
+/// `thawed-by-guardian` and "the guardian had to thaw": a difference today, reported.
+fn late_ack(kind: FsKind) {
+    require_root();
+    let scratch = Scratch::new();
+    let a = TestFs::new(&scratch, "a", kind);
+    run(
+        kind,
+        Scenario {
+            name: "late_ack",
+            mounts: vec![&a.mount],
+            timeout: Duration::from_secs(1),
+            hooks: None,
+            action: Action::LateAck,
+            expect: Expect {
+                status: Some((13, "timeout")),
+                targets: vec![(a.mount.clone(), "thawed")],
+                message: vec![
+                    "the deadline of 1 s passed before the snapshot was acknowledged; everything we froze was thawed and the snapshot is not consistent; the slowest freeze was ".into(),
+                ],
+                calls: None,
+                known: Some(Known {
+                    front_ends: &[FrontEnd::C, FrontEnd::Go, FrontEnd::Python],
+                    targets: vec![(a.mount.clone(), "thawed-by-guardian")],
+                    message: vec![format!(
+                        "; the guardian had to thaw {} ({} {})",
+                        abs(&a.mount),
+                        kind.fs_type(),
+                        a.dev_string()
+                    )],
+                    why: "the CLI thaws at its deadline itself; the C ABI (no thread) leaves it to the guardian",
+                }),
             },
             writable: vec![&a.mount],
             before: nothing(),
@@ -354,6 +467,7 @@ fn sigkill(kind: FsKind) {
                 targets: vec![],
                 message: vec![],
                 calls: None,
+                known: None,
             },
             writable: vec![&a.mount, &b.mount],
             before: nothing(),
@@ -388,6 +502,7 @@ fn stuck_fifreeze(kind: FsKind) {
                     format!("the freeze of {} was still in flight", abs(&b.mount)),
                 ],
                 calls: None,
+                known: None,
             },
             writable: vec![&b.mount, &x.mount],
             before: Box::new(|| {
@@ -426,6 +541,7 @@ fn foreign_freeze(kind: FsKind) {
                     b.dev_string()
                 )],
                 calls: None,
+                known: None,
             },
             writable: vec![&a.mount, &b.mount],
             before: Box::new(|| b.fsfreeze()),
@@ -460,6 +576,7 @@ fn foreign_thaw(kind: FsKind) {
                     a.dev_string()
                 )],
                 calls: None,
+                known: None,
             },
             writable: vec![&a.mount, &b.mount],
             before: nothing(),
@@ -496,6 +613,7 @@ fn hooks_scenario(
                 targets: vec![(a.mount.clone(), "thawed")],
                 message,
                 calls: Some(vec!["10-a freeze", "20-b freeze", "20-b thaw", "10-a thaw"]),
+                known: None,
             },
             writable: vec![&a.mount],
             before: nothing(),
@@ -556,6 +674,7 @@ fn two_paths(kind: FsKind) {
                 targets: vec![(a.mount.clone(), "thawed")],
                 message: vec!["froze 1 filesystem, snapshot acknowledged".into()],
                 calls: None,
+                known: None,
             },
             writable: vec![&a.mount, &again.path],
             before: nothing(),
@@ -583,6 +702,7 @@ fn loop_and_holder(kind: FsKind) {
                 targets: vec![(b.mount.clone(), "thawed"), (x.mount.clone(), "thawed")],
                 message: vec!["froze 2 filesystems, snapshot acknowledged".into()],
                 calls: None,
+                known: None,
             },
             writable: vec![&b.mount, &x.mount],
             before: nothing(),
@@ -603,6 +723,7 @@ impl Drop for ThawOnDrop<'_> {
 per_kind!(
     success,
     deadline,
+    late_ack,
     sigkill,
     stuck_fifreeze,
     foreign_freeze,
