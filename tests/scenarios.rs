@@ -17,6 +17,8 @@
 //! | `hooks_in_order` | A; hooks 10-a, 20-b | acknowledge | 0; application-consistent; calls 10-a, 20-b freeze; 20-b, 10-a thaw |
 //! | `hook_fails` | A; 20-b exits 3 on freeze | acknowledge | 0; file-system-consistent, "the hook 20-b failed before the freeze (exit status 3)"; every call made |
 //! | `hook_hangs` | A; 20-b sleeps on freeze; hook timeout 1 s | acknowledge | 0; file-system-consistent, "timed out after 1 s; its process group was killed"; every call made |
+//! | `hook_fails_after` | A; 20-b exits 4 on thaw | acknowledge | 20 `thaw-hook-failed`; application-consistent, the message names 20-b |
+//! | `not_a_mount_point` | A and a directory inside it named | none (refused) | 3 `bad-target`, no target; the message names the directory |
 //! | `two_paths` | A mounted at two paths, both named | acknowledge | 0; one target, A |
 //! | `loop_and_holder` | B's image on X; X and B named | acknowledge | 0; B `thawed`, X `thawed` (B is frozen first) |
 //!
@@ -126,7 +128,6 @@ fn drive(s: &Scenario<'_>, fe: FrontEnd) -> Observed {
     (s.before)();
     let mut q: QuiesceChild = fe.spawn(&s.mounts, s.timeout, hook_args.as_ref());
     let mut problems = Vec::new();
-    let mut killed_at = None;
     match s.action {
         Action::NoFreeze => {}
         _ => {
@@ -160,7 +161,19 @@ fn drive(s: &Scenario<'_>, fe: FrontEnd) -> Observed {
                     }
                     Action::Kill => {
                         q.signal(libc::SIGKILL);
-                        killed_at = Some(Instant::now());
+                        let since = Instant::now();
+                        // At once: the driver's own children (the C agent's snapshot command)
+                        // may keep its output open for a while after it died.
+                        for m in &s.writable {
+                            let mut probe = start_write_probe_nosync(m);
+                            let limit = Duration::from_secs(5).saturating_sub(since.elapsed());
+                            if !probe.wait(limit) {
+                                problems.push(format!(
+                                    "{} not writable within 5 s of the SIGKILL",
+                                    m.display()
+                                ));
+                            }
+                        }
                     }
                     Action::ForeignThaw(i) => {
                         let m = s.mounts[i];
@@ -181,18 +194,6 @@ fn drive(s: &Scenario<'_>, fe: FrontEnd) -> Observed {
     }
     let out = q.wait(EXIT);
     let killed = out.code.is_none();
-    if let Some(since) = killed_at {
-        for m in &s.writable {
-            let mut probe = start_write_probe_nosync(m);
-            let limit = Duration::from_secs(5).saturating_sub(since.elapsed());
-            if !probe.wait(limit) {
-                problems.push(format!(
-                    "{} not writable within 5 s of the SIGKILL",
-                    m.display()
-                ));
-            }
-        }
-    }
     (s.after)();
     for m in &s.writable {
         let mut probe = start_write_probe(m);
@@ -592,6 +593,7 @@ fn hooks_scenario(
     name: &'static str,
     b_body: &str,
     hook_timeout: Duration,
+    status: (i64, &'static str),
     message: Vec<String>,
 ) {
     require_root();
@@ -609,7 +611,7 @@ fn hooks_scenario(
             hooks: Some((&hooks, hook_timeout)),
             action: Action::Ack,
             expect: Expect {
-                status: Some((0, "ok")),
+                status: Some(status),
                 targets: vec![(a.mount.clone(), "thawed")],
                 message,
                 calls: Some(vec!["10-a freeze", "20-b freeze", "20-b thaw", "10-a thaw"]),
@@ -628,6 +630,7 @@ fn hooks_in_order(kind: FsKind) {
         "hooks_in_order",
         "exit 0",
         Duration::from_secs(20),
+        (0, "ok"),
         vec!["froze 1 filesystem, snapshot acknowledged, thawed: application-consistent (the hooks succeeded)".into()],
     );
 }
@@ -638,6 +641,7 @@ fn hook_fails(kind: FsKind) {
         "hook_fails",
         "[ \"$1\" = freeze ] && exit 3\nexit 0",
         Duration::from_secs(20),
+        (0, "ok"),
         vec![
             "thawed: file-system-consistent; not application-consistent: the hook 20-b failed before the freeze (exit status 3)".into(),
         ],
@@ -650,9 +654,54 @@ fn hook_hangs(kind: FsKind) {
         "hook_hangs",
         "[ \"$1\" = freeze ] && sleep 30\nexit 0",
         Duration::from_secs(1),
+        (0, "ok"),
         vec![
             "thawed: file-system-consistent; not application-consistent: the hook 20-b failed before the freeze (timed out after 1 s; its process group was killed)".into(),
         ],
+    );
+}
+
+fn hook_fails_after(kind: FsKind) {
+    hooks_scenario(
+        kind,
+        "hook_fails_after",
+        "[ \"$1\" = thaw ] && exit 4\nexit 0",
+        Duration::from_secs(20),
+        (20, "thaw-hook-failed"),
+        vec![
+            "froze 1 filesystem, snapshot acknowledged, thawed: application-consistent (the hooks succeeded); ".into(),
+            "20-b".into(),
+        ],
+    );
+}
+
+/// A named path that is not a mount point (a directory inside A): refused before anything is
+/// frozen.
+fn not_a_mount_point(kind: FsKind) {
+    require_root();
+    let scratch = Scratch::new();
+    let a = TestFs::new(&scratch, "a", kind);
+    let sub = a.path("sub");
+    std::fs::create_dir_all(&sub).expect("mkdir sub");
+    run(
+        kind,
+        Scenario {
+            name: "not_a_mount_point",
+            mounts: vec![&a.mount, &sub],
+            timeout: Duration::from_secs(20),
+            hooks: None,
+            action: Action::NoFreeze,
+            expect: Expect {
+                status: Some((3, "bad-target")),
+                targets: vec![],
+                message: vec![abs(&sub)],
+                calls: None,
+                known: None,
+            },
+            writable: vec![&a.mount],
+            before: nothing(),
+            after: nothing(),
+        },
     );
 }
 
@@ -731,6 +780,8 @@ per_kind!(
     hooks_in_order,
     hook_fails,
     hook_hangs,
+    hook_fails_after,
+    not_a_mount_point,
     two_paths,
     loop_and_holder,
 );

@@ -63,7 +63,7 @@ pub fn failure_with_hooks(
     eprintln!("quiesce: {}", f.message);
     if json {
         let mut o = head(command, f.status)
-            .str("message", f.status.message())
+            .str("message", &f.message)
             .str("consistency", "not-consistent")
             .bool("acknowledged", false)
             .str("end", "none")
