@@ -139,9 +139,12 @@ fn main() -> ExitCode {
             mounts,
             exclude,
             verbose,
+            disks,
         } => {
-            let all_skips = verbose || !mounts.is_empty();
-            let select = if mounts.is_empty() {
+            let all_skips = verbose || !mounts.is_empty() || disks.active();
+            let select = if let Some(select) = disks.select() {
+                select
+            } else if mounts.is_empty() {
                 Select::All { exclude: &exclude }
             } else {
                 Select::Named(&mounts)
@@ -164,9 +167,11 @@ fn main() -> ExitCode {
             if_frozen,
             tuning,
             hooks,
+            disks,
         } => freeze(
             name,
             &mounts,
+            &disks,
             Session {
                 timeout,
                 if_frozen,
@@ -183,9 +188,11 @@ fn main() -> ExitCode {
             if_frozen,
             tuning,
             hooks,
+            disks,
         } => freeze(
             name,
             &mounts,
+            &disks,
             Session {
                 timeout,
                 if_frozen,
@@ -246,6 +253,7 @@ struct Session {
 fn freeze(
     name: &str,
     mounts: &[std::ffi::OsString],
+    disks: &args::Disks,
     session: Session,
     json: bool,
 ) -> Result<Status, Failure> {
@@ -257,7 +265,12 @@ fn freeze(
         mode,
     } = session;
     runtime::check_timeout(timeout)?;
-    runtime::require_cap_sys_admin("freezing", mounts)?;
+    let named = if disks.active() {
+        &disks.named[..]
+    } else {
+        mounts
+    };
+    runtime::require_cap_sys_admin("freezing", named)?;
     let program = match &mode {
         Mode::Run(argv) => {
             let first = argv.first().ok_or_else(|| Failure {
@@ -273,7 +286,7 @@ fn freeze(
         }
         _ => None,
     };
-    let prepared = runtime::prepare(Select::Named(mounts))?;
+    let prepared = runtime::prepare(disks.select().unwrap_or(Select::Named(mounts)))?;
     // Every hook is verified before anything runs (none runs if one is refused).
     let mut hooks = Hooks::load(&hooks)?;
     for n in &prepared.notes {

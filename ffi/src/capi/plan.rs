@@ -10,6 +10,7 @@ use quiesce_core::Status;
 use super::buffers::{Lossy, Message, Names};
 use super::config::{quiesce_config, Flags};
 use super::storage::{Failure, Inner, Skip, Target, QUIESCE_MAX_SKIPS};
+use crate::engine::disks::{DiskSelection, DiskView};
 use crate::engine::plan::{
     plan as engine_plan, Full, Note, NothingToFreeze, PlanSink, Request, Skipped,
 };
@@ -85,6 +86,12 @@ impl PlanSink for Sink<'_> {
         }
     }
 
+    fn disk(&mut self, _disk: &DiskView<'_>) -> Result<(), Full> {
+        // The C ABI reports the targets and the skips; the per-disk view is the runtime's
+        // (`quiesce plan --disk`).
+        Ok(())
+    }
+
     fn waves(&mut self, starts: &[bool]) {
         for (w, &s) in self.wave_starts.iter_mut().zip(starts) {
             *w = s;
@@ -156,6 +163,7 @@ pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32
         all,
         paths: &paths,
         every_line: false,
+        disks: DiskSelection::NONE,
     };
     match engine_plan(req, table, &mut sink) {
         Ok(()) if sink.targets.is_empty() => {

@@ -31,6 +31,7 @@
 //! [`helpers`]; a slot's state maps to a target's outcome in one place,
 //! `quiesce_core::linux::table::state::outcome`.
 
+pub mod disks;
 pub mod explain;
 pub mod helpers;
 pub mod hooks;

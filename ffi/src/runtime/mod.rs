@@ -33,7 +33,7 @@ pub use hooks::{
     FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
 };
-pub use prepare::{prepare, Prepared, Select, SkipInfo, TargetInfo};
+pub use prepare::{prepare, DiskFsInfo, DiskPlan, Prepared, Select, SkipInfo, TargetInfo};
 pub use record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};
 pub use recover::{
     recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,
