@@ -17,6 +17,13 @@
  *   --hook-timeout-ms=MS      each hook call's limit (default 1800000: 30 minutes)
  *   --require-app-consistent  a hook failing before the freeze stops everything (exit 19)
  *
+ * Selection by disk (see quiesce_config.disks), instead of MOUNT...:
+ *   --disk=DISK               freeze the filesystems on DISK (/dev/vdb, /dev/disk/by-id/...,
+ *                             serial:VALUE); repeatable
+ *   --exclude-disk=DISK       freeze the filesystems on every disk but DISK; repeatable
+ *   --allow-partial-group     a filesystem only partly on the disks is left out (not
+ *                             covered) instead of refusing the session (exit 8)
+ *
  *   quiesce-agent --thaw MOUNT...     the rescue: thaw MOUNT... (quiesce_emergency_thaw)
  */
 #include <errno.h>
@@ -38,7 +45,8 @@ static int usage(void) {
     fprintf(stderr,
             "usage: quiesce-agent [-t TIMEOUT_MS] [-a] [--hook-dir=DIR] [--pre-script=PATH]\n"
             "           [--post-script=PATH] [--hook-timeout-ms=MS] [--require-app-consistent]\n"
-            "           MOUNT... -- CMD [ARG...]\n"
+            "           [--disk=DISK]... [--exclude-disk=DISK]... [--allow-partial-group]\n"
+            "           [MOUNT...] -- CMD [ARG...]\n"
             "       quiesce-agent --thaw MOUNT...\n");
     return QUIESCE_USAGE;
 }
@@ -114,7 +122,12 @@ static int run_snapshot(char **argv) {
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+#define MAX_DISKS 16
+
 int main(int argc, char **argv) {
+    const char *disks[MAX_DISKS];
+    const char *exclude_disks[MAX_DISKS];
+    size_t disk_count = 0, exclude_count = 0;
     quiesce_config cfg;
     quiesce_config_init(&cfg);
     if (argc >= 2 && strcmp(argv[1], "--thaw") == 0) {
@@ -154,6 +167,12 @@ int main(int argc, char **argv) {
             cfg.hook_timeout_ms = (uint32_t)ms;
         } else if (strcmp(argv[i], "--require-app-consistent") == 0) {
             cfg.flags |= QUIESCE_FLAG_REQUIRE_APP_CONSISTENT;
+        } else if (strncmp(argv[i], "--disk=", 7) == 0 && disk_count < MAX_DISKS) {
+            disks[disk_count++] = argv[i] + 7;
+        } else if (strncmp(argv[i], "--exclude-disk=", 15) == 0 && exclude_count < MAX_DISKS) {
+            exclude_disks[exclude_count++] = argv[i] + 15;
+        } else if (strcmp(argv[i], "--allow-partial-group") == 0) {
+            cfg.flags |= QUIESCE_FLAG_ALLOW_PARTIAL_GROUP;
         } else {
             return usage();
         }
@@ -164,6 +183,10 @@ int main(int argc, char **argv) {
     argv[i] = NULL;
     cfg.mounts = (const char *const *)&argv[first];
     cfg.mount_count = (size_t)(i - first);
+    cfg.disks = disks;
+    cfg.disk_count = disk_count;
+    cfg.exclude_disks = exclude_disks;
+    cfg.exclude_disk_count = exclude_count;
     char **cmd = &argv[i + 1];
 
     uint32_t st = quiesce_session_init(&session, sizeof session, &cfg);

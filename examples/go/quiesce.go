@@ -97,6 +97,16 @@ type Options struct {
 	Mounts []string
 	// All freezes every freezable, writable filesystem except Mounts.
 	All bool
+	// Disks selects by disk instead of by mount point: the filesystems on these disks are
+	// frozen. A disk is a block device path ("/dev/vdb", a "/dev/disk/by-id/..." link) or
+	// "serial:VALUE" (with the clouds' volume-id forms). Mounts must then be empty. At most
+	// 16.
+	Disks []string
+	// ExcludeDisks selects the filesystems on every disk but these (not with Disks).
+	ExcludeDisks []string
+	// AllowPartialGroup leaves out (not covered) a filesystem only partly on the selected
+	// disks instead of failing with StatusPartialGroup.
+	AllowPartialGroup bool
 	// SkipFrozen skips a filesystem already frozen by another holder (its target is then
 	// OutcomeNotCovered) instead of failing with StatusFrozenByOther.
 	SkipFrozen bool
@@ -444,6 +454,9 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	if opts.RequireAppConsistent {
 		cfg.flags |= C.QUIESCE_FLAG_REQUIRE_APP_CONSISTENT
 	}
+	if opts.AllowPartialGroup {
+		cfg.flags |= C.QUIESCE_FLAG_ALLOW_PARTIAL_GROUP
+	}
 	// The hook paths in C memory, read by quiesce_session_init only.
 	for _, h := range []struct {
 		path  string
@@ -463,6 +476,14 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	defer free()
 	cfg.mounts = arr
 	cfg.mount_count = C.size_t(len(opts.Mounts))
+	disks, freeDisks := cStrings(opts.Disks)
+	defer freeDisks()
+	cfg.disks = disks
+	cfg.disk_count = C.size_t(len(opts.Disks))
+	excl, freeExcl := cStrings(opts.ExcludeDisks)
+	defer freeExcl()
+	cfg.exclude_disks = excl
+	cfg.exclude_disk_count = C.size_t(len(opts.ExcludeDisks))
 
 	s := &Session{storage: new(C.quiesce_session), mounts: append([]string(nil), opts.Mounts...)}
 	s.mu.Lock()

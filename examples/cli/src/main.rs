@@ -27,6 +27,7 @@ quiesce: freeze filesystems for a consistent disk snapshot, and always thaw them
 
 Usage:
   quiesce plan   [--json] [--verbose] [--exclude MOUNT]... [MOUNT...]
+  quiesce plan   [--json] [DISKS]       (and run, freeze: DISKS instead of MOUNT...)
   quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] MOUNT... -- CMD [ARG...]
   quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] [--stdin] MOUNT...
   quiesce TIMEOUT MOUNT...        (the fsfreezer / safefreeze form of `freeze`)
@@ -64,6 +65,18 @@ Options:
   --exclude MOUNT  (plan) leave this filesystem out
   --verbose        (plan) list every skipped filesystem with its reason
 
+Selection by disk (plan, run, freeze), instead of MOUNT...:
+  --disk DISK      freeze the filesystems on DISK (repeatable), through partitions, LVM,
+                   dm-crypt, md, multipath, btrfs and loop images. DISK: /dev/vdb, a
+                   /dev/disk/by-* link, or serial:VALUE (an AWS vol-... id with or without
+                   the dash, an OpenStack volume UUID, an Alibaba d-... id with or without d-)
+  --exclude-disk DISK
+                   freeze the filesystems on every disk but DISK (repeatable)
+  --allow-partial-group
+                   a filesystem on disks both inside and outside the group is left out (not
+                   frozen, reported as not covered) instead of refusing everything (exit 8)
+  `plan` then shows each disk with its serial, its filesystems and its consistency level.
+
 Speed (run, freeze); both are on by default:
   --no-presync     do not syncfs every target right before the first freeze. Pre-sync
                    flushes dirty data while writers still run, so the frozen window is short;
@@ -97,7 +110,8 @@ A guardian process thaws everything if quiesce is killed (SIGKILL included), and
 stuck in the kernel cannot hold up the deadline: it is thawed as soon as it returns.
 
 Exit codes: 0 ok (file- or application-consistent: see the report), 2 usage, 3 bad target,
-4 not freezable, 5 permission, 6 plan refused, 7 hook refused, 11 freeze failed,
+4 not freezable, 5 permission, 6 plan refused, 7 hook refused, 8 partial disk group
+(a filesystem spans disks inside and outside the selected ones), 11 freeze failed,
 12 thaw failed, 13 timeout, 14 not acknowledged, 15 frozen by another holder,
 16 suspect (thawed by someone else), 17 snapshot command failed, 18 interrupted,
 19 application consistency required but not reached, 20 a hook failed after the thaw,
