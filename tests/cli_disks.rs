@@ -3,7 +3,7 @@
 //! disks, and a disk whose ext4 holds the image of another loop filesystem. Every freeze names
 //! only these disks, and its plan is checked to hold only scratch mounts before it runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -302,6 +302,56 @@ fn the_group_check_exclusion_and_bad_input() {
     }
 }
 
+/// The plan (target mount points in order) through the Go binding: examples/go's
+/// `cmd/quiesce-plan`, built as tests/go_binding.rs builds the package (the library vendored
+/// into the module, no CGO_* variables, no network).
+fn go_plan(lib: &FfiLib, args: &[String]) -> (Option<i32>, Vec<String>) {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let go_dir = repo_root().join("examples/go");
+    let program = BUILT.get_or_init(|| {
+        run_ok(
+            Command::new("sh")
+                .arg(go_dir.join("vendor-lib.sh"))
+                .arg(lib.dir()),
+            Duration::from_secs(120),
+        )
+        .unwrap_or_else(|e| panic!("vendor-lib.sh: {e}"));
+        let program = lib.dir().join("go/quiesce-plan");
+        build_go(lib, &go_dir, &program);
+        program
+    });
+    let out = run_timeout(Command::new(program).args(args), EXIT)
+        .unwrap_or_else(|e| panic!("quiesce-plan: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.code(),
+        text.lines().map(str::to_string).collect(),
+    )
+}
+
+/// `go build -o program ./cmd/quiesce-plan` in `go_dir`.
+fn build_go(lib: &FfiLib, go_dir: &Path, program: &Path) {
+    let go = std::env::var_os("GO")
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| "go".into());
+    let mut cmd = Command::new(go);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("CGO_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(go_dir)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", lib.dir().join("go/cache"))
+        .arg("build")
+        .arg("-o")
+        .arg(program)
+        .arg("./cmd/quiesce-plan");
+    run_ok(&mut cmd, Duration::from_secs(600)).unwrap_or_else(|e| panic!("go build: {e}"));
+}
+
 /// The plan (target mount points in order, and skip lines) as the C agent prints it.
 fn agent_plan(agent: &Path, args: &[String]) -> Vec<String> {
     let out = run_ok(
@@ -322,7 +372,7 @@ fn agent_plan(agent: &Path, args: &[String]) -> Vec<String> {
 }
 
 #[test]
-fn the_c_agent_python_and_the_cli_plan_the_same() {
+fn the_c_agent_go_python_and_the_cli_plan_the_same() {
     require_root();
     let d = disks();
     let agent = compile_c_static("quiesce-agent", &["examples/c/agent.c"], &[]);
@@ -356,7 +406,13 @@ fn the_c_agent_python_and_the_cli_plan_the_same() {
         .unwrap_or_else(|e| panic!("python: {e}"));
         let from_py: Vec<String> = py.lines().map(str::to_string).collect();
         assert_eq!(from_py, cli, "Python plans as the CLI does");
+        let go_args: Vec<String> = disks.iter().map(|x| format!("-disk={x}")).collect();
+        let (code, from_go) = go_plan(&lib, &go_args);
+        assert_eq!(code, Some(0), "go run ./cmd/quiesce-plan {go_args:?}");
+        assert_eq!(from_go, cli, "Go plans as the CLI does");
     }
+    let (code, _) = go_plan(&lib, &[format!("-disk={}", s(&d.b1.dev))]);
+    assert_eq!(code, Some(8), "Go gets the group code");
     // The group check through the C ABI: the same status.
     let st = Command::new(&agent)
         .args([
@@ -373,5 +429,4 @@ fn the_c_agent_python_and_the_cli_plan_the_same() {
         Some(8),
         "the C agent refuses a partial group with 8"
     );
-    let _: PathBuf = d.scratch.dir.clone();
 }

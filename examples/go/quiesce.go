@@ -435,6 +435,9 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	if err := checkHooks(opts); err != nil {
 		return nil, usageError("plan", -1, nil, err.Error())
 	}
+	if err := checkDisks(opts); err != nil {
+		return nil, usageError("plan", -1, nil, err.Error())
+	}
 	var cfg C.quiesce_config
 	if st := Status(C.quiesce_config_init(&cfg)); st != StatusOK {
 		return nil, &Error{Op: "plan", Status: st, MountIndex: -1, TargetIndex: -1}
@@ -644,6 +647,25 @@ func checkPaths(paths []string) (int, error) {
 		}
 	}
 	return -1, nil
+}
+
+// checkDisks refuses disk selections that C would read differently (an empty DISK, a NUL
+// byte) or that are too long.
+func checkDisks(opts Options) error {
+	for _, l := range []struct {
+		name  string
+		disks []string
+	}{{"Disks", opts.Disks}, {"ExcludeDisks", opts.ExcludeDisks}} {
+		if len(l.disks) > 16 {
+			return fmt.Errorf("%s: %d disks named; at most 16", l.name, len(l.disks))
+		}
+		for i, d := range l.disks {
+			if d == "" || strings.IndexByte(d, 0) >= 0 {
+				return fmt.Errorf("%s[%d] %q is empty or contains a NUL byte", l.name, i, d)
+			}
+		}
+	}
+	return nil
 }
 
 // checkHooks refuses hook options that C would read differently (a NUL byte in a path) or
