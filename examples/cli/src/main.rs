@@ -1,6 +1,7 @@
 //! `quiesce`: freeze filesystems around a disk snapshot, thaw them again, never leave them
 //! frozen. A thin shell over the `quiesce-ffi` runtime; see README.md for usage and exit codes.
 
+mod agent;
 mod args;
 mod controllers;
 mod deferred_log;
@@ -32,6 +33,8 @@ Usage:
   quiesce thaw   [--json] MOUNT...
   quiesce status [--json]
   quiesce recover [--json]
+  quiesce agent  [--path DEV | --unix-listen PATH] [--max-frozen SECS] [--forward unix:PATH] ...
+                 (the QEMU guest agent's freeze commands: `quiesce agent --help`)
 
 Commands:
   plan     show what would be frozen, in which order, and what is skipped and why;
@@ -104,7 +107,11 @@ fn exit(status: Status) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let inv = match args::parse(std::env::args_os().skip(1).collect()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "agent") {
+        return ExitCode::from(agent::main(argv[1..].to_vec()));
+    }
+    let inv = match args::parse(argv) {
         Ok(inv) => inv,
         Err(e) => {
             let f = Failure {
