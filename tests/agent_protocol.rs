@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
-    assert_frozen, assert_writable, guard, quiesce_bin, require_root, send_signal, FsKind,
-    HookDir, Scratch, TestFs,
+    assert_frozen, assert_writable, guard, quiesce_bin, require_root, send_signal, FsKind, HookDir,
+    Scratch, TestFs,
 };
 
 /// Every external process gets this much at most.
@@ -91,7 +91,15 @@ impl Isolated {
         s += "exec \"$P\" \"$@\"\n";
         let log = scratch.path(format!("{name}.log"));
         let mut child = Command::new("timeout")
-            .args(["-s", "KILL", LIFETIME, "unshare", "-m", "--propagation", "private"])
+            .args([
+                "-s",
+                "KILL",
+                LIFETIME,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+            ])
             .args(["sh", "-c", &s, name])
             .args(args)
             .stdin(Stdio::null())
@@ -116,7 +124,12 @@ impl Isolated {
                     std::fs::read_to_string(&log).unwrap_or_default()
                 )
             });
-        Isolated { child, pid, name, log }
+        Isolated {
+            child,
+            pid,
+            name,
+            log,
+        }
     }
 
     /// A path inside the namespace, from outside.
@@ -133,7 +146,10 @@ impl Isolated {
         let mut seen = 0;
         for line in info.lines() {
             let f: Vec<&str> = line.split(' ').collect();
-            let dash = f.iter().position(|&x| x == "-").expect("mountinfo separator");
+            let dash = f
+                .iter()
+                .position(|&x| x == "-")
+                .expect("mountinfo separator");
             let (dev, mp, fstype, source) = (f[2], f[4], f[dash + 1], f[dash + 2]);
             let ok = match fstype {
                 "tmpfs" => mp == "/" && source == "quiesce-test-ns",
@@ -150,7 +166,11 @@ impl Isolated {
             );
             seen += 1;
         }
-        assert_eq!(seen, 2 + allowed.len() + info.contains(" sysfs ") as usize, "{info}");
+        assert_eq!(
+            seen,
+            2 + allowed.len() + info.contains(" sysfs ") as usize,
+            "{info}"
+        );
     }
 
     fn stderr(&self) -> String {
@@ -164,7 +184,18 @@ fn start_qemu_ga(scratch: &Scratch, binds: &[(&TestFs, &str)]) -> Isolated {
         scratch,
         "qemu-ga",
         &have_qemu_ga(),
-        &["-m", "unix-listen", "-p", "/qga.sock", "-t", "/run", "-f", "/run/qga.pid", "-b", "guest-fsfreeze-freeze"],
+        &[
+            "-m",
+            "unix-listen",
+            "-p",
+            "/qga.sock",
+            "-t",
+            "/run",
+            "-f",
+            "/run/qga.pid",
+            "-b",
+            "guest-fsfreeze-freeze",
+        ],
         binds,
         false,
     );
@@ -233,12 +264,14 @@ impl Agent {
 
     /// The agent's own pid (the child of `timeout`).
     fn pid(&self) -> u32 {
-        let children = std::fs::read_to_string(format!(
-            "/proc/{0}/task/{0}/children",
-            self.child.id()
-        ))
-        .unwrap_or_default();
-        children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("agent pid")
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id()))
+                .unwrap_or_default();
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("agent pid")
     }
 }
 
@@ -252,8 +285,13 @@ struct Host {
 impl Host {
     fn connect(p: &Path) -> Host {
         let s = UnixStream::connect(p).unwrap_or_else(|e| panic!("connect {}: {e}", p.display()));
-        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        Host { s, pending: Vec::new(), sync: 1000 }
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Host {
+            s,
+            pending: Vec::new(),
+            sync: 1000,
+        }
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -415,13 +453,18 @@ fn framing_and_errors_match_qemu_ga() {
             String::from_utf8_lossy(&want[..want.len().min(3000)]),
             String::from_utf8_lossy(&got[..got.len().min(3000)])
         );
-        assert!(!want.is_empty() || what.starts_with("unfinished"), "{what}: no answer at all");
+        assert!(
+            !want.is_empty() || what.starts_with("unfinished"),
+            "{what}: no answer at all"
+        );
         compared += 1;
     }
     assert_eq!(compared, cases.len());
     // guest-info: the same shape; every command quiesce answers is listed by both.
-    let gi: serde_json::Value = serde_json::from_str(&g.call(r#"{"execute":"guest-info"}"#)).unwrap();
-    let qi: serde_json::Value = serde_json::from_str(&q.call(r#"{"execute":"guest-info"}"#)).unwrap();
+    let gi: serde_json::Value =
+        serde_json::from_str(&g.call(r#"{"execute":"guest-info"}"#)).unwrap();
+    let qi: serde_json::Value =
+        serde_json::from_str(&q.call(r#"{"execute":"guest-info"}"#)).unwrap();
     for v in [&gi, &qi] {
         assert!(v["return"]["version"].is_string(), "{v}");
         for e in v["return"]["supported_commands"].as_array().unwrap() {
@@ -440,15 +483,25 @@ fn framing_and_errors_match_qemu_ga() {
     for n in names(&qi) {
         assert!(names(&gi).contains(&n), "{n} is not a qemu-ga 7.2 command");
     }
-    assert!(ours.stderr().contains("serving the unix socket"), "{}", ours.stderr());
+    assert!(
+        ours.stderr().contains("serving the unix socket"),
+        "{}",
+        ours.stderr()
+    );
 }
 
 fn two_filesystems(scratch: &Scratch) -> (TestFs, TestFs) {
-    (TestFs::new(scratch, "a", FsKind::Ext4), TestFs::new(scratch, "b", FsKind::Xfs))
+    (
+        TestFs::new(scratch, "a", FsKind::Ext4),
+        TestFs::new(scratch, "b", FsKind::Xfs),
+    )
 }
 
 fn list(paths: &[&Path]) -> String {
-    let l: Vec<String> = paths.iter().map(|p| format!("\"{}\"", p.display())).collect();
+    let l: Vec<String> = paths
+        .iter()
+        .map(|p| format!("\"{}\"", p.display()))
+        .collect();
     format!(
         r#"{{"execute":"guest-fsfreeze-freeze-list","arguments":{{"mountpoints":[{}]}}}}"#,
         l.join(",")
@@ -526,9 +579,20 @@ fn the_deadline_thaws_and_the_late_thaw_answers_zero() {
     assert_writable(&a.mount, &"after --max-frozen");
     assert_writable(&b.mount, &"after --max-frozen");
     let mut q = Host::connect(&ours.sock);
-    assert_eq!(q.call(r#"{"execute":"guest-fsfreeze-status"}"#), "{\"return\": \"thawed\"}\n");
-    assert_eq!(q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#), "{\"return\": 0}\n");
-    assert!(ours.stderr().contains("no guest-fsfreeze-thaw within --max-frozen"), "{}", ours.stderr());
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-status"}"#),
+        "{\"return\": \"thawed\"}\n"
+    );
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#),
+        "{\"return\": 0}\n"
+    );
+    assert!(
+        ours.stderr()
+            .contains("no guest-fsfreeze-thaw within --max-frozen"),
+        "{}",
+        ours.stderr()
+    );
 }
 
 #[test]
@@ -543,9 +607,15 @@ fn the_host_reconnects_while_frozen_and_thaws() {
     q.send(br#"{"execute":"guest-fsfreeze-th"#);
     drop(q);
     let mut q = Host::connect(&ours.sock);
-    assert_eq!(q.call(r#"{"execute":"guest-fsfreeze-status"}"#), "{\"return\": \"frozen\"}\n");
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-status"}"#),
+        "{\"return\": \"frozen\"}\n"
+    );
     assert_frozen(&a, &"still frozen after the reconnect");
-    assert_eq!(q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#), "{\"return\": 1}\n");
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#),
+        "{\"return\": 1}\n"
+    );
     assert_writable(&a.mount, &"thawed");
 }
 
@@ -562,7 +632,11 @@ fn sigkill_of_the_agent_while_frozen_thaws_at_once() {
     let start = Instant::now();
     assert_writable(&a.mount, &"after SIGKILL of the agent");
     assert_writable(&b.mount, &"after SIGKILL of the agent");
-    assert!(start.elapsed() < Duration::from_secs(5), "the guardian took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "the guardian took {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -581,14 +655,22 @@ fn freeze_all_sees_only_the_namespace() {
     agent.verify_sees_only(&[&a, &b]);
     wait_for_socket(&agent.path("/agent.sock"), &|| agent.stderr());
     let mut q = Host::connect(&agent.path("/agent.sock"));
-    assert_eq!(q.call(r#"{"execute":"guest-fsfreeze-freeze"}"#), "{\"return\": 2}\n", "{}", agent.stderr());
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-freeze"}"#),
+        "{\"return\": 2}\n",
+        "{}",
+        agent.stderr()
+    );
     assert_frozen(&a, &"freeze-all");
     assert_frozen(&b, &"freeze-all");
     assert_eq!(
         q.call(r#"{"execute":"guest-fsfreeze-freeze"}"#),
         "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command guest-fsfreeze-freeze has been disabled: the agent is in frozen state\"}}\n"
     );
-    assert_eq!(q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#), "{\"return\": 2}\n");
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#),
+        "{\"return\": 2}\n"
+    );
     assert_writable(&a.mount, &"thawed");
     assert_writable(&b.mount, &"thawed");
 }
@@ -609,12 +691,25 @@ fn forwarding_relays_other_commands_to_qemu_ga() {
     // qemu-ga serves one connection at a time: from here on the agent holds it.
     drop(g);
     let mut q = Host::connect(&ours.sock);
-    assert_eq!(q.call(r#"{"execute":"guest-get-osinfo","id":7}"#), direct, "{}", ours.stderr());
+    assert_eq!(
+        q.call(r#"{"execute":"guest-get-osinfo","id":7}"#),
+        direct,
+        "{}",
+        ours.stderr()
+    );
     assert!(direct.contains("\"kernel-release\""), "{direct}");
-    let info: serde_json::Value = serde_json::from_str(&q.call(r#"{"execute":"guest-info"}"#)).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&q.call(r#"{"execute":"guest-info"}"#)).unwrap();
     let cmds = info["return"]["supported_commands"].as_array().unwrap();
-    assert!(cmds.iter().any(|c| c["name"] == "guest-get-osinfo"), "{info}");
-    assert!(cmds.iter().any(|c| c["name"] == "guest-fsfreeze-thaw" && c["enabled"] == true), "{info}");
+    assert!(
+        cmds.iter().any(|c| c["name"] == "guest-get-osinfo"),
+        "{info}"
+    );
+    assert!(
+        cmds.iter()
+            .any(|c| c["name"] == "guest-fsfreeze-thaw" && c["enabled"] == true),
+        "{info}"
+    );
     // Freezing is quiesce's (qemu-ga has freeze-all blocklisted and never sees a freeze);
     // while frozen nothing is relayed.
     assert_eq!(q.call(&list(&[&a.mount])), "{\"return\": 1}\n");
@@ -622,9 +717,15 @@ fn forwarding_relays_other_commands_to_qemu_ga() {
         q.call(r#"{"execute":"guest-get-osinfo"}"#),
         "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command guest-get-osinfo has been disabled: the agent is in frozen state\"}}\n"
     );
-    assert_eq!(q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#), "{\"return\": 1}\n");
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#),
+        "{\"return\": 1}\n"
+    );
     // qemu-ga's own errors come through unchanged.
-    assert_eq!(q.call(r#"{"execute":"guest-exec-status","arguments":{"pid":1}}"#), direct_error);
+    assert_eq!(
+        q.call(r#"{"execute":"guest-exec-status","arguments":{"pid":1}}"#),
+        direct_error
+    );
     assert_writable(&a.mount, &"thawed");
 }
 
@@ -638,9 +739,17 @@ fn qemu_ga_hook_directory_gets_freeze_and_thaw() {
     let dir = hooks.dir.display().to_string();
     let ours = Agent::start(&scratch, "agent", &["--hook-dir", &dir]);
     let mut q = Host::connect(&ours.sock);
-    assert_eq!(q.call(&list(&[&a.mount])), "{\"return\": 1}\n", "{}", ours.stderr());
+    assert_eq!(
+        q.call(&list(&[&a.mount])),
+        "{\"return\": 1}\n",
+        "{}",
+        ours.stderr()
+    );
     assert_eq!(hooks.calls(), ["10-app freeze"]);
-    assert_eq!(q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#), "{\"return\": 1}\n");
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#),
+        "{\"return\": 1}\n"
+    );
     assert_eq!(hooks.calls(), ["10-app freeze", "10-app thaw"]);
     // A failing freeze hook fails the freeze (qemu-ga's text); nothing is frozen, and the
     // hooks that got `freeze` get `thaw`.
@@ -650,7 +759,82 @@ fn qemu_ga_hook_directory_gets_freeze_and_thaw() {
         q.call(&list(&[&a.mount])),
         "{\"error\": {\"class\": \"GenericError\", \"desc\": \"fsfreeze hook has failed with status 3\"}}\n"
     );
-    assert_eq!(hooks.calls(), ["10-app freeze", "20-broken freeze", "20-broken thaw", "10-app thaw"]);
+    assert_eq!(
+        hooks.calls(),
+        [
+            "10-app freeze",
+            "20-broken freeze",
+            "20-broken thaw",
+            "10-app thaw"
+        ]
+    );
     assert_writable(&a.mount, &"nothing frozen after a failed hook");
-    assert_eq!(q.call(r#"{"execute":"guest-fsfreeze-status"}"#), "{\"return\": \"thawed\"}\n");
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-status"}"#),
+        "{\"return\": \"thawed\"}\n"
+    );
+}
+
+#[test]
+fn refusals_name_the_filesystem_and_leave_nothing_frozen() {
+    require_root();
+    let scratch = Scratch::new();
+    let (a, b) = two_filesystems(&scratch);
+    let ours = Agent::start(&scratch, "agent", &["--no-hooks"]);
+    let mut q = Host::connect(&ours.sock);
+    // Not a mount point: refused (qemu-ga would silently freeze the rest).
+    let inner = a.path("dir");
+    std::fs::create_dir_all(&inner).unwrap();
+    let e = q.call(&list(&[&b.mount, &inner]));
+    assert!(
+        e.starts_with("{\"error\": {\"class\": \"GenericError\", \"desc\": \"")
+            && e.contains("is not a mount point"),
+        "{e}"
+    );
+    assert_writable(&b.mount, &"nothing frozen after a refusal");
+    // Frozen by another holder: the freeze fails naming it; b is thawed again; a's other
+    // holder keeps its freeze.
+    a.fsfreeze();
+    let e = q.call(&list(&[&b.mount, &a.mount]));
+    let still = a.is_frozen();
+    a.fsthaw();
+    assert!(
+        e.contains(&format!(
+            "failed to freeze {}: Device or resource busy (frozen by another holder",
+            a.mount.display()
+        )),
+        "{e}"
+    );
+    assert!(still, "the other holder's freeze was thawed by the agent");
+    assert_writable(&b.mount, &"b thawed after the failed freeze");
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-status"}"#),
+        "{\"return\": \"thawed\"}\n"
+    );
+}
+
+#[test]
+fn sigterm_while_frozen_thaws_and_exits() {
+    require_root();
+    let scratch = Scratch::new();
+    let (a, _b) = two_filesystems(&scratch);
+    let mut ours = Agent::start(&scratch, "agent", &["--no-hooks"]);
+    let mut q = Host::connect(&ours.sock);
+    assert_eq!(q.call(&list(&[&a.mount])), "{\"return\": 1}\n");
+    assert_frozen(&a, &"frozen");
+    send_signal(ours.pid(), libc::SIGTERM).unwrap();
+    assert_writable(&a.mount, &"after SIGTERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Ok(Some(s)) = ours.child.try_wait() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the agent did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}: {}", ours.stderr());
+    assert!(ours.stderr().contains("SIGTERM"), "{}", ours.stderr());
 }

@@ -30,17 +30,48 @@ pub const FROZEN_ALLOWED: [&str; 6] = [
 
 /// qemu-ga 7.2's commands (`qemu-ga -b help`).
 pub const QGA_7_2: [&str; 42] = [
-    "guest-sync-delimited", "guest-sync", "guest-ping", "guest-get-time", "guest-set-time",
-    "guest-info", "guest-shutdown", "guest-file-open", "guest-file-close", "guest-file-read",
-    "guest-file-write", "guest-file-seek", "guest-file-flush", "guest-fsfreeze-status",
-    "guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list", "guest-fsfreeze-thaw", "guest-fstrim",
-    "guest-suspend-disk", "guest-suspend-ram", "guest-suspend-hybrid",
-    "guest-network-get-interfaces", "guest-get-vcpus", "guest-set-vcpus", "guest-get-disks",
-    "guest-get-fsinfo", "guest-set-user-password", "guest-get-memory-blocks",
-    "guest-set-memory-blocks", "guest-get-memory-block-info", "guest-exec-status", "guest-exec",
-    "guest-get-host-name", "guest-get-users", "guest-get-timezone", "guest-get-osinfo",
-    "guest-get-devices", "guest-ssh-get-authorized-keys", "guest-ssh-add-authorized-keys",
-    "guest-ssh-remove-authorized-keys", "guest-get-diskstats", "guest-get-cpustats",
+    "guest-sync-delimited",
+    "guest-sync",
+    "guest-ping",
+    "guest-get-time",
+    "guest-set-time",
+    "guest-info",
+    "guest-shutdown",
+    "guest-file-open",
+    "guest-file-close",
+    "guest-file-read",
+    "guest-file-write",
+    "guest-file-seek",
+    "guest-file-flush",
+    "guest-fsfreeze-status",
+    "guest-fsfreeze-freeze",
+    "guest-fsfreeze-freeze-list",
+    "guest-fsfreeze-thaw",
+    "guest-fstrim",
+    "guest-suspend-disk",
+    "guest-suspend-ram",
+    "guest-suspend-hybrid",
+    "guest-network-get-interfaces",
+    "guest-get-vcpus",
+    "guest-set-vcpus",
+    "guest-get-disks",
+    "guest-get-fsinfo",
+    "guest-set-user-password",
+    "guest-get-memory-blocks",
+    "guest-set-memory-blocks",
+    "guest-get-memory-block-info",
+    "guest-exec-status",
+    "guest-exec",
+    "guest-get-host-name",
+    "guest-get-users",
+    "guest-get-timezone",
+    "guest-get-osinfo",
+    "guest-get-devices",
+    "guest-ssh-get-authorized-keys",
+    "guest-ssh-add-authorized-keys",
+    "guest-ssh-remove-authorized-keys",
+    "guest-get-diskstats",
+    "guest-get-cpustats",
 ];
 
 /// qemu-ga's commands that answer only on failure (`success-response: false`).
@@ -77,10 +108,16 @@ pub enum Action {
 
 /// Decides what `req` asks for. `frozen`: a freeze is in effect; `forwarding`: a qemu-ga
 /// is behind the agent; `known`: qemu-ga's command names (its list, and what it reported).
-pub fn dispatch(req: &Request, frozen: bool, forwarding: bool, known: &dyn Fn(&str) -> bool) -> Action {
+pub fn dispatch(
+    req: &Request,
+    frozen: bool,
+    forwarding: bool,
+    known: &dyn Fn(&str) -> bool,
+) -> Action {
     let name = req.command.as_str();
     let own = OWN.contains(&name);
-    if !own && !known(name) && !(forwarding && !frozen) {
+    // Unknown here: relayed only when thawed and forwarding (qemu-ga may know it).
+    if !own && !known(name) && (!forwarding || frozen) {
         return Action::Fail(QmpError::not_found(format!(
             "The command {name} has not been found"
         )));
@@ -119,7 +156,9 @@ pub fn dispatch(req: &Request, frozen: bool, forwarding: bool, known: &dyn Fn(&s
         "guest-fsfreeze-freeze" => Action::Freeze(Freeze::All),
         "guest-fsfreeze-freeze-list" => match args.get("mountpoints").and_then(Value::as_array) {
             Some(list) => Action::Freeze(Freeze::List(
-                list.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+                list.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
             )),
             None => Action::Freeze(Freeze::All),
         },
@@ -180,32 +219,76 @@ mod tests {
         use super::super::protocol::Class::CommandNotFound;
         assert_eq!(
             text(act(json!({"execute": "guest-get-osinfo"}), true, true)),
-            (CommandNotFound, "Command guest-get-osinfo has been disabled: the agent is in frozen state".into())
+            (
+                CommandNotFound,
+                "Command guest-get-osinfo has been disabled: the agent is in frozen state".into()
+            )
         );
         assert_eq!(
-            text(act(json!({"execute": "guest-fsfreeze-freeze"}), true, false)),
-            (CommandNotFound, "Command guest-fsfreeze-freeze has been disabled: the agent is in frozen state".into())
+            text(act(
+                json!({"execute": "guest-fsfreeze-freeze"}),
+                true,
+                false
+            )),
+            (
+                CommandNotFound,
+                "Command guest-fsfreeze-freeze has been disabled: the agent is in frozen state"
+                    .into()
+            )
         );
         assert_eq!(
             text(act(json!({"execute": "nope"}), true, true)),
-            (CommandNotFound, "The command nope has not been found".into())
+            (
+                CommandNotFound,
+                "The command nope has not been found".into()
+            )
         );
-        assert_eq!(act(json!({"execute": "guest-fsfreeze-status"}), true, false), Action::Return(json!("frozen")));
-        assert_eq!(act(json!({"execute": "guest-fsfreeze-thaw"}), true, false), Action::Thaw);
-        assert_eq!(act(json!({"execute": "guest-get-osinfo"}), false, true), Action::Forward);
-        assert_eq!(act(json!({"execute": "guest-newer-command"}), false, true), Action::Forward);
         assert_eq!(
-            act(json!({"execute": "guest-fsfreeze-freeze-list", "arguments": {"mountpoints": ["/a"]}}), false, false),
+            act(json!({"execute": "guest-fsfreeze-status"}), true, false),
+            Action::Return(json!("frozen"))
+        );
+        assert_eq!(
+            act(json!({"execute": "guest-fsfreeze-thaw"}), true, false),
+            Action::Thaw
+        );
+        assert_eq!(
+            act(json!({"execute": "guest-get-osinfo"}), false, true),
+            Action::Forward
+        );
+        assert_eq!(
+            act(json!({"execute": "guest-newer-command"}), false, true),
+            Action::Forward
+        );
+        assert_eq!(
+            act(
+                json!({"execute": "guest-fsfreeze-freeze-list", "arguments": {"mountpoints": ["/a"]}}),
+                false,
+                false
+            ),
             Action::Freeze(Freeze::List(vec!["/a".into()]))
         );
-        assert_eq!(act(json!({"execute": "guest-fsfreeze-freeze-list"}), false, false), Action::Freeze(Freeze::All));
+        assert_eq!(
+            act(
+                json!({"execute": "guest-fsfreeze-freeze-list"}),
+                false,
+                false
+            ),
+            Action::Freeze(Freeze::All)
+        );
     }
 
     #[test]
     fn info_marks_what_is_disabled_while_frozen() {
-        let i = info(true, &[json!({"enabled": true, "name": "guest-exec", "success-response": true})]);
+        let i = info(
+            true,
+            &[json!({"enabled": true, "name": "guest-exec", "success-response": true})],
+        );
         let list = i["supported_commands"].as_array().unwrap();
-        let get = |n: &str| list.iter().find(|e| e["name"] == n).unwrap()["enabled"].as_bool().unwrap();
+        let get = |n: &str| {
+            list.iter().find(|e| e["name"] == n).unwrap()["enabled"]
+                .as_bool()
+                .unwrap()
+        };
         assert!(!get("guest-exec") && !get("guest-fsfreeze-freeze") && get("guest-fsfreeze-thaw"));
     }
 }

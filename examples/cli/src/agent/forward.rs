@@ -50,14 +50,15 @@ impl Forward {
         if self.conn.is_some() {
             return Ok(());
         }
-        let s = UnixStream::connect(&self.path).map_err(|e| {
-            format!("cannot reach qemu-ga at {}: {e}", self.path.display())
-        })?;
+        let s = UnixStream::connect(&self.path)
+            .map_err(|e| format!("cannot reach qemu-ga at {}: {e}", self.path.display()))?;
         self.conn = Some(s);
         self.pending.clear();
         self.next_id += 1;
         let id = self.next_id;
-        let sync = format!("\u{0}{{\"execute\": \"guest-sync-delimited\", \"arguments\": {{\"id\": {id}}}}}\n");
+        let sync = format!(
+            "\u{0}{{\"execute\": \"guest-sync-delimited\", \"arguments\": {{\"id\": {id}}}}}\n"
+        );
         let mut bytes = sync.into_bytes();
         bytes[0] = 0xFF;
         let r = self.send(&bytes).and_then(|()| {
@@ -74,7 +75,12 @@ impl Forward {
         if r.is_err() {
             self.conn = None;
         }
-        r.map_err(|e| format!("qemu-ga at {} did not synchronise: {e}", self.path.display()))
+        r.map_err(|e| {
+            format!(
+                "qemu-ga at {} did not synchronise: {e}",
+                self.path.display()
+            )
+        })
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
@@ -83,7 +89,11 @@ impl Forward {
     }
 
     /// The next answer line (with its newline), waiting until `deadline`.
-    fn line(&mut self, deadline: Instant, stop: &mut dyn FnMut() -> bool) -> Result<Vec<u8>, String> {
+    fn line(
+        &mut self,
+        deadline: Instant,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<u8>, String> {
         loop {
             if let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
                 let rest = self.pending.split_off(nl + 1);
@@ -135,7 +145,11 @@ impl Forward {
                 }
                 return Err(e);
             }
-            let wait = if expects_answer { ANSWER_LIMIT } else { NO_ANSWER_WAIT };
+            let wait = if expects_answer {
+                ANSWER_LIMIT
+            } else {
+                NO_ANSWER_WAIT
+            };
             return match self.line(Instant::now() + wait, stop) {
                 Ok(line) => Ok(Some(line)),
                 Err(_) if !expects_answer => Ok(None),

@@ -303,7 +303,10 @@ mod tests {
         }
         out.iter()
             .map(|m| match m {
-                Message::Request(v) => format!("ok {}", String::from_utf8_lossy(&super::super::wire::to_bytes(v))),
+                Message::Request(v) => format!(
+                    "ok {}",
+                    String::from_utf8_lossy(&super::super::wire::to_bytes(v))
+                ),
                 Message::Error(d) => format!("error {}", String::from_utf8_lossy(d)),
             })
             .collect()
@@ -337,8 +340,15 @@ mod tests {
         // Recorded from qemu-ga 7.2: the 0xFF is one "stray" error, the unfinished object is
         // gone, and the next request is answered.
         assert_eq!(
-            run(&[br#"{"execute":"guest-ping""#, b"\xff", br#"{"execute":"guest-ping"}"#]),
-            ["error JSON parse error, stray '\u{fffd}'", r#"ok {"execute": "guest-ping"}"#]
+            run(&[
+                br#"{"execute":"guest-ping""#,
+                b"\xff",
+                br#"{"execute":"guest-ping"}"#
+            ]),
+            [
+                "error JSON parse error, stray '\u{fffd}'",
+                r#"ok {"execute": "guest-ping"}"#
+            ]
         );
         // Inside a string the 0xFF ends the token: the stray text is what was read of it.
         assert_eq!(
@@ -355,7 +365,10 @@ mod tests {
         // After the error, "garbage" is skipped silently up to the '{'.
         assert_eq!(
             run(&[b"\xffgarbage{\"execute\":\"guest-ping\"}"]),
-            ["error JSON parse error, stray '\u{fffd}'", r#"ok {"execute": "guest-ping"}"#]
+            [
+                "error JSON parse error, stray '\u{fffd}'",
+                r#"ok {"execute": "guest-ping"}"#
+            ]
         );
     }
 
@@ -397,14 +410,21 @@ mod tests {
     fn an_oversized_token_is_refused_and_the_rest_is_read_on() {
         let mut f = Framing::default();
         let mut out = Vec::new();
-        f.feed(b"{\"execute\":\"guest-ping\",\"arguments\":{\"pad\":\"", &mut out);
+        f.feed(
+            b"{\"execute\":\"guest-ping\",\"arguments\":{\"pad\":\"",
+            &mut out,
+        );
         let chunk = vec![b'x'; 1 << 20];
         for _ in 0..65 {
             f.feed(&chunk, &mut out);
         }
         f.feed(b"\"}}\n", &mut out);
         assert!(matches!(&out[0], Message::Error(d) if d == b"JSON token size limit exceeded"));
-        assert!(out.len() >= 2, "the tail is read as more input: {}", out.len());
+        assert!(
+            out.len() >= 2,
+            "the tail is read as more input: {}",
+            out.len()
+        );
         let mut out = Vec::new();
         f.feed(b"\xff{\"execute\":\"guest-ping\"}", &mut out);
         assert!(matches!(out.last(), Some(Message::Request(_))));

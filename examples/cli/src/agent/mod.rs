@@ -102,7 +102,7 @@ fn seconds(flag: &str, v: Option<OsString>, max: Duration) -> Result<Duration, S
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("{flag} '{s}' is not a number of seconds"))?;
-    if !(secs > 0.0) || secs > max.as_secs_f64() {
+    if secs.is_nan() || secs <= 0.0 || secs > max.as_secs_f64() {
         return Err(format!(
             "{flag} '{s}' must be more than 0 and at most {} seconds",
             max.as_secs()
@@ -135,7 +135,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
             "--unix-listen" => o.endpoint = Endpoint::Listen(path("--unix-listen", it.next())?),
             "--max-frozen" => o.max_frozen = seconds("--max-frozen", it.next(), MAX_TIMEOUT)?,
             "--hook-timeout" => {
-                o.hook_timeout = seconds("--hook-timeout", it.next(), quiesce::runtime::MAX_HOOK_TIMEOUT)?
+                o.hook_timeout = seconds(
+                    "--hook-timeout",
+                    it.next(),
+                    quiesce::runtime::MAX_HOOK_TIMEOUT,
+                )?
             }
             "--hook-dir" => {
                 o.hook_dir = Some(path("--hook-dir", it.next())?);
@@ -154,7 +158,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
             other => {
                 return Err(format!(
                     "unknown argument '{}' for `quiesce agent` (see `quiesce agent --help`)",
-                    if other.is_empty() { a.to_string_lossy().into_owned() } else { other.into() }
+                    if other.is_empty() {
+                        a.to_string_lossy().into_owned()
+                    } else {
+                        other.into()
+                    }
                 ))
             }
         }
@@ -194,7 +202,10 @@ impl Log {
             eprintln!("quiesce agent: {l}");
         }
         if self.dropped > 0 {
-            eprintln!("quiesce agent: ({} more log lines did not fit in memory)", self.dropped);
+            eprintln!(
+                "quiesce agent: ({} more log lines did not fit in memory)",
+                self.dropped
+            );
             self.dropped = 0;
         }
     }
@@ -212,6 +223,8 @@ pub struct Agent {
     options: Options,
     frozen: bool,
     stop: bool,
+    /// The read buffer, allocated once.
+    buf: Vec<u8>,
 }
 
 /// What [`Agent::pump`] saw.
@@ -234,8 +247,9 @@ pub fn main(args: Vec<OsString>) -> u8 {
         }
     };
     let port = match &options.endpoint {
-        Endpoint::Device(p) => port::find_device(p, Path::new("/sys"))
-            .and_then(|d| Port::device(&d).map_err(|e| format!("cannot open '{}': {e}", d.display()))),
+        Endpoint::Device(p) => port::find_device(p, Path::new("/sys")).and_then(|d| {
+            Port::device(&d).map_err(|e| format!("cannot open '{}': {e}", d.display()))
+        }),
         Endpoint::Listen(p) => {
             Port::listen(p).map_err(|e| format!("cannot listen on '{}': {e}", p.display()))
         }
@@ -267,6 +281,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
         options,
         frozen: false,
         stop: false,
+        buf: vec![0; 64 * 1024],
     };
     agent.log.line(format!(
         "serving the {} (--max-frozen {} s{}{})",
@@ -330,12 +345,18 @@ impl Agent {
                     "{} from pid {}: {}",
                     crate::controllers::signal_name(r.signo),
                     r.pid,
-                    if self.frozen { "thawing and stopping" } else { "stopping" }
+                    if self.frozen {
+                        "thawing and stopping"
+                    } else {
+                        "stopping"
+                    }
                 ));
                 return Next::Stop;
             }
         }
-        let Some(ev) = port_events else { return Next::Go };
+        let Some(ev) = port_events else {
+            return Next::Go;
+        };
         if ev.is_empty() {
             return Next::Go;
         }
@@ -344,25 +365,29 @@ impl Agent {
             self.log.line(m);
             return Next::Go;
         }
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.buf);
         let mut messages = Vec::new();
         for _ in 0..64 {
             match self.port.read(&mut buf) {
                 Read::Data(n) => self.framing.feed(&buf[..n], &mut messages),
                 Read::Nothing => {
-                    if !ev.contains(PollFlags::IN) && ev.intersects(PollFlags::HUP | PollFlags::ERR)
+                    if !ev.contains(PollFlags::IN)
+                        && ev.intersects(PollFlags::HUP | PollFlags::ERR)
                         && self.port.hung_up()
                     {
-                        self.log.line("the host hung up; waiting for it to come back".into());
+                        self.log
+                            .line("the host hung up; waiting for it to come back".into());
                     }
                     break;
                 }
                 Read::HungUp => {
-                    self.log.line("the host hung up; waiting for it to come back".into());
+                    self.log
+                        .line("the host hung up; waiting for it to come back".into());
                     break;
                 }
             }
         }
+        self.buf = buf;
         self.queue.extend(messages);
         Next::Go
     }
@@ -429,7 +454,9 @@ impl Agent {
     }
 
     fn relay(&mut self, req: &protocol::Request) {
-        let Some(fwd) = self.forward.as_mut() else { return };
+        let Some(fwd) = self.forward.as_mut() else {
+            return;
+        };
         let mut bytes = wire::to_bytes(&req.document);
         bytes.push(b'\n');
         let expects = !NO_SUCCESS_RESPONSE.contains(&req.command.as_str());
@@ -447,7 +474,9 @@ impl Agent {
 
     /// Asks the qemu-ga behind us for its command list (thawed only).
     fn refresh_qga_info(&mut self) {
-        let Some(fwd) = self.forward.as_mut() else { return };
+        let Some(fwd) = self.forward.as_mut() else {
+            return;
+        };
         let (signals, stop) = (&self.signals, &mut self.stop);
         let r = fwd.relay(b"{\"execute\": \"guest-info\"}\n", true, &mut || {
             Self::stop_check(signals, stop)
@@ -468,5 +497,74 @@ impl Agent {
                 self.qga_info = list.clone();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Option<Options>, String> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn options() {
+        let o = p(&[]).unwrap().unwrap();
+        assert_eq!(
+            o.endpoint,
+            Endpoint::Device(PathBuf::from(port::DEFAULT_PATH))
+        );
+        assert_eq!(o.max_frozen, DEFAULT_MAX_FROZEN);
+        assert_eq!(o.hook_dir.as_deref(), Some(Path::new(DEFAULT_HOOK_DIR)));
+        let o = p(&[
+            "--unix-listen",
+            "/run/a.sock",
+            "--max-frozen",
+            "2.5",
+            "--forward",
+            "unix:/run/q",
+            "--no-hooks",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.endpoint, Endpoint::Listen("/run/a.sock".into()));
+        assert_eq!(o.max_frozen, Duration::from_millis(2500));
+        assert_eq!(o.forward.as_deref(), Some(Path::new("/run/q")));
+        assert_eq!(o.hook_dir, None);
+        assert!(p(&["--help"]).unwrap().is_none());
+        for (bad, says) in [
+            (&["--max-frozen", "0"][..], "more than 0"),
+            (&["--max-frozen", "3601"], "at most 3600"),
+            (&["--max-frozen", "x"], "not a number"),
+            (&["--forward", "/run/q"], "unix:PATH"),
+            (&["--hook-dir", "/nonexistent-hook-dir"], "not a directory"),
+            (&["--frobnicate"], "unknown argument '--frobnicate'"),
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_example_units_run_valid_command_lines() {
+        for unit in [
+            include_str!("../../../agent/quiesce-agent.service"),
+            include_str!("../../../agent/quiesce-agent.service.d/forward.conf"),
+        ] {
+            let exec = unit
+                .lines()
+                .filter_map(|l| l.strip_prefix("ExecStart="))
+                .rfind(|l| !l.is_empty())
+                .expect("an ExecStart line");
+            let words: Vec<&str> = exec.split_whitespace().collect();
+            assert_eq!(&words[..2], ["/usr/local/sbin/quiesce", "agent"]);
+            assert!(p(&words[2..]).unwrap().is_some(), "{exec}");
+        }
+        let qga = include_str!("../../../agent/qemu-ga-behind-quiesce.service");
+        assert!(qga.contains("-p /run/qemu-ga-behind-quiesce.sock"));
+        assert!(
+            qga.contains("-b guest-fsfreeze-freeze,guest-fsfreeze-freeze-list,guest-fsfreeze-thaw")
+        );
     }
 }

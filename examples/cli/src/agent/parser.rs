@@ -231,13 +231,16 @@ impl<'t> Parser<'t> {
                 if (0xD800..=0xDBFF).contains(&cp) && token.get(i..i + 2) == Some(b"\\u") {
                     let trailing = hex4(token.get(i + 2..i + 6));
                     if (0xDC00..=0xDFFF).contains(&trailing) {
-                        cp = 0x10000 + ((cp & 0x3FF) << 10) | (trailing & 0x3FF);
+                        cp = (0x10000 + ((cp & 0x3FF) << 10)) | (trailing & 0x3FF);
                         i += 6;
                     } else {
                         cp = -1;
                     }
                 }
-                match valid_codepoint(cp).then(|| char::from_u32(cp as u32)).flatten() {
+                match valid_codepoint(cp)
+                    .then(|| char::from_u32(cp as u32))
+                    .flatten()
+                {
                     Some(ch) => s.push(ch),
                     None => {
                         let end = i.min(token.len());
@@ -304,7 +307,11 @@ pub fn mod_utf8_codepoint(s: &[u8]) -> (i64, usize) {
     let mut cp = i64::from(byte & (0x7F >> len));
     let mut used = 1;
     for k in 1..len {
-        let b = if k < 6 { s.get(k).copied().unwrap_or(0) } else { 0 };
+        let b = if k < 6 {
+            s.get(k).copied().unwrap_or(0)
+        } else {
+            0
+        };
         if b & 0xC0 != 0x80 {
             return (-1, used);
         }
@@ -355,17 +362,43 @@ mod tests {
     fn qemu_parse_errors() {
         // Each text recorded from qemu-ga 7.2.
         for (input, want) in [
-            (&br#"{"a" 1}"#[..], "JSON parse error, missing : in object pair"),
-            (br#"{"execute":"guest-ping",}"#, "JSON parse error, expecting value"),
-            (b"{\"execute\":\"gu\xc3\x28\"}", "JSON parse error, invalid UTF-8 sequence in string"),
-            (br#"{1: 2}"#, "JSON parse error, key is not a string in object"),
-            (br#"{"a": 1 "b": 2}"#, "JSON parse error, expected separator in dict"),
+            (
+                &br#"{"a" 1}"#[..],
+                "JSON parse error, missing : in object pair",
+            ),
+            (
+                br#"{"execute":"guest-ping",}"#,
+                "JSON parse error, expecting value",
+            ),
+            (
+                b"{\"execute\":\"gu\xc3\x28\"}",
+                "JSON parse error, invalid UTF-8 sequence in string",
+            ),
+            (
+                br#"{1: 2}"#,
+                "JSON parse error, key is not a string in object",
+            ),
+            (
+                br#"{"a": 1 "b": 2}"#,
+                "JSON parse error, expected separator in dict",
+            ),
             (br#"[1 2]"#, "JSON parse error, expected separator in list"),
             (br#"{"a": 1, "a": 2}"#, "JSON parse error, duplicate key"),
-            (br#"{"a": "\q"}"#, "JSON parse error, invalid escape sequence in string"),
-            (br#"{"a": "\ud800"}"#, "JSON parse error, \\ud800 is not a valid Unicode character"),
+            (
+                br#"{"a": "\q"}"#,
+                "JSON parse error, invalid escape sequence in string",
+            ),
+            (
+                br#"{"a": "\ud800"}"#,
+                "JSON parse error, \\ud800 is not a valid Unicode character",
+            ),
         ] {
-            assert_eq!(one(input), Err(want.to_string()), "{}", String::from_utf8_lossy(input));
+            assert_eq!(
+                one(input),
+                Err(want.to_string()),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

@@ -73,8 +73,16 @@ pub enum Read {
 }
 
 pub enum Port {
-    Device { fd: OwnedFd, path: PathBuf, hung_up_at: Option<Instant> },
-    Socket { listener: UnixListener, client: Option<UnixStream>, path: PathBuf },
+    Device {
+        fd: OwnedFd,
+        path: PathBuf,
+        hung_up_at: Option<Instant>,
+    },
+    Socket {
+        listener: UnixListener,
+        client: Option<UnixStream>,
+        path: PathBuf,
+    },
 }
 
 impl Port {
@@ -83,13 +91,22 @@ impl Port {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: open with a NUL-terminated path and flags; a negative return is an error.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY) };
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
+            )
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: open returned a new descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Port::Device { fd, path: path.to_path_buf(), hung_up_at: None })
+        Ok(Port::Device {
+            fd,
+            path: path.to_path_buf(),
+            hung_up_at: None,
+        })
     }
 
     /// Listens on a unix socket (a stale socket file is replaced).
@@ -100,7 +117,11 @@ impl Port {
         }
         let listener = UnixListener::bind(path)?;
         listener.set_nonblocking(true)?;
-        Ok(Port::Socket { listener, client: None, path: path.to_path_buf() })
+        Ok(Port::Socket {
+            listener,
+            client: None,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -118,7 +139,9 @@ impl Port {
                 Some(t) if t.elapsed() < Duration::from_nanos(HANGUP_PAUSE_NS) => None,
                 _ => Some(fd.as_fd()),
             },
-            Port::Socket { listener, client, .. } => Some(match client {
+            Port::Socket {
+                listener, client, ..
+            } => Some(match client {
                 Some(c) => c.as_fd(),
                 None => listener.as_fd(),
             }),
@@ -127,7 +150,12 @@ impl Port {
 
     /// Whether a new connection was just accepted (the caller resets its parser).
     pub fn accept(&mut self) -> Option<String> {
-        let Port::Socket { listener, client, .. } = self else { return None };
+        let Port::Socket {
+            listener, client, ..
+        } = self
+        else {
+            return None;
+        };
         if client.is_some() {
             return None;
         }
@@ -145,7 +173,9 @@ impl Port {
     pub fn read(&mut self, buf: &mut [u8]) -> Read {
         let (fd, device) = match self {
             Port::Device { fd, .. } => (fd.as_raw_fd(), true),
-            Port::Socket { client: Some(c), .. } => (c.as_raw_fd(), false),
+            Port::Socket {
+                client: Some(c), ..
+            } => (c.as_raw_fd(), false),
             Port::Socket { client: None, .. } => return Read::Nothing,
         };
         // SAFETY: reads at most buf.len() bytes into a valid buffer from our descriptor.
@@ -198,10 +228,10 @@ impl Port {
     pub fn write_all(&mut self, mut data: &[u8]) -> Result<(), String> {
         let fd = match self {
             Port::Device { fd, .. } => fd.as_raw_fd(),
-            Port::Socket { client: Some(c), .. } => c.as_raw_fd(),
-            Port::Socket { client: None, .. } => {
-                return Err("the host is not connected".into())
-            }
+            Port::Socket {
+                client: Some(c), ..
+            } => c.as_raw_fd(),
+            Port::Socket { client: None, .. } => return Err("the host is not connected".into()),
         };
         let start = Instant::now();
         while !data.is_empty() {
@@ -253,7 +283,11 @@ mod tests {
             Path::new("/dev/vport2p1")
         );
         let e = find_device(Path::new("/dev/virtio-ports/nope"), &dir).unwrap_err();
-        assert!(e.contains("no virtio-serial port is named 'nope'") && e.contains("vport1p1 (org.qemu.other)"), "{e}");
+        assert!(
+            e.contains("no virtio-serial port is named 'nope'")
+                && e.contains("vport1p1 (org.qemu.other)"),
+            "{e}"
+        );
         let e = find_device(Path::new(DEFAULT_PATH), &dir.join("missing")).unwrap_err();
         assert!(e.contains("--unix-listen"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();

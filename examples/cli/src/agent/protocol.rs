@@ -239,13 +239,19 @@ mod tests {
         let sync = [("id", ArgType::Int, true)];
         let m = |v: Value| v.as_object().cloned().unwrap();
         let text = |r: Result<(), QmpError>| String::from_utf8(r.unwrap_err().desc).unwrap();
-        assert_eq!(text(check_arguments(&m(json!({})), &sync)), "Parameter 'id' is missing");
+        assert_eq!(
+            text(check_arguments(&m(json!({})), &sync)),
+            "Parameter 'id' is missing"
+        );
         assert_eq!(
             text(check_arguments(&m(json!({"id": 1.5})), &sync)),
             "Invalid parameter type for 'id', expected: integer"
         );
         assert_eq!(
-            text(check_arguments(&m(json!({"id": 18446744073709551615u64})), &sync)),
+            text(check_arguments(
+                &m(json!({"id": 18446744073709551615u64})),
+                &sync
+            )),
             "Invalid parameter type for 'id', expected: integer"
         );
         assert_eq!(
@@ -259,7 +265,10 @@ mod tests {
             "Invalid parameter type for 'mountpoints', expected: array"
         );
         assert_eq!(
-            text(check_arguments(&m(json!({"mountpoints": ["/a", 1]})), &list)),
+            text(check_arguments(
+                &m(json!({"mountpoints": ["/a", 1]})),
+                &list
+            )),
             "Invalid parameter type for 'mountpoints[1]', expected: string"
         );
     }

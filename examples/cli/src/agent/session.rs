@@ -54,7 +54,9 @@ impl Controller for WhileFrozen<'_> {
     fn wait(&mut self, until_ns: u64) -> Option<Signal> {
         loop {
             while let Some(m) = self.agent.queue.pop_front() {
-                let Some(req) = self.agent.request(m) else { continue };
+                let Some(req) = self.agent.request(m) else {
+                    continue;
+                };
                 let id = req.id.clone();
                 let known = |n: &str| self.agent.is_known(n);
                 let action = dispatch(&req, true, self.agent.forward.is_some(), &known);
@@ -136,7 +138,12 @@ impl Agent {
             };
             let verdict = h.run_freeze_with(&mut cancel);
             for r in h.runs() {
-                self.log.line(format!("hook {} {}: {}", r.name, r.phase.name(), r.describe(h.timeout())));
+                self.log.line(format!(
+                    "hook {} {}: {}",
+                    r.name,
+                    r.phase.name(),
+                    r.describe(h.timeout())
+                ));
             }
             if verdict.cancelled {
                 self.stop = true;
@@ -168,7 +175,10 @@ impl Agent {
             freeze_id: id.clone(),
             count,
             notified: false,
-            ended: Ended { thaw: None, interrupted: false },
+            ended: Ended {
+                thaw: None,
+                interrupted: false,
+            },
         };
         let result = prepared.freeze_with(options, &mut ctl);
         let (notified, ended) = (ctl.notified, ctl.ended);
@@ -176,15 +186,28 @@ impl Agent {
         self.log.release();
         if let Some(h) = hooks.as_mut() {
             h.run_after(true);
-            for r in h.runs().iter().filter(|r| r.phase != runtime::HookPhase::Freeze) {
-                self.log.line(format!("hook {} {}: {}", r.name, r.phase.name(), r.describe(h.timeout())));
+            for r in h
+                .runs()
+                .iter()
+                .filter(|r| r.phase != runtime::HookPhase::Freeze)
+            {
+                self.log.line(format!(
+                    "hook {} {}: {}",
+                    r.name,
+                    r.phase.name(),
+                    r.describe(h.timeout())
+                ));
             }
         }
         let report = match result {
             Ok(r) => r,
             Err(f) => return fail(self, f.message),
         };
-        self.log.line(format!("session: {} ({})", report.message(), report.status.name()));
+        self.log.line(format!(
+            "session: {} ({})",
+            report.message(),
+            report.status.name()
+        ));
         for n in &report.notes {
             self.log.line(format!("note: {n}"));
         }
@@ -195,9 +218,14 @@ impl Agent {
                 .find(|t| t.outcome == Outcome::FreezeFailed && t.errno != 0);
             let msg = match failed {
                 Some(t) => format!(
-                    "failed to freeze {}: {}",
+                    "failed to freeze {}: {}{}",
                     t.info.mount_point,
-                    std::io::Error::from_raw_os_error(t.errno)
+                    strerror(t.errno),
+                    if t.errno == libc::EBUSY {
+                        " (frozen by another holder; its freeze is left alone, and nothing else stays frozen)"
+                    } else {
+                        ""
+                    }
                 ),
                 None => report.message(),
             };
@@ -222,7 +250,10 @@ impl Agent {
     }
 
     /// The envelope check of one message; errors are answered here.
-    pub(super) fn request(&mut self, m: super::framing::Message) -> Option<super::protocol::Request> {
+    pub(super) fn request(
+        &mut self,
+        m: super::framing::Message,
+    ) -> Option<super::protocol::Request> {
         match m {
             super::framing::Message::Error(desc) => {
                 self.send(&failure(&QmpError::generic(desc), None));
@@ -236,5 +267,14 @@ impl Agent {
                 }
             },
         }
+    }
+}
+
+/// The C library's text for an errno, as qemu-ga's `error_setg_errno` shows it.
+fn strerror(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }

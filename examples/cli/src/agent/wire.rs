@@ -61,7 +61,10 @@ fn write(v: &Value, out: &mut Vec<u8>) {
         }
         Value::Object(m) => {
             out.push(b'{');
-            for (i, k) in qdict_order(m.keys().map(String::as_str)).into_iter().enumerate() {
+            for (i, k) in qdict_order(m.keys().map(String::as_str))
+                .into_iter()
+                .enumerate()
+            {
                 if i > 0 {
                     out.extend_from_slice(b", ");
                 }
@@ -81,14 +84,7 @@ fn g17(f: f64) -> Vec<u8> {
     let mut buf = [0u8; 64];
     // SAFETY: snprintf writes at most buf.len() bytes (NUL included) into buf; the format
     // takes exactly one double.
-    let n = unsafe {
-        libc::snprintf(
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            c"%.17g".as_ptr(),
-            f,
-        )
-    };
+    let n = unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.17g".as_ptr(), f) };
     let n = usize::try_from(n).unwrap_or(0).min(buf.len() - 1);
     buf[..n].to_vec()
 }
@@ -117,8 +113,12 @@ pub fn quoted(s: &[u8], out: &mut Vec<u8>) {
                 if cp > 0xFFFF {
                     let c = cp - 0x10000;
                     out.extend_from_slice(
-                        format!("\\u{:04X}\\u{:04X}", 0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF))
-                            .as_bytes(),
+                        format!(
+                            "\\u{:04X}\\u{:04X}",
+                            0xD800 + (c >> 10),
+                            0xDC00 + (c & 0x3FF)
+                        )
+                        .as_bytes(),
                     );
                 } else if !(0x20..0x7F).contains(&cp) {
                     out.extend_from_slice(format!("\\u{cp:04X}").as_bytes());
@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn member_order_is_qemus() {
         // Recorded from qemu-ga 7.2.
-        assert_eq!(to_bytes(&json!({"return": {}, "id": "abc"})), br#"{"return": {}, "id": "abc"}"#);
+        assert_eq!(
+            to_bytes(&json!({"return": {}, "id": "abc"})),
+            br#"{"return": {}, "id": "abc"}"#
+        );
         assert_eq!(
             to_bytes(&json!({"error": {"class": "C", "desc": "d"}, "id": 1})),
             br#"{"id": 1, "error": {"class": "C", "desc": "d"}}"#
@@ -163,6 +166,9 @@ mod tests {
             String::from_utf8(o).unwrap(),
             r#""stray '\uFFFD' \u00E9 \u0001 \uD83D\uDE00 \"\\/""#
         );
-        assert_eq!(to_bytes(&json!([0.1, 2.5, -3, 18446744073709551615u64])), b"[0.10000000000000001, 2.5, -3, 18446744073709551615]");
+        assert_eq!(
+            to_bytes(&json!([0.1, 2.5, -3, 18446744073709551615u64])),
+            b"[0.10000000000000001, 2.5, -3, 18446744073709551615]"
+        );
     }
 }
