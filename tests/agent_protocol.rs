@@ -838,3 +838,133 @@ fn sigterm_while_frozen_thaws_and_exits() {
     assert!(status.success(), "{status}: {}", ours.stderr());
     assert!(ours.stderr().contains("SIGTERM"), "{}", ours.stderr());
 }
+
+/// A pseudo-terminal in raw mode stands in for the virtio-serial port (a character device
+/// read and written by the agent; closing the master is a hang-up). The real port is the
+/// VM tests' (tests/vm).
+struct Pty {
+    master: std::fs::File,
+    slave: PathBuf,
+}
+
+fn raw_pty() -> Pty {
+    use std::os::fd::FromRawFd;
+    // SAFETY: posix_openpt returns a new descriptor or -1.
+    let m = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+    assert!(m >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+    // Not inherited by the agent: its hang-up is the master's last close.
+    // SAFETY: m is our open descriptor; FD_CLOEXEC is a valid flag.
+    assert_eq!(
+        unsafe { libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC) },
+        0
+    );
+    // SAFETY: m is our open master descriptor.
+    assert_eq!(unsafe { libc::grantpt(m) }, 0);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::unlockpt(m) }, 0);
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: writes at most name.len() bytes into name.
+    assert_eq!(
+        unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) },
+        0
+    );
+    // SAFETY: ptsname_r wrote a NUL-terminated string.
+    let slave = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    // Raw mode on the slave side, so that every byte (0xFF, newlines) passes unchanged.
+    let c = std::ffi::CString::new(slave.clone()).unwrap();
+    // SAFETY: open with a NUL-terminated path.
+    let s = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOCTTY) };
+    assert!(s >= 0);
+    // SAFETY: termios is plain data; tcgetattr fills it from the open slave s.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(s, &mut t), 0);
+        libc::cfmakeraw(&mut t);
+        assert_eq!(libc::tcsetattr(s, libc::TCSANOW, &t), 0);
+        libc::close(s);
+    }
+    // SAFETY: m is ours and is owned by the File from here on.
+    let master = unsafe { std::fs::File::from_raw_fd(m) };
+    Pty {
+        master,
+        slave: PathBuf::from(slave),
+    }
+}
+
+#[test]
+fn a_character_device_port_answers_and_survives_a_hang_up() {
+    require_root();
+    let scratch = Scratch::new();
+    let pty = raw_pty();
+    let log = scratch.path("agent.log");
+    let child = Command::new("timeout")
+        .args(["-s", "KILL", LIFETIME])
+        .arg(quiesce_bin())
+        .args(["agent", "--no-hooks", "--path"])
+        .arg(&pty.slave)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut ours = Agent {
+        child,
+        sock: pty.slave.clone(),
+        log,
+    };
+    let mut m = pty.master.try_clone().unwrap();
+    let mut got = Vec::new();
+    let start = Instant::now();
+    // Until the agent has opened the port, what we write may be read by nobody: resend.
+    let want: &[u8] = b"\xff{\"return\": 8}\n";
+    while !got.windows(want.len()).any(|w| w == want) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no answer on the port: {:?} {}",
+            String::from_utf8_lossy(&got),
+            ours.stderr()
+        );
+        m.write_all(b"\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":8}}{\"execute\":\"guest-fsfreeze-status\"}").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut buf = [0u8; 4096];
+        // SAFETY: non-blocking read into a valid buffer from the master we own.
+        let n = unsafe {
+            use std::os::fd::AsRawFd;
+            libc::fcntl(m.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+            libc::read(m.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
+        };
+        if n > 0 {
+            got.extend_from_slice(&buf[..n as usize]);
+        }
+    }
+    let tail = got.split(|&b| b == 0xFF).next_back().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(tail),
+        "{\"return\": 8}\n{\"return\": \"thawed\"}\n"
+    );
+    // The host hangs up: the agent keeps running.
+    drop(m);
+    drop(pty);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        ours.child.try_wait().unwrap().is_none(),
+        "the agent exited after the hang-up: {}",
+        ours.stderr()
+    );
+    assert!(
+        ours.stderr().contains("the host hung up"),
+        "{}",
+        ours.stderr()
+    );
+    send_signal(ours.pid(), libc::SIGTERM).unwrap();
+    let start = Instant::now();
+    while ours.child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
