@@ -508,10 +508,32 @@ fn list(paths: &[&Path]) -> String {
     )
 }
 
-/// The frozen-state conversation, the same for both agents: answers in order.
-fn frozen_conversation(h: &mut Host, mounts: &[&Path], check: &dyn Fn(bool)) -> Vec<String> {
+/// `guest-info`'s commands: name -> enabled.
+fn enabled(info: &str) -> std::collections::BTreeMap<String, bool> {
+    let v: serde_json::Value = serde_json::from_str(info).expect("guest-info answer");
+    v["return"]["supported_commands"]
+        .as_array()
+        .expect("supported_commands")
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["enabled"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The frozen-state conversation, the same for both agents: answers in order, and
+/// `guest-info`'s enabled flags while frozen.
+fn frozen_conversation(
+    h: &mut Host,
+    mounts: &[&Path],
+    check: &dyn Fn(bool),
+) -> (Vec<String>, std::collections::BTreeMap<String, bool>) {
     let mut a = vec![h.call(&list(mounts))];
     check(true);
+    let info = enabled(&h.call(r#"{"execute":"guest-info"}"#));
     for r in [
         r#"{"execute":"guest-fsfreeze-status"}"#,
         r#"{"execute":"guest-ping","id":"p"}"#,
@@ -530,7 +552,7 @@ fn frozen_conversation(h: &mut Host, mounts: &[&Path], check: &dyn Fn(bool)) -> 
     check(false);
     a.push(h.call(r#"{"execute":"guest-fsfreeze-status"}"#));
     a.push(h.call(r#"{"execute":"guest-fsfreeze-thaw"}"#));
-    a
+    (a, info)
 }
 
 #[test]
@@ -551,10 +573,25 @@ fn freeze_list_and_thaw_match_qemu_ga() {
     };
     // quiesce first, then qemu-ga (never both frozen at once).
     let mut q = Host::connect(&ours.sock);
-    let got = frozen_conversation(&mut q, &[&a.mount, &b.mount], &check);
+    let (got, got_info) = frozen_conversation(&mut q, &[&a.mount, &b.mount], &check);
     qga.verify_sees_only(&[&a, &b]);
     let mut g = Host::connect(&qga.path("/qga.sock"));
-    let want = frozen_conversation(&mut g, &[Path::new("/mnt/a"), Path::new("/mnt/b")], &check);
+    let (want, want_info) =
+        frozen_conversation(&mut g, &[Path::new("/mnt/a"), Path::new("/mnt/b")], &check);
+    // While frozen, guest-info marks the same commands enabled (qemu-ga's freeze-all is
+    // blocklisted here, and so disabled in any state: left out).
+    let mut common = 0;
+    for (name, on) in &got_info {
+        if name == "guest-fsfreeze-freeze" {
+            continue;
+        }
+        if let Some(w) = want_info.get(name) {
+            assert_eq!(on, w, "{name} enabled while frozen");
+            common += 1;
+        }
+    }
+    assert_eq!(common, 7, "{got_info:?}");
+    assert_eq!(got_info.values().filter(|&&e| e).count(), 6, "{got_info:?}");
     assert_eq!(got[0], "{\"return\": 2}\n", "{}", ours.stderr());
     assert_eq!(
         got[4],
@@ -751,23 +788,44 @@ fn qemu_ga_hook_directory_gets_freeze_and_thaw() {
         "{\"return\": 1}\n"
     );
     assert_eq!(hooks.calls(), ["10-app freeze", "10-app thaw"]);
-    // A failing freeze hook fails the freeze (qemu-ga's text); nothing is frozen, and the
-    // hooks that got `freeze` get `thaw`.
+    // A failing freeze hook: logged, and the freeze goes on (as qemu-ga, whose fsfreeze-hook
+    // ignores a failing script); the thaw calls come in reverse order.
     hooks.clear_calls();
     hooks.logging("20-broken", "[ \"$1\" = freeze ] && exit 3; exit 0");
+    assert_eq!(q.call(&list(&[&a.mount])), "{\"return\": 1}\n");
+    assert_eq!(
+        q.call(r#"{"execute":"guest-fsfreeze-thaw"}"#),
+        "{\"return\": 1}\n"
+    );
+    let all = [
+        "10-app freeze",
+        "20-broken freeze",
+        "20-broken thaw",
+        "10-app thaw",
+    ];
+    assert_eq!(hooks.calls(), all);
+    assert!(
+        ours.stderr()
+            .contains("fsfreeze hook has failed with status 3: freezing anyway"),
+        "{}",
+        ours.stderr()
+    );
+    // With --require-app-consistent it fails the freeze with qemu-ga's text; nothing is
+    // frozen, and the hooks that got `freeze` get `thaw`.
+    drop(q);
+    drop(ours);
+    hooks.clear_calls();
+    let strict = Agent::start(
+        &scratch,
+        "strict",
+        &["--hook-dir", &dir, "--require-app-consistent"],
+    );
+    let mut q = Host::connect(&strict.sock);
     assert_eq!(
         q.call(&list(&[&a.mount])),
         "{\"error\": {\"class\": \"GenericError\", \"desc\": \"fsfreeze hook has failed with status 3\"}}\n"
     );
-    assert_eq!(
-        hooks.calls(),
-        [
-            "10-app freeze",
-            "20-broken freeze",
-            "20-broken thaw",
-            "10-app thaw"
-        ]
-    );
+    assert_eq!(hooks.calls(), all);
     assert_writable(&a.mount, &"nothing frozen after a failed hook");
     assert_eq!(
         q.call(r#"{"execute":"guest-fsfreeze-status"}"#),

@@ -52,7 +52,8 @@ quiesce agent: the QEMU guest agent's freeze commands, with a deadline.
 
 Usage:
   quiesce agent [--path DEV | --unix-listen PATH] [--max-frozen SECS] [--forward unix:PATH]
-                [--hook-dir DIR] [--no-hooks] [--hook-timeout SECS] [--exclude MOUNT]...
+                [--hook-dir DIR | --no-hooks] [--hook-timeout SECS] [--require-app-consistent]
+                [--exclude MOUNT]...
 
 Speaks qemu-ga's protocol (guest-sync, guest-sync-delimited, guest-ping, guest-info,
 guest-fsfreeze-status, -freeze, -freeze-list, -thaw) on the virtio-serial port and freezes
@@ -69,11 +70,15 @@ Options:
   --forward unix:PATH relay every command that is not about freezing to a qemu-ga listening
                       there (qemu-ga -m unix-listen -p PATH)
   --hook-dir DIR      qemu-ga's hook directory convention: DIR's executables get `freeze`
-                      before the freeze and `thaw` after it (default /etc/qemu/fsfreeze-hook.d
-                      if it exists); checked as quiesce's hooks (root-owned, not writable by
-                      others, no symlinks); a failing freeze hook fails the freeze
+                      before the freeze (name order) and `thaw` after the thaw (reverse
+                      order); default /etc/qemu/fsfreeze-hook.d if it exists; checked as
+                      quiesce's hooks (root-owned, not writable by others, no symlinks)
   --no-hooks          run no hooks
   --hook-timeout SECS each hook call's limit (default 1800)
+  --require-app-consistent
+                      a hook that fails on `freeze` fails the freeze ('fsfreeze hook has
+                      failed with status N'; nothing frozen, the hooks get `thaw`); without
+                      it the failure is logged and the freeze goes on
   --exclude MOUNT     leave this filesystem out of guest-fsfreeze-freeze (all filesystems)
 
 Logs go to stderr; while frozen they are held in memory and written after the thaw.
@@ -87,6 +92,7 @@ pub struct Options {
     pub forward: Option<PathBuf>,
     pub hook_dir: Option<PathBuf>,
     pub hook_timeout: Duration,
+    pub require_app_consistent: bool,
     pub exclude: Vec<OsString>,
 }
 
@@ -119,6 +125,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
         forward: None,
         hook_dir: Some(PathBuf::from(DEFAULT_HOOK_DIR)),
         hook_timeout: DEFAULT_HOOK_TIMEOUT,
+        require_app_consistent: false,
         exclude: Vec::new(),
     };
     let mut explicit_dir = false;
@@ -146,6 +153,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
                 explicit_dir = true;
             }
             "--no-hooks" => o.hook_dir = None,
+            "--require-app-consistent" => o.require_app_consistent = true,
             "--exclude" => o.exclude.push(path("--exclude", it.next())?.into()),
             "--forward" => {
                 let v = it.next().ok_or("--forward needs unix:PATH")?;

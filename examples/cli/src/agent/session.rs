@@ -149,8 +149,6 @@ impl Agent {
                 self.stop = true;
             }
             if !h.is_empty() && !verdict.quiesced {
-                // qemu-ga: a failed freeze hook fails the freeze; nothing is frozen, and (as
-                // its fsfreeze-hook does) the hooks get `thaw`.
                 let why = h
                     .runs()
                     .iter()
@@ -160,8 +158,17 @@ impl Agent {
                         _ => "fsfreeze hook has terminated abnormally".to_string(),
                     })
                     .unwrap_or_else(|| "fsfreeze hook has failed".into());
-                h.run_after(true);
-                return fail(self, why);
+                if self.options.require_app_consistent || verdict.cancelled {
+                    // Nothing is frozen, and (as qemu-ga's fsfreeze-hook) the hooks that got
+                    // `freeze` get `thaw`.
+                    h.run_after(true);
+                    return fail(self, why);
+                }
+                // As qemu-ga with its fsfreeze-hook (which ignores a failing script) and as
+                // quiesce's default: freeze anyway, file-system-consistent.
+                self.log.line(format!(
+                    "{why}: freezing anyway (file-system-consistent, not application-consistent; --require-app-consistent refuses instead)"
+                ));
             }
         }
         let options = FreezeOptions {
