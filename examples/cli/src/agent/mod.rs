@@ -230,6 +230,8 @@ pub struct Agent {
     qga_info: Vec<Value>,
     options: Options,
     frozen: bool,
+    /// While frozen: the deadline (monotonic ns), which no answer may hold the agent past.
+    frozen_until: Option<u64>,
     stop: bool,
     /// The read buffer, allocated once.
     buf: Vec<u8>,
@@ -288,6 +290,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
         qga_info: Vec::new(),
         options,
         frozen: false,
+        frozen_until: None,
         stop: false,
         buf: vec![0; 64 * 1024],
     };
@@ -401,7 +404,15 @@ impl Agent {
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        if let Err(e) = self.port.write_all(bytes) {
+        // While frozen an answer never holds the agent past the deadline.
+        let limit = match self.frozen_until {
+            Some(until) => {
+                Duration::from_nanos(until.saturating_sub(quiesce_core::linux::sys::now_ns()))
+                    .min(port::WRITE_LIMIT)
+            }
+            None => port::WRITE_LIMIT,
+        };
+        if let Err(e) = self.port.write_all(bytes, limit) {
             self.log.line(format!("answer not delivered: {e}"));
         }
     }

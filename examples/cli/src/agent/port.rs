@@ -224,8 +224,8 @@ impl Port {
         }
     }
 
-    /// Writes one answer; gives up after [`WRITE_LIMIT`] (or if the host is gone) and says so.
-    pub fn write_all(&mut self, mut data: &[u8]) -> Result<(), String> {
+    /// Writes one answer; gives up after `limit` (or if the host is gone) and says so.
+    pub fn write_all(&mut self, mut data: &[u8], limit: Duration) -> Result<(), String> {
         let fd = match self {
             Port::Device { fd, .. } => fd.as_raw_fd(),
             Port::Socket {
@@ -246,11 +246,11 @@ impl Port {
             if raw != libc::EAGAIN && raw != libc::EINTR {
                 return Err(format!("cannot write the answer: {e}"));
             }
-            let left = WRITE_LIMIT.saturating_sub(start.elapsed());
+            let left = limit.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Err(format!(
-                    "the host did not read the answer within {} s; dropped the rest",
-                    WRITE_LIMIT.as_secs()
+                    "the host did not read the answer within {} ms; dropped the rest",
+                    limit.as_millis()
                 ));
             }
             // SAFETY: fd stays open for this call; borrowed only for the poll.

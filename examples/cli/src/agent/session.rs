@@ -52,8 +52,14 @@ impl Controller for WhileFrozen<'_> {
     }
 
     fn wait(&mut self, until_ns: u64) -> Option<Signal> {
+        self.agent.frozen_until = Some(until_ns);
         loop {
             while let Some(m) = self.agent.queue.pop_front() {
+                if quiesce_core::linux::sys::now_ns() >= until_ns {
+                    // The deadline first: the rest is answered after the thaw.
+                    self.agent.queue.push_front(m);
+                    return None;
+                }
                 let Some(req) = self.agent.request(m) else {
                     continue;
                 };
@@ -190,6 +196,7 @@ impl Agent {
         let result = prepared.freeze_with(options, &mut ctl);
         let (notified, ended) = (ctl.notified, ctl.ended);
         self.frozen = false;
+        self.frozen_until = None;
         self.log.release();
         if let Some(h) = hooks.as_mut() {
             h.run_after(true);
