@@ -136,14 +136,16 @@ impl Forward {
         stop: &mut dyn FnMut() -> bool,
     ) -> Result<Option<Vec<u8>>, String> {
         // One retry: a kept connection may have been closed by a restarted qemu-ga.
-        for attempt in 0..2 {
+        let mut retried = false;
+        loop {
             self.connect(stop)?;
             if let Err(e) = self.send(request) {
                 self.conn = None;
-                if attempt == 0 {
-                    continue;
+                if retried {
+                    return Err(e);
                 }
-                return Err(e);
+                retried = true;
+                continue;
             }
             let wait = if expects_answer {
                 ANSWER_LIMIT
@@ -159,6 +161,5 @@ impl Forward {
                 }
             };
         }
-        Err("unreachable".into())
     }
 }

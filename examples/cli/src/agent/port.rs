@@ -171,11 +171,11 @@ impl Port {
 
     /// Reads what is there.
     pub fn read(&mut self, buf: &mut [u8]) -> Read {
-        let (fd, device) = match self {
-            Port::Device { fd, .. } => (fd.as_raw_fd(), true),
+        let fd = match self {
+            Port::Device { fd, .. } => fd.as_raw_fd(),
             Port::Socket {
                 client: Some(c), ..
-            } => (c.as_raw_fd(), false),
+            } => c.as_raw_fd(),
             Port::Socket { client: None, .. } => return Read::Nothing,
         };
         // SAFETY: reads at most buf.len() bytes into a valid buffer from our descriptor.
@@ -190,25 +190,17 @@ impl Port {
         if n < 0 && (e == libc::EAGAIN || e == libc::EINTR) {
             return Read::Nothing;
         }
-        // EOF, or an error (a virtio port without a host reads 0; a reset socket ECONNRESET).
-        match self {
-            Port::Device { hung_up_at, .. } => {
-                let first = hung_up_at.is_none();
-                *hung_up_at = Some(Instant::now());
-                if first && device {
-                    Read::HungUp
-                } else {
-                    Read::Nothing
-                }
-            }
-            Port::Socket { client, .. } => {
-                *client = None;
-                Read::HungUp
-            }
+        // EOF or an error: a virtio port without a host reads 0 (a pty whose master is
+        // closed EIO), a socket whose host left 0 or ECONNRESET. Said once per hang-up.
+        if self.hung_up() {
+            Read::HungUp
+        } else {
+            Read::Nothing
         }
     }
 
-    /// After `poll` said the port is ready but not readable (POLLHUP alone): rest a while.
+    /// The host is gone (POLLHUP, EOF): a port rests a while, a socket drops its client.
+    /// True the first time (for the log).
     pub fn hung_up(&mut self) -> bool {
         match self {
             Port::Device { hung_up_at, .. } => {
