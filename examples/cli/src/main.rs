@@ -4,6 +4,7 @@
 mod args;
 mod controllers;
 mod deferred_log;
+mod detach;
 mod json;
 mod output;
 mod sessions;
@@ -141,12 +142,24 @@ fn main() -> ExitCode {
                 Status::Ok
             })
         }
-        Command::Thaw { mounts } => runtime::require_cap_sys_admin("thawing", &mounts)
-            .and_then(|()| runtime::thaw_paths(&mounts))
-            .map(|(status, results)| {
-                output::thaw(status, &results, json);
-                status
-            }),
+        Command::Thaw { mounts, session } => detach::thaw::thaw(&mounts, session.as_deref(), json),
+        Command::Freeze {
+            timeout,
+            mounts,
+            detach: true,
+            tuning,
+            hooks,
+            ..
+        } => detach::freeze(
+            name,
+            &mounts,
+            detach::DetachOptions {
+                timeout,
+                tuning,
+                hooks,
+            },
+            json,
+        ),
         Command::Freeze {
             timeout,
             mounts,
@@ -154,6 +167,7 @@ fn main() -> ExitCode {
             if_frozen,
             tuning,
             hooks,
+            ..
         } => freeze(
             name,
             &mounts,
@@ -185,12 +199,24 @@ fn main() -> ExitCode {
             },
             json,
         ),
-        Command::Status => runtime::sessions().map(|list| {
-            sessions::status(&list, json);
-            Status::Ok
-        }),
+        Command::Status { clear } => {
+            let cap = if clear {
+                runtime::require_cap_sys_admin(
+                    "clearing ended sessions in",
+                    &[runtime::run_dir().into()],
+                )
+            } else {
+                Ok(())
+            };
+            cap.and_then(|()| runtime::sessions()).and_then(|list| {
+                detach::thaw::for_status(clear).map(|(found, cleared)| {
+                    sessions::status(&list, &found, &cleared, clear, json);
+                    Status::Ok
+                })
+            })
+        }
         Command::Recover => {
-            runtime::require_cap_sys_admin("recovering", &[runtime::RUN_DIR.into()])
+            runtime::require_cap_sys_admin("recovering", &[runtime::run_dir().into()])
                 .and_then(|()| runtime::recover())
                 .map(|(status, list)| {
                     sessions::recover(status, &list, json);
@@ -345,21 +371,38 @@ fn freeze(
         }
     };
     // Thawed: now the log may be written.
-    log.flush_to_stderr();
+    let (out, err) = conclude(name, &prepared, &report, &log, json);
+    for l in &err {
+        eprintln!("{l}");
+    }
+    print!("{out}");
+    Ok(report.status)
+}
+
+/// After the thaw: the report as printed on stdout, and the lines for stderr (the deferred
+/// log, the session's own notes, the headline of a failure).
+pub(crate) fn conclude(
+    name: &str,
+    prepared: &runtime::Prepared,
+    report: &Report,
+    log: &DeferredLog,
+    json: bool,
+) -> (String, Vec<String>) {
+    let mut err: Vec<String> = log.lines().map(|l| format!("quiesce: {l}")).collect();
     let dropped = format!("({} more log lines did not fit in memory)", log.dropped());
     let mut lines: Vec<&str> = log.lines().collect();
     if log.dropped() > 0 {
+        err.push(format!("quiesce: {dropped}"));
         lines.push(&dropped);
     }
     // Notes from the session itself (e.g. a FIFREEZE still stuck in the kernel).
     let session_notes = &report.notes[prepared.notes.len().min(report.notes.len())..];
     for n in session_notes {
-        eprintln!("quiesce: note: {n}");
+        err.push(format!("quiesce: note: {n}"));
         lines.push(n);
     }
     if report.status != Status::Ok {
-        eprintln!("quiesce: {}", report.message());
+        err.push(format!("quiesce: {}", report.message()));
     }
-    output::session(name, &report, &lines, json);
-    Ok(report.status)
+    (output::render_session(name, report, &lines, json), err)
 }
