@@ -18,9 +18,9 @@
 mod blocked;
 mod errno;
 mod freeze;
-mod identify;
 pub(crate) mod helpers;
 mod hooks;
+mod identify;
 mod prepare;
 mod record;
 mod recover;
@@ -31,11 +31,11 @@ pub use blocked::{blocked_tasks, BlockedTask};
 pub use errno::{errno_name, ErrnoName};
 pub use freeze::{presync_limit, Armed, FreezeOptions, GUARDIAN_GRACE, PRESYNC_LIMIT};
 pub(crate) use hooks::froze_and_thawed;
-pub use identify::{identify_mounts, NamedMount};
 pub use hooks::{
     FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
 };
+pub use identify::{identify_mounts, NamedMount};
 pub use prepare::{prepare, Prepared, Select, SkipInfo, TargetInfo};
 pub use record::{run_dir, ProcRef, RecordTarget, SessionRecord, RUN_DIR, RUN_DIR_VAR};
 pub use recover::{

@@ -20,6 +20,11 @@ use super::controller::THAW_REQUEST;
 use super::record::{DetachedRecord, Ended, SUFFIX};
 use crate::json::{array, quoted, Object};
 
+const ONE_SECOND: rustix::time::Timespec = rustix::time::Timespec {
+    tv_sec: 1,
+    tv_nsec: 0,
+};
+
 fn usage(message: String) -> Failure {
     Failure {
         status: Status::Usage,
@@ -268,9 +273,28 @@ fn acknowledge(dir: &ControlDir, r: &DetachedRecord) -> Result<Option<Ended>, Fa
     if file.write_all(THAW_REQUEST).is_err() {
         return Ok(None);
     }
-    let mut reply = String::new();
-    let _ = file.read_to_string(&mut reply);
-    Ok(Ended::parse(&reply))
+    // The reply comes after the thaw and the hooks' calls after it; wait as long as the
+    // controller lives (checked every second: a controller killed meanwhile ends the wait).
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [rustix::event::PollFd::new(
+            &file,
+            rustix::event::PollFlags::IN,
+        )];
+        let ready = rustix::event::poll(&mut fds, Some(&ONE_SECOND)).unwrap_or(0);
+        if ready == 0 {
+            if !r.controller.alive() {
+                break;
+            }
+            continue;
+        }
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    Ok(Ended::parse(&String::from_utf8_lossy(&reply)))
 }
 
 /// Prints a session's final report; returns its status.

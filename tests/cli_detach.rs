@@ -1,0 +1,798 @@
+//! Issue 16, "Two calls, one deadline": `quiesce freeze --detach` and a later, unrelated
+//! `quiesce thaw`, end to end on loop-mounted ext4 and xfs. Every test uses its own control
+//! directory ([`RunDir`], `$QUIESCE_RUN_DIR` under `/run/quiesce-test-run-*`), never the real
+//! `/run/quiesce`.
+//!
+//! Acceptance items and their tests:
+//! - two unrelated processes: `two_calls` (the first exits before the second starts; a write
+//!   blocks until the thaw; a consistent report, exit 0);
+//! - no second call: `deadline_without_second_call` (writable at the deadline; `status`
+//!   shows the ended session; a later `thaw` exits 13 and says why; collected afterwards);
+//! - kills: `caller_killed_right_after_return` (nothing changes), `controller_killed_while_frozen`
+//!   (writable at once; a later `thaw` says the controller is gone, 14);
+//! - `two_sessions_at_once` (each thawed by its own call; a second `--detach` on a held
+//!   filesystem gets 15 and leaves it frozen) and `part_of_a_session_is_refused`;
+//! - hostile control paths: `hostile_control_directory` (symlink, other owner, world-writable:
+//!   5, nothing frozen, nothing thawed) and `hostile_control_socket` (a symlink, a socket of
+//!   another owner, a socket served by someone other than the controller: 5, nothing thawed);
+//! - the Velero sequence, each hook a separate `sh -c`: `velero_hooks` and
+//!   `velero_post_hook_never_runs`;
+//! - `overlay_cannot_be_frozen` (4, with the reason) and `thaw_without_a_session_is_the_rescue`.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use quiesce_testkit::*;
+
+const EXIT: Duration = Duration::from_secs(30);
+/// The bound for "writable at once" after the controller's death (as in cli_guardian.rs).
+const AFTER_KILL: Duration = Duration::from_secs(5);
+
+/// `quiesce freeze --detach --json --timeout SECS MOUNTS...`, run to its exit.
+fn freeze_detached(run: &RunDir, mounts: &[&Path], timeout: &str) -> QuiesceOutput {
+    run.quiesce("freeze")
+        .args(["--detach", "--json", "--timeout", timeout])
+        .mounts(mounts)
+        .run(EXIT)
+}
+
+/// Freezes detached, checks the report so far, returns (session id, controller pid).
+fn frozen_session(run: &RunDir, mounts: &[&Path], timeout: &str) -> (String, u32) {
+    let out = freeze_detached(run, mounts, timeout);
+    let j = check_report(&out, "freeze", 0);
+    ensure(
+        j["detached"].as_bool() == Some(true),
+        &out,
+        "the report should say detached",
+    );
+    let id = j["session"].as_str().expect("session id").to_string();
+    let pid = j["controller_pid"].as_i64().expect("controller pid") as u32;
+    for m in mounts {
+        check_str(&out, target(&out, &j, m), "outcome", "frozen");
+    }
+    ensure(
+        run.files_of(&id).iter().any(|f| f.ends_with(".sock")),
+        &out,
+        format!("the control socket should exist: {:?}", run.files()),
+    );
+    (id, pid)
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .and_then(|i| s[i + 1..].trim_start().chars().next())
+        })
+        .is_some_and(|c| c != 'Z' && c != 'X')
+}
+
+/// Waits until `dir` takes a write, at most `limit`; how long it took.
+fn writable_within(dir: &Path, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut p = start_write_probe_nosync(dir);
+    p.wait(limit).then(|| start.elapsed())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn two_calls(kind: FsKind) {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", kind);
+    let run = RunDir::new();
+    // The first call, to its exit: its stdout closes although the session goes on.
+    let (id, controller) = frozen_session(&run, &[&fs.mount], "60");
+    assert!(alive(controller), "the controller should run on");
+    assert_frozen(&fs, &"after `freeze --detach` returned");
+    let mut write = start_write_probe(&fs.mount);
+    assert!(
+        !write.completed_within(Duration::from_secs(1)),
+        "a write completed while the detached session held the filesystem"
+    );
+    let st = run.quiesce("status").arg("--json").run(EXIT);
+    let sj = check_report(&st, "status", 0);
+    let d = sj["detached"].as_array();
+    ensure(
+        d.iter()
+            .any(|s| s["session"].as_str() == Some(&id) && s["state"].as_str() == Some("live")),
+        &st,
+        "status should list the live detached session",
+    );
+    // The second call: another process, started after the first exited.
+    let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 0);
+    check_str(&out, &j, "session", &id);
+    check_str(&out, &j, "consistency", "filesystem-consistent");
+    check_str(&out, &j, "end", "acknowledged");
+    check_str(&out, target(&out, &j, &fs.mount), "outcome", "thawed");
+    ensure(
+        j["window_us"].as_i64().is_some_and(|w| w > 0),
+        &out,
+        "a frozen window",
+    );
+    assert!(
+        write.wait(Duration::from_secs(10)),
+        "the blocked write did not complete after the thaw\n{out}"
+    );
+    assert!(
+        run.files_of(&id).is_empty(),
+        "the session's files should be collected: {:?}",
+        run.files()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(controller) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(controller), "the controller should have exited");
+    // The text form of the second call, on a new session.
+    let (_, _) = frozen_session(&run, &[&fs.mount], "60");
+    let out = run.quiesce("thaw").mount(&fs.mount).run(EXIT);
+    out.assert_code(0, "text thaw");
+    ensure(
+        out.stdout.contains("quiesce thaw: ok (0)") && out.stdout.contains("filesystem-consistent"),
+        &out,
+        "the text report",
+    );
+    assert_writable(&fs.mount, &out);
+}
+
+fn deadline_without_second_call(kind: FsKind) {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", kind);
+    let run = RunDir::new();
+    let (id, controller) = frozen_session(&run, &[&fs.mount], "2");
+    assert_frozen(&fs, &"right after `freeze --detach`");
+    // The deadline thaws (2 s after the first FIFREEZE); allow generously for a busy machine.
+    let took = writable_within(&fs.mount, Duration::from_secs(20));
+    assert!(took.is_some(), "still frozen long after the 2 s deadline");
+    // The outcome stays readable.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        let st = run.quiesce("status").arg("--json").run(EXIT);
+        let sj = check_report(&st, "status", 0);
+        let s = sj["detached"]
+            .as_array()
+            .iter()
+            .find(|s| s["session"].as_str() == Some(&id))
+            .cloned();
+        match s {
+            Some(s) if s["state"].as_str() == Some("ended") => break s,
+            _ if Instant::now() > deadline => panic!("status never showed the ended session\n{st}"),
+            _ => thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    assert_eq!(ended["status"].as_i64(), Some(13), "{ended}");
+    assert!(!alive(controller), "the controller should have exited");
+    let text = run.quiesce("status").run(EXIT);
+    ensure(
+        text.stdout
+            .contains(&format!("detached session {id}: ended: timeout (13)")),
+        &text,
+        "plain status should show the ended session",
+    );
+    // The late post hook.
+    let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 13);
+    check_str(&out, &j, "consistency", "not-consistent");
+    check_str(&out, &j, "end", "deadline");
+    ensure(
+        j["ended_before_thaw"].as_bool() == Some(true),
+        &out,
+        "it should say the session ended before this thaw",
+    );
+    ensure(
+        out.stderr
+            .contains("had ended before this `quiesce thaw` came")
+            && out.stderr.contains("deadline")
+            && out.stderr.contains("not to be trusted"),
+        &out,
+        "stderr should say why",
+    );
+    assert!(run.files_of(&id).is_empty(), "collected: {:?}", run.files());
+    // Collected: the next thaw is the rescue (not frozen: fine).
+    let again = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&again, "thaw", 0);
+    ensure(j["rescue"].as_bool() == Some(true), &again, "a rescue thaw");
+    check_str(
+        &again,
+        target(&again, &j, &fs.mount),
+        "outcome",
+        "not-frozen",
+    );
+}
+
+fn controller_killed_while_frozen(kind: FsKind) {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", kind);
+    let run = RunDir::new();
+    let (id, controller) = frozen_session(&run, &[&fs.mount], "120");
+    assert_frozen(&fs, &"before the kill");
+    send_signal(controller, libc::SIGKILL).expect("SIGKILL the controller");
+    let took = writable_within(&fs.mount, AFTER_KILL);
+    assert!(
+        took.is_some(),
+        "not writable within {AFTER_KILL:?} of the controller's SIGKILL"
+    );
+    eprintln!(
+        "writable {:?} after the controller's SIGKILL",
+        took.unwrap()
+    );
+    let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 14);
+    check_str(&out, &j, "consistency", "not-consistent");
+    check_str(&out, &j, "end", "controller-gone");
+    ensure(
+        out.stderr.contains("is gone") && out.stderr.contains("not to be trusted"),
+        &out,
+        "it should say the controller is gone",
+    );
+    assert!(run.files_of(&id).is_empty(), "collected: {:?}", run.files());
+}
+
+per_kind!(
+    two_calls,
+    deadline_without_second_call,
+    controller_killed_while_frozen,
+    velero_hooks,
+    velero_post_hook_never_runs
+);
+
+#[test]
+fn caller_killed_right_after_return() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
+    let run = RunDir::new();
+    guard(&fs.mount);
+    // The caller: a shell that runs the first call, prints its id, and lives on; killed (its
+    // whole process group) as soon as the id is out.
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg(format!(
+            "{} {} freeze --detach --timeout 60 {}; echo rc=$?; exec sleep 60",
+            run.assignment(),
+            quiesce_bin().display(),
+            fs.mount.display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setpgid in the child before exec, a plain syscall.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        sh.pre_exec(|| {
+            libc::setpgid(0, 0);
+            Ok(())
+        });
+    }
+    let mut child = ChildGuard::new(sh.spawn().expect("sh"));
+    let stdout = child.child().stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    let id = rx.recv_timeout(EXIT).expect("the session id");
+    let rc = rx.recv_timeout(EXIT).expect("rc line");
+    assert_eq!(rc, "rc=0", "freeze --detach failed");
+    // SAFETY: kill of the caller's process group (negative pid), which it leads.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait_timeout(Duration::from_secs(5));
+    thread::sleep(Duration::from_millis(500));
+    assert_frozen(&fs, &"the caller's death must change nothing");
+    let out = run
+        .quiesce("thaw")
+        .arg("--json")
+        .args(["--session", &id])
+        .run(EXIT);
+    let j = check_report(&out, "thaw", 0);
+    check_str(&out, &j, "consistency", "filesystem-consistent");
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn two_sessions_at_once() {
+    require_root();
+    let scratch = Scratch::new();
+    let a = TestFs::new(&scratch, "a", FsKind::Ext4);
+    let b = TestFs::new(&scratch, "b", FsKind::Xfs);
+    let run = RunDir::new();
+    let (ida, _) = frozen_session(&run, &[&a.mount], "60");
+    let (idb, _) = frozen_session(&run, &[&b.mount], "60");
+    assert_ne!(ida, idb);
+    // A second detached freeze of a held filesystem: frozen by another holder, theirs kept.
+    let out = freeze_detached(&run, &[&a.mount], "60");
+    let j = check_report(&out, "freeze", 15);
+    check_nothing_frozen_in_report(&out, &j);
+    let files: Vec<String> = run
+        .files()
+        .into_iter()
+        .filter(|f| !f.starts_with(&ida) && !f.starts_with(&idb))
+        .collect();
+    assert!(files.is_empty(), "the failed session left files: {files:?}");
+    assert_frozen(&a, &out);
+    // Each thawed by its own call, in either order.
+    let out = run.quiesce("thaw").arg("--json").mount(&b.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 0);
+    check_str(&out, &j, "session", &idb);
+    assert_writable(&b.mount, &out);
+    assert_frozen(&a, &"thawing b must leave a's session alone");
+    let out = run
+        .quiesce("thaw")
+        .arg("--json")
+        .args(["--session", &ida])
+        .run(EXIT);
+    let j = check_report(&out, "thaw", 0);
+    check_str(&out, &j, "session", &ida);
+    check_str(&out, &j, "consistency", "filesystem-consistent");
+    assert_writable(&a.mount, &out);
+}
+
+#[test]
+fn part_of_a_session_is_refused() {
+    require_root();
+    let scratch = Scratch::new();
+    let a = TestFs::new(&scratch, "a", FsKind::Ext4);
+    let b = TestFs::new(&scratch, "b", FsKind::Xfs);
+    let c = TestFs::new(&scratch, "c", FsKind::Ext4);
+    let run = RunDir::new();
+    let (id, _) = frozen_session(&run, &[&a.mount, &b.mount], "60");
+    let out = run.quiesce("thaw").arg("--json").mount(&a.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 2);
+    let err = j["error"].as_str().unwrap_or("");
+    ensure(
+        err.contains(&abs(&b.mount)) && err.contains(&id) && err.contains("nothing was thawed"),
+        &out,
+        "the refusal should name the other filesystem and the session",
+    );
+    assert_frozen(&a, &out);
+    assert_frozen(&b, &out);
+    // A mix of a session's filesystems and one no session holds: refused too.
+    let out = run
+        .quiesce("thaw")
+        .mounts(&[&a.mount, &b.mount, &c.mount])
+        .run(EXIT);
+    out.assert_code(2, "a mix of a session and a free filesystem");
+    assert_frozen(&a, &out);
+    let out = run
+        .quiesce("thaw")
+        .arg("--json")
+        .mounts(&[&b.mount, &a.mount])
+        .run(EXIT);
+    let j = check_report(&out, "thaw", 0);
+    check_str(&out, &j, "consistency", "filesystem-consistent");
+    assert_writable(&a.mount, &out);
+    assert_writable(&b.mount, &out);
+}
+
+#[test]
+fn hostile_control_directory() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
+    let run = RunDir::new();
+    let root = &run.root;
+    let real = root.join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&real, root.join("link")).unwrap();
+    let other = root.join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&other, Some(65534), Some(65534)).unwrap();
+    let open = root.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for (dir, word) in [
+        (root.join("link"), "symbolic link"),
+        (root.join("link/sub"), "symbolic link"),
+        (other.clone(), "uid 65534"),
+        (other.join("sub"), "uid 65534"),
+        (open.clone(), "writable by everyone"),
+    ] {
+        let out = Quiesce::sub("freeze")
+            .env("QUIESCE_RUN_DIR", &dir)
+            .args(["--detach", "--json", "--timeout", "30"])
+            .mount(&fs.mount)
+            .run(EXIT);
+        let j = check_report(&out, "freeze", 5);
+        ensure(
+            j["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(word) && e.contains("not safe")),
+            &out,
+            format!("the refusal should say {word:?}"),
+        );
+        assert_writable(&fs.mount, &out);
+        // The second call refuses too, and thaws nothing.
+        fs.fsfreeze();
+        let out = Quiesce::sub("thaw")
+            .env("QUIESCE_RUN_DIR", &dir)
+            .arg("--json")
+            .mount(&fs.mount)
+            .run(EXIT);
+        check_report(&out, "thaw", 5);
+        assert_frozen(&fs, &out);
+        fs.fsthaw();
+    }
+    for d in [&real, &other, &open] {
+        let n = std::fs::read_dir(d).unwrap().count();
+        assert_eq!(n, 0, "{} should be untouched", d.display());
+    }
+    let m = std::fs::metadata(&other).unwrap();
+    assert_eq!(m.uid(), 65534);
+}
+
+/// A fake session record of `controller` (a live process of ours), holding `fs`.
+fn plant_record(dir: &Path, id: &str, controller: u32, start: u64, fs: &TestFs) {
+    let text = format!(
+        "quiesce-detached 1\ncontroller {controller} {start}\ntimeout_ms 60000\nstarted_unix_ms 0\ntarget {}:{} {}\n",
+        fs.dev.0,
+        fs.dev.1,
+        abs(&fs.mount)
+    );
+    std::fs::write(dir.join(format!("{id}.detached")), text).unwrap();
+}
+
+fn start_time(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let i = s.rfind(')').unwrap();
+    s[i + 1..]
+        .split_ascii_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn hostile_control_socket() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
+    let run = RunDir::new();
+    std::fs::create_dir(run.dir()).unwrap();
+    std::fs::set_permissions(run.dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A live process of ours stands in for the recorded controller.
+    let mut sleeper = ChildGuard::new(Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = sleeper.id();
+    let start = start_time(pid);
+    let id = format!("{pid}-{start}");
+    plant_record(run.dir(), &id, pid, start, &fs);
+    let sock = run.dir().join(format!("{id}.sock"));
+    // A listener of the test's own: served by someone other than the controller.
+    let elsewhere = run.root.join("elsewhere.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&elsewhere).unwrap();
+    fs.fsfreeze();
+    type Plant<'a> = Box<dyn Fn() + 'a>;
+    let cases: [(&str, Plant); 3] = [
+        (
+            "symbolic link",
+            Box::new(|| std::os::unix::fs::symlink(&elsewhere, &sock).unwrap()),
+        ),
+        (
+            "uid 65534",
+            Box::new(|| {
+                let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+                std::mem::forget(l);
+                std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+                std::os::unix::fs::chown(&sock, Some(65534), None).unwrap();
+            }),
+        ),
+        (
+            "not by the session's controller",
+            Box::new(|| {
+                let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+                std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+                std::mem::forget(l);
+            }),
+        ),
+    ];
+    for (word, plant) in cases.iter() {
+        let _ = std::fs::remove_file(&sock);
+        plant();
+        let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+        let j = check_report(&out, "thaw", 5);
+        ensure(
+            j["error"].as_str().is_some_and(|e| e.contains(word)),
+            &out,
+            format!("the refusal should say {word:?}"),
+        );
+        assert_frozen(&fs, &out);
+        assert!(
+            run.dir().join(format!("{id}.detached")).exists(),
+            "a refused thaw collects nothing"
+        );
+    }
+    fs.fsthaw();
+    let _ = sleeper.child().kill();
+    let _ = sleeper.wait_timeout(Duration::from_secs(5));
+}
+
+#[test]
+fn thaw_without_a_session_is_the_rescue() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Xfs);
+    let run = RunDir::new();
+    fs.fsfreeze();
+    let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 0);
+    ensure(j["rescue"].as_bool() == Some(true), &out, "rescue: true");
+    check_str(&out, target(&out, &j, &fs.mount), "outcome", "thawed");
+    ensure(
+        out.stderr.contains("no detached session holds") && out.stderr.contains("rescue"),
+        &out,
+        "it should say it is the rescue thaw",
+    );
+    assert_writable(&fs.mount, &out);
+}
+
+#[test]
+fn overlay_cannot_be_frozen() {
+    require_root();
+    let scratch = Scratch::new();
+    let ov = overlay(&scratch, "ov");
+    let run = RunDir::new();
+    let out = freeze_detached(&run, &[&ov.path], "600");
+    let j = check_report(&out, "freeze", 4);
+    ensure(
+        j["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be frozen") && e.contains("overlayfs")),
+        &out,
+        "the refusal should say overlayfs cannot be frozen",
+    );
+    let text = run
+        .quiesce("freeze")
+        .args(["--detach", "--timeout", "600"])
+        .mount(&ov.path)
+        .run(EXIT);
+    text.assert_code(4, "text");
+    ensure(
+        text.stderr
+            .contains("cannot be frozen: overlayfs cannot be frozen"),
+        &text,
+        "stderr names the reason",
+    );
+    assert!(
+        run.files().is_empty(),
+        "nothing left behind: {:?}",
+        run.files()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Velero: each hook is a separate `sh -c` exec, as Velero runs pod annotations' commands.
+
+fn hook(run: &RunDir, cmd: &str) -> std::process::Output {
+    run_timeout(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("{} {}", run.assignment(), cmd)),
+        EXIT,
+    )
+    .unwrap_or_else(|e| panic!("sh -c {cmd}: {e}"))
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The snapshot step: a copy of the image while frozen; for ext4, the copy is clean.
+fn snapshot(run: &RunDir, fs: &TestFs, scratch: &Scratch) {
+    let copy = scratch.path("snapshot.img");
+    let o = hook(
+        run,
+        &format!(
+            "cp --sparse=always {} {}",
+            fs.image.display(),
+            copy.display()
+        ),
+    );
+    assert!(o.status.success(), "snapshot: {}", text(&o));
+    if fs.kind == FsKind::Ext4 {
+        let o = run_timeout(Command::new("e2fsck").args(["-fn"]).arg(&copy), EXIT).unwrap();
+        assert!(
+            o.status.success(),
+            "the copy taken while frozen should be clean: {}",
+            text(&o)
+        );
+        let o = run_timeout(Command::new("dumpe2fs").arg("-h").arg(&copy), EXIT).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("needs_recovery"),
+            "the copy should need no journal recovery"
+        );
+    }
+}
+
+fn velero_hooks(kind: FsKind) {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", kind);
+    let run = RunDir::new();
+    guard(&fs.mount);
+    std::fs::write(fs.path("before"), b"written before the backup").unwrap();
+    let bin = quiesce_bin();
+    let data = fs.mount.display().to_string();
+    // pre.hook.backup.velero.io/command: quiesce freeze --detach --timeout 600 /data
+    let pre = hook(
+        &run,
+        &format!("{} freeze --detach --timeout 600 {data}", bin.display()),
+    );
+    assert!(pre.status.success(), "pre hook: {}", text(&pre));
+    let id = String::from_utf8_lossy(&pre.stdout).trim().to_string();
+    assert!(
+        run.files_of(&id).iter().any(|f| f.ends_with(".sock")),
+        "the pre hook prints the session id ({id:?}): {}",
+        text(&pre)
+    );
+    assert_frozen(&fs, &text(&pre));
+    let mut write = start_write_probe(&fs.mount);
+    snapshot(&run, &fs, &scratch);
+    assert!(!write.is_done(), "a write completed during the snapshot");
+    // post.hook.backup.velero.io/command: quiesce thaw /data
+    let post = hook(&run, &format!("{} thaw {data}", bin.display()));
+    assert_eq!(post.status.code(), Some(0), "post hook: {}", text(&post));
+    let out = String::from_utf8_lossy(&post.stdout);
+    assert!(
+        out.contains("filesystem-consistent") && out.contains("thawed"),
+        "the post hook prints the final report: {}",
+        text(&post)
+    );
+    assert!(
+        write.wait(Duration::from_secs(10)),
+        "the write after the thaw"
+    );
+    assert!(run.files().iter().all(|f| !f.starts_with(&id)));
+}
+
+fn velero_post_hook_never_runs(kind: FsKind) {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", kind);
+    let run = RunDir::new();
+    guard(&fs.mount);
+    let bin = quiesce_bin();
+    let data = fs.mount.display().to_string();
+    let pre = hook(
+        &run,
+        &format!("{} freeze --detach --timeout 3 {data}", bin.display()),
+    );
+    assert!(pre.status.success(), "pre hook: {}", text(&pre));
+    snapshot(&run, &fs, &scratch);
+    // The backup worker died: no post hook. The deadline thaws.
+    assert!(
+        writable_within(&fs.mount, Duration::from_secs(20)).is_some(),
+        "still frozen long after the deadline"
+    );
+    // A post hook that runs late learns that its snapshot is not to be trusted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let late = loop {
+        let late = hook(&run, &format!("{} thaw {data}", bin.display()));
+        // Until the controller has written the outcome, the session is still live; the
+        // thaw then acknowledges a session whose deadline passed: 13 either way.
+        if late.status.code() == Some(13) || Instant::now() > deadline {
+            break late;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        late.status.code(),
+        Some(13),
+        "late post hook: {}",
+        text(&late)
+    );
+    let err = String::from_utf8_lossy(&late.stderr);
+    assert!(
+        err.contains("not to be trusted") && err.contains("deadline"),
+        "it should say why: {}",
+        text(&late)
+    );
+}
+
+/// `quiesce recover` with a detached session whose controller and guardian were both killed
+/// (stopped first, so neither thaws): it thaws, and the session's late `thaw` says the
+/// controller is gone (14).
+#[test]
+fn recover_after_controller_and_guardian_die() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
+    let run = RunDir::new();
+    let (id, controller) = frozen_session(&run, &[&fs.mount], "120");
+    let st = run.quiesce("status").arg("--json").run(EXIT);
+    let sj = check_report(&st, "status", 0);
+    let session = sj["sessions"]
+        .as_array()
+        .iter()
+        .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(controller)))
+        .cloned()
+        .unwrap_or_else(|| panic!("status should list the session's record\n{st}"));
+    assert_eq!(session["detached"].as_bool(), Some(true), "{session}");
+    let guardian = session["guardian"]["pid"].as_i64().expect("guardian") as u32;
+    for pid in [controller, guardian] {
+        send_signal(pid, libc::SIGSTOP).expect("SIGSTOP");
+    }
+    for pid in [controller, guardian] {
+        send_signal(pid, libc::SIGKILL).expect("SIGKILL");
+    }
+    let deadline = Instant::now() + AFTER_KILL;
+    let mut state = String::new();
+    while Instant::now() < deadline {
+        let st = run.quiesce("status").arg("--json").run(EXIT);
+        let sj = check_report(&st, "status", 0);
+        state = sj["sessions"]
+            .as_array()
+            .iter()
+            .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(controller)))
+            .and_then(|s| s["state"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        if state == "orphaned" {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(state, "orphaned");
+    assert_frozen(&fs, &"nobody is left to thaw it");
+    let rec = run.quiesce("recover").arg("--json").run(EXIT);
+    let j = check_report(&rec, "recover", 0);
+    let outcomes: Vec<&str> = j["sessions"]
+        .as_array()
+        .iter()
+        .flat_map(|s| s["outcomes"].as_array().iter())
+        .filter_map(|t| t["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes, ["thawed"], "{rec}");
+    assert_writable(&fs.mount, &rec);
+    // The detached record outlives the recovery, for the post hook.
+    let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 14);
+    check_str(&out, &j, "session", &id);
+    assert!(
+        run.files().is_empty(),
+        "everything collected: {:?}",
+        run.files()
+    );
+}
+
+/// `quiesce status --clear` collects ended detached sessions and leaves live ones.
+#[test]
+fn status_clear_collects_only_ended_sessions() {
+    require_root();
+    let scratch = Scratch::new();
+    let a = TestFs::new(&scratch, "a", FsKind::Ext4);
+    let b = TestFs::new(&scratch, "b", FsKind::Xfs);
+    let run = RunDir::new();
+    let (ended, ended_pid) = frozen_session(&run, &[&a.mount], "1");
+    let (live, _) = frozen_session(&run, &[&b.mount], "60");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(ended_pid) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!alive(ended_pid), "the 1 s session should have ended");
+    let out = run.quiesce("status").args(["--clear", "--json"]).run(EXIT);
+    let j = check_report(&out, "status", 0);
+    assert_eq!(j["cleared"].str_array(), [ended.as_str()], "{out}");
+    assert!(run.files_of(&ended).is_empty());
+    assert!(!run.files_of(&live).is_empty(), "the live session is kept");
+    assert_frozen(&b, &out);
+    let out = run.quiesce("thaw").arg("--json").mount(&b.mount).run(EXIT);
+    check_report(&out, "thaw", 0);
+}
