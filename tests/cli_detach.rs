@@ -622,6 +622,42 @@ fn snapshot(run: &RunDir, fs: &TestFs, scratch: &Scratch) {
     }
 }
 
+/// The command of a hook annotation in examples/velero/pod.yaml (`pre` or `post`), as Velero
+/// runs it: a JSON array, `/quiesce` replaced by the binary under test, `/data` by `data`, and
+/// `--timeout`'s value by `timeout` if given.
+fn annotation(phase: &str, data: &Path, timeout: Option<&str>) -> Vec<String> {
+    let pod = std::fs::read_to_string(repo_root().join("examples/velero/pod.yaml"))
+        .expect("examples/velero/pod.yaml");
+    let key = format!("{phase}.hook.backup.velero.io/command:");
+    let line = pod
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&key))
+        .unwrap_or_else(|| panic!("no {key} in pod.yaml"));
+    let array = line.trim().trim_matches('\'');
+    let j = Json::parse(array).unwrap_or_else(|e| panic!("{key} is not a JSON array: {e}"));
+    let mut argv: Vec<String> = j.str_array().iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        argv.first().map(String::as_str),
+        Some("/quiesce"),
+        "{argv:?}"
+    );
+    argv[0] = quiesce_bin().display().to_string();
+    for a in argv.iter_mut() {
+        if a == "/data" {
+            *a = data.display().to_string();
+        }
+    }
+    if let Some(t) = timeout {
+        let i = argv
+            .iter()
+            .position(|a| a == "--timeout")
+            .expect("--timeout")
+            + 1;
+        argv[i] = t.to_string();
+    }
+    argv
+}
+
 fn velero_hooks(kind: FsKind) {
     require_root();
     let scratch = Scratch::new();
@@ -629,13 +665,8 @@ fn velero_hooks(kind: FsKind) {
     let run = RunDir::new();
     guard(&fs.mount);
     std::fs::write(fs.path("before"), b"written before the backup").unwrap();
-    let bin = quiesce_bin();
-    let data = fs.mount.display().to_string();
-    // pre.hook.backup.velero.io/command: quiesce freeze --detach --timeout 600 /data
-    let pre = hook(
-        &run,
-        &format!("{} freeze --detach --timeout 600 {data}", bin.display()),
-    );
+    // pre.hook.backup.velero.io/command, one `sh -c` exec.
+    let pre = hook(&run, &annotation("pre", &fs.mount, None).join(" "));
     assert!(pre.status.success(), "pre hook: {}", text(&pre));
     let id = String::from_utf8_lossy(&pre.stdout).trim().to_string();
     assert!(
@@ -647,8 +678,8 @@ fn velero_hooks(kind: FsKind) {
     let mut write = start_write_probe(&fs.mount);
     snapshot(&run, &fs, &scratch);
     assert!(!write.is_done(), "a write completed during the snapshot");
-    // post.hook.backup.velero.io/command: quiesce thaw /data
-    let post = hook(&run, &format!("{} thaw {data}", bin.display()));
+    // post.hook.backup.velero.io/command, another exec.
+    let post = hook(&run, &annotation("post", &fs.mount, None).join(" "));
     assert_eq!(post.status.code(), Some(0), "post hook: {}", text(&post));
     let out = String::from_utf8_lossy(&post.stdout);
     assert!(
@@ -663,18 +694,38 @@ fn velero_hooks(kind: FsKind) {
     assert!(run.files().iter().all(|f| !f.starts_with(&id)));
 }
 
+/// Velero runs hook commands without a shell: the annotations' argv, exec'd directly.
+#[test]
+fn velero_annotations_exec_without_a_shell() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
+    let run = RunDir::new();
+    guard(&fs.mount);
+    let exec = |argv: &[String]| {
+        run_timeout(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("QUIESCE_RUN_DIR", run.dir()),
+            EXIT,
+        )
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    };
+    let pre = exec(&annotation("pre", &fs.mount, None));
+    assert!(pre.status.success(), "pre hook: {}", text(&pre));
+    assert_frozen(&fs, &text(&pre));
+    let post = exec(&annotation("post", &fs.mount, None));
+    assert_eq!(post.status.code(), Some(0), "post hook: {}", text(&post));
+    assert_writable(&fs.mount, &text(&post));
+}
+
 fn velero_post_hook_never_runs(kind: FsKind) {
     require_root();
     let scratch = Scratch::new();
     let fs = TestFs::new(&scratch, "data", kind);
     let run = RunDir::new();
     guard(&fs.mount);
-    let bin = quiesce_bin();
-    let data = fs.mount.display().to_string();
-    let pre = hook(
-        &run,
-        &format!("{} freeze --detach --timeout 3 {data}", bin.display()),
-    );
+    let pre = hook(&run, &annotation("pre", &fs.mount, Some("3")).join(" "));
     assert!(pre.status.success(), "pre hook: {}", text(&pre));
     snapshot(&run, &fs, &scratch);
     // The backup worker died: no post hook. The deadline thaws.
@@ -685,7 +736,7 @@ fn velero_post_hook_never_runs(kind: FsKind) {
     // A post hook that runs late learns that its snapshot is not to be trusted.
     let deadline = Instant::now() + Duration::from_secs(10);
     let late = loop {
-        let late = hook(&run, &format!("{} thaw {data}", bin.display()));
+        let late = hook(&run, &annotation("post", &fs.mount, None).join(" "));
         // Until the controller has written the outcome, the session is still live; the
         // thaw then acknowledges a session whose deadline passed: 13 either way.
         if late.status.code() == Some(13) || Instant::now() > deadline {
