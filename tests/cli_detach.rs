@@ -847,3 +847,91 @@ fn status_clear_collects_only_ended_sessions() {
     let out = run.quiesce("thaw").arg("--json").mount(&b.mount).run(EXIT);
     check_report(&out, "thaw", 0);
 }
+
+/// SIGTERM to the detached controller while frozen: it thaws (not consistent), and the later
+/// `thaw` reports `interrupted` (18).
+#[test]
+fn sigterm_to_the_controller_thaws() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Xfs);
+    let run = RunDir::new();
+    let (id, controller) = frozen_session(&run, &[&fs.mount], "120");
+    send_signal(controller, libc::SIGTERM).expect("SIGTERM");
+    assert!(
+        writable_within(&fs.mount, AFTER_KILL).is_some(),
+        "SIGTERM should thaw at once"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(controller) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = run
+        .quiesce("thaw")
+        .arg("--json")
+        .args(["--session", &id])
+        .run(EXIT);
+    let j = check_report(&out, "thaw", 18);
+    check_str(&out, &j, "end", "interrupted");
+    check_str(&out, &j, "consistency", "not-consistent");
+}
+
+/// Hooks run in the controller; and a first call killed before everything is frozen (here,
+/// while the pre script runs) never prints an id: the controller's "frozen" finds nobody, so
+/// it thaws at once (not acknowledged, 14), and the hooks get their after-call.
+#[test]
+fn first_call_killed_before_frozen_thaws_at_once() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
+    let run = RunDir::new();
+    let hooks = HookDir::new();
+    let pre = hooks.outside("pre", &hooks.log_line("pre", "sleep 2"));
+    let post = hooks.outside("post", &hooks.log_line("post", "exit 0"));
+    let mut q = run
+        .quiesce("freeze")
+        .args(["--detach", "--json", "--timeout", "120"])
+        .arg(format!("--pre-script={}", pre.display()))
+        .arg(format!("--post-script={}", post.display()))
+        .mount(&fs.mount)
+        .no_stdin()
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !hooks.calls().iter().any(|c| c == "pre freeze") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        hooks.calls(),
+        ["pre freeze"],
+        "the pre script should be running"
+    );
+    q.signal(libc::SIGKILL);
+    let out = q.wait(EXIT);
+    assert_eq!(out.code, None, "killed: {out}");
+    // The controller goes on: freezes, finds the first call gone, thaws, records the end.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        let st = run.quiesce("status").arg("--json").run(EXIT);
+        let sj = check_report(&st, "status", 0);
+        let e = sj["detached"]
+            .as_array()
+            .iter()
+            .find(|s| s["state"].as_str() == Some("ended"))
+            .cloned();
+        match e {
+            Some(e) => break e,
+            None if Instant::now() > deadline => panic!("no ended session\n{st}"),
+            None => thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    assert_eq!(ended["status"].as_i64(), Some(14), "{ended}");
+    assert_writable(&fs.mount, &ended);
+    assert_eq!(
+        hooks.calls(),
+        ["pre freeze", "post thaw"],
+        "the post script's after-call"
+    );
+    let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 14);
+    check_str(&out, &j, "end", "controller-gone");
+}

@@ -29,9 +29,10 @@ Usage:
   quiesce plan   [--json] [--exclude MOUNT]... [MOUNT...]
   quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] MOUNT... -- CMD [ARG...]
   quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] [--stdin] MOUNT...
+  quiesce freeze --detach --timeout SECS [--json] [SPEED] [HOOKS] MOUNT...
   quiesce TIMEOUT MOUNT...        (the fsfreezer / safefreeze form of `freeze`)
-  quiesce thaw   [--json] MOUNT...
-  quiesce status [--json]
+  quiesce thaw   [--json] MOUNT...   |   quiesce thaw [--json] --session ID
+  quiesce status [--json] [--clear]
   quiesce recover [--json]
 
 Commands:
@@ -44,10 +45,17 @@ Commands:
            (from no one else), on the parent's exit (not acknowledged) or at the deadline.
            --stdin: print `frozen` on stdout instead; a line `thaw` on stdin acknowledges,
            end of input does not.
-  thaw     the rescue: thaw the named filesystems (one that is not frozen is reported, and
-           is not an error).
+           --detach: return (exit 0, printing the session id) once everything is frozen;
+           a detached controller holds the session, with its guardian, until a later
+           `quiesce thaw` acknowledges, or the deadline (counted from the first freeze).
+  thaw     on the filesystems of a detached session (all of them) or --session ID:
+           acknowledge, thaw through the session, print its final report, exit with its
+           status (13 if the deadline had thawed it already: not to be trusted).
+           On other filesystems, the rescue: thaw them (one that is not frozen is reported,
+           and is not an error).
   status   list the sessions in progress (records in /run/quiesce): their processes, targets
-           and deadline.
+           and deadline; and detached sessions, live or ended (until collected by `thaw` or
+           --clear).
   recover  thaw what sessions left frozen whose controller and guardian are both gone (each
            mount point must still hold the recorded device), and remove their records.
 
@@ -59,6 +67,8 @@ Options:
                    a filesystem already frozen by another holder: fail (the default: exit 15,
                    their freeze left alone) or skip it (the snapshot does not cover it)
   --exclude MOUNT  (plan) leave this filesystem out
+  --session ID     (thaw) the detached session, as `freeze --detach` printed it
+  --clear          (status) remove the records of ended detached sessions
 
 Speed (run, freeze); both are on by default:
   --no-presync     do not syncfs every target right before the first freeze. Pre-sync
@@ -91,6 +101,9 @@ named. Needs CAP_SYS_ADMIN (root) to freeze or thaw. SIGTERM, SIGINT or SIGHUP w
 thaws and exits 18. Log lines produced while frozen are written to stderr after the thaw.
 A guardian process thaws everything if quiesce is killed (SIGKILL included), and a FIFREEZE
 stuck in the kernel cannot hold up the deadline: it is thawed as soon as it returns.
+
+The control directory of detached sessions (/run/quiesce, or $QUIESCE_RUN_DIR) must be
+root's and not writable by others, with no symbolic link on the way (else exit 5).
 
 Exit codes: 0 ok (file- or application-consistent: see the report), 2 usage, 3 bad target,
 4 not freezable, 5 permission, 6 plan refused, 7 hook refused, 11 freeze failed,
