@@ -15,9 +15,14 @@
 //! - hostile control paths: `hostile_control_directory` (symlink, other owner, world-writable:
 //!   5, nothing frozen, nothing thawed) and `hostile_control_socket` (a symlink, a socket of
 //!   another owner, a socket served by someone other than the controller: 5, nothing thawed);
+//!   root only: `only_root_may_thaw` (a process of uid 65534 cannot reach the socket, and with
+//!   the way opened by hand the controller still refuses it);
 //! - the Velero sequence, each hook a separate `sh -c`: `velero_hooks` and
 //!   `velero_post_hook_never_runs`;
-//! - `overlay_cannot_be_frozen` (4, with the reason) and `thaw_without_a_session_is_the_rescue`.
+//! - `overlay_cannot_be_frozen` (4, with the reason) and `thaw_without_a_session_is_the_rescue`;
+//! - also: `recover_after_controller_and_guardian_die`, `status_clear_collects_only_ended_sessions`,
+//!   `sigterm_to_the_controller_thaws` (18), `first_call_killed_before_frozen_thaws_at_once`
+//!   (14; hooks run in the controller), `velero_annotations_exec_without_a_shell`.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -934,4 +939,63 @@ fn first_call_killed_before_frozen_thaws_at_once() {
     let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
     let j = check_report(&out, "thaw", 14);
     check_str(&out, &j, "end", "controller-gone");
+}
+
+/// Root only, three layers: the control directory (0700) and the socket (0600) keep others
+/// out; with both opened up by hand, the controller still refuses a peer that is not root
+/// (SO_PEERCRED), and `thaw` refuses a socket that others may use.
+#[test]
+fn only_root_may_thaw() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
+    let run = RunDir::new();
+    let (id, _) = frozen_session(&run, &[&fs.mount], "120");
+    let sock = run.dir().join(format!("{id}.sock"));
+    let nobody_thaws = || {
+        let script = format!(
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n  s.connect({:?})\nexcept OSError as e:\n  print('refused', e.errno); sys.exit(3)\ntry:\n  s.sendall(b'thaw\\n'); n = len(s.recv(65536))\nexcept OSError as e:\n  n = 0\nprint('reply', n)\n",
+            sock.display().to_string()
+        );
+        let mut cmd = Command::new("/usr/bin/python3");
+        std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+        std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+        let o = run_timeout(cmd.args(["-c", &script]), EXIT).expect("python3 as nobody");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let said = nobody_thaws();
+    assert!(said.starts_with("refused 13"), "EACCES expected: {said}");
+    assert_frozen(&fs, &said);
+    // Open the way by hand: the directories traversable, the socket writable by all.
+    for (p, mode) in [(&run.root, 0o755), (&run.path, 0o711), (&sock, 0o666)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let said = nobody_thaws();
+    assert!(
+        said.starts_with("reply 0"),
+        "the controller should close the connection without a reply: {said}"
+    );
+    assert_frozen(&fs, &"a peer that is not root must not thaw");
+    let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 5);
+    ensure(
+        j["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("lets others in")),
+        &out,
+        "thaw should refuse a socket others may use",
+    );
+    assert_frozen(&fs, &out);
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 0);
+    ensure(
+        j["log"]
+            .str_array()
+            .iter()
+            .any(|l| l.contains("refused a connection on the control socket from uid 65534")),
+        &out,
+        "the refusal should be in the session's log",
+    );
+    assert_writable(&fs.mount, &out);
 }

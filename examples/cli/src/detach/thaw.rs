@@ -215,13 +215,27 @@ fn act(dir: &ControlDir, f: Found, json: bool) -> Result<Status, Failure> {
             collect(dir, r);
             return Ok(status);
         }
-        // No answer: it may have ended just now (the deadline); its record says.
-        if let Ok(Some(text)) = dir.read(&r.file_name()) {
-            if let Some(e) = DetachedRecord::parse(&r.id, &text).and_then(|n| n.ended) {
-                let status = print_ended(r, &e, true, json);
-                collect(dir, r);
-                return Ok(status);
+        // No answer: it may have ended just now (the deadline), or another `thaw` got there
+        // first; its record says.
+        match dir.read(&r.file_name()) {
+            Ok(Some(text)) => {
+                if let Some(e) = DetachedRecord::parse(&r.id, &text).and_then(|n| n.ended) {
+                    let status = print_ended(r, &e, true, json);
+                    collect(dir, r);
+                    return Ok(status);
+                }
             }
+            Ok(None) => {
+                return Err(Failure {
+                    status: Status::BadTarget,
+                    message: format!(
+                        "detached session {} was acknowledged, reported and collected by another `quiesce thaw` meanwhile; this call did nothing",
+                        r.id
+                    ),
+                    errno: 0,
+                })
+            }
+            Err(_) => {}
         }
     }
     Ok(gone(dir, r, json))
