@@ -999,3 +999,46 @@ fn only_root_may_thaw() {
     );
     assert_writable(&fs.mount, &out);
 }
+
+/// The first call writes its id (stdout) and a line (stderr) while frozen: stderr on the
+/// frozen filesystem costs only that line (the call returns at once, not at the deadline);
+/// stdout there is refused before anything is frozen.
+#[test]
+fn own_output_on_the_frozen_filesystem() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
+    let run = RunDir::new();
+    guard(&fs.mount);
+    let q = format!(
+        "{} {} freeze --detach --timeout 120 {}",
+        run.assignment(),
+        quiesce_bin().display(),
+        fs.mount.display()
+    );
+    let o = hook(&run, &format!("{q} >{}/out", fs.mount.display()));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "stdout on the target: {}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("stdout is a file on a filesystem"),
+        "{}",
+        text(&o)
+    );
+    assert_writable(&fs.mount, &text(&o));
+    let start = Instant::now();
+    let o = hook(&run, &format!("{q} 2>{}/err", fs.mount.display()));
+    assert!(o.status.success(), "stderr on the target: {}", text(&o));
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "the first call must not wait for the deadline"
+    );
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_frozen(&fs, &text(&o));
+    let out = run.quiesce("thaw").args(["--session", &id]).run(EXIT);
+    out.assert_code(0, "thaw");
+    assert_writable(&fs.mount, &out);
+}

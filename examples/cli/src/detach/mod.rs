@@ -67,6 +67,39 @@ fn close_inherited() {
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
 }
 
+/// The superblock behind descriptor `fd` of this process, from its mount id
+/// (`/proc/self/fdinfo`) and the mount table; None for pipes, sockets, terminals.
+fn fd_device(fd: i32) -> Option<quiesce_core::mountinfo::Dev> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    let mnt_id: u32 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let table = std::fs::read("/proc/self/mountinfo").ok()?;
+    let entry = quiesce_core::mountinfo::MountInfo::new(&table)
+        .find(mnt_id)?
+        .ok()?;
+    Some(entry.dev)
+}
+
+/// Where the first call's own output goes, checked before anything is frozen: it writes the
+/// session id (stdout) and a line (stderr) while everything is frozen, and a write to a frozen
+/// filesystem would block it until the deadline. Stdout there is refused (the id could not be
+/// delivered); stderr there only loses that line. Returns whether stderr may be written.
+fn check_own_output(prepared: &Prepared) -> Result<bool, Failure> {
+    let frozen = |fd| fd_device(fd).is_some_and(|d| prepared.targets.iter().any(|t| t.device == d));
+    if frozen(1) {
+        return Err(Failure {
+            status: Status::Usage,
+            message: "stdout is a file on a filesystem that `freeze --detach` would freeze: the session id could not be written until the thaw; redirect stdout elsewhere (nothing was frozen)".into(),
+            errno: 0,
+        });
+    }
+    Ok(!frozen(2))
+}
+
 /// The first call.
 pub fn freeze(
     name: &'static str,
@@ -81,6 +114,7 @@ pub fn freeze(
         .ok_or_else(|| internal("the control directory could not be created".into(), 0))?;
     let prepared = runtime::prepare(Select::Named(mounts))?;
     let hooks = Hooks::load(&opts.hooks)?;
+    let stderr_ok = check_own_output(&prepared)?;
     for n in &prepared.notes {
         eprintln!("quiesce: note: {n}");
     }
@@ -137,7 +171,7 @@ pub fn freeze(
     let _ = std::fs::File::from(from_controller).read_to_string(&mut said);
     let said = said.trim_end();
     if let Some(id) = said.strip_prefix("frozen ") {
-        frozen(name, id, &prepared, &dir, &opts, json);
+        frozen(name, id, &prepared, &dir, &opts, json, stderr_ok);
         return Ok(Status::Ok);
     }
     if let Some(rest) = said.strip_prefix("exit ") {
@@ -164,6 +198,7 @@ fn frozen(
     dir: &ControlDir,
     opts: &DetachOptions,
     json: bool,
+    stderr_ok: bool,
 ) {
     let mounts: Vec<&str> = prepared
         .targets
@@ -205,7 +240,9 @@ fn frozen(
         println!("{}", o.finish());
     } else {
         println!("{id}");
-        eprintln!("quiesce {name}: {message}");
+        if stderr_ok {
+            eprintln!("quiesce {name}: {message}");
+        }
     }
 }
 
