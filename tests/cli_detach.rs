@@ -22,7 +22,8 @@
 //! - `overlay_cannot_be_frozen` (4, with the reason) and `thaw_without_a_session_is_the_rescue`;
 //! - also: `recover_after_controller_and_guardian_die`, `status_clear_collects_only_ended_sessions`,
 //!   `sigterm_to_the_controller_thaws` (18), `first_call_killed_before_frozen_thaws_at_once`
-//!   (14; hooks run in the controller), `velero_annotations_exec_without_a_shell`.
+//!   (14; hooks run in the controller), `velero_annotations_exec_without_a_shell`,
+//!   `own_output_on_the_frozen_filesystem`, `thaw_before_frozen_is_refused`.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -1040,5 +1041,57 @@ fn own_output_on_the_frozen_filesystem() {
     assert_frozen(&fs, &text(&o));
     let out = run.quiesce("thaw").args(["--session", &id]).run(EXIT);
     out.assert_code(0, "thaw");
+    assert_writable(&fs.mount, &out);
+}
+
+/// A `thaw` that comes before everything is frozen (here, while the pre script still runs)
+/// would acknowledge a snapshot that may predate the freeze: refused (2), the session goes
+/// on, and a `thaw` after the first call returned acknowledges it.
+#[test]
+fn thaw_before_frozen_is_refused() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Xfs);
+    let run = RunDir::new();
+    let hooks = HookDir::new();
+    let pre = hooks.outside("pre", &hooks.log_line("pre", "sleep 3"));
+    let mut first = run
+        .quiesce("freeze")
+        .args(["--detach", "--json", "--timeout", "120"])
+        .arg(format!("--pre-script={}", pre.display()))
+        .mount(&fs.mount)
+        .no_stdin()
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !hooks.calls().iter().any(|c| c == "pre freeze") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let early = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&early, "thaw", 2);
+    ensure(
+        j["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("came before everything was frozen")),
+        &early,
+        "it should say why",
+    );
+    let out = first.wait(EXIT);
+    let j = check_report(&out, "freeze", 0);
+    let id = j["session"].as_str().expect("id").to_string();
+    assert_frozen(&fs, &out);
+    let out = run
+        .quiesce("thaw")
+        .arg("--json")
+        .args(["--session", &id])
+        .run(EXIT);
+    let j = check_report(&out, "thaw", 0);
+    ensure(
+        j["log"]
+            .str_array()
+            .iter()
+            .any(|l| l.contains("came before everything was frozen")),
+        &out,
+        "the session's log notes the early thaw",
+    );
     assert_writable(&fs.mount, &out);
 }

@@ -133,6 +133,18 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> Result<(), i32> {
 impl Controller for DetachedController<'_> {
     fn notify(&mut self) -> Result<(), i32> {
         self.notified = true;
+        // A `thaw` that connected before everything was frozen acknowledges a snapshot that
+        // may predate the freeze: refused (closed without an answer; it says so).
+        let mut early = 0;
+        while let Ok(conn) = rustix::net::accept_with(self.listener, SocketFlags::CLOEXEC) {
+            drop(conn);
+            early += 1;
+        }
+        if early > 0 {
+            self.log.line(format_args!(
+                "refused {early} `quiesce thaw` that came before everything was frozen"
+            ));
+        }
         let result = match self.status.take() {
             Some(pipe) => write_all(pipe.as_fd(), b"frozen ")
                 .and_then(|()| write_all(pipe.as_fd(), self.id.as_bytes()))

@@ -224,6 +224,16 @@ fn act(dir: &ControlDir, f: Found, json: bool) -> Result<Status, Failure> {
                     collect(dir, r);
                     return Ok(status);
                 }
+                if r.controller.alive() {
+                    return Err(Failure {
+                        status: Status::Usage,
+                        message: format!(
+                            "detached session {} refused this `quiesce thaw`: it came before everything was frozen, so the snapshot it acknowledges could predate the freeze; run `quiesce thaw` after `quiesce freeze --detach` has returned (the session is still frozen, or freezing)",
+                            r.id
+                        ),
+                        errno: 0,
+                    });
+                }
             }
             Ok(None) => {
                 return Err(Failure {
