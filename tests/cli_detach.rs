@@ -23,7 +23,8 @@
 //! - also: `recover_after_controller_and_guardian_die`, `status_clear_collects_only_ended_sessions`,
 //!   `sigterm_to_the_controller_thaws` (18), `first_call_killed_before_frozen_thaws_at_once`
 //!   (14; hooks run in the controller), `velero_annotations_exec_without_a_shell`,
-//!   `own_output_on_the_frozen_filesystem`, `thaw_before_frozen_is_refused`.
+//!   `own_output_on_the_frozen_filesystem`, `thaw_before_frozen_is_refused`,
+//!   `thaw_of_an_orphaned_session_points_to_recover`.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -234,6 +235,12 @@ fn controller_killed_while_frozen(kind: FsKind) {
     let j = check_report(&out, "thaw", 14);
     check_str(&out, &j, "consistency", "not-consistent");
     check_str(&out, &j, "end", "controller-gone");
+    check_str(
+        &out,
+        target(&out, &j, &fs.mount),
+        "outcome",
+        "thawed-by-guardian",
+    );
     ensure(
         out.stderr.contains("is gone") && out.stderr.contains("not to be trusted"),
         &out,
@@ -764,16 +771,10 @@ fn velero_post_hook_never_runs(kind: FsKind) {
     );
 }
 
-/// `quiesce recover` with a detached session whose controller and guardian were both killed
-/// (stopped first, so neither thaws): it thaws, and the session's late `thaw` says the
-/// controller is gone (14).
-#[test]
-fn recover_after_controller_and_guardian_die() {
-    require_root();
-    let scratch = Scratch::new();
-    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
-    let run = RunDir::new();
-    let (id, controller) = frozen_session(&run, &[&fs.mount], "120");
+/// A detached session of `fs` whose controller and guardian were both killed (stopped first,
+/// so neither thaws): `orphaned`, still frozen. Returns its id.
+fn orphaned_session(run: &RunDir, fs: &TestFs) -> String {
+    let (id, controller) = frozen_session(run, &[&fs.mount], "120");
     let st = run.quiesce("status").arg("--json").run(EXIT);
     let sj = check_report(&st, "status", 0);
     let session = sj["sessions"]
@@ -807,6 +808,19 @@ fn recover_after_controller_and_guardian_die() {
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(state, "orphaned");
+    id
+}
+
+/// `quiesce recover` with a detached session whose controller and guardian were both killed
+/// (stopped first, so neither thaws): it thaws, and the session's late `thaw` says the
+/// controller is gone (14).
+#[test]
+fn recover_after_controller_and_guardian_die() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Ext4);
+    let run = RunDir::new();
+    let id = orphaned_session(&run, &fs);
     assert_frozen(&fs, &"nobody is left to thaw it");
     let rec = run.quiesce("recover").arg("--json").run(EXIT);
     let j = check_report(&rec, "recover", 0);
@@ -822,6 +836,12 @@ fn recover_after_controller_and_guardian_die() {
     let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
     let j = check_report(&out, "thaw", 14);
     check_str(&out, &j, "session", &id);
+    check_str(
+        &out,
+        target(&out, &j, &fs.mount),
+        "outcome",
+        "thawed-by-guardian",
+    );
     assert!(
         run.files().is_empty(),
         "everything collected: {:?}",
@@ -1094,4 +1114,34 @@ fn thaw_before_frozen_is_refused() {
         "the session's log notes the early thaw",
     );
     assert_writable(&fs.mount, &out);
+}
+
+/// The post hook comes while the session is orphaned (controller and guardian killed, still
+/// frozen): its `thaw` says the filesystems may still be frozen and points to `quiesce
+/// recover` (14), and thaws nothing itself; `recover` then does.
+#[test]
+fn thaw_of_an_orphaned_session_points_to_recover() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "data", FsKind::Xfs);
+    let run = RunDir::new();
+    let id = orphaned_session(&run, &fs);
+    let out = run.quiesce("thaw").arg("--json").mount(&fs.mount).run(EXIT);
+    let j = check_report(&out, "thaw", 14);
+    check_str(&out, &j, "session", &id);
+    check_str(
+        &out,
+        target(&out, &j, &fs.mount),
+        "outcome",
+        "may-be-frozen",
+    );
+    ensure(
+        out.stderr.contains("quiesce recover"),
+        &out,
+        "it should point to recover",
+    );
+    assert_frozen(&fs, &out);
+    let rec = run.quiesce("recover").arg("--json").run(EXIT);
+    check_report(&rec, "recover", 0);
+    assert_writable(&fs.mount, &rec);
 }

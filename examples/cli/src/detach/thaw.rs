@@ -11,7 +11,7 @@
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
 
-use quiesce::runtime::{self, Failure, NamedMount};
+use quiesce::runtime::{self, Failure, NamedMount, SessionState};
 use quiesce::Status;
 use rustix::fs::FileType;
 
@@ -355,14 +355,48 @@ fn print_ended(r: &DetachedRecord, e: &Ended, before_thaw: bool, json: bool) -> 
     status
 }
 
-/// The controller is gone and left no report: it was killed; its guardian thawed.
+/// What became of a dead controller's filesystems: from its runtime session record, which the
+/// guardian removes once it has thawed. (outcome name, sentence)
+fn after_death(r: &DetachedRecord) -> (&'static str, String) {
+    let record = runtime::sessions().ok().and_then(|list| {
+        list.into_iter().find(|s| {
+            s.record
+                .path
+                .file_stem()
+                .is_some_and(|n| n.to_string_lossy() == r.id)
+        })
+    });
+    let mounts = r.mount_points().join(", ");
+    match record.map(|s| s.state) {
+        None => (
+            "thawed-by-guardian",
+            format!(
+                "its guardian thawed {mounts} at once (or, if it was killed too, `quiesce recover` did)"
+            ),
+        ),
+        Some(SessionState::Orphaned) => (
+            "may-be-frozen",
+            format!(
+                "its guardian is gone too, so {mounts} may still be frozen: `quiesce recover` thaws what the session left"
+            ),
+        ),
+        Some(state) => (
+            "thawing",
+            format!(
+                "its guardian or freezer is still at work ({}): {mounts} are thawed as soon as a stuck FIFREEZE returns; `quiesce status` shows it",
+                state.name()
+            ),
+        ),
+    }
+}
+
+/// The controller is gone and left no report: it was killed.
 fn gone(dir: &ControlDir, r: &DetachedRecord, json: bool) -> Status {
     let status = Status::NotAcknowledged;
+    let (outcome, after) = after_death(r);
     let message = format!(
-        "the controller of detached session {} (pid {}) is gone and left no report: it was killed before this `quiesce thaw`, and its guardian thawed {} at once; the snapshot is not to be trusted. If anything is still frozen, `quiesce recover` thaws what the session left",
-        r.id,
-        r.controller.pid,
-        r.mount_points().join(", ")
+        "the controller of detached session {} (pid {}) is gone and left no report: it was killed before this `quiesce thaw`; {after}; the snapshot is not to be trusted",
+        r.id, r.controller.pid,
     );
     eprintln!("quiesce: {message}");
     if json {
@@ -371,7 +405,7 @@ fn gone(dir: &ControlDir, r: &DetachedRecord, json: bool) -> Status {
                 .str("mount_point", &t.mount_point)
                 .str("device", &t.device.to_string())
                 .num("order", i)
-                .str("outcome", "thawed-by-guardian")
+                .str("outcome", outcome)
                 .finish()
         }));
         let o = Object::new()
