@@ -43,6 +43,7 @@ mod native;
 mod probe;
 mod process;
 mod report;
+mod rundir;
 mod scratch;
 mod signals;
 pub mod vm;
@@ -52,7 +53,9 @@ use std::time::Duration;
 
 pub use cli::{quiesce_bin, Quiesce, QuiesceChild, QuiesceOutput};
 pub use controller::ParentGone;
-pub use fs::{is_mount_point, tmpfs, ExtraMount, FsKind, TestFs, TmpfsMount};
+pub use fs::{
+    is_mount_point, overlay, tmpfs, ExtraMount, FsKind, OverlayMount, TestFs, TmpfsMount,
+};
 pub use guard::{check as guard_check, guard, resolve, SCRATCH_PREFIX};
 pub use hooks::{HookDir, HOOKS_PREFIX};
 pub use json::Json;
@@ -63,6 +66,7 @@ pub use report::{
     abs, check_nothing_frozen_in_report, check_report, check_str, ensure, status_name, target,
     target_index,
 };
+pub use rundir::{RunDir, RUN_DIR_PREFIX};
 pub use scratch::{loops_backed_under, mounts_under, Scratch};
 pub use signals::{
     install_usr1_recorder, usr1_count_from, usr1_from_other_process, wait_usr1_from,

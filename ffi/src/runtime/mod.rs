@@ -20,6 +20,7 @@ mod errno;
 mod freeze;
 pub(crate) mod helpers;
 mod hooks;
+mod identify;
 mod prepare;
 mod record;
 mod recover;
@@ -34,8 +35,9 @@ pub use hooks::{
     FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
 };
+pub use identify::{identify_mounts, NamedMount};
 pub use prepare::{prepare, Prepared, Select, SkipInfo, TargetInfo};
-pub use record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};
+pub use record::{run_dir, ProcRef, RecordTarget, SessionRecord, RUN_DIR, RUN_DIR_VAR};
 pub use recover::{
     recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,
     SessionStatus,
