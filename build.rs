@@ -85,16 +85,22 @@ const HEADER: &str = "\
  *   QUIESCE_FLAG_REQUIRE_APP_CONSISTENT): loading, running and reporting hooks allocates, and
  *   quiesce_session_cleanup() frees it (call it on every session, also after a failure). Even
  *   then nothing allocates between the first FIFREEZE and the last FITHAW. The session storage
- *   must stay at one address, and must not be copied.
+ *   must stay at one address, and must not be copied. quiesce_session_init() refuses storage
+ *   that still holds a live session (QUIESCE_USAGE; it is left intact): a magic word next to
+ *   the storage's own address marks one, and quiesce_session_cleanup() clears both, so fresh
+ *   storage (zeroed, or garbage from malloc or the stack) and cleaned-up storage are accepted.
  * - Hooks (see quiesce_config.hook_dir) run as child processes of this process, before the
  *   first FIFREEZE (in quiesce_freeze()) and after the last FITHAW (in quiesce_thaw(), or
  *   quiesce_session_cleanup() if the session ends without a thaw), each blocking the call for
  *   up to hook_timeout_ms. The library reaps them itself: a SIGCHLD handler of yours that
  *   reaps every child makes their exit status unknown (reported as failed).
  * - Nothing stays frozen: a forked guardian process thaws everything at the deadline, or at
- *   once if this process dies (even by SIGKILL); FIFREEZE runs in a forked helper, so a
+ *   once if this process dies (even by SIGKILL, and even if it forked children that live on:
+ *   the guardian watches this process through a pidfd); FIFREEZE runs in a forked helper, so a
  *   freeze stuck in the kernel cannot hold quiesce_freeze() past the deadline. The helpers are
- *   re-parented to init at once; you never reap them. Needs CAP_SYS_ADMIN.
+ *   re-parented to init at once; you never reap them. They (and hooks) are forked with the
+ *   raw system call, so no pthread_atfork handler of yours (or of Go's or Python's runtime)
+ *   runs, in either process. Needs CAP_SYS_ADMIN.
  * - Thread safety: a session may be used by one thread at a time (any thread, one after the
  *   other); different sessions are independent. Functions without a session argument
  *   (version, status names, quiesce_emergency_thaw) may be called from any thread at any time.

@@ -27,16 +27,22 @@
  *   QUIESCE_FLAG_REQUIRE_APP_CONSISTENT): loading, running and reporting hooks allocates, and
  *   quiesce_session_cleanup() frees it (call it on every session, also after a failure). Even
  *   then nothing allocates between the first FIFREEZE and the last FITHAW. The session storage
- *   must stay at one address, and must not be copied.
+ *   must stay at one address, and must not be copied. quiesce_session_init() refuses storage
+ *   that still holds a live session (QUIESCE_USAGE; it is left intact): a magic word next to
+ *   the storage's own address marks one, and quiesce_session_cleanup() clears both, so fresh
+ *   storage (zeroed, or garbage from malloc or the stack) and cleaned-up storage are accepted.
  * - Hooks (see quiesce_config.hook_dir) run as child processes of this process, before the
  *   first FIFREEZE (in quiesce_freeze()) and after the last FITHAW (in quiesce_thaw(), or
  *   quiesce_session_cleanup() if the session ends without a thaw), each blocking the call for
  *   up to hook_timeout_ms. The library reaps them itself: a SIGCHLD handler of yours that
  *   reaps every child makes their exit status unknown (reported as failed).
  * - Nothing stays frozen: a forked guardian process thaws everything at the deadline, or at
- *   once if this process dies (even by SIGKILL); FIFREEZE runs in a forked helper, so a
+ *   once if this process dies (even by SIGKILL, and even if it forked children that live on:
+ *   the guardian watches this process through a pidfd); FIFREEZE runs in a forked helper, so a
  *   freeze stuck in the kernel cannot hold quiesce_freeze() past the deadline. The helpers are
- *   re-parented to init at once; you never reap them. Needs CAP_SYS_ADMIN.
+ *   re-parented to init at once; you never reap them. They (and hooks) are forked with the
+ *   raw system call, so no pthread_atfork handler of yours (or of Go's or Python's runtime)
+ *   runs, in either process. Needs CAP_SYS_ADMIN.
  * - Thread safety: a session may be used by one thread at a time (any thread, one after the
  *   other); different sessions are independent. Functions without a session argument
  *   (version, status names, quiesce_emergency_thaw) may be called from any thread at any time.
@@ -490,8 +496,15 @@ uint32_t quiesce_config_init(struct quiesce_config *cfg);
 // small, the storage now holds a session: read the plan or the error, then call
 // `quiesce_session_cleanup()`. `cfg` is read during this call only.
 //
+// Storage that still holds a live session (initialised here and not yet cleaned up, whether
+// it failed, froze or thawed) is refused with `QUIESCE_USAGE` and left as it was, so that its
+// descriptors and helper processes are not leaked: `quiesce_error()` on it says so. Fresh
+// storage (zeroed, or uninitialised from malloc or the stack) and storage after
+// `quiesce_session_cleanup()` are accepted: a live session is recognised by a magic word
+// together with the storage's own address, both cleared by cleanup.
+//
 // # Safety
-// `storage` must point to `storage_size` writable bytes that hold no live session; `cfg`
+// `storage` must point to `storage_size` writable bytes; `cfg`
 // must point to a `quiesce_config` of at least `cfg->size` bytes whose `mounts` holds
 // `mount_count` NUL-terminated strings.
 uint32_t quiesce_session_init(struct quiesce_session *storage,

@@ -912,20 +912,16 @@ fn raw_pty() -> Pty {
     assert!(m >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
     // Not inherited by the agent: its hang-up is the master's last close.
     // SAFETY: m is our open descriptor; FD_CLOEXEC is a valid flag.
-    assert_eq!(
-        unsafe { libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC) },
-        0
-    );
+    let r = unsafe { libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC) };
+    assert_eq!(r, 0);
     // SAFETY: m is our open master descriptor.
     assert_eq!(unsafe { libc::grantpt(m) }, 0);
     // SAFETY: as above.
     assert_eq!(unsafe { libc::unlockpt(m) }, 0);
     let mut name = [0 as libc::c_char; 128];
     // SAFETY: writes at most name.len() bytes into name.
-    assert_eq!(
-        unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) },
-        0
-    );
+    let r = unsafe { libc::ptsname_r(m, name.as_mut_ptr(), name.len()) };
+    assert_eq!(r, 0);
     // SAFETY: ptsname_r wrote a NUL-terminated string.
     let slave = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
         .to_string_lossy()

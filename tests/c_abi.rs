@@ -831,3 +831,113 @@ fn hooks_leak_nothing_under_asan() {
     assert_calls(&hooks, &[], &out);
     assert_writable(&fs.mount, &out);
 }
+
+/// tests/c/host.c: the library inside a host that forks, registers atfork handlers, reuses
+/// storage.
+fn host_program() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| compile_c_static("host", &["tests/c/host.c"], &[]))
+        .clone()
+}
+
+#[test]
+fn a_session_runs_no_atfork_handler_of_the_host() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "af", FsKind::Ext4);
+    let out = Quiesce::new()
+        .program(&host_program())
+        .arg("atfork")
+        .mount(&fs.mount)
+        .run(Duration::from_secs(60));
+    // Check 8 is the one that fails when the helpers are forked with the C library's fork().
+    out.assert_code(
+        0,
+        "the host's own fork() ran its handlers; the session's forks ran none",
+    );
+    assert!(
+        out.stdout
+            .contains("session ok; atfork handlers called: prepare 0, parent 0"),
+        "{out}"
+    );
+    assert_writable(&fs.mount, &out);
+}
+
+/// A host that forks a child (without exec) while frozen, then dies by SIGKILL: the child
+/// holds a copy of the guardian's liveness pipe, so only the guardian's pidfd of the host tells
+/// it; everything is thawed long before the 30 s deadline.
+fn forked_child_does_not_keep_the_guardian_waiting(kind: FsKind) {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "fk", kind);
+    let mut q = Quiesce::new()
+        .program(&host_program())
+        .arg("fork")
+        .mount(&fs.mount)
+        .spawn();
+    let child = q
+        .read_line(Duration::from_secs(30))
+        .and_then(|l| l.trim().strip_prefix("child ")?.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no child pid line: {}", q.stdout_so_far()));
+    let worker = KillOnDrop(child);
+    assert!(
+        q.wait_for_line("frozen", Duration::from_secs(30)),
+        "{}",
+        q.stdout_so_far()
+    );
+    let mut probe = start_write_probe(&fs.mount);
+    assert!(
+        !probe.completed_within(Duration::from_millis(300)),
+        "a write finished while the host said frozen"
+    );
+    q.signal(libc::SIGKILL);
+    let killed = Instant::now();
+    // Without the pidfd the guardian would wait for its deadline (30 s + 2 s grace).
+    let thawed = probe.wait(Duration::from_secs(10));
+    let took = killed.elapsed();
+    drop(worker);
+    let out = q.wait(Duration::from_secs(30));
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out}");
+    assert!(
+        thawed,
+        "the write did not complete within 10 s of the host's SIGKILL (deadline 30 s): the guardian waited for its deadline\n{out}"
+    );
+    assert_writable(&fs.mount, &out);
+    println!(
+        "{}: writable {took:?} after SIGKILL of a host whose forked child still runs (30 s deadline)",
+        kind.fs_type()
+    );
+}
+
+per_kind!(forked_child_does_not_keep_the_guardian_waiting);
+
+/// Kills a process (SIGKILL) when dropped: a child forked by a test program.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = quiesce_testkit::send_signal(self.0, libc::SIGKILL);
+    }
+}
+
+#[test]
+fn init_refuses_storage_that_holds_a_live_session() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "ri", FsKind::Ext4);
+    let out = Quiesce::new()
+        .program(&host_program())
+        .arg("reinit")
+        .mount(&fs.mount)
+        .run(Duration::from_secs(60));
+    // Check 31 is the one that fails when init overwrites a live session.
+    out.assert_code(
+        0,
+        "a second init on live storage is refused; fresh storage is accepted",
+    );
+    assert!(
+        out.stderr.contains("holds a live session"),
+        "the refusal names the problem: {out}"
+    );
+    assert_writable(&fs.mount, &out);
+}

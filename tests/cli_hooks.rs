@@ -679,7 +679,7 @@ fn hooks_get_a_clean_environment() {
     hooks.script(
         "10-env",
         "echo \"env:$(env | grep -v '^PWD=' | grep -v '^SHLVL=' | grep -v '^_=' | sort | tr '\\n' ' ')\"\n\
-         ls -l /proc/$$/fd | sed -n 's/.* \\([0-9]*\\) -> \\(.*\\)/fd:\\1 \\2/p'\n\
+         ls -l /proc/$$/fd\n\
          echo \"stdin:$(readlink /proc/$$/fd/0)\"\n\
          echo \"cwd:$(pwd)\"\n\
          echo \"args:$0 $*\"",
@@ -718,12 +718,13 @@ fn hooks_get_a_clean_environment() {
         ),
     );
     // 0-2, and the script's own file (3, and wherever the shell keeps it open for reading).
+    // `ls -l /proc/$$/fd` without a pipeline: a `| sed` would make the shell hold a pipe of
+    // its own while ls lists it (a race that showed up as an extra descriptor now and then).
     let fds: Vec<(u32, String)> = o
         .lines()
-        .filter_map(|l| l.strip_prefix("fd:"))
         .filter_map(|l| {
-            let (n, t) = l.split_once(' ')?;
-            Some((n.parse().ok()?, t.to_owned()))
+            let (left, t) = l.split_once(" -> ")?;
+            Some((left.rsplit(' ').next()?.parse().ok()?, t.to_owned()))
         })
         .collect();
     ensure(

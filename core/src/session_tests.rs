@@ -415,12 +415,22 @@ fn bad_parameters_are_refused() {
 }
 
 #[test]
-fn an_empty_session_notifies_and_finishes() {
-    let mut s = Session::<1>::new(&[], MS).unwrap();
-    let mut d = Driver::new();
-    let st = d.run(&mut s, ok_freeze, ok_thaw, ack_after(0));
-    assert_eq!(st, Status::Ok);
-    assert!(d.freezes().is_empty());
+fn a_session_without_targets_is_refused() {
+    // It would freeze nothing and then claim a consistent snapshot.
+    assert_eq!(
+        Session::<1>::new(&[], MS).unwrap_err(),
+        SessionError::NoTargets
+    );
+    assert_eq!(
+        Session::<1>::new(&[], 0).unwrap_err(),
+        SessionError::NoTargets,
+        "checked first"
+    );
+    assert_eq!(
+        Session::<0>::new(&[], MS).unwrap_err(),
+        SessionError::NoTargets
+    );
+    assert!(Session::<1>::new(&[0], MS).is_ok(), "one target is enough");
 }
 
 #[test]

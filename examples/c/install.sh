@@ -10,6 +10,6 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
 cp "$build/libquiesce.a" "$build/libquiesce.so" "$prefix/lib/"
 cp "$root/include/quiesce.h" "$prefix/include/"
-sed -e "s|@prefix@|$prefix|" -e "s|@version@|$version|" "$root/ffi/quiesce.pc.in" \
+sed -e "s|@prefix@|$prefix|" -e "s|@libdir@|\${prefix}/lib|" -e "s|@version@|$version|" "$root/ffi/quiesce.pc.in" \
   > "$prefix/lib/pkgconfig/quiesce.pc"
 echo "installed quiesce $version under $prefix"

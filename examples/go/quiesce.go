@@ -16,19 +16,25 @@
 //	}
 //	report, err := s.Thaw() // nil error: the snapshot is file-system-consistent
 //
-// Linking: the package links libquiesce.a statically (-l:libquiesce.a); give its directory
-// with CGO_LDFLAGS=-L<dir> (see README.md). Freezing needs CAP_SYS_ADMIN.
+// Linking: the package links libquiesce.a statically from lib/linux-amd64/ inside the module
+// (put there by vendor-lib.sh; see README.md); no CGO_* variable is needed. Freezing needs
+// CAP_SYS_ADMIN.
 package quiesce
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -l:libquiesce.a -lpthread -lm -ldl
+#cgo CFLAGS: -I${SRCDIR}/lib/include
+#cgo linux,amd64 LDFLAGS: -L${SRCDIR}/lib/linux-amd64 -l:libquiesce.a -lpthread -lm -ldl
 #include <stdlib.h>
 #include "quiesce.h"
 */
 import "C"
 
 import (
+	// The directories holding the header and the library: imported so that `go mod vendor`
+	// copies them (they hold no Go code).
+	_ "example.com/quiesce/lib/include"
+	_ "example.com/quiesce/lib/linux-amd64"
+
 	"context"
 	"errors"
 	"fmt"

@@ -531,6 +531,64 @@ def test_close_while_frozen_thaws(mount: str, probes: Probes) -> None:
     assert session.report.consistency is Consistency.NONE
 
 
+def test_fork_while_frozen_then_sigkill_thaws_at_once(mount: str, probes: Probes) -> None:
+    # A host that forks without exec while frozen (a pre-forking server, multiprocessing with
+    # the fork start method): the child inherits the guardian's liveness pipe. When the host
+    # dies by SIGKILL, the guardian must still thaw at once (it watches the host's pidfd), not
+    # at its deadline (30 s + 2 s grace).
+    code = (
+        "import os, sys, time, quiesce\n"
+        "with quiesce.frozen([sys.argv[1]], timeout=30):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        time.sleep(60)\n"
+        "        os._exit(0)\n"
+        "    print('child', pid, flush=True)\n"
+        "    print('frozen', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    env = dict(os.environ, QUIESCE_LIB=quiesce.library_path(), PYTHONDONTWRITEBYTECODE="1")
+    host = subprocess.Popen(
+        [sys.executable, "-c", code, mount], cwd=HERE, env=env, stdout=subprocess.PIPE
+    )
+    child = 0
+    try:
+        assert host.stdout is not None
+        ready, _, _ = select.select([host.stdout], [], [], 30)
+        assert ready, "the host did not start its session"
+        first = host.stdout.readline().split()
+        assert first[:1] == [b"child"], first
+        child = int(first[1])
+        assert host.stdout.readline() == b"frozen\n"
+        blocked = probes.blocks("forked")
+        os.kill(host.pid, 9)
+        killed = time.monotonic()
+        try:
+            blocked.wait(10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                "the write did not complete within 10 s of the host's SIGKILL (deadline 30 s): "
+                "the guardian waited for its deadline while the forked child held its pipe"
+            )
+        took = time.monotonic() - killed
+        assert blocked.returncode == 0
+        print(f"writable {took * 1000:.1f} ms after SIGKILL of the forking host (deadline 30 s)")
+        assert took < 5, f"thawed only {took:.1f} s after the host's death"
+        assert host.wait(10) == -9
+    finally:
+        if child:
+            try:
+                os.kill(child, 9)
+            except ProcessLookupError:
+                pass
+        if host.poll() is None:
+            host.kill()
+        host.wait(10)
+        if host.stdout is not None:
+            host.stdout.close()
+    probes.assert_writable()
+
+
 def test_emergency_thaw(mount: str, probes: Probes) -> None:
     _fsfreeze("-f", mount)
     try:

@@ -70,6 +70,7 @@ pub struct Quiesce {
     program: Option<PathBuf>,
     stderr_file: Option<PathBuf>,
     no_stdin: bool,
+    env: Vec<(OsString, OsString)>,
 }
 
 impl Quiesce {
@@ -131,6 +132,13 @@ impl Quiesce {
         self
     }
 
+    /// Sets an environment variable for it (e.g. `QUIESCE_RUN_DIR`).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Quiesce {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
     /// Uses this binary instead of [`quiesce_bin`] (e.g. a copy others can execute).
     pub fn program(mut self, p: &Path) -> Quiesce {
         self.program = Some(p.to_path_buf());
@@ -185,6 +193,7 @@ impl Quiesce {
             None => Command::new(bin),
         };
         c.args(&self.args);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(d) = &self.cwd {
             c.current_dir(d);
         }

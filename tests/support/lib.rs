@@ -12,6 +12,9 @@
 //! - Teardown on drop (also on panic): thaw, reap blocked probes, unmount (then lazily), detach
 //!   the loop device. Declare the [`Scratch`] first, then filesystems, then what lives on them.
 //! - Every external command runs with a timeout ([`run_timeout`]).
+//! - [`vm`]: the real-VM rig, for what this machine's kernel cannot show (device-mapper, md,
+//!   NVMe, disk serials): a qemu guest on sparse images in a [`Scratch`], never the host's
+//!   filesystems.
 //!
 //! # Typical use
 //! ```no_run
@@ -40,15 +43,19 @@ mod native;
 mod probe;
 mod process;
 mod report;
+mod rundir;
 mod scratch;
 mod signals;
+pub mod vm;
 
 use std::path::Path;
 use std::time::Duration;
 
 pub use cli::{quiesce_bin, Quiesce, QuiesceChild, QuiesceOutput};
 pub use controller::ParentGone;
-pub use fs::{is_mount_point, tmpfs, ExtraMount, FsKind, TestFs, TmpfsMount};
+pub use fs::{
+    is_mount_point, overlay, tmpfs, ExtraMount, FsKind, OverlayMount, TestFs, TmpfsMount,
+};
 pub use guard::{check as guard_check, guard, resolve, SCRATCH_PREFIX};
 pub use hooks::{HookDir, HOOKS_PREFIX};
 pub use json::Json;
@@ -59,6 +66,7 @@ pub use report::{
     abs, check_nothing_frozen_in_report, check_report, check_str, ensure, status_name, target,
     target_index,
 };
+pub use rundir::{RunDir, RUN_DIR_PREFIX};
 pub use scratch::{loops_backed_under, mounts_under, Scratch};
 pub use signals::{
     install_usr1_recorder, usr1_count_from, usr1_from_other_process, wait_usr1_from,

@@ -3,11 +3,9 @@
 use rustix::fd::BorrowedFd;
 
 use super::sys::{self, now_ns, Errno};
+use crate::errno::EBADF;
 use crate::session::{Action, Event, Session};
 use crate::status::Status;
-
-/// `EBADF`, reported when the session names a target with no descriptor.
-const EBADF: Errno = 9;
 
 /// What the controller said while we waited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

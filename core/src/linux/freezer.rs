@@ -25,12 +25,9 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fd::BorrowedFd;
 
 use super::execute::{FreezeReply, Ops, ThawReply};
-use super::sys::{self, now_ns, Errno};
+use super::sys::{self, now_ns};
 use super::table::{state, sync, Slot, Table};
-
-const EBADF: Errno = 9;
-const EINVAL: Errno = 22;
-const ECHILD: Errno = 10;
+use crate::errno::{EBADF, ECHILD, EINVAL, ETIMEDOUT};
 
 /// The request byte that tells a freezer to exit (a target index is always smaller).
 pub const QUIT: u8 = 0xFF;
@@ -351,22 +348,138 @@ impl<const N: usize> Ops for Client<'_, '_, N> {
                 slot.finish_thaw(to, errno, start, end);
                 ThawReply::Returned { result, start, end }
             }
-            Err(state::GUARDIAN_THAWING) => ThawReply::ByGuardian { start, end: start },
-            Err(state::THAWED_BY_GUARDIAN) => {
-                let (s, e) = slot.thaw_times();
-                ThawReply::ByGuardian { start: s, end: e }
-            }
-            Err(_) => {
-                let (s, e) = slot.thaw_times();
-                ThawReply::Returned {
-                    result: Err(match slot.errno() {
-                        0 => EINVAL,
-                        e => e,
-                    }),
-                    start: s,
-                    end: e,
-                }
-            }
+            Err(found) => thawed_by_another(slot, found, start),
         }
+    }
+}
+
+/// How long the controller waits for the guardian's own `FITHAW` of a target to return, when
+/// the guardian claimed it first (ns). A `FITHAW` takes well under a millisecond; the bound
+/// only keeps a guardian stuck in the kernel from holding the controller forever.
+pub const GUARDIAN_THAW_WAIT_NS: u64 = 1_000_000_000;
+
+/// How often the controller looks at a slot while the guardian thaws it (ns).
+const SETTLE_POLL_NS: u64 = 1_000_000;
+
+/// The reply for a target that the controller could not claim for its thaw because the slot
+/// was in state `found`: someone else (the guardian) has thawed it, or is thawing it. While the
+/// guardian's `FITHAW` runs (`GUARDIAN_THAWING`) the outcome is not known yet: it waits for the
+/// slot to settle (at most [`GUARDIAN_THAW_WAIT_NS`] from `start`), then reports what really
+/// happened: thawed by the guardian, a failed thaw with its errno (the filesystem may still be
+/// frozen), or, if it never settled, a failed thaw with `ETIMEDOUT`. Allocates nothing.
+fn thawed_by_another(slot: &Slot, found: u32, start: u64) -> ThawReply {
+    let mut found = found;
+    let until = start.saturating_add(GUARDIAN_THAW_WAIT_NS);
+    while found == state::GUARDIAN_THAWING {
+        let now = now_ns();
+        if now >= until {
+            return ThawReply::Returned {
+                result: Err(ETIMEDOUT),
+                start,
+                end: now,
+            };
+        }
+        sys::sleep_until(now.saturating_add(SETTLE_POLL_NS).min(until));
+        found = slot.state();
+    }
+    let (s, e) = slot.thaw_times();
+    match found {
+        state::THAWED_BY_GUARDIAN => ThawReply::ByGuardian { start: s, end: e },
+        state::THAWED => ThawReply::Returned {
+            result: Ok(()),
+            start: s,
+            end: e,
+        },
+        _ => ThawReply::Returned {
+            result: Err(match slot.errno() {
+                0 => EINVAL,
+                e => e,
+            }),
+            start: s,
+            end: e,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::thread;
+    use std::time::Duration;
+
+    use rustix::fd::AsFd;
+
+    use super::*;
+    use crate::errno::EIO;
+    use crate::linux::execute::Ops;
+
+    /// A table whose target 0 is frozen and claimed by the guardian (`GUARDIAN_THAWING`), and
+    /// what the controller's thaw of it replies while "the guardian" (a thread) ends its own
+    /// `FITHAW` after 50 ms with `settle`, or never.
+    fn controller_thaw_while_the_guardian_thaws(settle: Option<(u32, i32)>) -> ThawReply {
+        let table = Table::<2>::new(1, 0);
+        let slot = table.slot(0).unwrap();
+        assert!(slot.request_freeze(now_ns()));
+        assert!(slot.complete_freeze(Ok(()), now_ns()));
+        assert!(slot
+            .transition(state::FROZEN, state::GUARDIAN_THAWING)
+            .is_ok());
+        // Never used: the claim fails, so the controller issues no FITHAW of its own.
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let fds = [r.as_fd()];
+        thread::scope(|s| {
+            if let Some((to, errno)) = settle {
+                s.spawn(move || {
+                    let start = now_ns();
+                    thread::sleep(Duration::from_millis(50));
+                    slot.finish_thaw(to, errno, start, now_ns());
+                });
+            }
+            let mut client = Client::new(&table, &fds, w.as_fd(), r.as_fd());
+            client.thaw(0)
+        })
+    }
+
+    #[test]
+    fn a_failed_guardian_thaw_is_reported_as_failed_not_as_thawed() {
+        match controller_thaw_while_the_guardian_thaws(Some((state::THAW_FAILED, EIO))) {
+            ThawReply::Returned { result, .. } => assert_eq!(result, Err(EIO)),
+            other => panic!("the guardian's FITHAW failed, yet the reply is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_guardian_thaw_is_reported_once_it_has_returned() {
+        match controller_thaw_while_the_guardian_thaws(Some((state::THAWED_BY_GUARDIAN, 0))) {
+            ThawReply::ByGuardian { start, end } => {
+                assert!(
+                    start > 0 && end >= start + 40_000_000,
+                    "its own times: {start} {end}"
+                );
+            }
+            other => panic!("expected ByGuardian, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn someone_else_thawed_under_the_guardian() {
+        match controller_thaw_while_the_guardian_thaws(Some((state::THAWED_BY_OTHER, EINVAL))) {
+            ThawReply::Returned { result, .. } => assert_eq!(result, Err(EINVAL)),
+            other => panic!("expected EINVAL (suspect), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_guardian_thaw_that_never_returns_is_a_failed_thaw_after_the_bound() {
+        let started = now_ns();
+        match controller_thaw_while_the_guardian_thaws(None) {
+            ThawReply::Returned { result, .. } => assert_eq!(result, Err(ETIMEDOUT)),
+            other => panic!("expected ETIMEDOUT, got {other:?}"),
+        }
+        assert!(
+            now_ns() - started >= GUARDIAN_THAW_WAIT_NS,
+            "it waited the bound"
+        );
     }
 }

@@ -3,7 +3,11 @@
 //!
 //! It is forked before the first `FIFREEZE`, holds the same mount descriptors as the controller,
 //! and shares the [`Table`] of per-target states with it. It watches a pipe whose write end only
-//! the controller holds: end of file means the controller finished or died. Then, or at its own
+//! the controller holds: end of file means the controller finished or died. A host that forks
+//! without exec (a pre-forking server, Python `multiprocessing` with the fork start method)
+//! gives its children a copy of that write end, so the guardian also watches the controller
+//! process itself, through a pidfd: its exit is the controller's death, whoever still holds the
+//! pipe. Then, or at its own
 //! deadline (the controller's plus the grace), it thaws what the table says is still ours:
 //! confirmed-frozen targets first, in reverse order of freezing; then it abandons the in-flight
 //! one to the freezer (whose call must return before anyone can thaw it), waits for the freezer
@@ -19,10 +23,9 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
-use super::sys::{self, now_ns, Errno};
+use super::sys::{self, now_ns};
 use super::table::{state, Table, MAX_FREEZERS};
-
-const EINVAL: Errno = 22;
+use crate::errno::{EBADF, EINVAL};
 
 /// How often the guardian looks at the table while it waits (ns).
 const TICK_NS: u64 = 50_000_000;
@@ -43,17 +46,19 @@ pub const EXIT_OK: i32 = 0;
 /// Exit status of the guardian: a thaw failed.
 pub const EXIT_THAW_FAILED: i32 = 12;
 
-/// The guardian's whole life: waits for the controller to go away or for its own deadline,
-/// thaws what is still ours, waits for an abandoned `FIFREEZE` to be settled by the freezer,
-/// and removes `record` (the session's state file) if the controller is gone and nothing is
-/// left frozen. Returns its exit status. Allocates nothing.
+/// The guardian's whole life: waits for the controller to go away (end of file on `alive`, or
+/// `controller`, a pidfd of the controller process, becoming readable: it exited) or for its
+/// own deadline, thaws what is still ours, waits for an abandoned `FIFREEZE` to be settled by
+/// the freezer, and removes `record` (the session's state file) if the controller is gone and
+/// nothing is left frozen. Returns its exit status. Allocates nothing.
 pub fn watch<const N: usize>(
     table: &Table<N>,
     fds: &[BorrowedFd<'_>],
     alive: BorrowedFd<'_>,
+    controller: Option<BorrowedFd<'_>>,
     record: Option<&CStr>,
 ) -> i32 {
-    let trigger = wait_for_trigger(table, alive);
+    let trigger = wait_for_trigger(table, alive, controller);
     let failed = rescue(table, fds, trigger == Trigger::ControllerGone);
     wait_for_freezer(table);
     if trigger == Trigger::ControllerGone && failed == 0 && !table.anything_ours() {
@@ -90,8 +95,13 @@ fn ready(fd: Option<BorrowedFd<'_>>, ns: u64) -> bool {
     }
 }
 
-/// Waits until the controller's pipe reaches end of file or the guardian's deadline passes.
-fn wait_for_trigger<const N: usize>(table: &Table<N>, alive: BorrowedFd<'_>) -> Trigger {
+/// Waits until the controller's pipe reaches end of file, the controller process exits (its
+/// pidfd becomes readable), or the guardian's deadline passes.
+fn wait_for_trigger<const N: usize>(
+    table: &Table<N>,
+    alive: BorrowedFd<'_>,
+    controller: Option<BorrowedFd<'_>>,
+) -> Trigger {
     loop {
         let now = now_ns();
         let wait = match table.guardian_deadline() {
@@ -99,7 +109,20 @@ fn wait_for_trigger<const N: usize>(table: &Table<N>, alive: BorrowedFd<'_>) -> 
             Some(d) => (d - now).min(TICK_NS),
             None => TICK_NS,
         };
-        if !ready(Some(alive), wait) {
+        let ts = timespec(wait);
+        let mut fds = [
+            PollFd::from_borrowed_fd(alive, PollFlags::IN),
+            PollFd::from_borrowed_fd(controller.unwrap_or(alive), PollFlags::IN),
+        ];
+        let watched = if controller.is_some() { 2 } else { 1 };
+        if !matches!(rustix::event::poll(&mut fds[..watched], Some(&ts)), Ok(n) if n > 0) {
+            continue;
+        }
+        if watched == 2 && !fds[1].revents().is_empty() {
+            // The controller process has exited (a pidfd is readable once it has).
+            return Trigger::ControllerGone;
+        }
+        if fds[0].revents().is_empty() {
             continue;
         }
         let mut buf = [0u8; 16];
@@ -157,7 +180,7 @@ fn thaw_confirmed<const N: usize>(
             continue;
         };
         let Some(fd) = fds.get(i) else {
-            slot.finish_thaw(state::THAW_FAILED, 9, 0, 0);
+            slot.finish_thaw(state::THAW_FAILED, EBADF, 0, 0);
             failed += 1;
             continue;
         };

@@ -8,12 +8,17 @@
 //! PENDING --controller--> IN_FLIGHT --freezer--> FROZEN --controller--> THAWING --> THAWED
 //!                             |                  |  \--guardian---> GUARDIAN_THAWING --> THAWED_BY_GUARDIAN
 //!                             |                  \----------------> (thaw failed) THAW_FAILED
+//!                             |                     (either thaw: EINVAL, someone else thawed) THAWED_BY_OTHER
 //!                             \--controller at its deadline, or guardian--> ABANDONED
 //! ABANDONED --freezer, when FIFREEZE returns--> THAWED_LATE (it froze: thawed at once)
 //!                                               | FAILED_LATE (it failed: nothing to thaw)
 //!                                               | CANCELLED (never issued)
 //! IN_FLIGHT --freezer--> FREEZE_FAILED
 //! ```
+//!
+//! A controller that finds a target in `GUARDIAN_THAWING` waits for it to settle before it
+//! reports anything ([`freezer::Client`](super::freezer::Client)'s thaw): until the guardian's
+//! `FITHAW` returns, the filesystem may still be frozen.
 //!
 //! The table is plain data with a fixed layout (`repr(C)`), so that it can be placed in memory
 //! that a forked child shares; it allocates nothing and takes no locks.

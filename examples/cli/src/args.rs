@@ -34,6 +34,8 @@ pub enum Command {
     Plan {
         mounts: Vec<OsString>,
         exclude: Vec<OsString>,
+        /// `--verbose`: list every skipped filesystem, not only the unexpected ones.
+        verbose: bool,
     },
     /// `quiesce run ... -- CMD`.
     Run {
@@ -49,6 +51,8 @@ pub enum Command {
         timeout: Duration,
         mounts: Vec<OsString>,
         stdin: bool,
+        /// `--detach`: return once frozen; a detached controller holds the session.
+        detach: bool,
         if_frozen: IfFrozen,
         tuning: Tuning,
         hooks: HookConfig,
@@ -56,9 +60,13 @@ pub enum Command {
     /// `quiesce thaw`.
     Thaw {
         mounts: Vec<OsString>,
+        /// `--session ID`: the detached session to acknowledge and thaw.
+        session: Option<String>,
     },
-    /// `quiesce status`: the sessions in progress.
-    Status,
+    /// `quiesce status`: the sessions in progress; `--clear` collects ended detached ones.
+    Status {
+        clear: bool,
+    },
     /// `quiesce recover`: thaw what dead sessions left frozen.
     Recover,
     Help,
@@ -217,6 +225,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     timeout,
                     mounts,
                     stdin: false,
+                    detach: false,
                     if_frozen: IfFrozen::Fail,
                     tuning: Tuning::default(),
                     hooks: HookConfig::default(),
@@ -235,8 +244,12 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
 
     let mut timeout: Option<Duration> = None;
     let mut stdin = false;
+    let mut detach = false;
+    let mut session_id: Option<String> = None;
+    let mut clear = false;
     let mut if_frozen = IfFrozen::Fail;
     let mut exclude = Vec::new();
+    let mut verbose = false;
     let mut mounts = Vec::new();
     let mut argv: Option<Vec<OsString>> = None;
     let mut hooks = HookConfig::default();
@@ -270,6 +283,14 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 timeout = Some(parse_timeout(&t["--timeout=".len()..]).map_err(|m| err(m, json))?);
             }
             "--stdin" if name == "freeze" => stdin = true,
+            "--detach" if name == "freeze" => detach = true,
+            "--clear" if name == "status" => clear = true,
+            "--session" if name == "thaw" => {
+                session_id = Some(value(&mut it, "--session")?.to_string_lossy().into_owned())
+            }
+            t if name == "thaw" && t.starts_with("--session=") => {
+                session_id = Some(t["--session=".len()..].to_string())
+            }
             "--if-frozen" if name == "run" || name == "freeze" => {
                 let v = value(&mut it, "--if-frozen")?;
                 if_frozen = parse_if_frozen(&v.to_string_lossy()).map_err(|m| err(m, json))?;
@@ -306,6 +327,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 hooks.timeout =
                     parse_hook_timeout(&t["--hook-timeout=".len()..]).map_err(|m| err(m, json))?;
             }
+            "--verbose" | "-v" if name == "plan" => verbose = true,
             "--exclude" if name == "plan" => exclude.push(value(&mut it, "--exclude")?),
             t if name == "plan" && t.starts_with("--exclude=") => {
                 exclude.push(OsString::from(&t["--exclude=".len()..]))
@@ -348,7 +370,11 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             if let Some(rest) = argv {
                 mounts.extend(rest);
             }
-            Command::Plan { mounts, exclude }
+            Command::Plan {
+                mounts,
+                exclude,
+                verbose,
+            }
         }
         "run" => {
             let argv = argv.unwrap_or_default();
@@ -375,10 +401,23 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             }
             let timeout = need_timeout(timeout)?;
             need_mounts(&mounts)?;
+            if detach && stdin {
+                return Err(err(
+                    "--detach and --stdin exclude each other: with --detach, `quiesce thaw` acknowledges".into(),
+                    json,
+                ));
+            }
+            if detach && if_frozen == IfFrozen::Skip {
+                return Err(err(
+                    "--detach takes no --if-frozen=skip: a detached session covers every named filesystem or freezes none".into(),
+                    json,
+                ));
+            }
             Command::Freeze {
                 timeout,
                 mounts,
                 stdin,
+                detach,
                 if_frozen,
                 tuning,
                 hooks,
@@ -396,7 +435,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 ));
             }
             if name == "status" {
-                Command::Status
+                Command::Status { clear }
             } else {
                 Command::Recover
             }
@@ -405,8 +444,20 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             if let Some(rest) = argv {
                 mounts.extend(rest);
             }
-            need_mounts(&mounts)?;
-            Command::Thaw { mounts }
+            match (&session_id, mounts.is_empty()) {
+                (Some(_), false) => {
+                    return Err(err(
+                        "`quiesce thaw` takes --session ID or MOUNT..., not both".into(),
+                        json,
+                    ))
+                }
+                (Some(_), true) => {}
+                (None, _) => need_mounts(&mounts)?,
+            }
+            Command::Thaw {
+                mounts,
+                session: session_id,
+            }
         }
     };
     Ok(Invocation {
@@ -467,10 +518,31 @@ mod tests {
                 timeout: Duration::from_secs(30),
                 mounts: vec!["/a".into(), "/b".into()],
                 stdin: false,
+                detach: false,
                 if_frozen: IfFrozen::Fail,
                 tuning: Tuning::default(),
                 hooks: HookConfig::default(),
             }
+        );
+        let i = p(&["freeze", "--detach", "--timeout", "600", "/data"]).unwrap();
+        assert!(matches!(
+            i.command,
+            Command::Freeze {
+                detach: true,
+                stdin: false,
+                ..
+            }
+        ));
+        assert_eq!(
+            p(&["thaw", "--session", "12-34"]).unwrap().command,
+            Command::Thaw {
+                mounts: vec![],
+                session: Some("12-34".into())
+            }
+        );
+        assert_eq!(
+            p(&["status", "--clear"]).unwrap().command,
+            Command::Status { clear: true }
         );
         let i = p(&["freeze", "--stdin", "--timeout=2", "/a"]).unwrap();
         assert!(matches!(i.command, Command::Freeze { stdin: true, .. }));
@@ -519,14 +591,27 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(p(&["status", "--json"]).unwrap().command, Command::Status);
+        assert_eq!(
+            p(&["status", "--json"]).unwrap().command,
+            Command::Status { clear: false }
+        );
         assert_eq!(p(&["recover"]).unwrap().command, Command::Recover);
         let i = p(&["plan", "--exclude", "/x"]).unwrap();
         assert_eq!(
             i.command,
             Command::Plan {
                 mounts: vec![],
-                exclude: vec!["/x".into()]
+                exclude: vec!["/x".into()],
+                verbose: false,
+            }
+        );
+        let i = p(&["plan", "--verbose", "/a"]).unwrap();
+        assert_eq!(
+            i.command,
+            Command::Plan {
+                mounts: vec!["/a".into()],
+                exclude: vec![],
+                verbose: true,
             }
         );
     }
@@ -587,6 +672,21 @@ mod tests {
             (&["plan", "--if-frozen=skip"], "'--if-frozen=skip'"),
             (&["status", "/a"], "'/a'"),
             (
+                &["freeze", "--detach", "--stdin", "-t", "5", "/a"],
+                "--stdin",
+            ),
+            (
+                &["freeze", "--detach", "--if-frozen=skip", "-t", "5", "/a"],
+                "--if-frozen=skip",
+            ),
+            (&["thaw", "--session", "1-2", "/a"], "not both"),
+            (&["thaw"], "no mount point"),
+            (&["thaw", "--session"], "--session needs a value"),
+            (
+                &["run", "--detach", "-t", "5", "/a", "--", "x"],
+                "'--detach'",
+            ),
+            (
                 &[
                     "run",
                     "-t",
@@ -603,6 +703,10 @@ mod tests {
                 "'0'",
             ),
             (&["plan", "--hook-dir", "/h"], "'--hook-dir'"),
+            (
+                &["run", "-t", "5", "--verbose", "/a", "--", "x"],
+                "'--verbose'",
+            ),
             (
                 &["freeze", "-t", "5", "/a", "--hook-dir"],
                 "--hook-dir needs a value",

@@ -1,5 +1,6 @@
 //! Reports for people (text) and machines (`--json`, one object on one line).
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use quiesce::runtime::{
@@ -8,6 +9,7 @@ use quiesce::runtime::{
 use quiesce::Status;
 
 use crate::json::{array, Object};
+use crate::skips;
 
 fn ms(ns: u64) -> String {
     if ns == 0 {
@@ -26,7 +28,7 @@ fn head(command: &str, status: Status) -> Object {
         .str("status_name", status.name())
 }
 
-fn target_json(t: &TargetInfo, order: usize) -> Object {
+pub(crate) fn target_json(t: &TargetInfo, order: usize) -> Object {
     Object::new()
         .str("mount_point", &t.mount_point)
         .strings("paths", t.paths.iter().map(String::as_str))
@@ -36,7 +38,7 @@ fn target_json(t: &TargetInfo, order: usize) -> Object {
         .num("order", order)
 }
 
-fn skip_json(s: &SkipInfo) -> String {
+pub(crate) fn skip_json(s: &SkipInfo) -> String {
     Object::new()
         .str("mount_point", &s.mount_point)
         .str("fs_type", &s.fs_type)
@@ -76,7 +78,7 @@ pub fn failure_with_hooks(
         println!("{}", o.finish());
     } else {
         for h in hooks {
-            print_hook(h, hook_timeout);
+            print!("{}", hook_text(h, hook_timeout));
         }
     }
 }
@@ -110,26 +112,29 @@ fn hooks_json(hooks: &[HookRun], timeout: Duration) -> String {
     }))
 }
 
-fn print_hook(h: &HookRun, timeout: Duration) {
-    println!(
-        "  hook {} {}: {} ({})",
+fn hook_text(h: &HookRun, timeout: Duration) -> String {
+    let mut out = format!(
+        "  hook {} {}: {} ({})\n",
         h.name,
         h.phase.name(),
         h.describe(timeout),
         ms(h.duration.as_nanos() as u64)
     );
     for line in h.output.lines() {
-        println!("      | {line}");
+        let _ = writeln!(out, "      | {line}");
     }
     if h.output_held_open {
-        println!(
-            "      (a process it left behind still held its output open; quiesce stopped reading)"
+        out.push_str(
+            "      (a process it left behind still held its output open; quiesce stopped reading)\n",
         );
     }
+    out
 }
 
-/// `quiesce plan`.
-pub fn plan(p: &Prepared, json: bool) {
+/// `quiesce plan`. With `all_skips` (`--verbose`, or named mount points) every skipped
+/// filesystem is listed with its reason; without, only those a person would not expect, and a
+/// count of the rest by kind (`skips`). The JSON always has every one.
+pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
     if json {
         let targets = array(
             p.targets
@@ -164,25 +169,31 @@ pub fn plan(p: &Prepared, json: bool) {
             println!("      also at {other} (same filesystem, frozen once)");
         }
     }
-    if !p.skipped.is_empty() {
+    let summary = skips::summarize(&p.skipped, p.skipped_dropped, all_skips);
+    if !summary.listed.is_empty() {
         println!("skipped:");
-        for s in &p.skipped {
+        for s in &summary.listed {
             println!(
                 "  {}  ({} {}): {}",
                 s.mount_point, s.fs_type, s.device, s.reason
             );
         }
-        if p.skipped_dropped > 0 {
+        if all_skips && p.skipped_dropped > 0 {
             println!("  ... and {} more", p.skipped_dropped);
         }
+    }
+    if let Some(line) = summary.counted {
+        println!("{line}");
     }
     for n in &p.notes {
         println!("note: {n}");
     }
 }
 
-/// `quiesce run` and `quiesce freeze`.
-pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
+/// The report of `quiesce run` and `quiesce freeze` (and of a detached session's end), as
+/// printed on stdout: one JSON line with `json`, else text lines.
+pub fn render_session(command: &str, r: &Report, log: &[&str], json: bool) -> String {
+    let mut out = String::new();
     if json {
         let targets = array(r.targets.iter().map(|t| {
             let err = (t.errno != 0).then(|| errno_name(t.errno));
@@ -225,10 +236,11 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             .opt_str("slowest", r.slowest().map(|t| t.info.mount_point.as_str()))
             .raw("blocked", &blocked_json(r))
             .strings("log", log.iter().copied());
-        println!("{}", o.finish());
-        return;
+        let _ = writeln!(out, "{}", o.finish());
+        return out;
     }
-    println!(
+    let _ = writeln!(
+        out,
         "quiesce {command}: {} ({}): {}",
         r.status.name(),
         r.status.code(),
@@ -240,7 +252,8 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
         } else {
             String::new()
         };
-        println!(
+        let _ = writeln!(
+            out,
             "  {:>2}. {}  ({} {})  {}  freeze {}  thaw {}{err}",
             t.order + 1,
             t.info.mount_point,
@@ -251,27 +264,33 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             ms(t.thaw_ns)
         );
         for other in t.info.paths.iter().skip(1) {
-            println!("      also at {other} (same filesystem, frozen once)");
+            let _ = writeln!(out, "      also at {other} (same filesystem, frozen once)");
         }
     }
     for s in &r.skipped {
-        println!("  skipped {} ({}): {}", s.mount_point, s.fs_type, s.reason);
+        let _ = writeln!(
+            out,
+            "  skipped {} ({}): {}",
+            s.mount_point, s.fs_type, s.reason
+        );
     }
     for h in r
         .hooks
         .iter()
         .flat_map(|h| h.runs.iter().map(move |run| (run, h.timeout)))
     {
-        print_hook(h.0, h.1);
+        out.push_str(&hook_text(h.0, h.1));
     }
     for t in r.not_covered() {
-        println!(
+        let _ = writeln!(
+            out,
             "  not covered: {} (already frozen by another holder; the snapshot does not cover it)",
             t.info.mount_point
         );
     }
     for b in r.diagnosis.iter().flat_map(|d| d.blocked.iter()) {
-        println!(
+        let _ = writeln!(
+            out,
             "  in uninterruptible sleep: pid {} tid {} ({}){}",
             b.pid,
             b.tid,
@@ -283,18 +302,20 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             }
         );
     }
-    match r.window_ns {
-        Some(w) => println!(
+    let _ = match r.window_ns {
+        Some(w) => writeln!(
+            out,
             "  frozen window {} (deadline {:.1} s); {}",
             ms(w),
             r.timeout.as_secs_f64(),
             r.consistency.name()
         ),
-        None => println!("  nothing was frozen; {}", r.consistency.name()),
-    }
+        None => writeln!(out, "  nothing was frozen; {}", r.consistency.name()),
+    };
     if let Some(why) = &r.consistency_reason {
-        println!("  not application-consistent: {why}");
+        let _ = writeln!(out, "  not application-consistent: {why}");
     }
+    out
 }
 
 /// On a timeout, the tasks in uninterruptible sleep after the thaw (`[]` otherwise).
@@ -310,8 +331,8 @@ fn blocked_json(r: &Report) -> String {
     }))
 }
 
-/// `quiesce thaw`.
-pub fn thaw(status: Status, results: &[ThawResult], json: bool) {
+/// `quiesce thaw` of filesystems no detached session holds (the rescue).
+pub fn thaw(status: Status, results: &[ThawResult], rescue: bool, json: bool) {
     if json {
         let targets = array(results.iter().map(|t| {
             Object::new()
@@ -328,6 +349,7 @@ pub fn thaw(status: Status, results: &[ThawResult], json: bool) {
         }));
         let o = head("thaw", status)
             .str("message", status.message())
+            .bool("rescue", rescue)
             .raw("targets", &targets);
         println!("{}", o.finish());
         return;

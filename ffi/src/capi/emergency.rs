@@ -3,12 +3,11 @@
 use core::ffi::{c_char, CStr};
 use std::os::fd::AsFd;
 
+use quiesce_core::errno::EINVAL;
 use quiesce_core::linux::sys;
 use quiesce_core::Status;
 
 use super::guard;
-
-const EINVAL: i32 = 22;
 
 /// Thaws the filesystems mounted at `mounts[0..count]` (each must be a mount point: a
 /// directory inside a filesystem is refused, so that its parent filesystem is never thawed by

@@ -5,6 +5,7 @@
 use core::ffi::{c_char, CStr};
 use std::os::fd::{AsFd, OwnedFd};
 
+use quiesce_core::errno::{EACCES, ENOENT, ENOSYS, ENOTDIR};
 use quiesce_core::fstype::{classify, Freezability};
 use quiesce_core::linux::{sys, topology};
 use quiesce_core::mountinfo::{parse_line, Dev, Escaped};
@@ -17,10 +18,6 @@ use super::storage::{Failure, Inner, Skip, Target};
 use crate::runtime::{ErrnoName as errno_name, MAX_TARGETS};
 
 const PATH_MAX: usize = 4096;
-const ENOENT: i32 = 2;
-const EACCES: i32 = 13;
-const ENOTDIR: i32 = 20;
-const ENOSYS: i32 = 38;
 
 /// A named path, opened.
 struct Opened<'c> {

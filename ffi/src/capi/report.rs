@@ -118,13 +118,12 @@ fn record(inner: &Inner, i: usize) -> (Outcome, i32, u64, u64) {
     if inner.poisoned {
         if let Some(slot) = slot {
             let outcome = match slot.state() {
-                state::FROZEN | state::THAWING => Outcome::Frozen,
+                // GUARDIAN_THAWING: its FITHAW has not returned, so it may still be frozen.
+                state::FROZEN | state::THAWING | state::GUARDIAN_THAWING => Outcome::Frozen,
                 state::FREEZE_FAILED | state::FAILED_LATE => Outcome::FreezeFailed,
                 state::IN_FLIGHT | state::ABANDONED => Outcome::InFlight,
                 state::THAWED => Outcome::Thawed,
-                state::GUARDIAN_THAWING | state::THAWED_BY_GUARDIAN | state::THAWED_LATE => {
-                    Outcome::ThawedByGuardian
-                }
+                state::THAWED_BY_GUARDIAN | state::THAWED_LATE => Outcome::ThawedByGuardian,
                 state::THAW_FAILED => Outcome::ThawFailed,
                 state::THAWED_BY_OTHER => Outcome::ThawedByOther,
                 _ => Outcome::NotAttempted,

@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use quiesce_core::linux::guardian;
 use quiesce_core::linux::sys::now_ns;
 use quiesce_core::linux::{conclude, run_until_frozen, Signal};
-use quiesce_core::session::{IfFrozen, Outcome, Session};
+use quiesce_core::session::{IfFrozen, Outcome, Session, SessionError};
 use quiesce_core::{Consistency, Status};
 
 use super::buffers::Lossy;
@@ -209,8 +209,15 @@ unsafe fn session_call(
 /// small, the storage now holds a session: read the plan or the error, then call
 /// `quiesce_session_cleanup()`. `cfg` is read during this call only.
 ///
+/// Storage that still holds a live session (initialised here and not yet cleaned up, whether
+/// it failed, froze or thawed) is refused with `QUIESCE_USAGE` and left as it was, so that its
+/// descriptors and helper processes are not leaked: `quiesce_error()` on it says so. Fresh
+/// storage (zeroed, or uninitialised from malloc or the stack) and storage after
+/// `quiesce_session_cleanup()` are accepted: a live session is recognised by a magic word
+/// together with the storage's own address, both cleared by cleanup.
+///
 /// # Safety
-/// `storage` must point to `storage_size` writable bytes that hold no live session; `cfg`
+/// `storage` must point to `storage_size` writable bytes; `cfg`
 /// must point to a `quiesce_config` of at least `cfg->size` bytes whose `mounts` holds
 /// `mount_count` NUL-terminated strings.
 #[no_mangle]
@@ -223,9 +230,25 @@ pub unsafe extern "C" fn quiesce_session_init(
     let initialised = guard(Err(BadStorage::Null), || unsafe {
         Inner::init(storage, storage_size).map(|_| ())
     });
-    if initialised.is_err() {
+    match initialised {
+        Ok(()) => {}
+        Err(BadStorage::Live) => {
+            // SAFETY: the storage holds a live session (checked by init); its last error is
+            // replaced, nothing else of it is touched.
+            return unsafe {
+                session_call(storage, "quiesce_session_init", None, |inner| {
+                    inner.fail(
+                        Failure {
+                            status: Status::Usage,
+                            ..Failure::NONE
+                        },
+                        format_args!("quiesce_session_init: this storage holds a live session (set up before and not cleaned up); it is left as it was: call quiesce_session_cleanup() on it first, or pass other storage"),
+                    )
+                })
+            };
+        }
         // NULL, misaligned or too small: nothing was written to it.
-        return Status::Usage.code();
+        Err(_) => return Status::Usage.code(),
     }
     // SAFETY: initialised just above; the caller's contract covers `cfg`.
     unsafe {
@@ -274,36 +297,6 @@ fn config_failure(inner: &mut Inner, e: ConfigError) -> u32 {
     }
 }
 
-/// Whether this process has CAP_SYS_ADMIN in its effective set (capget(2); no allocation).
-fn has_cap_sys_admin() -> bool {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    const CAP_SYS_ADMIN: u32 = 21;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capget(2) with a version-3 header and room for its two data structs.
-    let r = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    r == 0 && data[0].effective & (1 << CAP_SYS_ADMIN) != 0
-}
-
 /// Freezes every planned filesystem, in order, through helper processes (so that a
 /// `FIFREEZE` stuck in the kernel cannot hold this call past the deadline), with a guardian
 /// process that thaws everything if this process dies or the deadline passes. The deadline
@@ -350,11 +343,11 @@ fn freeze(inner: &mut Inner) -> u32 {
             return inner.fail(usage, format_args!("quiesce_freeze: this session is over (it failed or was thawed); set up a new one with quiesce_session_init()"))
         }
     }
-    if !has_cap_sys_admin() {
+    if !quiesce_core::linux::sys::has_cap_sys_admin() {
         return inner.fail(
             Failure {
                 status: Status::Permission,
-                errno: 1,
+                errno: quiesce_core::errno::EPERM,
                 ..Failure::NONE
             },
             format_args!(
@@ -383,6 +376,15 @@ fn freeze(inner: &mut Inner) -> u32 {
     let freezers = pool_size(waves, presync, n);
     let session = match Session::<MAX_TARGETS>::new(&order[..n], timeout_ns) {
         Ok(s) => s.with_if_frozen(if_frozen).with_wave_starts(waves),
+        Err(SessionError::NoTargets) => {
+            return inner.fail(
+                Failure {
+                    status: Status::NotFreezable,
+                    ..Failure::NONE
+                },
+                format_args!("quiesce_freeze: nothing to freeze: the plan has no filesystem"),
+            )
+        }
         Err(e) => {
             return inner.fail(
                 Failure {

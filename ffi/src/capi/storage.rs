@@ -1,6 +1,15 @@
 //! The session lives in storage the caller provides (`quiesce_session`, an opaque, aligned
 //! block of `QUIESCE_SESSION_SIZE` bytes): the C ABI never calls malloc. This module lays out
 //! what is inside, and checks pointers handed back by C.
+//!
+//! A live session: `quiesce_session_init()` writes a magic word and the storage's own address
+//! into it, `quiesce_session_cleanup()` clears both. Storage that holds both is taken as
+//! holding a live session (its descriptors, helper processes and hooks are owned there): init
+//! refuses it, every other call accepts only it. Zeroed storage, storage after cleanup, and
+//! garbage (fresh from malloc or the stack) lack one or both: the one false positive would need
+//! garbage that holds this 64-bit magic next to its own address, i.e. a session that was never
+//! cleaned up (whose resources are then leaked already). A byte copy of a session at another
+//! address is not live (its address differs): init accepts it, the other calls refuse it.
 
 use core::mem::{align_of, size_of};
 use core::ptr::addr_of_mut;
@@ -92,6 +101,8 @@ impl Failure {
 /// What the caller's storage holds.
 pub struct Inner {
     magic: u64,
+    /// The storage's own address, written with the magic: a session is live only at home.
+    home: usize,
     pub phase: Phase,
     /// A panic was caught inside an export: only thaw and cleanup are accepted.
     pub poisoned: bool,
@@ -130,14 +141,32 @@ pub enum BadStorage {
     Misaligned,
     TooSmall,
     NotInitialised,
+    /// `init` on storage that holds a live session (not cleaned up).
+    Live,
 }
 
 impl Inner {
-    /// Initialises `storage` (of `size` bytes) in place and returns it. Allocates nothing,
-    /// and builds nothing large on the stack.
+    /// Whether `storage` (non-null, aligned) holds a live session: the magic word and its own
+    /// address, as `init` left them (see the module's documentation).
     ///
     /// # Safety
-    /// `storage` must point to `size` writable bytes that hold no live session.
+    /// `storage` must be aligned and point to `QUIESCE_SESSION_SIZE` readable bytes.
+    unsafe fn is_live(storage: *mut quiesce_session) -> bool {
+        let p = storage.cast::<Inner>();
+        // SAFETY: aligned, in bounds (the caller's contract); two plain integers are read in
+        // place, whatever bytes the storage holds, without making a reference to the Inner.
+        unsafe {
+            addr_of_mut!((*p).magic).read() == MAGIC
+                && addr_of_mut!((*p).home).read() == storage as usize
+        }
+    }
+
+    /// Initialises `storage` (of `size` bytes) in place and returns it; refuses storage that
+    /// holds a live session ([`BadStorage::Live`], nothing written). Allocates nothing, and
+    /// builds nothing large on the stack.
+    ///
+    /// # Safety
+    /// `storage` must point to `size` writable bytes.
     pub unsafe fn init<'a>(
         storage: *mut quiesce_session,
         size: usize,
@@ -150,6 +179,10 @@ impl Inner {
         }
         if size < QUIESCE_SESSION_SIZE {
             return Err(BadStorage::TooSmall);
+        }
+        // SAFETY: non-null, aligned, at least QUIESCE_SESSION_SIZE bytes (checked above).
+        if unsafe { Inner::is_live(storage) } {
+            return Err(BadStorage::Live);
         }
         let p = storage.cast::<Inner>();
         // SAFETY: `p` is non-null, aligned for Inner (checked), and points to at least
@@ -168,6 +201,7 @@ impl Inner {
             addr_of_mut!((*p).session).write(None);
             addr_of_mut!((*p).helpers).write(None);
             addr_of_mut!((*p).hooks).write(None);
+            addr_of_mut!((*p).home).write(storage as usize);
             addr_of_mut!((*p).magic).write(MAGIC);
             Ok(&mut *p)
         }
@@ -185,15 +219,14 @@ impl Inner {
         if !(storage as usize).is_multiple_of(QUIESCE_SESSION_ALIGN) {
             return Err(BadStorage::Misaligned);
         }
-        let p = storage.cast::<Inner>();
-        // SAFETY: aligned, QUIESCE_SESSION_SIZE bytes of caller storage; the magic is read
-        // first (a plain u64 at offset 0 of an initialised or zeroed/garbage block), and the
-        // reference is made only when it says init() has run on this storage.
+        // SAFETY: aligned, QUIESCE_SESSION_SIZE bytes of caller storage; the magic and the
+        // address are read first, and the reference is made only when they say init() has run
+        // on this storage, at this address, and cleanup has not.
         unsafe {
-            if addr_of_mut!((*p).magic).read() != MAGIC {
+            if !Inner::is_live(storage) {
                 return Err(BadStorage::NotInitialised);
             }
-            Ok(&mut *p)
+            Ok(&mut *storage.cast::<Inner>())
         }
     }
 
@@ -210,6 +243,7 @@ impl Inner {
             if let Ok(inner) = Inner::get(storage) {
                 let p: *mut Inner = inner;
                 addr_of_mut!((*p).magic).write(0);
+                addr_of_mut!((*p).home).write(0);
                 core::ptr::drop_in_place(p);
             }
         }

@@ -12,30 +12,9 @@ pub struct ErrnoName(pub i32);
 impl std::fmt::Display for ErrnoName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let errno = self.0;
-        let name = match errno {
-            1 => "EPERM",
-            2 => "ENOENT",
-            5 => "EIO",
-            9 => "EBADF",
-            13 => "EACCES",
-            16 => "EBUSY",
-            19 => "ENODEV",
-            20 => "ENOTDIR",
-            22 => "EINVAL",
-            30 => "EROFS",
-            36 => "ENAMETOOLONG",
-            38 => "ENOSYS",
-            40 => "ELOOP",
-            95 => "EOPNOTSUPP",
-            116 => "ESTALE",
-            _ => "",
-        };
+        let name = quiesce_core::errno::name(errno).unwrap_or("");
         let mut buf = [0u8; 128];
-        // SAFETY: the XSI strerror_r writes at most buf.len() bytes, NUL included, into the
-        // valid buffer; on failure the buffer stays zeroed (an empty description).
-        unsafe { libc::strerror_r(errno, buf.as_mut_ptr().cast(), buf.len()) };
-        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        let text = std::str::from_utf8(&buf[..len]).unwrap_or("");
+        let text = quiesce_core::linux::sys::describe_errno(errno, &mut buf);
         if name.is_empty() {
             write!(f, "errno {errno} (")?;
         } else {

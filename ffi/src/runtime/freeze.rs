@@ -103,6 +103,10 @@ impl Prepared {
         };
         let session = Session::<MAX_TARGETS>::new(&order, timeout_ns)
             .map_err(|e| match e {
+                SessionError::NoTargets => Failure::new(
+                    Status::NotFreezable,
+                    "nothing to freeze: the plan has no filesystem",
+                ),
                 SessionError::TooManyTargets => Failure::new(
                     Status::PlanRefused,
                     format!("more than {MAX_TARGETS} filesystems to freeze; name fewer"),

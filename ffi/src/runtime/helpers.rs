@@ -10,22 +10,29 @@
 //! Python agent gets no zombies), and their lifetime does not depend on it.
 //!
 //! After `fork` the children run only async-signal-safe code: raw syscalls (`setsid`, `chdir`,
-//! `prctl`, `close_range`, then the core's allocation-free loops) and `_exit`. They keep only the
+//! `prctl`, `close_range`, then the core's allocation-free loops) and `_exit`, each through its
+//! one wrapper in `quiesce_core::linux::sys` (or rustix). They keep only the
 //! mount descriptors and their own pipe ends; every other descriptor (stdout, the test harness's
 //! pipes, the liveness pipe's write end) is closed. The liveness pipe's write end exists only
-//! in the controller, close-on-exec, so a snapshot command it starts does not inherit it.
+//! in the controller, close-on-exec, so a snapshot command it starts does not inherit it; a
+//! child the host forks without exec does, so the guardian also holds a pidfd of the controller
+//! process and acts when it exits.
 
 use std::ffi::CStr;
 use std::io;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
+use quiesce_core::errno::{E2BIG, EAGAIN};
 use quiesce_core::linux::freezer::{self, Client, QUIT};
 use quiesce_core::linux::guardian;
+use quiesce_core::linux::sys::{self, Forked};
 use quiesce_core::linux::table::{Table, MAX_FREEZERS};
+use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 use rustix::pipe::{pipe_with, PipeFlags};
+use rustix::process::{getpid, pidfd_open, PidfdFlags, WaitOptions};
 
 use super::MAX_TARGETS;
 
@@ -59,21 +66,16 @@ struct Mapping {
 
 impl Mapping {
     fn new(len: usize, grace: Duration) -> io::Result<Mapping> {
-        // SAFETY: an anonymous mapping at an address of the kernel's choice; no descriptor and no
-        // existing memory are involved. The result is checked against MAP_FAILED.
+        // SAFETY: an anonymous mapping at an address of the kernel's choice (no hint): no
+        // descriptor and no existing memory are involved; failure is an `Err`.
         let p = unsafe {
-            libc::mmap(
+            mmap_anonymous(
                 std::ptr::null_mut(),
                 size_of::<SharedTable>(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
             )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        }?;
         let table = NonNull::new(p.cast::<SharedTable>()).ok_or(io::ErrorKind::Other)?;
         let grace_ns = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
         // SAFETY: the mapping is fresh, writable, page-aligned (more than the table's alignment)
@@ -92,8 +94,8 @@ impl Mapping {
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `new`; no reference to it outlives `self`
-        // (`table()` borrows from `self`).
-        unsafe { libc::munmap(self.table.as_ptr().cast(), size_of::<SharedTable>()) };
+        // (`table()` borrows from `self`). An error would leave the pages mapped: nothing to do.
+        let _ = unsafe { munmap(self.table.as_ptr().cast(), size_of::<SharedTable>()) };
     }
 }
 
@@ -111,7 +113,8 @@ pub struct Helpers {
     pub freezer_count: usize,
 }
 
-/// The descriptors a helper keeps: every target's and two of its own.
+/// The descriptors a helper keeps: every target's and two of its own (the guardian: the
+/// liveness pipe and the controller's pidfd; a freezer: its two pipes).
 type KeepList = heapless::Vec<RawFd, { MAX_TARGETS + 2 }>;
 
 /// Sorted raw descriptors a helper keeps. Allocates nothing (the C ABI's session start must
@@ -124,7 +127,7 @@ fn keep_list(fds: &[BorrowedFd<'_>], own: &[RawFd]) -> io::Result<KeepList> {
         .chain(own.iter().copied())
     {
         v.push(fd)
-            .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+            .map_err(|_| io::Error::from_raw_os_error(E2BIG))?;
     }
     v.sort_unstable();
     let mut out = KeepList::new();
@@ -136,49 +139,12 @@ fn keep_list(fds: &[BorrowedFd<'_>], own: &[RawFd]) -> io::Result<KeepList> {
     Ok(out)
 }
 
-/// Closes every descriptor except those in `keep` (sorted). Async-signal-safe.
-fn close_all_except(keep: &[RawFd]) {
-    let close_range = |lo: RawFd, hi: u32| {
-        // SAFETY: close_range(2) takes two descriptor numbers and flags; it touches no memory.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, lo as u32, hi, 0u32) };
-        if r != 0 {
-            // Before Linux 5.9: close one by one, up to the descriptor limit.
-            let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
-            // SAFETY: getrlimit writes one rlimit into the valid buffer.
-            let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } == 0 {
-                // SAFETY: initialised by the successful getrlimit.
-                unsafe { lim.assume_init() }.rlim_cur.min(1 << 20) as u32
-            } else {
-                4096
-            };
-            for fd in lo as u32..=hi.min(max) {
-                // SAFETY: close(2) on a number; a descriptor that is not open gives EBADF.
-                unsafe { libc::close(fd as RawFd) };
-            }
-        }
-    };
-    let mut next: RawFd = 0;
-    for &k in keep {
-        if k > next {
-            close_range(next, (k - 1) as u32);
-        }
-        next = k + 1;
-    }
-    close_range(next, u32::MAX);
-}
-
 /// Leaves the caller's session and process group (so that a signal to the terminal's or the
 /// caller's group does not reach it), leaves every mount point (cwd `/`), names itself, and
 /// closes every descriptor not in `keep`. Async-signal-safe.
 fn become_helper(keep: &[RawFd], name: &CStr) {
-    // SAFETY: setsid, chdir, prctl(PR_SET_NAME) are plain syscalls; the strings are valid C
-    // strings that live in the (copied) address space.
-    unsafe {
-        libc::setsid();
-        libc::chdir(c"/".as_ptr());
-        libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
-    }
-    close_all_except(keep);
+    sys::detach(name);
+    sys::close_all_except(keep);
 }
 
 /// Everything a helper needs after fork, prepared (allocated) before it.
@@ -188,6 +154,7 @@ struct ChildPlan<'a> {
     keep_guardian: KeepList,
     keep_freezer: KeepList,
     alive: BorrowedFd<'a>,
+    controller: Option<BorrowedFd<'a>>,
     requests: BorrowedFd<'a>,
     done: BorrowedFd<'a>,
     record: Option<&'a CStr>,
@@ -197,40 +164,38 @@ struct ChildPlan<'a> {
 /// The intermediate process: forks the guardian and the freezers, publishes their pids, exits.
 /// Never returns; async-signal-safe.
 fn intermediate(p: &ChildPlan<'_>) -> ! {
-    // SAFETY: fork in a single-threaded child; both sides continue with async-signal-safe code.
-    let g = unsafe { libc::fork() };
-    if g == 0 {
-        become_helper(&p.keep_guardian, c"quiesce-guard");
-        let code = guardian::watch(p.table, p.fds, p.alive, p.record);
-        // SAFETY: _exit ends the process without running anything of the parent's.
-        unsafe { libc::_exit(code) };
+    // SAFETY: (both forks) this process is a raw-forked copy of one thread; each child runs
+    // only `become_helper` and the core's loops (raw syscalls, no allocation, no lock, no
+    // panic path in use) and ends with `exit_now`, as `sys::fork` requires.
+    match unsafe { sys::fork() } {
+        Ok(Forked::Child) => {
+            become_helper(&p.keep_guardian, c"quiesce-guard");
+            sys::exit_now(guardian::watch(
+                p.table,
+                p.fds,
+                p.alive,
+                p.controller,
+                p.record,
+            ));
+        }
+        Ok(Forked::Parent(g)) => p.table.set_guardian_pid(g),
+        Err(_) => sys::exit_now(1),
     }
-    if g < 0 {
-        // SAFETY: as above.
-        unsafe { libc::_exit(1) };
-    }
-    p.table.set_guardian_pid(g);
     for k in 0..p.freezers.clamp(1, MAX_FREEZERS) {
         // SAFETY: as for the first fork.
-        let f = unsafe { libc::fork() };
-        if f == 0 {
-            become_helper(&p.keep_freezer, c"quiesce-freezer");
-            // SAFETY: getpid has no preconditions.
-            p.table.set_freezer_pid(k, unsafe { libc::getpid() });
-            let code = freezer::serve(p.table, p.fds, p.requests, p.done);
-            // SAFETY: as above.
-            unsafe { libc::_exit(code) };
-        }
-        if f < 0 {
+        match unsafe { sys::fork() } {
+            Ok(Forked::Child) => {
+                become_helper(&p.keep_freezer, c"quiesce-freezer");
+                p.table.set_freezer_pid(k, getpid().as_raw_nonzero().get());
+                sys::exit_now(freezer::serve(p.table, p.fds, p.requests, p.done));
+            }
+            Ok(Forked::Parent(f)) => p.table.set_freezer_pid(k, f),
             // The freezers forked so far are told to quit (the session is abandoned), the
             // guardian sees the controller's pipe close.
-            // SAFETY: as above.
-            unsafe { libc::_exit(2) };
+            Err(_) => sys::exit_now(2),
         }
-        p.table.set_freezer_pid(k, f);
     }
-    // SAFETY: as above.
-    unsafe { libc::_exit(0) }
+    sys::exit_now(0)
 }
 
 impl Helpers {
@@ -245,55 +210,56 @@ impl Helpers {
         freezers: usize,
     ) -> io::Result<Helpers> {
         if fds.len() > MAX_TARGETS {
-            return Err(io::Error::from_raw_os_error(libc::E2BIG));
+            return Err(io::Error::from_raw_os_error(E2BIG));
         }
         let map = Mapping::new(fds.len(), grace)?;
         let (alive_r, alive_w) = pipe_with(PipeFlags::CLOEXEC)?;
+        // A pidfd of this process for the guardian, which so learns of our death even while a
+        // child forked by the host (without exec) holds `alive_w`. Without pidfds (before
+        // Linux 5.3) the pipe alone tells.
+        let controller = pidfd_open(getpid(), PidfdFlags::empty()).ok();
+        let mut guardian_keeps: heapless::Vec<RawFd, 2> = heapless::Vec::new();
+        let _ = guardian_keeps.push(alive_r.as_raw_fd());
+        if let Some(c) = &controller {
+            let _ = guardian_keeps.push(c.as_raw_fd());
+        }
         let (req_r, req_w) = pipe_with(PipeFlags::CLOEXEC)?;
         let (done_r, done_w) = pipe_with(PipeFlags::CLOEXEC)?;
         rustix::io::ioctl_fionbio(&done_r, true)?;
         let plan = ChildPlan {
             table: map.table(),
             fds,
-            keep_guardian: keep_list(fds, &[alive_r.as_raw_fd()])?,
+            keep_guardian: keep_list(fds, &guardian_keeps)?,
             keep_freezer: keep_list(fds, &[req_r.as_raw_fd(), done_w.as_raw_fd()])?,
             alive: alive_r.as_fd(),
+            controller: controller.as_ref().map(AsFd::as_fd),
             requests: req_r.as_fd(),
             done: done_w.as_fd(),
             record,
             freezers,
         };
-        let mut all = MaybeUninit::<libc::sigset_t>::uninit();
-        let mut old = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigfillset initialises `all`; pthread_sigmask reads it and fills `old`.
-        let masked = unsafe {
-            libc::sigfillset(all.as_mut_ptr());
-            libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), old.as_mut_ptr()) == 0
+        // Every signal blocked around the fork, so that the child starts with them blocked
+        // (inherited mask) and no handler of the host ever runs in it.
+        let mask = sys::block_all_signals();
+        // SAFETY: the child runs only `intermediate` (raw syscalls, no allocation; it never
+        // returns), as `sys::fork` requires. Nothing of the C library's fork runs: no
+        // pthread_atfork handler of the host, in either process.
+        let forked = match unsafe { sys::fork() } {
+            Ok(Forked::Child) => intermediate(&plan),
+            Ok(Forked::Parent(pid)) => Ok(pid),
+            Err(e) => Err(e),
         };
-        // SAFETY: fork; the child runs only `intermediate` (async-signal-safe, never returns),
-        // with every signal blocked (inherited mask), so no handler of the host runs in it.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            intermediate(&plan);
+        if let Ok(mask) = &mask {
+            sys::restore_signals(mask);
         }
-        let fork_error = io::Error::last_os_error();
-        if masked {
-            // SAFETY: restores the mask saved above.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
-        }
-        if pid < 0 {
-            return Err(fork_error);
-        }
-        let mut status = 0;
-        loop {
-            // SAFETY: waits for our own child; `status` is a valid out-parameter.
-            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break;
-            }
+        let pid = forked.map_err(io::Error::from_raw_os_error)?;
+        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+            while let Err(rustix::io::Errno::INTR) =
+                rustix::process::waitpid(Some(pid), WaitOptions::empty())
+            {}
         }
         drop(plan);
-        drop((alive_r, req_r, done_w));
+        drop((alive_r, controller, req_r, done_w));
         let table = map.table();
         let guardian = table.guardian_pid();
         let freezer_count = freezers.clamp(1, MAX_FREEZERS);
@@ -314,7 +280,7 @@ impl Helpers {
             // A fork in the intermediate process failed (it exited 1 or 2): the freezers
             // that run are told to quit, the guardian sees our pipe close.
             helpers.release();
-            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+            return Err(io::Error::from_raw_os_error(EAGAIN));
         }
         Ok(helpers)
     }

@@ -20,6 +20,7 @@ mod errno;
 mod freeze;
 pub(crate) mod helpers;
 mod hooks;
+mod identify;
 mod prepare;
 mod record;
 mod recover;
@@ -34,8 +35,9 @@ pub use hooks::{
     FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
 };
+pub use identify::{identify_mounts, NamedMount};
 pub use prepare::{prepare, Prepared, Select, SkipInfo, TargetInfo};
-pub use record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};
+pub use record::{run_dir, ProcRef, RecordTarget, SessionRecord, RUN_DIR, RUN_DIR_VAR};
 pub use recover::{
     recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,
     SessionStatus,
@@ -115,17 +117,10 @@ pub fn check_timeout(timeout: Duration) -> Result<u64, Failure> {
         .map_err(|_| Failure::new(Status::Usage, "the timeout is too large"))
 }
 
-/// Whether this process may freeze filesystems (CAP_SYS_ADMIN in its effective set).
+/// Whether this process may freeze filesystems (CAP_SYS_ADMIN in its effective set): the one
+/// check, [`quiesce_core::linux::sys::has_cap_sys_admin`], which the C ABI calls too.
 pub fn has_cap_sys_admin() -> bool {
-    const CAP_SYS_ADMIN: u32 = 21;
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+    quiesce_core::linux::sys::has_cap_sys_admin()
 }
 
 /// Fails with [`Status::Permission`] unless this process has CAP_SYS_ADMIN; the message
@@ -145,5 +140,5 @@ pub fn require_cap_sys_admin(action: &str, paths: &[std::ffi::OsString]) -> Resu
             names.join(", ")
         ),
     )
-    .with_errno(1))
+    .with_errno(quiesce_core::errno::EPERM))
 }

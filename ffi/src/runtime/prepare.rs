@@ -4,6 +4,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
+use quiesce_core::errno::{EACCES, ENOENT, ENOSYS, ENOTDIR};
 use quiesce_core::linux::sys::{self, MountIdentity};
 use quiesce_core::linux::topology;
 use quiesce_core::mountinfo::{Dev, Escaped, MountInfo};
@@ -11,11 +12,6 @@ use quiesce_core::plan::{Plan, PlanError, PlanErrorKind, Selection};
 use quiesce_core::Status;
 
 use super::{errno_name, Failure, MAX_TARGETS};
-
-const ENOENT: i32 = 2;
-const EACCES: i32 = 13;
-const ENOTDIR: i32 = 20;
-const ENOSYS: i32 = 38;
 
 /// What to freeze.
 #[derive(Clone, Copy, Debug)]
@@ -253,8 +249,8 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
                 use std::os::unix::fs::MetadataExt;
                 let rdev = st.rdev();
                 let d = Dev {
-                    major: libc::major(rdev),
-                    minor: libc::minor(rdev),
+                    major: rustix::fs::major(rdev),
+                    minor: rustix::fs::minor(rdev),
                 };
                 if d != target.dev {
                     devs.push(d);

@@ -3,14 +3,13 @@
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 
+use quiesce_core::errno::EINVAL;
 use quiesce_core::linux::sys;
 use quiesce_core::mountinfo::{Dev, MountInfo};
 use quiesce_core::Status;
 
 use super::prepare::{resolve_all, text};
 use super::Failure;
-
-const EINVAL: i32 = 22;
 
 /// What a rescue thaw did to one filesystem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

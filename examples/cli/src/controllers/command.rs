@@ -112,10 +112,16 @@ impl<'a> SnapshotCommand<'a> {
         if let Some(status) = self.exit {
             return Some(status);
         }
-        let pgid = child.id() as libc::pid_t;
+        let pgid = child.id() as i32;
         let started = Instant::now();
-        // SAFETY: kill(-pgid) signals the group the child leads (it was made its own group).
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        // The group the child leads (it was made its own group).
+        let group = rustix::process::Pid::from_raw(pgid);
+        let signal_group = |sig| {
+            if let Some(g) = group {
+                let _ = rustix::process::kill_process_group(g, sig);
+            }
+        };
+        signal_group(rustix::process::Signal::TERM);
         self.log.line(format_args!(
             "the snapshot command (pid {pgid}) was still running after the window: sent SIGTERM"
         ));
@@ -124,8 +130,7 @@ impl<'a> SnapshotCommand<'a> {
                 return Some(status);
             }
             if started.elapsed() > KILL_GRACE {
-                // SAFETY: as above.
-                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                signal_group(rustix::process::Signal::KILL);
                 self.log.line(format_args!(
                     "sent SIGKILL to the snapshot command (pid {pgid})"
                 ));
@@ -161,14 +166,10 @@ impl Controller for SnapshotCommand<'_> {
             }
         }
         // SAFETY: the closure runs in the child between fork and exec and calls only
-        // sigprocmask, which is async-signal-safe; it restores the signals we blocked.
+        // pthread_sigmask (SignalSet::unblock), which is async-signal-safe and allocates
+        // nothing; it restores the signals we blocked.
         unsafe {
-            cmd.pre_exec(move || {
-                if libc::sigprocmask(libc::SIG_UNBLOCK, &mask, std::ptr::null_mut()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || mask.unblock().map_err(std::io::Error::from_raw_os_error));
         }
         match cmd.spawn() {
             Ok(child) => self.child = Some(child),

@@ -1,10 +1,11 @@
 //! The `fsfreezer` / `safefreeze` handshake: SIGUSR1 to the parent once frozen; SIGUSR1 from
 //! the parent (and only from the parent) acknowledges; the parent's exit does not.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use quiesce::runtime::{Controller, Signal};
 use rustix::event::{PollFd, PollFlags};
+use rustix::process::{getppid, kill_process, pidfd_open, Pid, PidfdFlags, Signal as RustixSignal};
 
 use super::drain;
 use crate::deferred_log::DeferredLog;
@@ -24,20 +25,14 @@ impl<'a> ParentHandshake<'a> {
     /// Prepares the handshake with our parent. Fails when there is no real parent (we were
     /// re-parented to init: nobody is there to acknowledge).
     pub fn new(signals: &'a Signals, log: &'a mut DeferredLog) -> Result<Self, String> {
-        // SAFETY: getppid has no preconditions.
-        let parent = unsafe { libc::getppid() };
+        let parent = Pid::as_raw(getppid());
         if parent <= 1 {
             return Err(
                 "`quiesce freeze` acknowledges by SIGUSR1 from its parent, but it has no parent process; use --stdin or `quiesce run`"
                     .into(),
             );
         }
-        // SAFETY: pidfd_open takes a pid and flags; a negative return is an error.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) };
-        let pidfd = (fd >= 0).then(|| {
-            // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
-            unsafe { OwnedFd::from_raw_fd(fd as i32) }
-        });
+        let pidfd = Pid::from_raw(parent).and_then(|pid| pidfd_open(pid, PidfdFlags::empty()).ok());
         Ok(ParentHandshake {
             parent,
             pidfd,
@@ -47,19 +42,14 @@ impl<'a> ParentHandshake<'a> {
     }
 
     fn parent_gone(&self) -> bool {
-        // SAFETY: getppid has no preconditions.
-        unsafe { libc::getppid() != self.parent }
+        Pid::as_raw(getppid()) != self.parent
     }
 }
 
 impl Controller for ParentHandshake<'_> {
     fn notify(&mut self) -> Result<(), i32> {
-        // SAFETY: kill with a valid signal number; the pid is our parent's.
-        if unsafe { libc::kill(self.parent, libc::SIGUSR1) } == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-        }
+        let parent = Pid::from_raw(self.parent).ok_or(quiesce_core::errno::ECHILD)?;
+        kill_process(parent, RustixSignal::USR1).map_err(|e| e.raw_os_error())
     }
 
     fn wait(&mut self, until_ns: u64) -> Option<Signal> {

@@ -1,7 +1,7 @@
 //! The line protocol: `frozen` on stdout when everything is frozen; `thaw` on stdin
 //! acknowledges; end of input does not.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use quiesce::runtime::{Controller, Signal};
 use rustix::event::{PollFd, PollFlags};
@@ -61,30 +61,27 @@ impl<'a> StdinLines<'a> {
     }
 }
 
-fn write_all(fd: i32, mut data: &[u8]) -> Result<(), i32> {
+/// write(2) of all of `data` to `fd` (unbuffered: the line must be out before we wait).
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> Result<(), i32> {
     while !data.is_empty() {
-        // SAFETY: writes at most data.len() bytes from a valid slice.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-            if e == libc::EINTR {
-                continue;
-            }
-            return Err(e);
+        match rustix::io::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.raw_os_error()),
         }
-        data = &data[n as usize..];
     }
     Ok(())
 }
 
 impl Controller for StdinLines<'_> {
     fn notify(&mut self) -> Result<(), i32> {
-        write_all(1, b"frozen\n")
+        let stdout = std::io::stdout();
+        write_all(stdout.as_fd(), b"frozen\n")
     }
 
     fn wait(&mut self, until_ns: u64) -> Option<Signal> {
-        // SAFETY: fd 0 is open for the life of the process (stdin); we only borrow it.
-        let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+        let stdin_handle = std::io::stdin();
+        let stdin = stdin_handle.as_fd();
         let mut fds = [
             PollFd::from_borrowed_fd(self.signals.fd(), PollFlags::IN),
             PollFd::from_borrowed_fd(stdin, PollFlags::IN),
@@ -98,8 +95,8 @@ impl Controller for StdinLines<'_> {
             return None;
         }
         let free = &mut self.buf[self.len..];
-        // SAFETY: reads at most free.len() bytes into a valid buffer.
-        let n = unsafe { libc::read(0, free.as_mut_ptr().cast(), free.len()) };
+        // An error (EINTR, EAGAIN) reads nothing this time.
+        let n = rustix::io::read(stdin, free).unwrap_or(usize::MAX);
         if n == 0 {
             if let Some(s) = self.lines() {
                 return Some(s);
@@ -113,8 +110,8 @@ impl Controller for StdinLines<'_> {
             ));
             return Some(Signal::Gone);
         }
-        if n > 0 {
-            self.len += n as usize;
+        if n != usize::MAX {
+            self.len += n;
         }
         self.lines()
     }

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
+use rustix::process::{
+    kill_process, kill_process_group, waitpid, Pid, Signal as RustixSignal, WaitOptions,
+};
 
 use super::spawn::Spawned;
 
@@ -105,29 +108,24 @@ fn read_available(fd: &OwnedFd, cap: &mut Capture) -> (bool, bool) {
 }
 
 fn exited(pid: i32) -> Option<HookEnd> {
-    let mut status = 0;
-    // SAFETY: waitpid writes the status into a valid int.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    if r == pid {
-        if libc::WIFEXITED(status) {
-            Some(HookEnd::Exited(libc::WEXITSTATUS(status)))
-        } else {
-            Some(HookEnd::Signaled(libc::WTERMSIG(status)))
-        }
-    } else if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+    let pid = Pid::from_raw(pid)?;
+    match waitpid(Some(pid), WaitOptions::NOHANG) {
+        Ok(Some((_, status))) => Some(match status.exit_status() {
+            Some(code) => HookEnd::Exited(code),
+            None => HookEnd::Signaled(status.terminating_signal().unwrap_or(0)),
+        }),
         // Reaped by someone else (a host's SIGCHLD handler): the status is lost.
-        Some(HookEnd::Exited(-1))
-    } else {
-        None
+        Err(Errno::CHILD) => Some(HookEnd::Exited(-1)),
+        _ => None,
     }
 }
 
+/// SIGKILL to the process group the hook leads (it was made its own group at spawn), then to
+/// the hook itself, in case setpgid had failed.
 fn kill_group(pid: i32) {
-    // SAFETY: kill(2) with a negative pid signals the process group the hook leads (it was
-    // made its own group at spawn); then the hook itself, in case setpgid had failed.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-        libc::kill(pid, libc::SIGKILL);
+    if let Some(pid) = Pid::from_raw(pid) {
+        let _ = kill_process_group(pid, RustixSignal::KILL);
+        let _ = kill_process(pid, RustixSignal::KILL);
     }
 }
 

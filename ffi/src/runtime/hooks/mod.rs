@@ -480,7 +480,7 @@ impl Hooks {
                     (f.end, f.output, f.truncated, f.held_open, f.unreaped)
                 }
                 Err(e) => (
-                    HookEnd::NotStarted(e.raw_os_error().unwrap_or(libc::EIO)),
+                    HookEnd::NotStarted(e.raw_os_error().unwrap_or(quiesce_core::errno::EIO)),
                     Vec::new(),
                     0,
                     false,

@@ -8,15 +8,17 @@
 //! exception: a script (`#!`) keeps its own file open as descriptor 3, because the kernel hands
 //! a script run through a descriptor to its interpreter as `/dev/fd/3`; a binary does not.
 //!
-//! Everything is allocated before `fork`; after it the child runs only async-signal-safe
+//! Everything is allocated before `fork` (the raw system call, `sys::fork`: no
+//! `pthread_atfork` handler of the host runs); after it the child runs only async-signal-safe
 //! syscalls (safe inside a multi-threaded host process too).
 
-use std::ffi::{CStr, CString};
+use std::ffi::{c_char, CStr, CString};
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 
+use quiesce_core::linux::sys::{self, Forked};
 use rustix::fs::{fcntl_setfl, openat, Mode, OFlags, CWD};
+use rustix::io::FdFlags;
 use rustix::pipe::{pipe_with, PipeFlags};
 
 /// The only environment a hook gets.
@@ -33,9 +35,9 @@ pub(crate) struct Spawned {
 /// Starts the file behind `exe` (an `O_PATH` descriptor of a verified hook) with `argv`.
 /// `Err` when it could not be started (the errno of `fork`, of `execveat`, ...).
 pub(crate) fn spawn(exe: BorrowedFd<'_>, argv: &[&CStr], env: &[CString]) -> io::Result<Spawned> {
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    let mut argv_ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
-    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    let mut env_ptrs: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
     let devnull = openat(
         CWD,
@@ -52,19 +54,19 @@ pub(crate) fn spawn(exe: BorrowedFd<'_>, argv: &[&CStr], env: &[CString]) -> io:
         exe: exe.as_raw_fd(),
         err: err_w.as_raw_fd(),
     };
-    // SAFETY: fork duplicates this process; the child only runs `child_main`, which makes
-    // async-signal-safe syscalls on memory prepared above (argv, env, descriptor numbers) and
-    // never returns.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        child_main(&fds, argv_ptrs.as_ptr(), env_ptrs.as_ptr());
-    }
+    // SAFETY: the raw fork runs no pthread_atfork handler of the host; the child only runs
+    // `child_main`, which makes async-signal-safe syscalls on memory prepared above (argv,
+    // env, descriptor numbers), allocates nothing and never returns (exec or _exit), as
+    // `sys::fork` requires.
+    let pid = match unsafe { sys::fork() } {
+        Ok(Forked::Child) => child_main(&fds, argv_ptrs.as_ptr(), env_ptrs.as_ptr()),
+        Ok(Forked::Parent(pid)) => pid,
+        Err(e) => return Err(io::Error::from_raw_os_error(e)),
+    };
     // Also from this side, so that the group exists before we might signal it.
-    // SAFETY: setpgid takes two numbers; EACCES after the child's exec is harmless.
-    unsafe { libc::setpgid(pid, pid) };
+    // EACCES after the child's exec is harmless.
+    let group = rustix::process::Pid::from_raw(pid);
+    let _ = rustix::process::setpgid(group, group);
     drop(out_w);
     drop(err_w);
     drop(devnull);
@@ -94,11 +96,11 @@ fn read_errno(fd: &OwnedFd) -> Option<i32> {
 
 /// Waits for a child that has failed its exec (it exits at once).
 fn reap(pid: i32) {
-    let mut status = 0;
-    // SAFETY: waitpid writes the status into a valid int.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-    {}
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        while let Err(rustix::io::Errno::INTR) =
+            rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+        {}
+    }
 }
 
 struct ChildFds {
@@ -108,124 +110,65 @@ struct ChildFds {
     err: RawFd,
 }
 
-/// The child between fork and exec. Never returns.
-fn child_main(
-    fds: &ChildFds,
-    argv: *const *const libc::c_char,
-    env: *const *const libc::c_char,
-) -> ! {
-    // SAFETY (for every call in this function): plain syscalls on descriptor numbers and on
-    // pointers to memory allocated before fork (argv, env, the empty path, the sigset), all
-    // async-signal-safe; nothing allocates, locks or unwinds.
-    unsafe {
-        let mut empty = MaybeUninit::<libc::sigset_t>::zeroed();
-        libc::sigemptyset(empty.as_mut_ptr());
-        libc::sigprocmask(libc::SIG_SETMASK, empty.as_ptr(), std::ptr::null_mut());
-        // Dispositions set to "ignore" survive exec (e.g. SIGPIPE in Rust programs).
-        let mut dfl = MaybeUninit::<libc::sigaction>::zeroed();
-        (*dfl.as_mut_ptr()).sa_sigaction = libc::SIG_DFL;
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, dfl.as_ptr(), std::ptr::null_mut());
-            }
-        }
-        if libc::setpgid(0, 0) != 0 {
-            fail(fds.err, errno());
-        }
-        // Move the descriptors we keep above 0..=3 first, so that dup2 cannot clobber one
-        // with another, then into place. dup2 clears close-on-exec on the copies.
-        let high = |fd: RawFd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
-        let (null, out, exe) = (high(fds.devnull), high(fds.out), high(fds.exe));
-        if null < 0 || out < 0 || exe < 0 {
-            fail(fds.err, errno());
-        }
-        let err = high(fds.err);
-        if err < 0 {
-            fail(fds.err, errno());
-        }
-        if libc::dup2(null, 0) < 0
-            || libc::dup2(out, 1) < 0
-            || libc::dup2(out, 2) < 0
-            || libc::dup2(exe, 3) < 0
-        {
-            fail(err, errno());
-        }
-        close_from(4, err);
-        if libc::chdir(c"/".as_ptr()) != 0 {
-            fail(err, errno());
-        }
-        libc::umask(0o022);
-        // A binary needs no descriptor of its own: try with close-on-exec first. The kernel
-        // refuses that for a script (ENOENT: its interpreter could not open /dev/fd/3), so
-        // then descriptor 3 stays open for the interpreter.
-        libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
-        let empty_path = c"".as_ptr();
-        libc::syscall(
-            libc::SYS_execveat,
-            3,
-            empty_path,
-            argv,
-            env,
-            libc::AT_EMPTY_PATH,
-        );
-        let first = errno();
-        if first == libc::ENOENT {
-            libc::fcntl(3, libc::F_SETFD, 0);
-            libc::syscall(
-                libc::SYS_execveat,
-                3,
-                empty_path,
-                argv,
-                env,
-                libc::AT_EMPTY_PATH,
-            );
-        }
-        fail(err, errno())
+/// The child between fork and exec. Never returns. Every call is async-signal-safe and
+/// allocates nothing (through `sys` or rustix; descriptors are plain numbers this child owns).
+fn child_main(fds: &ChildFds, argv: *const *const c_char, env: *const *const c_char) -> ! {
+    sys::reset_signals();
+    if let Err(e) = rustix::process::setpgid(None, None) {
+        fail(fds.err, e.raw_os_error());
     }
+    // Move the descriptors we keep above 0..=3 first, so that dup2 cannot clobber one with
+    // another, then into place. dup2 clears close-on-exec on the copies.
+    let high = |fd: RawFd| {
+        // SAFETY: `fd` is open in this child (prepared before the fork) for this call.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        rustix::io::fcntl_dupfd_cloexec(fd, 10).map(IntoRawFd::into_raw_fd)
+    };
+    let (null, out, exe) = match (high(fds.devnull), high(fds.out), high(fds.exe)) {
+        (Ok(n), Ok(o), Ok(e)) => (n, o, e),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => fail(fds.err, e.raw_os_error()),
+    };
+    let err = match high(fds.err) {
+        Ok(e) => e,
+        Err(e) => fail(fds.err, e.raw_os_error()),
+    };
+    for (from, to) in [(null, 0), (out, 1), (out, 2), (exe, 3)] {
+        if let Err(e) = sys::dup_onto(from, to) {
+            fail(err, e);
+        }
+    }
+    close_from_4(err);
+    if let Err(e) = rustix::process::chdir(c"/") {
+        fail(err, e.raw_os_error());
+    }
+    rustix::process::umask(Mode::from_raw_mode(0o022));
+    // SAFETY: descriptor 3 is the hook's own file, open in this child.
+    let three = unsafe { BorrowedFd::borrow_raw(3) };
+    // A binary needs no descriptor of its own: try with close-on-exec first. The kernel
+    // refuses that for a script (ENOENT: its interpreter could not open /dev/fd/3), so then
+    // descriptor 3 stays open for the interpreter.
+    let _ = rustix::io::fcntl_setfd(three, FdFlags::CLOEXEC);
+    // SAFETY: argv and env are NULL-terminated arrays of C strings allocated before the fork,
+    // alive until exec (this function never returns).
+    let mut errno = unsafe { sys::exec_fd(3, argv, env) };
+    if errno == quiesce_core::errno::ENOENT {
+        let _ = rustix::io::fcntl_setfd(three, FdFlags::empty());
+        // SAFETY: as above.
+        errno = unsafe { sys::exec_fd(3, argv, env) };
+    }
+    fail(err, errno)
 }
 
 /// Writes `errno` to the exec-error pipe and exits. Async-signal-safe.
 fn fail(pipe: RawFd, errno: i32) -> ! {
-    let bytes = errno.to_ne_bytes();
-    // SAFETY: write(2) from a valid 4-byte buffer, then _exit(2); both async-signal-safe.
-    unsafe {
-        libc::write(pipe, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(127)
-    }
+    // SAFETY: the exec-error pipe's write end is open in this child until it exits.
+    let pipe = unsafe { BorrowedFd::borrow_raw(pipe) };
+    let _ = rustix::io::write(pipe, &errno.to_ne_bytes());
+    sys::exit_now(127)
 }
 
-fn errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-/// Closes every descriptor from `lo` up, except `keep` (the exec-error pipe, close-on-exec).
-/// Async-signal-safe.
-fn close_from(lo: u32, keep: RawFd) {
-    let close_range = |a: u32, b: u32| {
-        if a > b {
-            return;
-        }
-        // SAFETY: close_range(2) takes descriptor numbers and flags; it touches no memory.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, a, b, 0u32) };
-        if r != 0 {
-            // Before Linux 5.9: one by one, up to the descriptor limit.
-            let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
-            // SAFETY: getrlimit writes one rlimit into the valid buffer.
-            let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } == 0 {
-                // SAFETY: initialised by the successful getrlimit.
-                unsafe { lim.assume_init() }.rlim_cur.min(1 << 20) as u32
-            } else {
-                4096
-            };
-            for fd in a..=b.min(max) {
-                // SAFETY: close(2) on a number; one that is not open gives EBADF.
-                unsafe { libc::close(fd as RawFd) };
-            }
-        }
-    };
-    let keep = keep as u32;
-    close_range(lo, keep.saturating_sub(1));
-    close_range(keep + 1, u32::MAX);
+/// Closes every descriptor from 4 up, except `keep` (the exec-error pipe, close-on-exec, above
+/// 3). Async-signal-safe.
+fn close_from_4(keep: RawFd) {
+    sys::close_all_except(&[0, 1, 2, 3, keep]);
 }

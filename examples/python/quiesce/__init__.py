@@ -36,7 +36,8 @@ with a NUL byte, raises ``ValueError``. Everything the library refuses raises
 :class:`QuiesceError` with its :class:`Status`.
 
 The shared library is loaded from ``$QUIESCE_LIB`` (a path to ``libquiesce.so``), else from
-the repository this file lives in (``target/release``, then ``target/debug``), else wherever
+this package's own directory (where ``pip install`` puts it), else from the repository this
+package lives in (``target/release``, then ``target/debug``: for development), else wherever
 ``ctypes.util.find_library("quiesce")`` finds it. Importing fails with ImportError if the
 library's session size or ABI version is not the one this module was written for.
 """
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.machinery
 import math
 import os
 import threading
@@ -126,9 +128,13 @@ TimeoutArg = Union[float, int, timedelta]
 
 def _candidates() -> list[str]:
     here = Path(__file__).resolve().parent
-    repo = here.parent.parent
-    found = [str(repo / "target" / p / "libquiesce.so") for p in ("release", "debug")]
-    return [p for p in found if os.path.exists(p)]
+    # Installed: the build (setuptools-rust, see pyproject.toml) put the library next to this
+    # file, named like an extension module (libquiesce.cpython-311-x86_64-linux-gnu.so).
+    packaged = [here / f"libquiesce{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    # In the repository (examples/python/quiesce/): the cargo build's target directories.
+    repo = here.parent.parent.parent
+    built = [repo / "target" / p / "libquiesce.so" for p in ("release", "debug")]
+    return [str(p) for p in packaged + built if p.is_file()]
 
 
 def _load() -> tuple[ctypes.CDLL, str]:
@@ -151,8 +157,8 @@ def _load() -> tuple[ctypes.CDLL, str]:
         except OSError as e:
             tried.append(f"{name}: {e}")
     raise ImportError(
-        "cannot find libquiesce.so: set QUIESCE_LIB to its path, or build it with "
-        "`cargo build -p quiesce-ffi`" + ("".join(f"\n  tried {t}" for t in tried))
+        "cannot find libquiesce.so: install the package (pip install ./examples/python), "
+        "set QUIESCE_LIB to the library's path, or build it with `cargo build -p quiesce-ffi`" + ("".join(f"\n  tried {t}" for t in tried))
     )
 
 
@@ -271,14 +277,14 @@ def _check_library() -> None:
     if size != SESSION_SIZE:
         raise ImportError(
             f"{_lib_path} needs {size} bytes of session storage, but this module was written "
-            f"for {SESSION_SIZE} (QUIESCE_SESSION_SIZE): use the quiesce.py that comes with "
+            f"for {SESSION_SIZE} (QUIESCE_SESSION_SIZE): use the quiesce package that comes with "
             "that library"
         )
     abi = int(_lib.quiesce_abi_version())
     if abi != ABI_VERSION:
         raise ImportError(
             f"{_lib_path} has ABI version {abi}, but this module was written for ABI version "
-            f"{ABI_VERSION}: use the quiesce.py that comes with that library"
+            f"{ABI_VERSION}: use the quiesce package that comes with that library"
         )
     align = int(_lib.quiesce_session_align())
     if align == 0 or SESSION_ALIGN % align != 0:
