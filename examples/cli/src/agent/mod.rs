@@ -56,8 +56,9 @@ Usage:
                 [--exclude MOUNT]...
 
 Speaks qemu-ga's protocol (guest-sync, guest-sync-delimited, guest-ping, guest-info,
-guest-fsfreeze-status, -freeze, -freeze-list, -thaw) on the virtio-serial port and freezes
-with quiesce: quiesce's order, one deadline, a guardian that thaws if the agent dies.
+guest-fsfreeze-status, guest-fsfreeze-freeze, guest-fsfreeze-freeze-list,
+guest-fsfreeze-thaw) on the virtio-serial port and freezes with quiesce: quiesce's order,
+one deadline, a guardian that thaws if the agent dies.
 
 Options:
   --path DEV          the virtio-serial port (default /dev/virtio-ports/org.qemu.guest_agent.0;
@@ -68,7 +69,7 @@ Options:
                       guest-fsfreeze-thaw came (default 600, at most 3600); status then says
                       thawed and the next guest-fsfreeze-thaw answers 0
   --forward unix:PATH relay every command that is not about freezing to a qemu-ga listening
-                      there (qemu-ga -m unix-listen -p PATH)
+                      on that unix socket (qemu-ga's unix-listen method)
   --hook-dir DIR      qemu-ga's hook directory convention: DIR's executables get `freeze`
                       before the freeze (name order) and `thaw` after the thaw (reverse
                       order); default /etc/qemu/fsfreeze-hook.d if it exists; checked as
