@@ -388,7 +388,9 @@ typedef struct quiesce_error_info {
   // -1.
   int32_t target_index;
   // What went wrong, naming the input and the fix: points into the session storage, valid
-  // until the next call on the session. Never NULL.
+  // until the next call on the session. Never NULL. While `status` is `QUIESCE_OK`, the
+  // plan's notes (`note: ...`, e.g. a loop device's backing file that could not be located,
+  // so that its freeze order is not checked), or empty.
   const char *message;
 } quiesce_error_info;
 
@@ -422,7 +424,8 @@ const char *quiesce_consistency_name(uint32_t consistency);
 
 // Thaws the filesystems mounted at `mounts[0..count]` (each must be a mount point: a
 // directory inside a filesystem is refused, so that its parent filesystem is never thawed by
-// accident). A filesystem that is not frozen is fine. Needs no session and allocates nothing;
+// accident). A filesystem that is not frozen is fine; one named twice (the same superblock at
+// two paths) is thawed once. Needs no session and allocates nothing;
 // safe to call from any thread at any time, e.g. from an agent's crash handler or at start-up
 // after a crash.
 //

@@ -546,7 +546,7 @@ fn agent_hook_failing_after_the_thaw_is_thaw_hook_failed() {
     out.assert_code(20, "thaw-hook-failed");
     assert!(
         out.stderr.contains(
-            "quiesce-agent: thaw: the snapshot is application-consistent, but the hook 20-thaw-fails failed on `thaw` (exit status 4): the application may not have resumed [thaw-hook-failed"
+            "quiesce-agent: thaw: froze 1 filesystem, snapshot acknowledged, thawed: application-consistent (the hooks succeeded); the hook 20-thaw-fails failed on `thaw` (exit status 4): the application may not have resumed [thaw-hook-failed"
         ),
         "{out}"
     );

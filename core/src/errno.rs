@@ -44,6 +44,8 @@ pub const ENAMETOOLONG: Errno = 36;
 pub const ENOSYS: Errno = 38;
 /// Too many levels of symbolic links.
 pub const ELOOP: Errno = 40;
+/// Value too large for defined data type (e.g. a mount id beyond 32 bits).
+pub const EOVERFLOW: Errno = 75;
 /// Operation not supported: `FIFREEZE` on a filesystem type that cannot be frozen.
 pub const EOPNOTSUPP: Errno = 95;
 /// Connection timed out (here: a helper's call did not return within its bound).
@@ -71,6 +73,7 @@ pub const fn name(errno: Errno) -> Option<&'static str> {
         ENAMETOOLONG => "ENAMETOOLONG",
         ENOSYS => "ENOSYS",
         ELOOP => "ELOOP",
+        EOVERFLOW => "EOVERFLOW",
         EOPNOTSUPP => "EOPNOTSUPP",
         ETIMEDOUT => "ETIMEDOUT",
         ESTALE => "ESTALE",
@@ -112,6 +115,7 @@ mod tests {
             (ENAMETOOLONG, E::NAMETOOLONG),
             (ENOSYS, E::NOSYS),
             (ELOOP, E::LOOP),
+            (EOVERFLOW, E::OVERFLOW),
             (EOPNOTSUPP, E::OPNOTSUPP),
             (ETIMEDOUT, E::TIMEDOUT),
             (ESTALE, E::STALE),

@@ -4,7 +4,7 @@
  *   quiesce-agent [-t TIMEOUT_MS] [-a] [HOOK OPTIONS] MOUNT... -- CMD [ARG...]
  *
  * Plans the freeze of MOUNT... (with -a: of every freezable filesystem except MOUNT...),
- * prints the plan, freezes, prints "frozen", runs CMD (the snapshot; it must not write to the
+ * prints the plan's notes and the plan, freezes, prints "frozen", runs CMD (the snapshot; it must not write to the
  * frozen filesystems), acknowledges the snapshot if CMD exits 0, thaws, prints the report,
  * and exits with the session's status (0: consistent; see quiesce.h for the others).
  *
@@ -171,6 +171,12 @@ int main(int argc, char **argv) {
         print_error("plan", st);
         quiesce_session_cleanup(&session);
         return (int)st;
+    }
+    /* While nothing failed, the message holds the plan's notes (if any). */
+    quiesce_error_info note;
+    note.size = sizeof note;
+    if (quiesce_error(&session, &note) == QUIESCE_OK && note.message[0] != '\0') {
+        printf("%s\n", note.message);
     }
     print_plan();
     fflush(stdout); /* before the library forks its helper processes */

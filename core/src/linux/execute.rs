@@ -225,8 +225,9 @@ pub fn execute_with<const N: usize, O: Ops + ?Sized, C: Controller + ?Sized>(
 /// Runs `session` until it waits for the controller (`Ok(until)`, the deadline of the wait) or
 /// ends (`Err(status)`): every `FIFREEZE` and `FITHAW` through `ops`; `notify` tells the
 /// controller that everything is frozen and returns the event that reports it. The one loop
-/// of the executor; allocates nothing.
-fn advance<const N: usize, O: Ops + ?Sized>(
+/// of the executor (the engine of `quiesce-ffi` builds its lifecycle on it); allocates
+/// nothing.
+pub fn advance<const N: usize, O: Ops + ?Sized>(
     session: &mut Session<N>,
     ops: &mut O,
     notify: &mut dyn FnMut() -> Event,
@@ -272,7 +273,7 @@ fn freeze_wave<const N: usize, O: Ops + ?Sized>(
 /// Hands `event` to the machine. It only rejects events it did not ask for; every event the
 /// executor makes answers the action just taken, so a rejection is a bug. The machine keeps
 /// its state and will still lead to thaw.
-fn deliver<const N: usize>(session: &mut Session<N>, event: Event) {
+pub fn deliver<const N: usize>(session: &mut Session<N>, event: Event) {
     if session.handle(event).is_err() {
         debug_assert!(false, "session rejected {event:?}");
     }

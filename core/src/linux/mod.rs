@@ -21,6 +21,6 @@ pub mod table;
 pub mod topology;
 
 pub use execute::{
-    conclude, execute, execute_with, run_until_frozen, Controller, Direct, FreezeReply, Ops,
-    Signal, ThawReply,
+    advance, conclude, deliver, execute, execute_with, run_until_frozen, Controller, Direct,
+    FreezeReply, Ops, Signal, ThawReply,
 };

@@ -47,6 +47,8 @@ pub mod sync {
 
 /// Where one target stands, as stored in the table.
 pub mod state {
+    use crate::session::Outcome;
+
     /// Not attempted yet.
     pub const PENDING: u32 = 0;
     /// The controller asked the freezer for `FIFREEZE`; it has not returned.
@@ -95,6 +97,24 @@ pub mod state {
             FAILED_LATE => "freeze-failed-late",
             THAWED_BY_OTHER => "thawed-by-other",
             _ => "unknown",
+        }
+    }
+
+    /// The target's outcome when its slot is in state `s`: the one mapping from the table's
+    /// states to the session's outcomes (read where the session machine cannot say, e.g.
+    /// after a panic poisoned a C ABI session). `GUARDIAN_THAWING` is frozen: the guardian's
+    /// `FITHAW` has not returned, so the filesystem may still be frozen (a controller that can
+    /// wait for it to settle does: `freezer::thawed_by_another`).
+    pub const fn outcome(s: u32) -> Outcome {
+        match s {
+            FROZEN | THAWING | GUARDIAN_THAWING => Outcome::Frozen,
+            FREEZE_FAILED | FAILED_LATE => Outcome::FreezeFailed,
+            IN_FLIGHT | ABANDONED => Outcome::InFlight,
+            THAWED => Outcome::Thawed,
+            THAWED_BY_GUARDIAN | THAWED_LATE => Outcome::ThawedByGuardian,
+            THAW_FAILED => Outcome::ThawFailed,
+            THAWED_BY_OTHER => Outcome::ThawedByOther,
+            _ => Outcome::NotAttempted,
         }
     }
 
@@ -237,6 +257,19 @@ impl Slot {
         self.thaw_start.store(thaw.0, Ordering::Release);
         self.thaw_end.store(thaw.1, Ordering::Release);
         self.state.store(to, Ordering::Release);
+    }
+
+    /// What the table says of this target: its outcome ([`state::outcome`]), errno, and how
+    /// long its `FIFREEZE` and `FITHAW` took (ns).
+    pub fn record(&self) -> (crate::session::Outcome, i32, u64, u64) {
+        let (fs, fe) = self.freeze_times();
+        let (ts, te) = self.thaw_times();
+        (
+            state::outcome(self.state()),
+            self.errno(),
+            fe.saturating_sub(fs),
+            te.saturating_sub(ts),
+        )
     }
 
     /// Records a finished thaw by whoever holds the claim.

@@ -7,11 +7,13 @@
 //! loading, running and reporting them uses the Rust heap. A session without hooks never gets
 //! here and stays allocation-free.
 //!
-//! The calls: `quiesce_freeze()` runs every `freeze` call before its first `FIFREEZE`;
-//! `quiesce_thaw()` runs `thaw` or `freeze-failed` after its last `FITHAW`. A failed freeze
-//! makes them at once (after everything it froze was thawed); a session that is cleaned up
-//! (or poisoned) without its thaw makes them in `quiesce_session_cleanup()`. Each hook that
-//! got `freeze` gets exactly one of `thaw` and `freeze-failed`.
+//! The engine's lifecycle makes the calls ([`crate::engine::session::Lifecycle`]):
+//! `quiesce_freeze()` runs every `freeze` call before its first `FIFREEZE`; `quiesce_thaw()`
+//! runs `thaw` or `freeze-failed` after its last `FITHAW`. A failed freeze makes them at once
+//! (after everything it froze was thawed); a session that is cleaned up (or poisoned) without
+//! its thaw makes them in `quiesce_session_cleanup()`. Each hook that got `freeze` gets
+//! exactly one of `thaw` and `freeze-failed`. What stays here is C: the paths from the
+//! config's pointers, and the reason as a C string.
 
 use core::ffi::c_char;
 use std::ffi::{CStr, CString, OsStr};
@@ -19,23 +21,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use quiesce_core::{Consistency, Status};
+use quiesce_core::Status;
 
 use super::config::{quiesce_config, Flags};
 use super::storage::Failure;
-use crate::runtime::{FreezeVerdict, HookConfig, Hooks, DEFAULT_HOOK_TIMEOUT};
+use crate::engine::hooks::{Quiesced, Reason, SessionHooks};
+use crate::runtime::{HookConfig, Hooks, DEFAULT_HOOK_TIMEOUT};
 
 /// The reason given for file-system (not application) consistency when no hook is
-/// configured: the CLI's `consistency_reason` in the same case.
+/// configured: the engine's [`NO_HOOKS_REASON`](crate::engine::hooks::NO_HOOKS_REASON) as a
+/// C string.
 pub(crate) const NO_HOOKS_REASON: &CStr = c"no application hooks were configured";
 
-/// The hooks of one session and what they did.
+/// The hooks of one session (the engine drives them) and the C string of their reason.
 #[derive(Debug)]
 pub struct HookState {
     hooks: Hooks,
-    /// What the `freeze` calls decided, once they ran.
-    verdict: Option<FreezeVerdict>,
-    /// `verdict.reason` as a C string, for `quiesce_report_info.consistency_reason`.
+    /// Why the application is not quiesced, for `quiesce_report_info.consistency_reason`.
     reason: Option<CString>,
 }
 
@@ -120,61 +122,37 @@ impl HookState {
         })?;
         Ok(Some(Box::new(HookState {
             hooks,
-            verdict: None,
             reason: None,
         })))
     }
 
-    /// Runs the `freeze` calls (once). `Err` with the message when application consistency
-    /// is required and a hook failed: nothing may be frozen, and the hooks that got `freeze`
-    /// have had their `freeze-failed` already.
-    pub(crate) fn before_freeze(&mut self) -> Result<(), String> {
-        if self.verdict.is_some() || !self.hooks.is_configured() {
-            return Ok(());
-        }
-        let verdict = self.hooks.run_freeze();
-        self.reason = verdict.reason.as_deref().map(c_string);
-        let proceed = verdict.proceed;
-        let reason = verdict.reason.clone();
-        self.verdict = Some(verdict);
-        if proceed {
-            return Ok(());
-        }
-        self.hooks.run_after(false);
-        Err(format!(
-            "application consistency is required, but {}: nothing was frozen, and the hooks that got `freeze` got `freeze-failed`",
-            reason.as_deref().unwrap_or("a hook failed")
-        ))
+    /// The hooks, as the engine's lifecycle drives them.
+    pub(crate) fn hooks(&mut self) -> &mut Hooks {
+        &mut self.hooks
     }
 
-    /// Runs the calls after the thaw (once; nothing if no `freeze` call was made): `thaw` if
-    /// `thawed_ok` (everything was frozen and thawed in time), `freeze-failed` otherwise.
-    pub(crate) fn after_thaw(&mut self, thawed_ok: bool) {
-        if self.verdict.is_some() {
-            self.hooks.run_after(thawed_ok);
+    /// The hooks, read-only.
+    pub(crate) fn view(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    /// Keeps the hooks' reason (why the application is not quiesced) as a C string, for
+    /// `quiesce_report_info.consistency_reason`: after the `freeze` calls.
+    pub(crate) fn keep_reason(&mut self) {
+        if let Some(Quiesced::No(Some(why))) = self.hooks.quiesced() {
+            self.reason = Some(c_string(why));
         }
     }
 
-    /// The first failed call after the thaw, described.
-    pub(crate) fn after_failure(&self) -> Option<String> {
-        self.hooks.after_failure()
-    }
-
-    /// The session's level with the hooks, from the level of the freeze session alone, and
-    /// the reason when it stays file-system-consistent (a pointer into this state, or NULL).
-    pub(crate) fn level(&self, base: Consistency) -> (Consistency, *const c_char) {
-        if base != Consistency::FileSystem {
-            return (base, core::ptr::null());
-        }
-        match &self.verdict {
-            Some(v) if v.quiesced => (Consistency::Application, core::ptr::null()),
-            Some(_) => (
-                Consistency::FileSystem,
-                self.reason
-                    .as_deref()
-                    .map_or(core::ptr::null(), CStr::as_ptr),
-            ),
-            None => (Consistency::FileSystem, NO_HOOKS_REASON.as_ptr()),
+    /// The reason of `level`, as a pointer into this state or a static string (NULL if none).
+    pub(crate) fn reason_ptr(&self, reason: Option<Reason<'_>>) -> *const c_char {
+        match reason {
+            None => core::ptr::null(),
+            Some(Reason::NoHooks) => NO_HOOKS_REASON.as_ptr(),
+            Some(Reason::Hooks(_)) => self
+                .reason
+                .as_deref()
+                .map_or(core::ptr::null(), CStr::as_ptr),
         }
     }
 
@@ -194,10 +172,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_no_hooks_reason_is_the_clis() {
+    fn the_no_hooks_reason_is_the_engines() {
         assert_eq!(
             NO_HOOKS_REASON.to_str().ok(),
-            Some(crate::runtime::NO_HOOKS_REASON)
+            Some(crate::engine::hooks::NO_HOOKS_REASON)
         );
     }
 

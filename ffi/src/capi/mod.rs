@@ -12,10 +12,14 @@
 //! - the library installs no signal handlers and never changes the signal mask (the helper
 //!   processes it forks block signals in themselves only).
 //!
-//! Files: [`codes`] (status codes, version), [`config`], [`storage`], [`buffers`], [`plan`],
-//! [`session`] (init, freeze, thaw, one-shot run, cleanup), [`hooks`] (the application hooks
-//! around a session: the one part that allocates), [`report`], [`emergency`],
-//! [`testing`] (the test-only panic hook).
+//! Every export is a shell over the engine ([`crate::engine`]): it checks pointers and sizes,
+//! lays the session out in the caller's storage, and keeps the panic boundary; planning, the
+//! lifecycle, the hooks' rules and the messages are the engine's, the same as the CLI's.
+//!
+//! Files: [`codes`] (status codes, version), [`config`], [`storage`], [`buffers`], [`plan`]
+//! (the engine's plan into the storage), [`session`] (init, freeze, thaw, one-shot run,
+//! cleanup), [`hooks`] (the application hooks' paths and reason as C strings: the one part
+//! that allocates), [`report`], [`emergency`], [`testing`] (the test-only panic hook).
 
 pub mod buffers;
 pub mod codes;

@@ -3,7 +3,6 @@
 
 use core::ffi::c_char;
 
-use quiesce_core::linux::table::state;
 use quiesce_core::session::{End, Outcome};
 use quiesce_core::{Consistency, Status};
 
@@ -11,7 +10,9 @@ use super::codes::{consistency_code, outcome_code};
 use super::guard;
 use super::hooks::{HookState, NO_HOOKS_REASON};
 use super::session::{write_out, write_out_versioned};
-use super::storage::{quiesce_session, Inner, Phase};
+use super::storage::{quiesce_session, Inner};
+use crate::engine::hooks::{level, SessionHooks};
+use crate::engine::session::{Lifecycle, Stage};
 
 /// The whole session.
 #[repr(C)]
@@ -111,37 +112,10 @@ pub struct quiesce_skip_info {
     pub mount_index: i32,
 }
 
-/// A target's record: from the session machine, or (after a panic poisoned the session)
-/// from the table shared with the helpers.
-fn record(inner: &Inner, i: usize) -> (Outcome, i32, u64, u64) {
-    let slot = inner.helpers.as_ref().and_then(|h| h.table().slot(i));
-    if inner.poisoned {
-        if let Some(slot) = slot {
-            let outcome = match slot.state() {
-                // GUARDIAN_THAWING: its FITHAW has not returned, so it may still be frozen.
-                state::FROZEN | state::THAWING | state::GUARDIAN_THAWING => Outcome::Frozen,
-                state::FREEZE_FAILED | state::FAILED_LATE => Outcome::FreezeFailed,
-                state::IN_FLIGHT | state::ABANDONED => Outcome::InFlight,
-                state::THAWED => Outcome::Thawed,
-                state::THAWED_BY_GUARDIAN | state::THAWED_LATE => Outcome::ThawedByGuardian,
-                state::THAW_FAILED => Outcome::ThawFailed,
-                state::THAWED_BY_OTHER => Outcome::ThawedByOther,
-                _ => Outcome::NotAttempted,
-            };
-            let (fs, fe) = slot.freeze_times();
-            let (ts, te) = slot.thaw_times();
-            return (
-                outcome,
-                slot.errno(),
-                fe.saturating_sub(fs),
-                te.saturating_sub(ts),
-            );
-        }
-    }
-    match inner.session.as_ref().and_then(|s| s.target(i)) {
-        Some(r) => (r.outcome, r.errno, r.freeze_ns, r.thaw_ns),
-        None => (Outcome::NotAttempted, 0, 0, 0),
-    }
+/// A target's record (outcome, errno, freeze and thaw ns): from the session machine, or
+/// (after a panic poisoned the session) from the table shared with the helpers.
+pub(crate) fn record(life: &Lifecycle, poisoned: bool, i: usize) -> (Outcome, i32, u64, u64) {
+    life.record(i, poisoned)
 }
 
 /// The session's report so far (final once `quiesce_thaw()` returned or a step failed).
@@ -162,38 +136,46 @@ pub unsafe extern "C" fn quiesce_report(
         let Ok(inner) = (unsafe { Inner::get(session.cast_mut()) }) else {
             return Status::Usage.code();
         };
-        let s = inner.session.as_ref();
+        let s = inner.life.session();
         let base = match s {
             Some(s) if !inner.poisoned => s.consistency(),
             _ => Consistency::None,
         };
         let (consistency, reason) = match inner.hooks.as_deref() {
-            Some(h) => h.level(base),
-            None if base == Consistency::FileSystem => (base, NO_HOOKS_REASON.as_ptr()),
-            None => (base, core::ptr::null()),
+            Some(h) => {
+                let (level, reason) = level(base, h.view().quiesced());
+                (level, h.reason_ptr(reason))
+            }
+            None => {
+                let (level, reason) = level(base, None);
+                (
+                    level,
+                    reason.map_or(core::ptr::null(), |_| NO_HOOKS_REASON.as_ptr()),
+                )
+            }
         };
         let (hook_calls, hook_failures) = inner.hooks.as_deref().map_or((0, 0), HookState::calls);
         let status = if inner.poisoned || inner.failure.status != Status::Ok {
             inner.failure.status
         } else {
-            s.map_or(Status::Ok, |s| s.status())
+            inner.life.status()
         };
         let not_covered = (0..inner.targets.len())
-            .filter(|&i| record(inner, i).0 == Outcome::NotCovered)
+            .filter(|&i| record(&inner.life, inner.poisoned, i).0 == Outcome::NotCovered)
             .count();
         let info = quiesce_report_info {
             size: core::mem::size_of::<quiesce_report_info>(),
             status: status.code(),
             consistency: consistency_code(consistency),
             acknowledged: u32::from(s.is_some_and(|s| s.end() == End::Acknowledged)),
-            ended: u32::from(inner.phase == Phase::Ended),
-            timeout_ms: inner.timeout_ms,
+            ended: u32::from(inner.life.stage() == Stage::Ended),
+            timeout_ms: u32::try_from(inner.life.options().timeout.as_millis()).unwrap_or(u32::MAX),
             target_count: inner.targets.len() as u32,
             skip_count: inner.skips.len() as u32,
             skips_dropped: inner.skips_dropped as u32,
             not_covered: not_covered as u32,
             window_ns: s.and_then(|s| s.window_ns()).unwrap_or(0),
-            presync_ns: inner.presync_ns,
+            presync_ns: inner.life.presync_ns().unwrap_or(0),
             consistency_reason: reason,
             hook_calls,
             hook_failures,
@@ -223,7 +205,7 @@ pub unsafe extern "C" fn quiesce_target(
         let Some(t) = inner.targets.get(index) else {
             return Status::Usage.code();
         };
-        let (outcome, errno, freeze_ns, thaw_ns) = record(inner, index);
+        let (outcome, errno, freeze_ns, thaw_ns) = record(&inner.life, inner.poisoned, index);
         let info = quiesce_target_info {
             size: core::mem::size_of::<quiesce_target_info>(),
             path: inner.names.c_ptr(t.path),

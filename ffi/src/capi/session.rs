@@ -3,29 +3,31 @@
 //! are configured ([`super::hooks`]).
 
 use core::ffi::{c_char, c_int, c_void};
-use core::fmt;
 use core::time::Duration;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use quiesce_core::linux::guardian;
-use quiesce_core::linux::sys::now_ns;
-use quiesce_core::linux::{conclude, run_until_frozen, Signal};
-use quiesce_core::session::{IfFrozen, Outcome, Session, SessionError};
+use quiesce_core::linux::Signal;
+use quiesce_core::session::IfFrozen;
 use quiesce_core::{Consistency, Status};
 
-use super::buffers::Lossy;
+use super::buffers::Names;
 use super::config::{
     self, quiesce_config, ConfigError, Flags, QUIESCE_MAX_HOOK_TIMEOUT_MS, QUIESCE_MAX_TIMEOUT_MS,
 };
 use super::hooks::HookState;
+use super::plan::show_notes;
+use super::report::record;
 use super::storage::{
-    quiesce_session, BadStorage, Failure, Inner, Phase, QUIESCE_SESSION_ALIGN, QUIESCE_SESSION_SIZE,
+    quiesce_session, BadStorage, Failure, Inner, Target, QUIESCE_SESSION_ALIGN,
+    QUIESCE_SESSION_SIZE,
 };
 use super::testing::{self, Point};
 use super::{guard, plan};
-use crate::runtime::helpers::{pool_size, Helpers};
-use crate::runtime::{froze_and_thawed, presync_limit, ErrnoName, MAX_TARGETS};
+use crate::engine::explain::{concerned, Explain, Line, Targets};
+use crate::engine::hooks::{self as engine_hooks, level, NoHooks, SessionHooks};
+use crate::engine::session::{Lifecycle, Options, Stage};
+use crate::engine::MAX_TARGETS;
 
 #[allow(non_camel_case_types)]
 /// The callback of `quiesce_run()`: called once everything is frozen; take the snapshot and
@@ -50,7 +52,9 @@ pub struct quiesce_error_info {
     /// -1.
     pub target_index: i32,
     /// What went wrong, naming the input and the fix: points into the session storage, valid
-    /// until the next call on the session. Never NULL.
+    /// until the next call on the session. Never NULL. While `status` is `QUIESCE_OK`, the
+    /// plan's notes (`note: ...`, e.g. a loop device's backing file that could not be located,
+    /// so that its freeze order is not checked), or empty.
     pub message: *const c_char,
 }
 
@@ -259,12 +263,23 @@ pub unsafe extern "C" fn quiesce_session_init(
                 Ok(c) => c,
                 Err(e) => return config_failure(inner, e),
             };
-            inner.flags = flags;
-            inner.timeout_ms = cfg.timeout_ms;
+            inner.life = Lifecycle::new(Options {
+                timeout: Duration::from_millis(u64::from(cfg.timeout_ms)),
+                if_frozen: if flags.contains(Flags::SKIP_FROZEN) {
+                    IfFrozen::Skip
+                } else {
+                    IfFrozen::Fail
+                },
+                presync: !flags.contains(Flags::NO_PRESYNC),
+                parallel: !flags.contains(Flags::SEQUENTIAL),
+                // The guardian thaws at the deadline itself: between quiesce_freeze() and
+                // quiesce_thaw() nobody else in this process watches the clock.
+                grace: Duration::ZERO,
+            });
             // SAFETY: the caller vouches for `mounts`.
             let code = plan::plan(inner, &cfg, flags);
             if code != Status::Ok.code() {
-                inner.phase = Phase::Ended;
+                inner.life.end(inner.failure.status);
                 return code;
             }
             // Every hook is verified before anything runs (none runs if one is refused).
@@ -272,7 +287,7 @@ pub unsafe extern "C" fn quiesce_session_init(
             match HookState::load(&cfg, flags) {
                 Ok(hooks) => inner.hooks = hooks,
                 Err((failure, message)) => {
-                    inner.phase = Phase::Ended;
+                    inner.life.end(failure.status);
                     return inner.fail(failure, format_args!("{message}"));
                 }
             }
@@ -329,158 +344,96 @@ pub unsafe extern "C" fn quiesce_freeze(session: *mut quiesce_session) -> u32 {
     unsafe { session_call(session, "quiesce_freeze", None, freeze) }
 }
 
+/// The session's hooks for the engine (none: `none`, a [`NoHooks`]).
+fn hooks_of<'a>(
+    hooks: &'a mut Option<Box<HookState>>,
+    none: &'a mut NoHooks,
+) -> &'a mut dyn SessionHooks {
+    match hooks.as_deref_mut() {
+        Some(h) => h.hooks(),
+        None => none,
+    }
+}
+
 fn freeze(inner: &mut Inner) -> u32 {
     let usage = Failure {
         status: Status::Usage,
         ..Failure::NONE
     };
-    match inner.phase {
-        Phase::Planned => {}
-        Phase::Frozen => {
+    match inner.life.stage() {
+        Stage::Planned => {}
+        Stage::Armed | Stage::Frozen => {
             return inner.fail(usage, format_args!("quiesce_freeze: already frozen; call quiesce_thaw()"))
         }
-        Phase::Ended => {
+        Stage::Ended => {
             return inner.fail(usage, format_args!("quiesce_freeze: this session is over (it failed or was thawed); set up a new one with quiesce_session_init()"))
         }
     }
-    if !quiesce_core::linux::sys::has_cap_sys_admin() {
-        return inner.fail(
-            Failure {
-                status: Status::Permission,
-                errno: quiesce_core::errno::EPERM,
-                ..Failure::NONE
-            },
-            format_args!(
-                "freezing needs CAP_SYS_ADMIN, which this process does not have: run as root"
-            ),
-        );
-    }
-    let n = inner.targets.len();
-    let mut order = [0u16; MAX_TARGETS];
-    for (i, o) in order.iter_mut().enumerate().take(n) {
-        *o = i as u16;
-    }
-    let timeout_ns = u64::from(inner.timeout_ms) * 1_000_000;
-    let if_frozen = if inner.flags.contains(Flags::SKIP_FROZEN) {
-        IfFrozen::Skip
-    } else {
-        IfFrozen::Fail
-    };
-    let parallel = !inner.flags.contains(Flags::SEQUENTIAL);
-    let presync = !inner.flags.contains(Flags::NO_PRESYNC);
-    let waves: &[bool] = if parallel {
-        &inner.wave_starts[..n]
-    } else {
-        &[]
-    };
-    let freezers = pool_size(waves, presync, n);
-    let session = match Session::<MAX_TARGETS>::new(&order[..n], timeout_ns) {
-        Ok(s) => s.with_if_frozen(if_frozen).with_wave_starts(waves),
-        Err(SessionError::NoTargets) => {
-            return inner.fail(
-                Failure {
-                    status: Status::NotFreezable,
-                    ..Failure::NONE
-                },
-                format_args!("quiesce_freeze: nothing to freeze: the plan has no filesystem"),
-            )
-        }
-        Err(e) => {
-            return inner.fail(
-                Failure {
-                    status: Status::Internal,
-                    ..Failure::NONE
-                },
-                format_args!("cannot start a session: {e:?}"),
-            )
-        }
-    };
     // The hooks' `freeze` calls: before the pre-sync and the first FIFREEZE.
-    if let Some(hooks) = inner.hooks.as_mut() {
-        if let Err(message) = hooks.before_freeze() {
-            inner.phase = Phase::Ended;
-            return inner.fail(
-                Failure {
-                    status: Status::NotAppConsistent,
-                    ..Failure::NONE
-                },
-                format_args!("{message}"),
-            );
-        }
+    let halted = inner
+        .life
+        .before_freeze(hooks_of(&mut inner.hooks, &mut NoHooks), &mut || false);
+    if let Some(h) = inner.hooks.as_deref_mut() {
+        h.keep_reason();
     }
-    let presync_limit_ns =
-        u64::try_from(presync_limit(Duration::from_millis(u64::from(inner.timeout_ms))).as_nanos())
-            .unwrap_or(u64::MAX);
+    if let Err(halt) = halted {
+        let f = Failure {
+            status: halt.status(),
+            errno: halt.errno(),
+            ..Failure::NONE
+        };
+        let Inner {
+            hooks,
+            failure,
+            message,
+            ..
+        } = &mut *inner;
+        let view: &dyn SessionHooks = match hooks.as_deref() {
+            Some(h) => h.view(),
+            None => &NoHooks,
+        };
+        *failure = f;
+        message.set(format_args!("{}", halt.explain(view)));
+        return f.status.code();
+    }
     let result = {
         let Inner {
             targets,
-            session: slot,
-            helpers: helpers_slot,
-            presync_ns,
+            wave_starts,
+            life,
             ..
         } = &mut *inner;
         let fds: heapless::Vec<BorrowedFd<'_>, MAX_TARGETS> =
             targets.iter().map(|t| t.fd.as_fd()).collect();
-        // The guardian thaws at the deadline itself: between quiesce_freeze() and
-        // quiesce_thaw() nobody else in this process watches the clock.
-        match Helpers::spawn(&fds, None, Duration::ZERO, freezers) {
-            Ok(h) => {
-                let helpers = helpers_slot.insert(h);
-                let session = slot.insert(session);
-                match helpers.client(&fds) {
-                    Some(mut ops) => {
-                        if presync {
-                            // In the freezers, in parallel, bounded: a failed or unfinished
-                            // syncfs is harmless (FIFREEZE flushes too).
-                            let start = now_ns();
-                            ops.presync(start.saturating_add(presync_limit_ns));
-                            *presync_ns = now_ns().saturating_sub(start).max(1);
-                        }
-                        run_until_frozen(session, &mut ops).map_err(Ok)
-                    }
-                    None => Err(Ok(Status::Internal)),
-                }
+        match life.arm(&fds, &wave_starts[..], None) {
+            Ok(()) => {
+                life.presync(&fds);
+                Ok(life.freeze(&fds, &mut || Ok(())))
             }
-            Err(e) => Err(Err(e.raw_os_error().unwrap_or(0))),
+            Err(e) => Err(e),
         }
-    };
-    let result = match result {
-        Err(Err(errno)) => {
-            if inner.hooks.is_some() {
-                // The application was quiesced for nothing: resume it; the session is over.
-                inner.phase = Phase::Ended;
-                after_hooks(inner, false, Status::Internal);
-            }
-            return inner.fail(
-                Failure {
-                    status: Status::Internal,
-                    errno,
-                    ..Failure::NONE
-                },
-                format_args!(
-                    "cannot start the guardian and the freezer processes: {}",
-                    ErrnoName(errno)
-                ),
-            );
-        }
-        Err(Ok(status)) => Err(status),
-        Ok(()) => Ok(()),
     };
     match result {
-        Ok(()) => {
-            inner.phase = Phase::Frozen;
+        Ok(Ok(())) => {
             testing::point(Point::Frozen);
             Status::Ok.code()
         }
-        Err(status) => {
-            if let Some(h) = inner.helpers.as_mut() {
-                h.release();
-            }
-            inner.phase = Phase::Ended;
-            // Everything frozen was thawed (or is, by the freezer, as soon as a stuck
-            // FIFREEZE returns): now the hooks get `freeze-failed`.
-            let status = after_hooks(inner, false, status);
-            explain(inner, status)
+        // Everything frozen was thawed (or is, by the freezer, as soon as a stuck FIFREEZE
+        // returns): now the hooks get `freeze-failed`.
+        Ok(Err(_)) => conclude(inner),
+        Err(e) => {
+            // The application was quiesced for nothing: resume it; the session is over.
+            inner
+                .life
+                .conclude(hooks_of(&mut inner.hooks, &mut NoHooks));
+            inner.fail(
+                Failure {
+                    status: e.status(),
+                    errno: e.errno(),
+                    ..Failure::NONE
+                },
+                format_args!("{e}"),
+            )
         }
     }
 }
@@ -518,9 +471,9 @@ pub unsafe extern "C" fn quiesce_thaw(session: *mut quiesce_session, acknowledge
 }
 
 fn thaw(inner: &mut Inner, acknowledged: bool) -> u32 {
-    match inner.phase {
-        Phase::Frozen => {}
-        Phase::Planned => {
+    match inner.life.stage() {
+        Stage::Frozen => {}
+        Stage::Planned | Stage::Armed => {
             return inner.fail(
                 Failure {
                     status: Status::Usage,
@@ -529,7 +482,7 @@ fn thaw(inner: &mut Inner, acknowledged: bool) -> u32 {
                 format_args!("quiesce_thaw: nothing is frozen; call quiesce_freeze() first"),
             )
         }
-        Phase::Ended => return inner.failure.status.code(),
+        Stage::Ended => return inner.failure.status.code(),
     }
     testing::point(Point::Thaw);
     let signal = if acknowledged {
@@ -537,85 +490,40 @@ fn thaw(inner: &mut Inner, acknowledged: bool) -> u32 {
     } else {
         Signal::SnapshotFailed
     };
-    let status = {
-        let Inner {
-            targets,
-            session,
-            helpers,
-            ..
-        } = &mut *inner;
+    {
+        let Inner { targets, life, .. } = &mut *inner;
         let fds: heapless::Vec<BorrowedFd<'_>, MAX_TARGETS> =
             targets.iter().map(|t| t.fd.as_fd()).collect();
-        match (session.as_mut(), helpers.as_mut()) {
-            (Some(session), Some(helpers)) => {
-                let status = match helpers.client(&fds) {
-                    Some(mut ops) => conclude(session, &mut ops, signal),
-                    None => Status::Internal,
-                };
-                helpers.release();
-                status
-            }
-            _ => Status::Internal,
-        }
-    };
-    inner.phase = Phase::Ended;
-    let thawed_ok = thawed_in_time(inner, status);
-    let status = after_hooks(inner, thawed_ok, status);
-    explain(inner, status)
-}
-
-/// Whether every target was frozen and thawed again in time: the CLI's rule for giving the
-/// hooks `thaw` rather than `freeze-failed`.
-fn thawed_in_time(inner: &Inner, status: Status) -> bool {
-    inner.session.as_ref().is_some_and(|s| {
-        froze_and_thawed(
-            status,
-            s.end(),
-            s.window_ns(),
-            (0..s.len()).filter_map(|i| s.target(i).map(|r| r.outcome)),
-        )
-    })
-}
-
-/// The hooks' calls after the thaw (once; none without hooks, or if no `freeze` call was
-/// made), and `status` with their outcome: a failed call makes it at least
-/// `QUIESCE_THAW_HOOK_FAILED`.
-fn after_hooks(inner: &mut Inner, thawed_ok: bool, status: Status) -> Status {
-    match inner.hooks.as_mut() {
-        Some(hooks) => {
-            hooks.after_thaw(thawed_ok);
-            if hooks.after_failure().is_some() {
-                status.worst(Status::ThawHookFailed)
-            } else {
-                status
-            }
-        }
-        None => status,
+        life.thaw(&fds, signal);
     }
+    conclude(inner)
+}
+
+/// Ends the session in the engine (helpers released, the hooks' second calls) and records
+/// its final status and message.
+fn conclude(inner: &mut Inner) -> u32 {
+    let status = inner
+        .life
+        .conclude(hooks_of(&mut inner.hooks, &mut NoHooks));
+    explain(inner, status)
 }
 
 /// Thaws a poisoned session: everything the shared table says is still ours, confirmed
 /// frozen ones first, in reverse order (the guardian's rescue, run here).
 fn poisoned_thaw(inner: &mut Inner) -> u32 {
     let failed = {
-        let Inner {
-            targets, helpers, ..
-        } = &mut *inner;
+        let Inner { targets, life, .. } = &mut *inner;
         let fds: heapless::Vec<BorrowedFd<'_>, MAX_TARGETS> =
             targets.iter().map(|t| t.fd.as_fd()).collect();
-        match helpers.as_mut() {
-            Some(h) => {
-                // We are the controller and no longer thaw anything ourselves: take over.
-                let failed = guardian::rescue(h.table(), &fds, true);
-                h.release();
-                failed
-            }
-            None => 0,
-        }
+        // We are the controller and no longer thaw anything ourselves: take over.
+        life.rescue(&fds)
     };
-    inner.phase = Phase::Ended;
     // Not to be trusted: the hooks that got `freeze` get `freeze-failed`.
-    after_hooks(inner, false, Status::Internal);
+    engine_hooks::after_thaw(
+        hooks_of(&mut inner.hooks, &mut NoHooks),
+        false,
+        Status::Internal,
+    );
     let status = if failed > 0 {
         Status::ThawFailed
     } else {
@@ -633,109 +541,87 @@ fn poisoned_thaw(inner: &mut Inner) -> u32 {
     )
 }
 
-/// Records the final status of a session and a message naming the filesystem concerned.
+/// The session's targets as the engine's message reads them.
+pub(crate) struct Lines<'a> {
+    pub targets: &'a [Target],
+    pub names: &'a Names,
+    pub life: &'a Lifecycle,
+    pub poisoned: bool,
+}
+
+impl Targets for Lines<'_> {
+    fn count(&self) -> usize {
+        self.targets.len()
+    }
+
+    fn line(&self, i: usize) -> Option<Line<'_>> {
+        let t = self.targets.get(i)?;
+        let (outcome, errno, freeze_ns, _) = record(self.life, self.poisoned, i);
+        Some(Line {
+            mount_point: self.names.get(t.path),
+            fs_type: self.names.get(t.fs_type),
+            dev: t.dev,
+            outcome,
+            errno,
+            freeze_ns,
+        })
+    }
+}
+
+/// Records the final status of a session and the engine's message for it, naming the
+/// filesystem concerned (the plan's notes when it is `QUIESCE_OK`).
 fn explain(inner: &mut Inner, status: Status) -> u32 {
+    let Inner {
+        failure,
+        message,
+        hooks,
+        life,
+        targets,
+        names,
+        notes,
+        poisoned,
+        ..
+    } = &mut *inner;
     if status == Status::Ok {
-        inner.failure = Failure::NONE;
-        inner.message.clear();
+        *failure = Failure::NONE;
+        show_notes(message, names, notes);
         return status.code();
     }
-    let concerned = inner.session.as_ref().and_then(|s| {
-        (0..s.len()).find_map(|i| {
-            let r = s.target(i)?;
-            let hit = match status {
-                Status::Timeout => {
-                    matches!(r.outcome, Outcome::InFlight | Outcome::ThawedByGuardian)
-                }
-                Status::Suspect => r.outcome == Outcome::ThawedByOther,
-                Status::ThawFailed => r.outcome == Outcome::ThawFailed,
-                // A hook, not a filesystem (a skipped one keeps its EBUSY).
-                Status::ThawHookFailed => false,
-                _ => r.errno != 0,
-            };
-            hit.then_some((i, r.errno))
-        })
-    });
-    let (index, errno) = concerned.map_or((-1, 0), |(i, e)| (i as i32, e));
-    let f = Failure {
-        status,
-        errno,
-        mount_index: usize::try_from(index)
-            .ok()
-            .and_then(|i| inner.targets.get(i))
-            .map_or(-1, |t| t.mount_index),
-        target_index: index,
+    let lines = Lines {
+        targets,
+        names,
+        life,
+        poisoned: *poisoned,
     };
-    let path = usize::try_from(index)
-        .ok()
-        .and_then(|i| inner.targets.get(i))
-        .map(|t| Lossy(inner.names.get(t.path)));
-    // Only with hooks, where allocating is allowed.
-    let after = inner.hooks.as_ref().and_then(|h| h.after_failure());
-    let level = match (&inner.hooks, inner.session.as_ref()) {
-        (Some(h), Some(s)) => h.level(s.consistency()).0,
-        (None, Some(s)) => s.consistency(),
+    let view: &dyn SessionHooks = match hooks.as_deref() {
+        Some(h) => h.view(),
+        None => &NoHooks,
+    };
+    let base = match life.session() {
+        Some(s) if !*poisoned => s.consistency(),
         _ => Consistency::None,
     };
-    let msg = Explain {
+    let (consistency, reason) = level(base, view.quiesced());
+    let index = concerned(status, &lines);
+    *failure = Failure {
         status,
-        path,
-        errno,
-        timeout_ms: inner.timeout_ms,
-        skip_frozen: inner.flags.contains(Flags::SKIP_FROZEN),
-        after: after.as_deref(),
-        level,
+        errno: index.and_then(|i| lines.line(i)).map_or(0, |l| l.errno),
+        mount_index: index
+            .and_then(|i| targets.get(i))
+            .map_or(-1, |t| t.mount_index),
+        target_index: index.map_or(-1, |i| i as i32),
     };
-    inner.failure = f;
-    inner.message.set(format_args!("{msg}"));
+    let text = Explain {
+        status,
+        consistency,
+        reason,
+        hooks: hooks.as_deref().is_some_and(|h| h.view().is_configured()),
+        after_failure: view.after_failure(),
+        timeout: life.options().timeout,
+        targets: &lines,
+    };
+    message.set(format_args!("{text}"));
     status.code()
-}
-
-/// The message for a session's final status.
-struct Explain<'a> {
-    status: Status,
-    path: Option<Lossy<'a>>,
-    errno: i32,
-    timeout_ms: u32,
-    skip_frozen: bool,
-    /// The first failed hook call after the thaw, described.
-    after: Option<&'a str>,
-    /// The snapshot's level, with the hooks.
-    level: Consistency,
-}
-
-impl fmt::Display for Explain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = self;
-        if e.status == Status::ThawHookFailed {
-            let level = match e.level {
-                Consistency::Application => "application-consistent",
-                Consistency::FileSystem => "file-system-consistent",
-                Consistency::None => "not consistent",
-            };
-            return write!(
-                f,
-                "the snapshot is {level}, but {}",
-                e.after.unwrap_or("a hook failed after the thaw")
-            );
-        }
-        match (e.status, &e.path) {
-            (Status::FrozenByOther, Some(p)) if e.skip_frozen => write!(f, "'{p}' and every other target are already frozen by other holders (EBUSY): nothing was frozen by us, so the snapshot would cover nothing; their freezes were left alone"),
-            (Status::FrozenByOther, Some(p)) => write!(f, "'{p}' is already frozen by another holder (EBUSY); its freeze was left alone and everything else thawed: find that holder, or thaw it with `fsfreeze -u {p}` if it is gone, or set QUIESCE_FLAG_SKIP_FROZEN"),
-            (Status::FreezeFailed, Some(p)) => write!(f, "FIFREEZE of '{p}' failed: {}; everything frozen before it was thawed", ErrnoName(e.errno)),
-            (Status::Timeout, Some(p)) => write!(f, "the deadline of {} ms passed ('{p}' was frozen past it or its FIFREEZE had not returned); everything was thawed; the snapshot is not consistent", e.timeout_ms),
-            (Status::Timeout, None) => write!(f, "the deadline of {} ms passed before the acknowledgement; everything was thawed; the snapshot is not consistent", e.timeout_ms),
-            (Status::Suspect, Some(p)) => write!(f, "'{p}' was thawed by someone else during the window: the snapshot is suspect"),
-            (Status::ThawFailed, Some(p)) => write!(f, "FITHAW of '{p}' failed: {}; it may still be frozen: run `quiesce thaw {p}`", ErrnoName(e.errno)),
-            (Status::SnapshotFailed, _) => f.write_str("the snapshot was reported as failed (not acknowledged); everything was thawed"),
-            (s, Some(p)) => write!(f, "{} ('{p}')", s.message()),
-            (s, None) => f.write_str(s.message()),
-        }?;
-        match e.after {
-            Some(after) => write!(f, "; {after}"),
-            None => Ok(()),
-        }
-    }
 }
 
 /// Ends the session and releases everything it holds (descriptors, helper processes, the
@@ -756,10 +642,12 @@ pub unsafe extern "C" fn quiesce_session_cleanup(session: *mut quiesce_session) 
             session,
             "quiesce_session_cleanup",
             Some(poisoned_thaw),
-            |inner| match inner.phase {
-                Phase::Frozen => thaw(inner, false),
+            |inner| match inner.life.stage() {
+                Stage::Frozen => thaw(inner, false),
                 _ => {
-                    after_hooks(inner, false, Status::Ok);
+                    inner
+                        .life
+                        .conclude(hooks_of(&mut inner.hooks, &mut NoHooks));
                     Status::Ok.code()
                 }
             },

@@ -15,15 +15,17 @@ use core::mem::{align_of, size_of};
 use core::ptr::addr_of_mut;
 use std::os::fd::OwnedFd;
 
+use core::time::Duration;
+
 use quiesce_core::mountinfo::Dev;
-use quiesce_core::session::Session;
+use quiesce_core::session::IfFrozen;
 use quiesce_core::Status;
 
 use super::buffers::{Message, MountTable, Name, Names};
-use super::config::Flags;
 use super::hooks::HookState;
-use crate::runtime::helpers::Helpers;
-use crate::runtime::MAX_TARGETS;
+use super::plan::MAX_NOTES;
+use crate::engine::session::{Lifecycle, Options};
+use crate::engine::MAX_TARGETS;
 
 /// Bytes of caller storage one session needs (`sizeof(quiesce_session)`).
 pub const QUIESCE_SESSION_SIZE: usize = 131072;
@@ -46,17 +48,6 @@ pub struct quiesce_session {
 }
 
 const MAGIC: u64 = 0x7175_6965_7363_6531; // "quiesce1"
-
-/// Where a session stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Planned: targets resolved and opened, nothing frozen.
-    Planned,
-    /// Everything frozen; waiting for `quiesce_thaw`.
-    Frozen,
-    /// Over: thawed (or never frozen); the report is final.
-    Ended,
-}
 
 /// One planned target, in freeze order.
 pub struct Target {
@@ -103,13 +94,8 @@ pub struct Inner {
     magic: u64,
     /// The storage's own address, written with the magic: a session is live only at home.
     home: usize,
-    pub phase: Phase,
     /// A panic was caught inside an export: only thaw and cleanup are accepted.
     pub poisoned: bool,
-    pub flags: Flags,
-    pub timeout_ms: u32,
-    /// How long the pre-sync took, in ns (0: none).
-    pub presync_ns: u64,
     pub failure: Failure,
     pub message: Message,
     pub table: MountTable,
@@ -120,8 +106,10 @@ pub struct Inner {
     pub wave_starts: [bool; MAX_TARGETS],
     pub skips: heapless::Vec<Skip, QUIESCE_MAX_SKIPS>,
     pub skips_dropped: usize,
-    pub session: Option<Session<MAX_TARGETS>>,
-    pub helpers: Option<Helpers>,
+    /// The plan's notes (in `names`), shown by `quiesce_error()` while nothing failed.
+    pub notes: heapless::Vec<Name, MAX_NOTES>,
+    /// The session's lifecycle (the engine): its stage, the session machine, the helpers.
+    pub life: Lifecycle,
     /// The application hooks, if any are configured: on the Rust heap (loading and running
     /// hooks allocates), owned by this session, freed by `quiesce_session_cleanup()`.
     pub hooks: Option<Box<HookState>>,
@@ -192,14 +180,18 @@ impl Inner {
         // written explicitly before the reference is made.
         unsafe {
             core::ptr::write_bytes(p.cast::<u8>(), 0, size_of::<Inner>());
-            addr_of_mut!((*p).phase).write(Phase::Planned);
             addr_of_mut!((*p).poisoned).write(false);
-            addr_of_mut!((*p).flags).write(Flags::empty());
             addr_of_mut!((*p).failure).write(Failure::NONE);
             addr_of_mut!((*p).targets).write(heapless::Vec::new());
             addr_of_mut!((*p).skips).write(heapless::Vec::new());
-            addr_of_mut!((*p).session).write(None);
-            addr_of_mut!((*p).helpers).write(None);
+            addr_of_mut!((*p).notes).write(heapless::Vec::new());
+            addr_of_mut!((*p).life).write(Lifecycle::new(Options {
+                timeout: Duration::ZERO,
+                if_frozen: IfFrozen::Fail,
+                presync: false,
+                parallel: false,
+                grace: Duration::ZERO,
+            }));
             addr_of_mut!((*p).hooks).write(None);
             addr_of_mut!((*p).home).write(storage as usize);
             addr_of_mut!((*p).magic).write(MAGIC);

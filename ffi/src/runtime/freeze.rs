@@ -1,5 +1,7 @@
 //! Running one freeze session: arm (fork the helpers, write the session record), run (freeze,
 //! notify, wait, thaw: no allocation), finish (release the helpers, remove the record, report).
+//! The steps are the engine's [`Lifecycle`] (one-shot form); this shell adds the owned parts:
+//! the session record, the notes as strings, the report.
 //!
 //! Who does what while frozen:
 //! - this thread (the controller) runs the core's session machine and enforces the deadline;
@@ -13,18 +15,20 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use quiesce_core::linux::sys::now_ns;
-use quiesce_core::linux::table::{state, sync};
-use quiesce_core::linux::{execute_with, Controller};
-use quiesce_core::session::{IfFrozen, Session, SessionError};
+use quiesce_core::linux::Controller;
+use quiesce_core::session::IfFrozen;
 use quiesce_core::Status;
 
 use super::blocked::blocked_tasks;
-pub use super::helpers::GUARDIAN_GRACE;
-use super::helpers::{pool_size, Helpers};
 use super::record::{ProcRef, RecordTarget, SessionRecord};
 use super::report::Diagnosis;
-use super::{check_timeout, errno_name, Failure, Prepared, Report, MAX_TARGETS};
+use super::{check_timeout, Failure, Prepared, Report};
+pub use crate::engine::helpers::GUARDIAN_GRACE;
+use crate::engine::hooks::{Halt, NoHooks, SessionHooks};
+use crate::engine::plan::NothingToFreeze;
+pub use crate::engine::session::{presync_limit, PRESYNC_LIMIT};
+use crate::engine::session::{ArmError, Lifecycle, Options};
+use crate::engine::text::Lossy;
 
 /// How a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,15 +49,6 @@ pub struct FreezeOptions {
     pub parallel: bool,
 }
 
-/// The longest pre-sync wait: the timeout, but no more than this.
-pub const PRESYNC_LIMIT: Duration = Duration::from_secs(10);
-
-/// How long the pre-sync waits for `timeout`: `min(timeout, PRESYNC_LIMIT)`. Whatever it has
-/// not flushed by then, `FIFREEZE` flushes.
-pub fn presync_limit(timeout: Duration) -> Duration {
-    timeout.min(PRESYNC_LIMIT)
-}
-
 impl FreezeOptions {
     /// `timeout`, failing on foreign freezes, with a session record.
     pub fn new(timeout: Duration) -> FreezeOptions {
@@ -67,107 +62,58 @@ impl FreezeOptions {
     }
 }
 
-/// A session ready to freeze: helpers forked, record written, nothing frozen yet.
+/// A session ready to freeze: helpers forked, record written, nothing frozen yet. A shell over
+/// the engine's [`Lifecycle`] that keeps the owned parts: the descriptors' list, the session
+/// record and the notes.
 pub struct Armed<'p> {
     prepared: &'p Prepared,
     options: FreezeOptions,
-    session: Session<MAX_TARGETS>,
+    life: Lifecycle,
     fds: Vec<BorrowedFd<'p>>,
-    helpers: Helpers,
     record: Option<SessionRecord>,
     notes: Vec<String>,
-    presync_ns: Option<u64>,
+}
+
+impl From<ArmError> for Failure {
+    fn from(e: ArmError) -> Failure {
+        Failure::new(e.status(), e.to_string()).with_errno(e.errno())
+    }
 }
 
 impl Prepared {
-    /// Forks the helpers and writes the session record: everything that allocates or may fail
-    /// before the first `FIFREEZE`. Nothing is frozen.
-    pub fn arm(&self, options: FreezeOptions) -> Result<Armed<'_>, Failure> {
-        let timeout_ns = check_timeout(options.timeout)?;
+    /// A session over this plan, not started: checks the options and that there is something
+    /// to freeze.
+    pub(crate) fn start(&self, options: FreezeOptions) -> Result<Armed<'_>, Failure> {
+        check_timeout(options.timeout)?;
         if self.targets.is_empty() {
-            let why: Vec<String> = self
-                .skipped
-                .iter()
-                .map(|s| format!("{}: {}", s.mount_point, s.reason))
-                .collect();
+            let skips = self.skipped.iter().map(|s| (&s.mount_point, &s.reason));
             return Err(Failure::new(
                 Status::NotFreezable,
-                format!("nothing to freeze: {}", why.join("; ")),
+                NothingToFreeze(skips).to_string(),
             ));
-        }
-        let order: Vec<u16> = (0..self.targets.len() as u16).collect();
-        let waves: &[bool] = if options.parallel {
-            &self.wave_starts
-        } else {
-            &[]
-        };
-        let session = Session::<MAX_TARGETS>::new(&order, timeout_ns)
-            .map_err(|e| match e {
-                SessionError::NoTargets => Failure::new(
-                    Status::NotFreezable,
-                    "nothing to freeze: the plan has no filesystem",
-                ),
-                SessionError::TooManyTargets => Failure::new(
-                    Status::PlanRefused,
-                    format!("more than {MAX_TARGETS} filesystems to freeze; name fewer"),
-                ),
-                SessionError::BadOrder | SessionError::ZeroTimeout => {
-                    Failure::new(Status::Internal, format!("cannot start a session: {e:?}"))
-                }
-            })?
-            .with_if_frozen(options.if_frozen)
-            .with_wave_starts(waves);
-        let fds: Vec<BorrowedFd<'_>> = self.fds().collect();
-        let freezers = pool_size(waves, options.presync, fds.len());
-        let mut notes = Vec::new();
-        let mut record = options.record.then(|| {
-            SessionRecord::new(
-                options.timeout,
-                self.targets
-                    .iter()
-                    .map(|t| RecordTarget {
-                        device: t.device,
-                        mount_point: t.mount_point.clone(),
-                    })
-                    .collect(),
-            )
-        });
-        let record_path = record
-            .as_ref()
-            .and_then(|r| CString::new(r.path.as_os_str().as_bytes()).ok());
-        let helpers = Helpers::spawn(&fds, record_path.as_deref(), GUARDIAN_GRACE, freezers)
-            .map_err(|e| {
-                Failure::new(
-                    Status::Internal,
-                    format!("cannot start the guardian and the freezers: {e}"),
-                )
-                .with_errno(e.raw_os_error().unwrap_or(0))
-            })?;
-        if let Some(r) = record.as_mut() {
-            r.guardian = ProcRef::of(helpers.guardian);
-            r.freezer = ProcRef::of(helpers.freezer());
-            r.pool = helpers.freezer_pids()[1..]
-                .iter()
-                .map(|&p| ProcRef::of(p))
-                .collect();
-            if let Err(e) = r.write() {
-                notes.push(format!(
-                    "cannot write the session record {}: {e}; `quiesce status` and `quiesce recover` will not see this session",
-                    r.path.display()
-                ));
-                record = None;
-            }
         }
         Ok(Armed {
             prepared: self,
             options,
-            session,
-            fds,
-            helpers,
-            record,
-            notes,
-            presync_ns: None,
+            life: Lifecycle::new(Options {
+                timeout: options.timeout,
+                if_frozen: options.if_frozen,
+                presync: options.presync,
+                parallel: options.parallel,
+                grace: GUARDIAN_GRACE,
+            }),
+            fds: self.fds().collect(),
+            record: None,
+            notes: Vec::new(),
         })
+    }
+
+    /// Forks the helpers and writes the session record: everything that allocates or may fail
+    /// before the first `FIFREEZE`. Nothing is frozen.
+    pub fn arm(&self, options: FreezeOptions) -> Result<Armed<'_>, Failure> {
+        let mut armed = self.start(options)?;
+        armed.arm_helpers()?;
+        Ok(armed)
     }
 
     /// Freezes every target in order, notifies `controller`, waits for it until the deadline
@@ -194,20 +140,71 @@ impl Prepared {
     }
 }
 
-impl Armed<'_> {
+impl<'p> Armed<'p> {
+    /// The hooks' `freeze` calls (before [`Armed::arm_helpers`]); on `Err` nothing may be
+    /// frozen and the hooks that got `freeze` got `freeze-failed`.
+    pub(crate) fn before_freeze(
+        &mut self,
+        hooks: &mut dyn SessionHooks,
+        cancel: &mut dyn FnMut() -> bool,
+    ) -> Result<(), Halt> {
+        self.life.before_freeze(hooks, cancel)
+    }
+
+    /// Forks the helpers (the engine's arm) and writes the session record.
+    pub(crate) fn arm_helpers(&mut self) -> Result<(), Failure> {
+        let record = self.options.record.then(|| {
+            SessionRecord::new(
+                self.options.timeout,
+                self.prepared
+                    .targets
+                    .iter()
+                    .map(|t| RecordTarget {
+                        device: t.device,
+                        mount_point: t.mount_point.clone(),
+                    })
+                    .collect(),
+            )
+        });
+        let record_path = record
+            .as_ref()
+            .and_then(|r| CString::new(r.path.as_os_str().as_bytes()).ok());
+        self.life.arm(
+            &self.fds,
+            &self.prepared.wave_starts,
+            record_path.as_deref(),
+        )?;
+        if let (Some(mut r), Some(h)) = (record, self.life.helpers()) {
+            r.guardian = ProcRef::of(h.guardian);
+            r.freezer = ProcRef::of(h.freezer());
+            r.pool = h.freezer_pids()[1..]
+                .iter()
+                .map(|&p| ProcRef::of(p))
+                .collect();
+            match r.write() {
+                Ok(()) => self.record = Some(r),
+                Err(e) => self.notes.push(format!(
+                    "cannot write the session record {}: {e}; `quiesce status` and `quiesce recover` will not see this session",
+                    r.path.display()
+                )),
+            }
+        }
+        Ok(())
+    }
+
     /// The guardian's pid.
     pub fn guardian_pid(&self) -> i32 {
-        self.helpers.guardian
+        self.life.helpers().map_or(0, |h| h.guardian)
     }
 
     /// The first freezer's pid.
     pub fn freezer_pid(&self) -> i32 {
-        self.helpers.freezer()
+        self.life.helpers().map_or(0, |h| h.freezer())
     }
 
     /// Every freezer's pid.
     pub fn freezer_pids(&self) -> &[i32] {
-        self.helpers.freezer_pids()
+        self.life.helpers().map_or(&[], |h| h.freezer_pids())
     }
 
     /// Pre-sync (if the options ask for it): `syncfs` on every target, in parallel in the
@@ -217,26 +214,16 @@ impl Armed<'_> {
     /// unfinished `syncfs` is noted in the report; the freeze flushes anyway. The deadline has
     /// not started. Allocates nothing.
     pub fn presync(&mut self) -> Option<Duration> {
-        if !self.options.presync {
-            return None;
-        }
-        let start = now_ns();
-        let limit =
-            u64::try_from(presync_limit(self.options.timeout).as_nanos()).unwrap_or(u64::MAX);
-        let mut ops = self.helpers.client(&self.fds)?;
-        ops.presync(start.saturating_add(limit));
-        let took = now_ns().saturating_sub(start).max(1);
-        self.presync_ns = Some(took);
-        Some(Duration::from_nanos(took))
+        self.life.presync(&self.fds).map(Duration::from_nanos)
     }
 
     /// Runs the session: freeze (through the freezer), notify and wait on `controller`, thaw in
     /// reverse. Returns when everything we froze is thawed, or at the deadline if a `FIFREEZE`
     /// is stuck (the freezer thaws that one when its call returns). Allocates nothing.
     pub fn run(&mut self, controller: &mut dyn Controller) -> Status {
-        match self.helpers.client(&self.fds) {
-            Some(mut ops) => execute_with(&mut self.session, &mut ops, controller),
-            None => Status::Internal,
+        match self.life.freeze(&self.fds, &mut || controller.notify()) {
+            Ok(()) => self.life.await_and_thaw(&self.fds, controller),
+            Err(status) => status,
         }
     }
 
@@ -244,58 +231,46 @@ impl Armed<'_> {
     /// then the guardian removes it once the freezer has thawed that filesystem), and builds
     /// the report. On a timeout the report names the slowest filesystem and the tasks in
     /// uninterruptible sleep.
-    pub fn finish(mut self) -> Report {
-        self.helpers.release();
-        let table = self.helpers.table();
-        let unresolved = table.freeze_unresolved() || table.anything_ours();
+    pub fn finish(self) -> Report {
+        self.finish_with(&mut NoHooks)
+    }
+
+    /// [`Armed::finish`], with the hooks' second calls ([`Lifecycle::conclude`]).
+    pub(crate) fn finish_with(mut self, hooks: &mut dyn SessionHooks) -> Report {
+        let status = self.life.conclude(hooks);
         let mut notes = std::mem::take(&mut self.notes);
-        for (i, slot) in table.slots().iter().enumerate() {
-            let name = self
-                .prepared
-                .targets
-                .get(i)
-                .map_or("?", |t| t.mount_point.as_str());
-            match slot.state() {
-                state::ABANDONED => notes.push(format!(
-                    "the FIFREEZE of {name} is still stuck in the kernel; it is thawed as soon as that call returns"
-                )),
-                state::THAWED_LATE => notes.push(format!(
-                    "the FIFREEZE of {name} returned after the deadline; it was thawed at once"
-                )),
-                _ => {}
-            }
-            match slot.sync_state() {
-                sync::FAILED => notes.push(format!(
-                    "pre-sync (syncfs) of {name} failed: {}; its FIFREEZE flushed instead",
-                    errno_name(slot.sync_errno())
-                )),
-                sync::RUNNING | sync::SKIPPED => notes.push(format!(
-                    "pre-sync (syncfs) of {name} did not finish within {} ms; its FIFREEZE flushed the rest",
-                    presync_limit(self.options.timeout).as_millis()
-                )),
-                _ => {}
-            }
-        }
+        let targets = &self.prepared.targets;
+        let names = |i: usize| Lossy(targets.get(i).map_or(b"?", |t| t.mount_point.as_bytes()));
+        self.life
+            .notes(&mut |n| notes.push(n.show(&names).to_string()));
         if let Some(r) = self.record.take() {
-            if !unresolved {
+            if !self.life.unresolved() {
                 let _ = r.remove();
             }
         }
-        let diagnosis = (self.session.status() == Status::Timeout).then(|| Diagnosis {
+        let diagnosis = (status == Status::Timeout).then(|| Diagnosis {
             blocked: blocked_tasks(),
         });
-        let mut report = Report::new(self.prepared, &self.session, self.options.timeout);
-        for (p, t) in report.targets.iter_mut().enumerate() {
-            t.wave = self.session.wave_of(p);
-            t.presync_ns = table.slot(p).map_or(0, |s| match s.sync_state() {
-                sync::DONE => s.sync_ns(),
-                _ => 0,
-            });
+        let mut report = match self.life.session() {
+            Some(session) => Report::new(self.prepared, session, self.options.timeout),
+            None => Report::not_frozen(
+                self.prepared,
+                self.options.timeout,
+                status,
+                status.message().to_string(),
+            ),
+        };
+        report.status = status;
+        if let Some(session) = self.life.session() {
+            for (p, t) in report.targets.iter_mut().enumerate() {
+                t.wave = session.wave_of(p);
+                t.presync_ns = self.life.presync_of(p);
+            }
         }
-        report.freezers = self.helpers.freezer_count;
+        report.freezers = self.life.helpers().map_or(0, |h| h.freezer_count);
         report.notes.extend(notes);
         report.diagnosis = diagnosis;
-        report.presync_ns = self.presync_ns;
+        report.presync_ns = self.life.presync_ns();
         report
     }
 }
@@ -303,10 +278,10 @@ impl Armed<'_> {
 impl Drop for Armed<'_> {
     fn drop(&mut self) {
         // Armed but never finished: the guardian thaws anything still ours when the helpers are
-        // released (our pipe closes); the record goes if nothing is left.
-        self.helpers.release();
+        // released (our pipe closes, when the lifecycle drops); the record goes if nothing is
+        // left.
         if let Some(r) = self.record.take() {
-            if !self.session.anything_frozen() {
+            if !self.life.session().is_some_and(|s| s.anything_frozen()) {
                 let _ = r.remove();
             }
         }

@@ -2,13 +2,14 @@
 //! superblock (device) of each, so that a second call (`quiesce thaw MOUNT`) can find the
 //! session that holds it by identity, not by string.
 
-use std::ffi::OsString;
+use std::ffi::{CStr, CString, OsString};
 
-use quiesce_core::mountinfo::{Dev, MountInfo};
+use quiesce_core::mountinfo::Dev;
 use quiesce_core::Status;
 
-use super::prepare::{resolve_all, text};
+use super::prepare::{c_paths, text};
 use super::Failure;
+use crate::engine::plan::resolve;
 
 /// A named mount point and the filesystem it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,10 +31,13 @@ pub fn identify_mounts(args: &[OsString]) -> Result<Vec<NamedMount>, Failure> {
     if args.is_empty() {
         return Err(Failure::new(Status::Usage, "no mount point named"));
     }
-    let (mountinfo, resolved) = resolve_all(args)?;
-    let mi = MountInfo::new(&mountinfo);
-    let mut out = Vec::with_capacity(resolved.len());
-    for (arg, r) in args.iter().zip(&resolved) {
+    let owned = c_paths(args)?;
+    let paths: Vec<&CStr> = owned.iter().map(CString::as_c_str).collect();
+    let mut table = Vec::new();
+    let resolved = resolve(&paths, &mut table, true)?;
+    let mi = resolved.mountinfo;
+    let mut out = Vec::with_capacity(resolved.opened.len());
+    for (arg, r) in args.iter().zip(&resolved.opened) {
         let Some(Ok(e)) = mi.find(r.mount_id) else {
             return Err(Failure::new(
                 Status::BadTarget,

@@ -1,4 +1,6 @@
-//! The Rust runtime API: plan, freeze with a deadline, thaw, report.
+//! The Rust runtime API: plan, freeze with a deadline, thaw, report. A shell over the engine
+//! ([`crate::engine`]: planning, the lifecycle, the messages) that adds what allocates for
+//! convenience: owned paths and strings, the session record, the report.
 //!
 //! Everything that allocates (reading the mount table, owned strings for the report, error
 //! messages, forking the helpers, the session record) happens in [`prepare`] and
@@ -7,7 +9,6 @@
 //! helper process (the freezer) and a second one (the guardian) thaws if this process dies.
 //!
 //! - [`prepare`]: resolve and plan; [`Prepared::freeze`] or [`Prepared::arm`]: one session;
-//! - `helpers`: forking the guardian and the freezer;
 //! - [`SessionRecord`]: session records under `/run/quiesce`; [`sessions`] and [`recover`]:
 //!   `quiesce status` and `quiesce recover`;
 //! - [`blocked_tasks`]: tasks in uninterruptible sleep, for the timeout report;
@@ -18,7 +19,6 @@
 mod blocked;
 mod errno;
 mod freeze;
-pub(crate) mod helpers;
 mod hooks;
 mod identify;
 mod prepare;
@@ -30,7 +30,6 @@ mod thaw;
 pub use blocked::{blocked_tasks, BlockedTask};
 pub use errno::{errno_name, ErrnoName};
 pub use freeze::{presync_limit, Armed, FreezeOptions, GUARDIAN_GRACE, PRESYNC_LIMIT};
-pub(crate) use hooks::froze_and_thawed;
 pub use hooks::{
     FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
@@ -42,8 +41,6 @@ pub use recover::{
     recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,
     SessionStatus,
 };
-#[cfg(test)]
-pub(crate) use report::NO_HOOKS_REASON;
 pub use report::{Diagnosis, Report, TargetReport};
 pub use thaw::{thaw_paths, ThawOutcome, ThawResult};
 
@@ -56,7 +53,7 @@ use std::time::Duration;
 use quiesce_core::Status;
 
 /// Most filesystems one session freezes.
-pub const MAX_TARGETS: usize = 64;
+pub use crate::engine::MAX_TARGETS;
 
 /// The longest deadline accepted: a freeze longer than an hour is a mistake, not a plan.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);

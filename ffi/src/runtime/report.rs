@@ -5,7 +5,9 @@ use std::time::Duration;
 use quiesce_core::session::{End, Outcome, Session};
 use quiesce_core::{Consistency, Status};
 
-use super::{errno_name, BlockedTask, HookSummary, Prepared, SkipInfo, TargetInfo};
+use super::{BlockedTask, HookSummary, Prepared, SkipInfo, TargetInfo};
+use crate::engine::explain::{slowest, Explain, Line, Targets};
+use crate::engine::hooks::{Reason, NO_HOOKS_REASON};
 
 /// What happened to one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,9 +38,6 @@ pub struct Diagnosis {
     /// `FIFREEZE`).
     pub blocked: Vec<BlockedTask>,
 }
-
-/// The `consistency_reason` of a file-system-consistent session without hooks.
-pub(crate) const NO_HOOKS_REASON: &str = "no application hooks were configured";
 
 /// The whole session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,10 +179,7 @@ impl Report {
 
     /// The target whose `FIFREEZE` took longest (or was still in flight at the deadline).
     pub fn slowest(&self) -> Option<&TargetReport> {
-        self.targets
-            .iter()
-            .filter(|t| t.freeze_ns > 0 || t.outcome == Outcome::InFlight)
-            .max_by_key(|t| (t.outcome == Outcome::InFlight, t.freeze_ns))
+        slowest(&self.targets).and_then(|i| self.targets.get(i))
     }
 
     /// Whether the controller acknowledged the snapshot in time.
@@ -192,140 +188,39 @@ impl Report {
     }
 
     /// One sentence for people: what happened, naming the filesystem concerned (and the hook
-    /// concerned), and what to do.
+    /// concerned), and what to do: the engine's [`Explain`], the same text as the C ABI's
+    /// `quiesce_error()` for the same outcome.
     pub fn message(&self) -> String {
         if let Some(h) = &self.headline {
             return h.clone();
         }
-        let mut m = self.session_message();
-        if self.hooks.is_some() {
-            if let (Consistency::FileSystem, Some(why)) =
-                (self.consistency, &self.consistency_reason)
-            {
-                m.push_str(&format!("; not application-consistent: {why}"));
-            }
+        Explain {
+            status: self.status,
+            consistency: self.consistency,
+            reason: self.consistency_reason.as_deref().map(Reason::Hooks),
+            hooks: self.hooks.is_some(),
+            after_failure: self.hooks.as_ref().and_then(|h| h.after_failure.as_deref()),
+            timeout: self.timeout,
+            targets: &self.targets,
         }
-        if let Some(f) = self.hooks.as_ref().and_then(|h| h.after_failure.as_ref()) {
-            m.push_str(&format!("; {f}"));
-        }
-        m
-    }
-
-    fn session_message(&self) -> String {
-        let find = |o: Outcome| self.targets.iter().find(|t| t.outcome == o);
-        let name = |t: &TargetReport| {
-            format!(
-                "{} ({} {})",
-                t.info.mount_point, t.info.fs_type, t.info.device
-            )
-        };
-        match self.status {
-            Status::Ok | Status::ThawHookFailed => {
-                let frozen = self.targets.len() - self.not_covered().count();
-                let mut m = format!(
-                    "froze {frozen} filesystem{}, snapshot acknowledged, thawed: {}",
-                    if frozen == 1 { "" } else { "s" },
-                    if self.consistency == Consistency::Application {
-                        "application-consistent (the hooks succeeded)"
-                    } else {
-                        "file-system-consistent"
-                    }
-                );
-                let skipped: Vec<String> = self.not_covered().map(name).collect();
-                if !skipped.is_empty() {
-                    m.push_str(&format!(
-                        "; the snapshot does not cover {} (already frozen by another holder, skipped)",
-                        skipped.join(", ")
-                    ));
-                }
-                m
-            }
-            Status::FreezeFailed | Status::FrozenByOther => match find(Outcome::FreezeFailed)
-                .or_else(|| find(Outcome::NotCovered))
-            {
-                Some(t) if self.status == Status::FrozenByOther => format!(
-                    "{} is already frozen by another holder ({}); quiesce left that freeze alone and thawed everything it had frozen",
-                    name(t),
-                    errno_name(t.errno)
-                ),
-                Some(t) => format!(
-                    "freezing {} failed: {}; everything frozen before it was thawed",
-                    name(t),
-                    errno_name(t.errno)
-                ),
-                None => self.status.message().to_string(),
-            },
-            Status::ThawFailed => match find(Outcome::ThawFailed) {
-                Some(t) => format!(
-                    "thawing {} failed: {}; it may still be frozen: run `quiesce thaw {}`",
-                    name(t),
-                    errno_name(t.errno),
-                    t.info.mount_point
-                ),
-                None => self.status.message().to_string(),
-            },
-            Status::Suspect => match find(Outcome::ThawedByOther) {
-                Some(t) => format!(
-                    "{} was thawed by someone else during the window; the snapshot is not consistent",
-                    name(t)
-                ),
-                None => self.status.message().to_string(),
-            },
-            Status::Timeout => {
-                let slow = self
-                    .slowest()
-                    .map(|t| {
-                        if t.outcome == Outcome::InFlight {
-                            format!(
-                                "; the freeze of {} was still in flight after {:.1} ms (stuck in the kernel): it is thawed as soon as it returns",
-                                t.info.mount_point,
-                                t.freeze_ns as f64 / 1e6
-                            )
-                        } else {
-                            format!(
-                                "; the slowest freeze was {} ({:.1} ms)",
-                                t.info.mount_point,
-                                t.freeze_ns as f64 / 1e6
-                            )
-                        }
-                    })
-                    .unwrap_or_default();
-                let blocked = self
-                    .diagnosis
-                    .as_ref()
-                    .filter(|d| !d.blocked.is_empty())
-                    .map(|d| {
-                        let list: Vec<String> = d
-                            .blocked
-                            .iter()
-                            .map(|b| format!("{} ({})", b.tid, b.comm))
-                            .collect();
-                        format!(
-                            "; in uninterruptible sleep after the thaw: {}",
-                            list.join(", ")
-                        )
-                    })
-                    .unwrap_or_default();
-                let guardian = match find(Outcome::ThawedByGuardian) {
-                    Some(t) => format!("; the guardian had to thaw {}", name(t)),
-                    None => String::new(),
-                };
-                format!(
-                    "the deadline of {} passed before the snapshot was acknowledged; everything we froze was thawed and the snapshot is not consistent{slow}{guardian}{blocked}",
-                    seconds(self.timeout)
-                )
-            }
-            other => other.message().to_string(),
-        }
+        .to_string()
     }
 }
 
-/// `30 s`, `2.5 s`.
-pub(crate) fn seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{s:.0} s")
-    } else {
-        format!("{s} s")
+impl Targets for Vec<TargetReport> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn line(&self, i: usize) -> Option<Line<'_>> {
+        let t = self.get(i)?;
+        Some(Line {
+            mount_point: t.info.mount_point.as_bytes(),
+            fs_type: t.info.fs_type.as_bytes(),
+            dev: t.info.device,
+            outcome: t.outcome,
+            errno: t.errno,
+            freeze_ns: t.freeze_ns,
+        })
     }
 }

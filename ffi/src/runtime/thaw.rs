@@ -1,15 +1,16 @@
-//! The operator's rescue: thaw named mount points.
+//! The operator's rescue: thaw named mount points (resolved first, all or none; then the
+//! engine's [`Rescue`], each superblock once).
 
-use std::ffi::OsString;
+use std::ffi::{CStr, CString, OsString};
 use std::os::fd::AsFd;
 
-use quiesce_core::errno::EINVAL;
-use quiesce_core::linux::sys;
-use quiesce_core::mountinfo::{Dev, MountInfo};
+use quiesce_core::mountinfo::Dev;
 use quiesce_core::Status;
 
-use super::prepare::{resolve_all, text};
+use super::prepare::{c_paths, text};
 use super::Failure;
+use crate::engine::plan::resolve;
+use crate::engine::rescue::{Rescue, Thawed};
 
 /// What a rescue thaw did to one filesystem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,26 +58,23 @@ pub fn thaw_paths(args: &[OsString]) -> Result<(Status, Vec<ThawResult>), Failur
             "no mount point named: name the frozen filesystems to thaw",
         ));
     }
-    let (mountinfo, resolved) = resolve_all(args)?;
-    let mi = MountInfo::new(&mountinfo);
-    let mut done: Vec<Dev> = Vec::new();
+    let owned = c_paths(args)?;
+    let paths: Vec<&CStr> = owned.iter().map(CString::as_c_str).collect();
+    let mut table = Vec::new();
+    let resolved = resolve(&paths, &mut table, true)?;
+    let mi = resolved.mountinfo;
+    let mut rescue = Rescue::new();
     let mut results = Vec::new();
-    let mut status = Status::Ok;
-    for r in &resolved {
-        let Some(Ok(e)) = mi.find(r.mount_id) else {
+    for r in &resolved.opened {
+        let (Some(Ok(e)), Some(fd)) = (mi.find(r.mount_id), r.fd.as_ref()) else {
             continue;
         };
-        if done.contains(&e.dev) {
-            continue;
-        }
-        done.push(e.dev);
-        let (outcome, errno) = match sys::thaw(r.fd.as_fd()) {
-            Ok(()) => (ThawOutcome::Thawed, 0),
-            Err(EINVAL) => (ThawOutcome::NotFrozen, 0),
-            Err(errno) => {
-                status = Status::ThawFailed;
-                (ThawOutcome::Failed, errno)
-            }
+        let (outcome, errno) = match rescue.thaw(fd.as_fd(), e.dev) {
+            // Named before: thawed once.
+            None => continue,
+            Some(Thawed::Thawed) => (ThawOutcome::Thawed, 0),
+            Some(Thawed::NotFrozen) => (ThawOutcome::NotFrozen, 0),
+            Some(Thawed::Failed(errno)) => (ThawOutcome::Failed, errno),
         };
         results.push(ThawResult {
             mount_point: text(e.mount_point),
@@ -86,5 +84,5 @@ pub fn thaw_paths(args: &[OsString]) -> Result<(Status, Vec<ThawResult>), Failur
             errno,
         });
     }
-    Ok((status, results))
+    Ok((rescue.status(), results))
 }

@@ -27,7 +27,6 @@ mod spawn;
 mod verify;
 
 pub use capture::{HookEnd, LINGER, LINGER_MAX, OUTPUT_LIMIT};
-pub(crate) use session::froze_and_thawed;
 pub use session::HookSummary;
 
 use std::ffi::{CStr, CString, OsStr, OsString};
@@ -39,6 +38,8 @@ use std::time::{Duration, Instant};
 use quiesce_core::Status;
 
 use super::Failure;
+use crate::engine::hooks::{Halt, Quiesced, SessionHooks};
+use crate::engine::text::Seconds;
 use verify::{verify, Kind};
 
 /// The default per-call timeout: 30 minutes, as the Alibaba Cloud snapshot plugin's
@@ -178,7 +179,7 @@ impl HookRun {
             HookEnd::Signaled(s) => format!("killed by signal {s}"),
             HookEnd::TimedOut => format!(
                 "timed out after {}; its process group was killed",
-                super::report::seconds(timeout)
+                Seconds(timeout)
             ),
             HookEnd::Cancelled => {
                 "cancelled (quiesce was interrupted); its process group was killed".into()
@@ -217,6 +218,10 @@ pub struct Hooks {
     freeze_started: bool,
     freeze_failure: Option<String>,
     after_done: bool,
+    /// What the `freeze` calls decided, once they ran.
+    verdict: Option<FreezeVerdict>,
+    /// [`Hooks::after_failure`], once the calls after the thaw ran.
+    after_failure_text: Option<String>,
 }
 
 /// What the freeze phase decided.
@@ -310,6 +315,8 @@ impl Hooks {
             freeze_started: false,
             freeze_failure: None,
             after_done: false,
+            verdict: None,
+            after_failure_text: None,
         })
     }
 
@@ -363,7 +370,7 @@ impl Hooks {
     /// it says true, that hook's process group is killed and no further hook gets `freeze`.
     pub fn run_freeze_with(&mut self, cancel: &mut dyn FnMut() -> bool) -> FreezeVerdict {
         if self.freeze_started {
-            return self.verdict(false);
+            return self.verdict_so_far();
         }
         self.freeze_started = true;
         let mut cancelled = false;
@@ -384,7 +391,15 @@ impl Hooks {
             self.note_freeze_result(&run);
             self.runs.push(run);
         }
-        self.verdict(cancelled)
+        let verdict = self.verdict(cancelled);
+        self.verdict = Some(verdict.clone());
+        verdict
+    }
+
+    /// What the `freeze` calls decided (as [`Hooks::run_freeze`] returned it), or, before
+    /// they ran, that nothing quiesced the application.
+    pub fn verdict_so_far(&self) -> FreezeVerdict {
+        self.verdict.clone().unwrap_or_else(|| self.verdict(false))
     }
 
     fn note_freeze_result(&mut self, run: &HookRun) {
@@ -443,6 +458,7 @@ impl Hooks {
             self.post = Some(post);
             self.runs.push(run);
         }
+        self.after_failure_text = self.after_failure();
         self.after_ok()
     }
 
@@ -505,6 +521,40 @@ impl Hooks {
             output_held_open: held,
             unreaped,
         }
+    }
+}
+
+/// The hooks as the engine's lifecycle drives them (the CLI's sessions and the C ABI's).
+impl SessionHooks for Hooks {
+    fn before_freeze(&mut self, cancel: &mut dyn FnMut() -> bool) -> Result<(), Halt> {
+        if !self.is_configured() {
+            return Ok(());
+        }
+        let v = self.run_freeze_with(cancel);
+        match (v.proceed, v.cancelled) {
+            (true, _) => Ok(()),
+            (false, true) => Err(Halt::Cancelled),
+            (false, false) => Err(Halt::Required),
+        }
+    }
+
+    fn after_thaw(&mut self, thawed_ok: bool) {
+        if self.freeze_started {
+            self.run_after(thawed_ok);
+        }
+    }
+
+    fn quiesced(&self) -> Option<Quiesced<'_>> {
+        let v = self.verdict.as_ref().filter(|_| self.is_configured())?;
+        Some(if v.quiesced {
+            Quiesced::Yes
+        } else {
+            Quiesced::No(v.reason.as_deref())
+        })
+    }
+
+    fn after_failure(&self) -> Option<&str> {
+        self.after_failure_text.as_deref()
     }
 }
 

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use quiesce_core::session::{End, Outcome};
 use quiesce_core::{Consistency, Status};
 
 use super::{FreezeVerdict, HookRun, Hooks};
+use crate::engine::hooks::{froze_and_thawed, level, Quiesced};
 use crate::runtime::{Controller, Failure, FreezeOptions, Prepared, Report};
 
 /// What the hooks did, for the report.
@@ -63,32 +63,22 @@ impl Prepared {
             // No hook configured: exactly a session without hooks.
             return self.freeze_with(options, controller);
         }
-        let verdict = hooks.run_freeze_with(cancel);
-        if !verdict.proceed {
-            hooks.run_after(false);
-            let headline = if verdict.cancelled {
-                (
-                    Status::Interrupted,
-                    "interrupted while a hook ran before the freeze: that hook was killed, nothing was frozen, and the hooks that got `freeze` got `freeze-failed`".to_string(),
-                )
-            } else {
-                (
-                    Status::NotAppConsistent,
-                    format!(
-                        "application consistency is required, but {}: nothing was frozen, and the hooks that got `freeze` got `freeze-failed`",
-                        verdict.reason.as_deref().unwrap_or("a hook failed")
-                    ),
-                )
-            };
-            let mut r = Report::not_frozen(self, options.timeout, headline.0, headline.1);
-            r.apply_hooks(hooks, &verdict);
+        let mut armed = self.start(options)?;
+        if let Err(halt) = armed.before_freeze(hooks, cancel) {
+            let headline = halt.explain(hooks).to_string();
+            let mut r = Report::not_frozen(self, options.timeout, halt.status(), headline);
+            r.apply_hooks(hooks, &hooks.verdict_so_far());
             return Ok(r);
         }
-        let result = self.freeze_with(options, controller);
-        let thawed_ok = result.as_ref().is_ok_and(Report::froze_and_thawed);
-        hooks.run_after(thawed_ok);
-        let mut report = result?;
-        report.apply_hooks(hooks, &verdict);
+        if let Err(f) = armed.arm_helpers() {
+            // The application was quiesced for nothing: resume it.
+            armed.finish_with(hooks);
+            return Err(f);
+        }
+        armed.presync();
+        armed.run(controller);
+        let mut report = armed.finish_with(hooks);
+        report.apply_hooks(hooks, &hooks.verdict_so_far());
         Ok(report)
     }
 }
@@ -107,49 +97,23 @@ impl Report {
 
     /// Raises the level to application-consistent when the hooks quiesced the application
     /// and the snapshot is file-system-consistent; records why not otherwise; makes a failed
-    /// call after the thaw visible in the status.
+    /// call after the thaw visible in the status. The engine's rule ([`level`]).
     pub fn apply_hooks(&mut self, hooks: &Hooks, verdict: &FreezeVerdict) {
         let summary = HookSummary::of(hooks, verdict);
         self.notes.extend(summary.notes.iter().cloned());
+        let quiesced = if verdict.quiesced {
+            Quiesced::Yes
+        } else {
+            Quiesced::No(verdict.reason.as_deref())
+        };
         if self.consistency == Consistency::FileSystem {
-            if verdict.quiesced {
-                self.consistency = Consistency::Application;
-                self.consistency_reason = None;
-            } else {
-                self.consistency_reason = verdict.reason.clone();
-            }
+            let (level, reason) = level(self.consistency, Some(quiesced));
+            self.consistency = level;
+            self.consistency_reason = reason.map(|r| r.text().to_string());
         }
         if summary.after_failure.is_some() {
             self.status = self.status.worst(Status::ThawHookFailed);
         }
         self.hooks = Some(summary);
     }
-}
-
-/// The rule behind [`Report::froze_and_thawed`], on a session's parts (also used by the C
-/// ABI): every target was frozen and thawed again in time (the deadline did not fire, no
-/// freeze or thaw failed), at least one by us. The hooks then get `thaw`, otherwise
-/// `freeze-failed`.
-pub(crate) fn froze_and_thawed(
-    status: Status,
-    end: End,
-    window_ns: Option<u64>,
-    outcomes: impl Iterator<Item = Outcome> + Clone,
-) -> bool {
-    let ok = |o: &Outcome| {
-        matches!(
-            o,
-            Outcome::Thawed | Outcome::ThawedByOther | Outcome::NotCovered
-        )
-    };
-    window_ns.is_some()
-        && end != End::Deadline
-        && !matches!(
-            status,
-            Status::Timeout | Status::FreezeFailed | Status::ThawFailed | Status::Internal
-        )
-        && outcomes.clone().all(|o| ok(&o))
-        && outcomes
-            .into_iter()
-            .any(|o| matches!(o, Outcome::Thawed | Outcome::ThawedByOther))
 }

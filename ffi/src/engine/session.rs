@@ -1,0 +1,525 @@
+//! The lifecycle of one freeze session, allocation-free, on storage the caller owns.
+//!
+//! ```text
+//!  Planned --arm--> Armed --presync--> Armed --freeze--> Frozen --thaw(signal)--------> Ended
+//!     |               |                       \                \--await_and_thaw(ctl)-/
+//!     |               |                        \--(failed: thawed again)------------> Ended
+//!     \--(hooks stop: nothing frozen)--------------------------------------------> Ended
+//! ```
+//! (then [`Lifecycle::conclude`] once: helpers released, the hooks' second calls, final status.)
+//!
+//! - [`Lifecycle::arm`]: checks CAP_SYS_ADMIN, builds the session machine, forks the guardian
+//!   and the pool of freezers ([`super::helpers`]). Nothing is frozen.
+//! - [`Lifecycle::presync`]: `syncfs` of every target in the freezers, bounded by
+//!   [`presync_limit`], before the deadline starts.
+//! - [`Lifecycle::freeze`]: the waves of `FIFREEZE` through the freezers, then the
+//!   notification; returns once everything is frozen (or the session ended: everything it
+//!   froze is thawed again).
+//! - [`Lifecycle::thaw`] (two-phase: the C ABI) delivers what became of the snapshot;
+//!   [`Lifecycle::await_and_thaw`] (one-shot: the CLI) waits on a [`Controller`] for it. Both
+//!   then thaw in reverse order through the same loop.
+//! - [`Lifecycle::rescue`]: the guardian's thaw run here (a poisoned C ABI session).
+
+use core::ffi::CStr;
+use core::fmt;
+use core::time::Duration;
+use std::os::fd::BorrowedFd;
+
+use quiesce_core::linux::sys::{self, now_ns, Errno};
+use quiesce_core::linux::table::{state, sync};
+use quiesce_core::linux::{advance, conclude, guardian, Controller, Signal};
+use quiesce_core::session::{Event, IfFrozen, Outcome, Session, SessionError};
+use quiesce_core::Status;
+
+use super::helpers::{pool_size, Helpers};
+use super::hooks::{self, Halt, SessionHooks};
+use super::text::Lossy;
+use super::{ErrnoName, MAX_TARGETS};
+
+/// The longest pre-sync wait: the timeout, but no more than this.
+pub const PRESYNC_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long the pre-sync waits for `timeout`: `min(timeout, PRESYNC_LIMIT)`. Whatever it has
+/// not flushed by then, `FIFREEZE` flushes.
+pub fn presync_limit(timeout: Duration) -> Duration {
+    timeout.min(PRESYNC_LIMIT)
+}
+
+/// How a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The deadline, from the first `FIFREEZE` to the last `FITHAW`.
+    pub timeout: Duration,
+    /// What to do with a filesystem that another holder has frozen already.
+    pub if_frozen: IfFrozen,
+    /// Pre-sync every target before the first `FIFREEZE`.
+    pub presync: bool,
+    /// Freeze targets that do not depend on each other at once.
+    pub parallel: bool,
+    /// How long after the deadline the guardian thaws on its own: zero in the two-phase form
+    /// (between freeze and thaw nobody in the caller's process watches the clock), a grace in
+    /// the one-shot form (the controller's thread enforces the deadline itself).
+    pub grace: Duration,
+}
+
+/// Where a session stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Planned, nothing started.
+    Planned,
+    /// Helpers forked, nothing frozen.
+    Armed,
+    /// Everything frozen; waiting for what became of the snapshot.
+    Frozen,
+    /// Over (thawed, or never frozen); the status is final once concluded.
+    Ended,
+}
+
+/// Why a session could not be armed: nothing was frozen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArmError {
+    /// This process lacks CAP_SYS_ADMIN.
+    Permission,
+    /// More targets than a session takes.
+    TooManyTargets,
+    /// The session machine refused the plan (a bug).
+    Session(SessionError),
+    /// The helpers could not be forked.
+    Spawn(Errno),
+    /// Armed already, or over.
+    WrongStage(Stage),
+}
+
+impl ArmError {
+    /// The stable status.
+    pub fn status(&self) -> Status {
+        match self {
+            ArmError::Permission => Status::Permission,
+            ArmError::TooManyTargets => Status::PlanRefused,
+            ArmError::Session(SessionError::NoTargets) => Status::NotFreezable,
+            ArmError::WrongStage(_) => Status::Usage,
+            ArmError::Session(_) | ArmError::Spawn(_) => Status::Internal,
+        }
+    }
+
+    /// The errno behind it, or 0.
+    pub fn errno(&self) -> Errno {
+        match self {
+            ArmError::Permission => quiesce_core::errno::EPERM,
+            ArmError::Spawn(e) => *e,
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for ArmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArmError::Permission => f.write_str("freezing needs CAP_SYS_ADMIN, which this process does not have: run as root (e.g. with sudo)"),
+            ArmError::TooManyTargets => write!(f, "more than {MAX_TARGETS} filesystems to freeze; name fewer"),
+            ArmError::Session(SessionError::NoTargets) => f.write_str("nothing to freeze: the plan has no filesystem"),
+            ArmError::Session(e) => write!(f, "cannot start a session: {e:?}"),
+            ArmError::Spawn(e) => write!(f, "cannot start the guardian and the freezer processes: {}", ErrnoName(*e)),
+            ArmError::WrongStage(Stage::Ended) => f.write_str("this session is over (it failed or was thawed); set up a new one"),
+            ArmError::WrongStage(_) => f.write_str("this session is started already"),
+        }
+    }
+}
+
+/// One session's lifecycle. The descriptors (`fds`, in freeze order) stay the caller's and
+/// are passed to every step.
+pub struct Lifecycle {
+    options: Options,
+    stage: Stage,
+    session: Option<Session<MAX_TARGETS>>,
+    helpers: Option<Helpers>,
+    presync_ns: Option<u64>,
+    until: u64,
+    status: Status,
+}
+
+impl Lifecycle {
+    /// A planned session, nothing started.
+    pub const fn new(options: Options) -> Lifecycle {
+        Lifecycle {
+            options,
+            stage: Stage::Planned,
+            session: None,
+            helpers: None,
+            presync_ns: None,
+            until: 0,
+            status: Status::Ok,
+        }
+    }
+
+    /// Where it stands.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// The options.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The session machine, once armed.
+    pub fn session(&self) -> Option<&Session<MAX_TARGETS>> {
+        self.session.as_ref()
+    }
+
+    /// The helpers, once armed.
+    pub fn helpers(&self) -> Option<&Helpers> {
+        self.helpers.as_ref()
+    }
+
+    /// How long the pre-sync took (ns), if it ran.
+    pub fn presync_ns(&self) -> Option<u64> {
+        self.presync_ns
+    }
+
+    /// Target `i`'s record: outcome, errno, and how long its `FIFREEZE` and `FITHAW` took
+    /// (ns). From the session machine, or with `from_table` from the table shared with the
+    /// helpers (when the machine cannot be trusted: a panic poisoned the C ABI's session).
+    pub fn record(&self, i: usize, from_table: bool) -> (Outcome, i32, u64, u64) {
+        if from_table {
+            if let Some(slot) = self.helpers.as_ref().and_then(|h| h.table().slot(i)) {
+                return slot.record();
+            }
+        }
+        match self.session.as_ref().and_then(|s| s.target(i)) {
+            Some(r) => (r.outcome, r.errno, r.freeze_ns, r.thaw_ns),
+            None => (Outcome::NotAttempted, 0, 0, 0),
+        }
+    }
+
+    /// How long target `i`'s pre-sync `syncfs` took (ns; 0: none, or it did not finish).
+    pub fn presync_of(&self, i: usize) -> u64 {
+        self.helpers
+            .as_ref()
+            .and_then(|h| h.table().slot(i))
+            .map_or(0, |s| match s.sync_state() {
+                sync::DONE => s.sync_ns(),
+                _ => 0,
+            })
+    }
+
+    /// Whether anything may still be frozen by us, or a `FIFREEZE` is still unresolved (the
+    /// guardian then removes the session record once it is settled).
+    pub fn unresolved(&self) -> bool {
+        self.helpers.as_ref().is_some_and(|h| {
+            let table = h.table();
+            table.freeze_unresolved() || table.anything_ours()
+        })
+    }
+
+    /// The status so far (final once ended and concluded).
+    pub fn status(&self) -> Status {
+        match (&self.session, self.stage) {
+            (_, Stage::Ended) => self.status,
+            (Some(s), _) => s.status(),
+            (None, _) => Status::Ok,
+        }
+    }
+
+    /// Ends the session with `status` (nothing is frozen, or everything was thawed).
+    pub fn end(&mut self, status: Status) {
+        self.stage = Stage::Ended;
+        self.status = status;
+    }
+
+    /// The hooks' `freeze` calls, before anything is armed or frozen (first: may this process
+    /// freeze at all). On `Err` the session is over: nothing was frozen, and the hooks that
+    /// got `freeze` got `freeze-failed`.
+    pub fn before_freeze(
+        &mut self,
+        hooks: &mut dyn SessionHooks,
+        cancel: &mut dyn FnMut() -> bool,
+    ) -> Result<(), Halt> {
+        if self.stage != Stage::Planned {
+            return Ok(());
+        }
+        if !sys::has_cap_sys_admin() {
+            self.end(Status::Permission);
+            return Err(Halt::NotPermitted);
+        }
+        let result = hooks.before_freeze(cancel);
+        if let Err(halt) = result {
+            hooks.after_thaw(false);
+            self.end(halt.status());
+        }
+        result
+    }
+
+    /// Checks CAP_SYS_ADMIN, builds the session machine over the targets `fds` (freeze order;
+    /// `wave_starts` from the plan) and forks the helpers; `record` is the session record the
+    /// guardian removes if it cleans up after a dead caller. Nothing is frozen.
+    pub fn arm(
+        &mut self,
+        fds: &[BorrowedFd<'_>],
+        wave_starts: &[bool],
+        record: Option<&CStr>,
+    ) -> Result<(), ArmError> {
+        if self.stage != Stage::Planned {
+            return Err(ArmError::WrongStage(self.stage));
+        }
+        let result = self.try_arm(fds, wave_starts, record);
+        if result.is_err() {
+            self.end(result.map_or_else(|e| e.status(), |()| Status::Ok));
+        }
+        result
+    }
+
+    fn try_arm(
+        &mut self,
+        fds: &[BorrowedFd<'_>],
+        wave_starts: &[bool],
+        record: Option<&CStr>,
+    ) -> Result<(), ArmError> {
+        if !sys::has_cap_sys_admin() {
+            return Err(ArmError::Permission);
+        }
+        let n = fds.len();
+        if n > MAX_TARGETS {
+            return Err(ArmError::TooManyTargets);
+        }
+        let mut order = [0u16; MAX_TARGETS];
+        for (i, o) in order.iter_mut().enumerate().take(n) {
+            *o = i as u16;
+        }
+        let timeout_ns = u64::try_from(self.options.timeout.as_nanos()).unwrap_or(u64::MAX);
+        let waves: &[bool] = if self.options.parallel {
+            &wave_starts[..n.min(wave_starts.len())]
+        } else {
+            &[]
+        };
+        let session = Session::<MAX_TARGETS>::new(&order[..n], timeout_ns)
+            .map_err(|e| match e {
+                SessionError::TooManyTargets => ArmError::TooManyTargets,
+                e => ArmError::Session(e),
+            })?
+            .with_if_frozen(self.options.if_frozen)
+            .with_wave_starts(waves);
+        let freezers = pool_size(waves, self.options.presync, n);
+        let helpers = Helpers::spawn(fds, record, self.options.grace, freezers)
+            .map_err(|e| ArmError::Spawn(e.raw_os_error().unwrap_or(0)))?;
+        self.session = Some(session);
+        self.helpers = Some(helpers);
+        self.stage = Stage::Armed;
+        Ok(())
+    }
+
+    /// Pre-sync (if the options ask for it): `syncfs` on every target, in parallel in the
+    /// freezers, before the first `FIFREEZE`; waits at most [`presync_limit`] and returns how
+    /// long it waited (ns). Writers keep running meanwhile. The deadline has not started.
+    pub fn presync(&mut self, fds: &[BorrowedFd<'_>]) -> Option<u64> {
+        if !self.options.presync || self.stage != Stage::Armed || self.presync_ns.is_some() {
+            return None;
+        }
+        let start = now_ns();
+        let limit =
+            u64::try_from(presync_limit(self.options.timeout).as_nanos()).unwrap_or(u64::MAX);
+        let mut ops = self.helpers.as_ref()?.client(fds)?;
+        ops.presync(start.saturating_add(limit));
+        let took = now_ns().saturating_sub(start).max(1);
+        self.presync_ns = Some(took);
+        Some(took)
+    }
+
+    /// Freezes every target, wave by wave, through the freezers, then tells the controller
+    /// (`notify`; the two-phase form passes one that does nothing: its return is the
+    /// notification). `Ok` once everything is frozen; `Err(status)` if the session ended
+    /// without that (everything it froze is thawed again, or is as soon as a stuck
+    /// `FIFREEZE` returns). The deadline starts at the first `FIFREEZE`.
+    pub fn freeze(
+        &mut self,
+        fds: &[BorrowedFd<'_>],
+        notify: &mut dyn FnMut() -> Result<(), Errno>,
+    ) -> Result<(), Status> {
+        if self.stage != Stage::Armed {
+            return Err(Status::Usage);
+        }
+        let result = match (self.session.as_mut(), self.helpers.as_ref()) {
+            (Some(session), Some(helpers)) => match helpers.client(fds) {
+                Some(mut ops) => advance(session, &mut ops, &mut || match notify() {
+                    Ok(()) => Event::Notified { at: now_ns() },
+                    Err(errno) => Event::NotifyFailed {
+                        errno,
+                        at: now_ns(),
+                    },
+                }),
+                None => Err(Status::Internal),
+            },
+            _ => Err(Status::Internal),
+        };
+        match result {
+            Ok(until) => {
+                self.until = until;
+                self.stage = Stage::Frozen;
+                Ok(())
+            }
+            Err(status) => {
+                self.end(status);
+                Err(status)
+            }
+        }
+    }
+
+    /// Two-phase end: `signal` says what became of the snapshot; thaws everything in reverse
+    /// order and returns the status. Past the deadline the session ends on the deadline
+    /// instead (the guardian may have thawed already).
+    pub fn thaw(&mut self, fds: &[BorrowedFd<'_>], signal: Signal) -> Status {
+        if self.stage != Stage::Frozen {
+            return self.status();
+        }
+        let status = match (self.session.as_mut(), self.helpers.as_ref()) {
+            (Some(session), Some(helpers)) => match helpers.client(fds) {
+                Some(mut ops) => conclude(session, &mut ops, signal),
+                None => Status::Internal,
+            },
+            _ => Status::Internal,
+        };
+        self.end(status);
+        status
+    }
+
+    /// One-shot end: waits on `controller` until it says what became of the snapshot or the
+    /// deadline passes, then thaws as [`Lifecycle::thaw`].
+    pub fn await_and_thaw(
+        &mut self,
+        fds: &[BorrowedFd<'_>],
+        controller: &mut dyn Controller,
+    ) -> Status {
+        if self.stage != Stage::Frozen {
+            return self.status();
+        }
+        loop {
+            if let Some(signal) = controller.wait(self.until) {
+                return self.thaw(fds, signal);
+            }
+            // Time is up (or a spurious wake-up): the machine says what is next.
+            let next = match (self.session.as_mut(), self.helpers.as_ref()) {
+                (Some(session), Some(helpers)) => match helpers.client(fds) {
+                    Some(mut ops) => {
+                        advance(session, &mut ops, &mut || Event::Notified { at: now_ns() })
+                    }
+                    None => Err(Status::Internal),
+                },
+                _ => Err(Status::Internal),
+            };
+            match next {
+                Ok(until) => self.until = until,
+                Err(status) => {
+                    self.end(status);
+                    return status;
+                }
+            }
+        }
+    }
+
+    /// Releases the helpers (the freezers quit, the guardian checks the table once more and
+    /// exits), makes the hooks' second calls (`thaw` if everything was frozen and thawed in
+    /// time, else `freeze-failed`), and returns the final status. Once; call it whenever the
+    /// session ended, also when it never froze.
+    pub fn conclude(&mut self, hooks: &mut dyn SessionHooks) -> Status {
+        if let Some(h) = self.helpers.as_mut() {
+            h.release();
+        }
+        if self.stage != Stage::Ended {
+            // Abandoned before its end: the guardian thaws what is still ours.
+            self.end(Status::Internal);
+        }
+        let thawed_ok = self.session.as_ref().is_some_and(|s| {
+            hooks::froze_and_thawed(
+                self.status,
+                s.end(),
+                s.window_ns(),
+                (0..s.len()).filter_map(|i| s.target(i).map(|r| r.outcome)),
+            )
+        });
+        self.status = hooks::after_thaw(hooks, thawed_ok, self.status);
+        self.status
+    }
+
+    /// Thaws everything the shared table says is still ours, confirmed-frozen targets first,
+    /// in reverse order (the guardian's rescue, run by the caller, who then never thaws
+    /// anything itself), and releases the helpers. Returns how many thaws failed.
+    pub fn rescue(&mut self, fds: &[BorrowedFd<'_>]) -> usize {
+        let failed = match self.helpers.as_mut() {
+            Some(h) => {
+                let failed = guardian::rescue(h.table(), fds, true);
+                h.release();
+                failed
+            }
+            None => 0,
+        };
+        self.stage = Stage::Ended;
+        failed
+    }
+}
+
+/// Something worth saying about a session after its end (for target `i`, in freeze order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionNote {
+    /// Its `FIFREEZE` is still stuck in the kernel.
+    StillStuck(usize),
+    /// Its `FIFREEZE` returned after the deadline, and the freezer thawed it at once.
+    ThawedLate(usize),
+    /// Its pre-sync failed.
+    PresyncFailed(usize, Errno),
+    /// Its pre-sync did not finish within the limit.
+    PresyncUnfinished(usize, Duration),
+}
+
+impl SessionNote {
+    /// The note, naming target `i` as `name(i)` says.
+    pub fn show<'n>(self, name: &'n dyn Fn(usize) -> Lossy<'n>) -> impl fmt::Display + 'n {
+        struct Shown<'n>(SessionNote, &'n dyn Fn(usize) -> Lossy<'n>);
+        impl fmt::Display for Shown<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let name = self.1;
+                match self.0 {
+                    SessionNote::StillStuck(i) => write!(f, "the FIFREEZE of {} is still stuck in the kernel; it is thawed as soon as that call returns", name(i)),
+                    SessionNote::ThawedLate(i) => write!(f, "the FIFREEZE of {} returned after the deadline; it was thawed at once", name(i)),
+                    SessionNote::PresyncFailed(i, e) => write!(f, "pre-sync (syncfs) of {} failed: {}; its FIFREEZE flushed instead", name(i), ErrnoName(e)),
+                    SessionNote::PresyncUnfinished(i, limit) => write!(f, "pre-sync (syncfs) of {} did not finish within {} ms; its FIFREEZE flushed the rest", name(i), limit.as_millis()),
+                }
+            }
+        }
+        Shown(self, name)
+    }
+}
+
+impl Lifecycle {
+    /// The notes the shared table holds after the end: stuck or late `FIFREEZE`s, failed or
+    /// unfinished pre-syncs.
+    pub fn notes(&self, f: &mut dyn FnMut(SessionNote)) {
+        let Some(h) = self.helpers.as_ref() else {
+            return;
+        };
+        for (i, slot) in h.table().slots().iter().enumerate() {
+            match slot.state() {
+                state::ABANDONED => f(SessionNote::StillStuck(i)),
+                state::THAWED_LATE => f(SessionNote::ThawedLate(i)),
+                _ => {}
+            }
+            match slot.sync_state() {
+                sync::FAILED => f(SessionNote::PresyncFailed(i, slot.sync_errno())),
+                sync::RUNNING | sync::SKIPPED => f(SessionNote::PresyncUnfinished(
+                    i,
+                    presync_limit(self.options.timeout),
+                )),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Drop for Lifecycle {
+    fn drop(&mut self) {
+        // Never concluded: the guardian thaws anything still ours once the helpers are
+        // released (the liveness pipe closes).
+        if let Some(h) = self.helpers.as_mut() {
+            h.release();
+        }
+    }
+}
