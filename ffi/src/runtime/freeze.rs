@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use quiesce_core::linux::sys::now_ns;
-use quiesce_core::linux::table::{state, sync};
+use quiesce_core::linux::table::{state, sync, Tie};
 use quiesce_core::linux::{execute_with, Controller};
 use quiesce_core::session::{IfFrozen, Session, SessionError};
 use quiesce_core::Status;
@@ -229,11 +229,24 @@ impl Armed<'_> {
     /// Runs the session: freeze (through the freezer), notify and wait on `controller`, thaw in
     /// reverse. Returns when everything we froze is thawed, or at the deadline if a `FIFREEZE`
     /// is stuck (the freezer thaws that one when its call returns). Allocates nothing.
+    ///
+    /// The controller is notified with the session's [`Tie`]: a process group it publishes
+    /// there (its snapshot command) is killed by the guardian if this process dies while
+    /// frozen. When the thaw is done the tie is closed, and the controller answers for it.
     pub fn run(&mut self, controller: &mut dyn Controller) -> Status {
-        match self.helpers.client(&self.fds) {
-            Some(mut ops) => execute_with(&mut self.session, &mut ops, controller),
+        let table = self.helpers.table();
+        let status = match self.helpers.client(&self.fds) {
+            Some(mut ops) => {
+                let mut tied = Tied {
+                    controller,
+                    tie: table.tie(),
+                };
+                execute_with(&mut self.session, &mut ops, &mut tied)
+            }
             None => Status::Internal,
-        }
+        };
+        let _ = table.close_tie();
+        status
     }
 
     /// Releases the helpers, removes the session record (unless a `FIFREEZE` is still stuck:
@@ -306,5 +319,21 @@ impl Drop for Armed<'_> {
                 let _ = r.remove();
             }
         }
+    }
+}
+
+/// The controller, notified with the session's tie ([`Controller::notify_tied`]).
+struct Tied<'c, 't> {
+    controller: &'c mut dyn Controller,
+    tie: Tie<'t>,
+}
+
+impl Controller for Tied<'_, '_> {
+    fn notify(&mut self) -> Result<(), i32> {
+        self.controller.notify_tied(self.tie)
+    }
+
+    fn wait(&mut self, until_ns: u64) -> Option<quiesce_core::linux::Signal> {
+        self.controller.wait(until_ns)
     }
 }

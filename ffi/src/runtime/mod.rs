@@ -45,6 +45,7 @@ pub(crate) use report::NO_HOOKS_REASON;
 pub use report::{Diagnosis, Report, TargetReport};
 pub use thaw::{thaw_paths, ThawOutcome, ThawResult};
 
+pub use quiesce_core::linux::table::Tie;
 pub use quiesce_core::linux::{Controller, Signal};
 pub use quiesce_core::session::{End, IfFrozen, Outcome};
 
