@@ -1,6 +1,9 @@
 //! `quiesce`: freeze filesystems around a disk snapshot, thaw them again, never leave them
 //! frozen. A thin shell over the `quiesce-ffi` runtime; see README.md for usage and exit codes.
 
+#[macro_use]
+mod stdio;
+
 mod args;
 mod controllers;
 mod deferred_log;
@@ -128,11 +131,11 @@ fn main() -> ExitCode {
     } = inv;
     let result = match command {
         Command::Help => {
-            print!("{HELP}");
+            out!("{HELP}");
             Ok(Status::Ok)
         }
         Command::Version => {
-            println!("quiesce {}", env!("CARGO_PKG_VERSION"));
+            outln!("quiesce {}", env!("CARGO_PKG_VERSION"));
             Ok(Status::Ok)
         }
         Command::Plan {
@@ -277,12 +280,14 @@ fn freeze(
     // Every hook is verified before anything runs (none runs if one is refused).
     let mut hooks = Hooks::load(&hooks)?;
     for n in &prepared.notes {
-        eprintln!("quiesce: note: {n}");
+        errln!("quiesce: note: {n}");
     }
     for s in &prepared.skipped {
-        eprintln!(
+        errln!(
             "quiesce: skipping {} ({}): {}",
-            s.mount_point, s.fs_type, s.reason
+            s.mount_point,
+            s.fs_type,
+            s.reason
         );
     }
     // Everything that could fail or allocate much happens before this point.
@@ -308,7 +313,7 @@ fn freeze(
     let mut cancel = || {
         while let Some(r) = signals.next() {
             if INTERRUPTS.contains(&r.signo) {
-                eprintln!(
+                errln!(
                     "quiesce: {} from pid {} while a hook ran before the freeze: stopping",
                     controllers::signal_name(r.signo),
                     r.pid
@@ -364,11 +369,11 @@ fn freeze(
     // Notes from the session itself (e.g. a FIFREEZE still stuck in the kernel).
     let session_notes = &report.notes[prepared.notes.len().min(report.notes.len())..];
     for n in session_notes {
-        eprintln!("quiesce: note: {n}");
+        errln!("quiesce: note: {n}");
         lines.push(n);
     }
     if report.status != Status::Ok {
-        eprintln!("quiesce: {}", report.message());
+        errln!("quiesce: {}", report.message());
     }
     output::session(name, &report, &lines, json);
     Ok(report.status)

@@ -60,7 +60,7 @@ pub fn failure_with_hooks(
     hooks: &[HookRun],
     hook_timeout: Duration,
 ) {
-    eprintln!("quiesce: {}", f.message);
+    errln!("quiesce: {}", f.message);
     if json {
         let mut o = head(command, f.status)
             .str("message", f.status.message())
@@ -74,7 +74,7 @@ pub fn failure_with_hooks(
         if !hooks.is_empty() {
             o = o.raw("hooks", &hooks_json(hooks, hook_timeout));
         }
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
     } else {
         for h in hooks {
             print_hook(h, hook_timeout);
@@ -112,7 +112,7 @@ fn hooks_json(hooks: &[HookRun], timeout: Duration) -> String {
 }
 
 fn print_hook(h: &HookRun, timeout: Duration) {
-    println!(
+    outln!(
         "  hook {} {}: {} ({})",
         h.name,
         h.phase.name(),
@@ -120,10 +120,10 @@ fn print_hook(h: &HookRun, timeout: Duration) {
         ms(h.duration.as_nanos() as u64)
     );
     for line in h.output.lines() {
-        println!("      | {line}");
+        outln!("      | {line}");
     }
     if h.output_held_open {
-        println!(
+        outln!(
             "      (a process it left behind still held its output open; quiesce stopped reading)"
         );
     }
@@ -146,16 +146,16 @@ pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
             .raw("skipped", &array(p.skipped.iter().map(skip_json)))
             .num("skipped_uncounted", p.skipped_dropped)
             .strings("log", p.notes.iter().map(String::as_str));
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
-    println!(
+    outln!(
         "{} filesystem{} would be frozen, in this order (thawed in reverse):",
         p.targets.len(),
         if p.targets.len() == 1 { "" } else { "s" }
     );
     for (i, t) in p.targets.iter().enumerate() {
-        println!(
+        outln!(
             "  {:>2}. {}  ({} {} from {})",
             i + 1,
             t.mount_point,
@@ -164,27 +164,30 @@ pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
             t.source
         );
         for other in t.paths.iter().skip(1) {
-            println!("      also at {other} (same filesystem, frozen once)");
+            outln!("      also at {other} (same filesystem, frozen once)");
         }
     }
     let summary = skips::summarize(&p.skipped, p.skipped_dropped, all_skips);
     if !summary.listed.is_empty() {
-        println!("skipped:");
+        outln!("skipped:");
         for s in &summary.listed {
-            println!(
+            outln!(
                 "  {}  ({} {}): {}",
-                s.mount_point, s.fs_type, s.device, s.reason
+                s.mount_point,
+                s.fs_type,
+                s.device,
+                s.reason
             );
         }
         if all_skips && p.skipped_dropped > 0 {
-            println!("  ... and {} more", p.skipped_dropped);
+            outln!("  ... and {} more", p.skipped_dropped);
         }
     }
     if let Some(line) = summary.counted {
-        println!("{line}");
+        outln!("{line}");
     }
     for n in &p.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
 }
 
@@ -232,10 +235,10 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             .opt_str("slowest", r.slowest().map(|t| t.info.mount_point.as_str()))
             .raw("blocked", &blocked_json(r))
             .strings("log", log.iter().copied());
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
-    println!(
+    outln!(
         "quiesce {command}: {} ({}): {}",
         r.status.name(),
         r.status.code(),
@@ -247,7 +250,7 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "  {:>2}. {}  ({} {})  {}  freeze {}  thaw {}{err}",
             t.order + 1,
             t.info.mount_point,
@@ -258,11 +261,11 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             ms(t.thaw_ns)
         );
         for other in t.info.paths.iter().skip(1) {
-            println!("      also at {other} (same filesystem, frozen once)");
+            outln!("      also at {other} (same filesystem, frozen once)");
         }
     }
     for s in &r.skipped {
-        println!("  skipped {} ({}): {}", s.mount_point, s.fs_type, s.reason);
+        outln!("  skipped {} ({}): {}", s.mount_point, s.fs_type, s.reason);
     }
     for h in r
         .hooks
@@ -272,13 +275,13 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
         print_hook(h.0, h.1);
     }
     for t in r.not_covered() {
-        println!(
+        outln!(
             "  not covered: {} (already frozen by another holder; the snapshot does not cover it)",
             t.info.mount_point
         );
     }
     for b in r.diagnosis.iter().flat_map(|d| d.blocked.iter()) {
-        println!(
+        outln!(
             "  in uninterruptible sleep: pid {} tid {} ({}){}",
             b.pid,
             b.tid,
@@ -291,16 +294,16 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
         );
     }
     match r.window_ns {
-        Some(w) => println!(
+        Some(w) => outln!(
             "  frozen window {} (deadline {:.1} s); {}",
             ms(w),
             r.timeout.as_secs_f64(),
             r.consistency.name()
         ),
-        None => println!("  nothing was frozen; {}", r.consistency.name()),
+        None => outln!("  nothing was frozen; {}", r.consistency.name()),
     }
     if let Some(why) = &r.consistency_reason {
-        println!("  not application-consistent: {why}");
+        outln!("  not application-consistent: {why}");
     }
 }
 
@@ -336,7 +339,7 @@ pub fn thaw(status: Status, results: &[ThawResult], json: bool) {
         let o = head("thaw", status)
             .str("message", status.message())
             .raw("targets", &targets);
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
     for t in results {
@@ -345,7 +348,7 @@ pub fn thaw(status: Status, results: &[ThawResult], json: bool) {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "{}  ({} {}): {}{detail}",
             t.mount_point,
             t.fs_type,

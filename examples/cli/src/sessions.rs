@@ -42,7 +42,7 @@ fn alive(b: bool) -> &'static str {
 
 fn session_text(s: &SessionStatus) {
     let r = &s.record;
-    println!(
+    outln!(
         "session {} ({}): controller {} {}, guardian {} {}, freezer {} {}; timeout {:.1} s",
         r.path.display(),
         s.state.name(),
@@ -55,7 +55,7 @@ fn session_text(s: &SessionStatus) {
         r.timeout.as_secs_f64()
     );
     for (i, t) in r.targets.iter().enumerate() {
-        println!("  {:>2}. {}  ({})", i + 1, t.mount_point, t.device);
+        outln!("  {:>2}. {}  ({})", i + 1, t.mount_point, t.device);
     }
 }
 
@@ -70,11 +70,11 @@ pub fn status(list: &[SessionStatus], json: bool) {
                 "sessions",
                 &array(list.iter().map(|s| session_json(s).finish())),
             );
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
     if list.is_empty() {
-        println!(
+        outln!(
             "no quiesce session in progress (no records in {})",
             quiesce::runtime::RUN_DIR
         );
@@ -140,21 +140,21 @@ pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
             .str("status_name", status.name())
             .str("message", &recover_message(status, list))
             .raw("sessions", &sessions);
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
     if list.is_empty() {
-        println!(
+        outln!(
             "nothing to recover (no records in {})",
             quiesce::runtime::RUN_DIR
         );
     } else {
-        println!("{}", recover_message(status, list));
+        outln!("{}", recover_message(status, list));
     }
     for r in list {
         let s = &r.session;
         if r.targets.is_empty() && s.state != SessionState::Orphaned {
-            println!(
+            outln!(
                 "session {} is {} (controller {} {}, guardian {} {}, freezer {} {}): left alone",
                 s.record.path.display(),
                 s.state.name(),
@@ -167,7 +167,7 @@ pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
             );
             continue;
         }
-        println!(
+        outln!(
             "session {} (controller {} and guardian {} gone): {}",
             s.record.path.display(),
             s.record.controller.pid,
@@ -184,7 +184,7 @@ pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
             } else {
                 format!(": {}", t.detail)
             };
-            println!(
+            outln!(
                 "  {}  ({}): {}{detail}",
                 t.target.mount_point,
                 t.target.device,
