@@ -31,14 +31,23 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the C library once per test process (`cargo build -p quiesce-ffi`) and finds it.
+/// Builds the C library once per test process (`cargo build -p quiesce-ffi --features
+/// test-hooks`: with the test-only export `quiesce_test_panic()`, which release builds lack)
+/// and finds it.
 pub fn ffi_lib() -> FfiLib {
     static LIB: OnceLock<FfiLib> = OnceLock::new();
     LIB.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = run_timeout(
             Command::new(cargo)
-                .args(["build", "-p", "quiesce-ffi", "--lib"])
+                .args([
+                    "build",
+                    "-p",
+                    "quiesce-ffi",
+                    "--lib",
+                    "--features",
+                    "test-hooks",
+                ])
                 .args([
                     "--message-format=json-render-diagnostics",
                     "--manifest-path",
