@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::json::Json;
+use crate::json_ext::{Json, JsonExt};
 use crate::process::run_timeout;
 
 /// Where `libquiesce.a`, `libquiesce.so` and `quiesce.h` are.
@@ -69,7 +69,7 @@ pub fn ffi_lib() -> FfiLib {
             .filter(|m| m["target"]["name"].as_str() == Some("quiesce"))
             .flat_map(|m| {
                 m["filenames"]
-                    .as_array()
+                    .items()
                     .iter()
                     .filter_map(|f| f.as_str().map(PathBuf::from))
                     .collect::<Vec<_>>()
