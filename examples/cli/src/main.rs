@@ -96,8 +96,9 @@ Hooks (run, freeze), for application-consistent snapshots:
 MOUNT must be a mount point; each filesystem is frozen once, however many of its paths are
 named. Needs CAP_SYS_ADMIN (root) to freeze or thaw. SIGTERM, SIGINT or SIGHUP while frozen
 thaws and exits 18. Log lines produced while frozen are written to stderr after the thaw.
-A guardian process thaws everything if quiesce is killed (SIGKILL included), and a FIFREEZE
-stuck in the kernel cannot hold up the deadline: it is thawed as soon as it returns.
+A guardian process thaws everything if quiesce is killed (SIGKILL included), after killing
+the snapshot command of `run` and its process group, and a FIFREEZE stuck in the kernel
+cannot hold up the deadline: it is thawed as soon as it returns.
 
 Exit codes: 0 ok (file- or application-consistent: see the report), 2 usage, 3 bad target,
 4 not freezable, 5 permission, 6 plan refused, 7 hook refused, 11 freeze failed,
