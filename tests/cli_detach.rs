@@ -103,7 +103,7 @@ fn two_calls(kind: FsKind) {
     );
     let st = run.quiesce("status").arg("--json").run(EXIT);
     let sj = check_report(&st, "status", 0);
-    let d = sj["detached"].as_array();
+    let d = sj["detached"].items();
     ensure(
         d.iter()
             .any(|s| s["session"].as_str() == Some(&id) && s["state"].as_str() == Some("live")),
@@ -164,7 +164,7 @@ fn deadline_without_second_call(kind: FsKind) {
         let st = run.quiesce("status").arg("--json").run(EXIT);
         let sj = check_report(&st, "status", 0);
         let s = sj["detached"]
-            .as_array()
+            .items()
             .iter()
             .find(|s| s["session"].as_str() == Some(&id))
             .cloned();
@@ -778,7 +778,7 @@ fn orphaned_session(run: &RunDir, fs: &TestFs) -> String {
     let st = run.quiesce("status").arg("--json").run(EXIT);
     let sj = check_report(&st, "status", 0);
     let session = sj["sessions"]
-        .as_array()
+        .items()
         .iter()
         .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(controller)))
         .cloned()
@@ -797,7 +797,7 @@ fn orphaned_session(run: &RunDir, fs: &TestFs) -> String {
         let st = run.quiesce("status").arg("--json").run(EXIT);
         let sj = check_report(&st, "status", 0);
         state = sj["sessions"]
-            .as_array()
+            .items()
             .iter()
             .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(controller)))
             .and_then(|s| s["state"].as_str().map(str::to_string))
@@ -825,9 +825,9 @@ fn recover_after_controller_and_guardian_die() {
     let rec = run.quiesce("recover").arg("--json").run(EXIT);
     let j = check_report(&rec, "recover", 0);
     let outcomes: Vec<&str> = j["sessions"]
-        .as_array()
+        .items()
         .iter()
-        .flat_map(|s| s["outcomes"].as_array().iter())
+        .flat_map(|s| s["outcomes"].items().iter())
         .filter_map(|t| t["outcome"].as_str())
         .collect();
     assert_eq!(outcomes, ["thawed"], "{rec}");
@@ -940,7 +940,7 @@ fn first_call_killed_before_frozen_thaws_at_once() {
         let st = run.quiesce("status").arg("--json").run(EXIT);
         let sj = check_report(&st, "status", 0);
         let e = sj["detached"]
-            .as_array()
+            .items()
             .iter()
             .find(|s| s["state"].as_str() == Some("ended"))
             .cloned();

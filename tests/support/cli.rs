@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::guard::guard;
-use crate::json::Json;
+use crate::json_ext::{Json, JsonExt};
 use crate::process::{drain, run_timeout, send_signal, ChildGuard};
 use crate::signals::install_usr1_recorder;
 

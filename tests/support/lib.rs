@@ -16,6 +16,12 @@
 //!   NVMe, disk serials): a qemu guest on sparse images in a [`Scratch`], never the host's
 //!   filesystems.
 //!
+//! # JSON
+//! [`Json`] is `serde_json::Value` (it was a hand-written type in `json.rs`, now gone), and
+//! [`JsonExt`] adds what the old type had and serde_json lacks: `Json::parse`, `has`, `items`
+//! (the old `as_array`, a slice), `str_array`. Code written for the old type keeps compiling
+//! with `as_array()` renamed to `items()`; see `json_ext.rs` for the rest of the migration.
+//!
 //! # Typical use
 //! ```no_run
 //! use quiesce_testkit::*;
@@ -38,7 +44,7 @@ mod controller;
 mod fs;
 mod guard;
 mod hooks;
-mod json;
+mod json_ext;
 mod native;
 mod probe;
 mod process;
@@ -58,7 +64,7 @@ pub use fs::{
 };
 pub use guard::{check as guard_check, guard, resolve, SCRATCH_PREFIX};
 pub use hooks::{HookDir, HOOKS_PREFIX};
-pub use json::Json;
+pub use json_ext::{Json, JsonExt};
 pub use native::{compile_c, compile_c_static, ffi_lib, repo_root, FfiLib, STATIC_LIBS};
 pub use probe::{start_write_probe, start_write_probe_nosync, WriteProbe};
 pub use process::{reap_pending, run_ok, run_timeout, send_signal, wait_timeout, ChildGuard};

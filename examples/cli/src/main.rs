@@ -1,6 +1,9 @@
 //! `quiesce`: freeze filesystems around a disk snapshot, thaw them again, never leave them
 //! frozen. A thin shell over the `quiesce-ffi` runtime; see README.md for usage and exit codes.
 
+#[macro_use]
+mod stdio;
+
 mod agent;
 mod args;
 mod controllers;
@@ -107,8 +110,9 @@ Hooks (run, freeze), for application-consistent snapshots:
 MOUNT must be a mount point; each filesystem is frozen once, however many of its paths are
 named. Needs CAP_SYS_ADMIN (root) to freeze or thaw. SIGTERM, SIGINT or SIGHUP while frozen
 thaws and exits 18. Log lines produced while frozen are written to stderr after the thaw.
-A guardian process thaws everything if quiesce is killed (SIGKILL included), and a FIFREEZE
-stuck in the kernel cannot hold up the deadline: it is thawed as soon as it returns.
+A guardian process thaws everything if quiesce is killed (SIGKILL included), after killing
+the snapshot command of `run` and its process group, and a FIFREEZE stuck in the kernel
+cannot hold up the deadline: it is thawed as soon as it returns.
 
 The control directory of detached sessions (/run/quiesce, or $QUIESCE_RUN_DIR) must be
 root's and not writable by others, with no symbolic link on the way (else exit 5).
@@ -149,11 +153,11 @@ fn main() -> ExitCode {
     } = inv;
     let result = match command {
         Command::Help => {
-            print!("{HELP}");
+            out!("{HELP}");
             Ok(Status::Ok)
         }
         Command::Version => {
-            println!("quiesce {}", env!("CARGO_PKG_VERSION"));
+            outln!("quiesce {}", env!("CARGO_PKG_VERSION"));
             Ok(Status::Ok)
         }
         Command::Plan {
@@ -323,12 +327,14 @@ fn freeze(
     // Every hook is verified before anything runs (none runs if one is refused).
     let mut hooks = Hooks::load(&hooks)?;
     for n in &prepared.notes {
-        eprintln!("quiesce: note: {n}");
+        errln!("quiesce: note: {n}");
     }
     for s in &prepared.skipped {
-        eprintln!(
+        errln!(
             "quiesce: skipping {} ({}): {}",
-            s.mount_point, s.fs_type, s.reason
+            s.mount_point,
+            s.fs_type,
+            s.reason
         );
     }
     // Everything that could fail or allocate much happens before this point.
@@ -354,7 +360,7 @@ fn freeze(
     let mut cancel = || {
         while let Some(r) = signals.next() {
             if INTERRUPTS.contains(&r.signo) {
-                eprintln!(
+                errln!(
                     "quiesce: {} from pid {} while a hook ran before the freeze: stopping",
                     controllers::signal_name(r.signo),
                     r.pid
@@ -403,9 +409,9 @@ fn freeze(
     // Thawed: now the log may be written.
     let (out, err) = conclude(name, &prepared, &report, &log, json);
     for l in &err {
-        eprintln!("{l}");
+        errln!("{l}");
     }
-    print!("{out}");
+    out!("{out}");
     Ok(report.status)
 }
 

@@ -61,7 +61,7 @@ pub fn failure_with_hooks(
     hooks: &[HookRun],
     hook_timeout: Duration,
 ) {
-    eprintln!("quiesce: {}", f.message);
+    errln!("quiesce: {}", f.message);
     if json {
         let mut o = head(command, f.status)
             .str("message", f.status.message())
@@ -75,10 +75,10 @@ pub fn failure_with_hooks(
         if !hooks.is_empty() {
             o = o.raw("hooks", &hooks_json(hooks, hook_timeout));
         }
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
     } else {
         for h in hooks {
-            print!("{}", hook_text(h, hook_timeout));
+            out!("{}", hook_text(h, hook_timeout));
         }
     }
 }
@@ -148,16 +148,16 @@ pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
             .raw("skipped", &array(p.skipped.iter().map(skip_json)))
             .num("skipped_uncounted", p.skipped_dropped)
             .strings("log", p.notes.iter().map(String::as_str));
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
-    println!(
+    outln!(
         "{} filesystem{} would be frozen, in this order (thawed in reverse):",
         p.targets.len(),
         if p.targets.len() == 1 { "" } else { "s" }
     );
     for (i, t) in p.targets.iter().enumerate() {
-        println!(
+        outln!(
             "  {:>2}. {}  ({} {} from {})",
             i + 1,
             t.mount_point,
@@ -166,27 +166,30 @@ pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
             t.source
         );
         for other in t.paths.iter().skip(1) {
-            println!("      also at {other} (same filesystem, frozen once)");
+            outln!("      also at {other} (same filesystem, frozen once)");
         }
     }
     let summary = skips::summarize(&p.skipped, p.skipped_dropped, all_skips);
     if !summary.listed.is_empty() {
-        println!("skipped:");
+        outln!("skipped:");
         for s in &summary.listed {
-            println!(
+            outln!(
                 "  {}  ({} {}): {}",
-                s.mount_point, s.fs_type, s.device, s.reason
+                s.mount_point,
+                s.fs_type,
+                s.device,
+                s.reason
             );
         }
         if all_skips && p.skipped_dropped > 0 {
-            println!("  ... and {} more", p.skipped_dropped);
+            outln!("  ... and {} more", p.skipped_dropped);
         }
     }
     if let Some(line) = summary.counted {
-        println!("{line}");
+        outln!("{line}");
     }
     for n in &p.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
 }
 
@@ -351,7 +354,7 @@ pub fn thaw(status: Status, results: &[ThawResult], rescue: bool, json: bool) {
             .str("message", status.message())
             .bool("rescue", rescue)
             .raw("targets", &targets);
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
     for t in results {
@@ -360,7 +363,7 @@ pub fn thaw(status: Status, results: &[ThawResult], rescue: bool, json: bool) {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "{}  ({} {}): {}{detail}",
             t.mount_point,
             t.fs_type,

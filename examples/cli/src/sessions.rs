@@ -45,7 +45,7 @@ fn alive(b: bool) -> &'static str {
 
 fn session_text(s: &SessionStatus) {
     let r = &s.record;
-    println!(
+    outln!(
         "session {} ({}): controller {} {}, guardian {} {}, freezer {} {}; timeout {:.1} s",
         r.path.display(),
         s.state.name(),
@@ -58,7 +58,7 @@ fn session_text(s: &SessionStatus) {
         r.timeout.as_secs_f64()
     );
     for (i, t) in r.targets.iter().enumerate() {
-        println!("  {:>2}. {}  ({})", i + 1, t.mount_point, t.device);
+        outln!("  {:>2}. {}  ({})", i + 1, t.mount_point, t.device);
     }
 }
 
@@ -101,11 +101,11 @@ pub fn status(
         if clear {
             o = o.strings("cleared", cleared.iter().map(String::as_str));
         }
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
     if list.is_empty() && detached.is_empty() {
-        println!(
+        outln!(
             "no quiesce session in progress (no records in {})",
             run_dir().display()
         );
@@ -114,12 +114,12 @@ pub fn status(
         session_text(s);
     }
     for f in detached {
-        print!("{}", found_text(f));
+        out!("{}", found_text(f));
     }
     if clear {
         match cleared.len() {
-            0 => println!("nothing to clear: no ended detached session"),
-            n => println!(
+            0 => outln!("nothing to clear: no ended detached session"),
+            n => outln!(
                 "cleared {n} ended detached session{}: {}",
                 if n == 1 { "" } else { "s" },
                 cleared.join(", ")
@@ -184,18 +184,18 @@ pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
             .str("status_name", status.name())
             .str("message", &recover_message(status, list))
             .raw("sessions", &sessions);
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
     if list.is_empty() {
-        println!("nothing to recover (no records in {})", run_dir().display());
+        outln!("nothing to recover (no records in {})", run_dir().display());
     } else {
-        println!("{}", recover_message(status, list));
+        outln!("{}", recover_message(status, list));
     }
     for r in list {
         let s = &r.session;
         if r.targets.is_empty() && s.state != SessionState::Orphaned {
-            println!(
+            outln!(
                 "session {} is {} (controller {} {}, guardian {} {}, freezer {} {}): left alone",
                 s.record.path.display(),
                 s.state.name(),
@@ -208,7 +208,7 @@ pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
             );
             continue;
         }
-        println!(
+        outln!(
             "session {} (controller {} and guardian {} gone): {}",
             s.record.path.display(),
             s.record.controller.pid,
@@ -225,7 +225,7 @@ pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
             } else {
                 format!(": {}", t.detail)
             };
-            println!(
+            outln!(
                 "  {}  ({}): {}{detail}",
                 t.target.mount_point,
                 t.target.device,

@@ -44,6 +44,7 @@ pub use recover::{
 pub use report::{Diagnosis, Report, TargetReport};
 pub use thaw::{thaw_paths, ThawOutcome, ThawResult};
 
+pub use quiesce_core::linux::table::Tie;
 pub use quiesce_core::linux::{Controller, Signal};
 pub use quiesce_core::session::{End, IfFrozen, Outcome};
 

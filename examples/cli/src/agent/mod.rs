@@ -198,7 +198,7 @@ impl Log {
         match &mut self.held {
             Some(h) if h.len() < HELD_MAX => h.push(l),
             Some(_) => self.dropped += 1,
-            None => eprintln!("quiesce agent: {l}"),
+            None => errln!("quiesce agent: {l}"),
         }
     }
 
@@ -208,10 +208,10 @@ impl Log {
 
     fn release(&mut self) {
         for l in self.held.take().unwrap_or_default() {
-            eprintln!("quiesce agent: {l}");
+            errln!("quiesce agent: {l}");
         }
         if self.dropped > 0 {
-            eprintln!(
+            errln!(
                 "quiesce agent: ({} more log lines did not fit in memory)",
                 self.dropped
             );
@@ -249,11 +249,11 @@ pub fn main(args: Vec<OsString>) -> u8 {
     let options = match parse(args) {
         Ok(Some(o)) => o,
         Ok(None) => {
-            print!("{HELP}");
+            out!("{HELP}");
             return 0;
         }
         Err(e) => {
-            eprintln!("quiesce agent: {e}");
+            errln!("quiesce agent: {e}");
             return 2;
         }
     };
@@ -268,7 +268,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
     let port = match port {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("quiesce agent: {e}");
+            errln!("quiesce agent: {e}");
             return 3;
         }
     };
@@ -277,7 +277,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
     let signals = match Signals::block(&INTERRUPTS) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("quiesce agent: cannot set up signal handling: {e}");
+            errln!("quiesce agent: cannot set up signal handling: {e}");
             return 70;
         }
     };

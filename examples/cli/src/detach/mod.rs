@@ -116,12 +116,14 @@ pub fn freeze(
     let hooks = Hooks::load(&opts.hooks)?;
     let stderr_ok = check_own_output(&prepared)?;
     for n in &prepared.notes {
-        eprintln!("quiesce: note: {n}");
+        errln!("quiesce: note: {n}");
     }
     for s in &prepared.skipped {
-        eprintln!(
+        errln!(
             "quiesce: skipping {} ({}): {}",
-            s.mount_point, s.fs_type, s.reason
+            s.mount_point,
+            s.fs_type,
+            s.reason
         );
     }
     let devnull = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
@@ -237,11 +239,11 @@ fn frozen(
                 "skipped",
                 &array(prepared.skipped.iter().map(crate::output::skip_json)),
             );
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
     } else {
-        println!("{id}");
+        outln!("{id}");
         if stderr_ok {
-            eprintln!("quiesce {name}: {message}");
+            errln!("quiesce {name}: {message}");
         }
     }
 }
@@ -373,9 +375,9 @@ fn controller_main(
         cleanup();
         let (out, err) = crate::conclude(name, prepared, &report, &log, json);
         for l in &err {
-            eprintln!("{l}");
+            errln!("{l}");
         }
-        print!("{out}");
+        out!("{out}");
         tell_first(to_first.as_ref(), report.status);
         return report.status.code() as i32;
     }

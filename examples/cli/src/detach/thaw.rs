@@ -90,13 +90,13 @@ pub fn load_all(dir: &ControlDir) -> Result<Vec<Found>, Failure> {
                     state: state_of(&record),
                     record,
                 }),
-                None => eprintln!(
+                None => errln!(
                     "quiesce: note: {}/{name} is not a detached session's record; ignored",
                     dir.path.display()
                 ),
             },
             Ok(None) => {}
-            Err(why) => eprintln!("quiesce: note: ignored {why}"),
+            Err(why) => errln!("quiesce: note: ignored {why}"),
         }
     }
     Ok(out)
@@ -193,7 +193,7 @@ pub fn thaw(mounts: &[OsString], session: Option<&str>, json: bool) -> Result<St
 fn collect(dir: &ControlDir, r: &DetachedRecord) {
     let _ = dir.remove(&r.socket_name());
     if let Err(e) = dir.remove(&r.file_name()) {
-        eprintln!(
+        errln!(
             "quiesce: note: cannot remove {}/{}: {e}",
             dir.path.display(),
             r.file_name()
@@ -277,7 +277,7 @@ fn acknowledge(dir: &ControlDir, r: &DetachedRecord) -> Result<Option<Ended>, Fa
     let sock = match dir.connect(&sock_name) {
         Ok(s) => s,
         Err(why) => {
-            eprintln!("quiesce: note: {why}");
+            errln!("quiesce: note: {why}");
             return Ok(None);
         }
     };
@@ -325,7 +325,7 @@ fn acknowledge(dir: &ControlDir, r: &DetachedRecord) -> Result<Option<Ended>, Fa
 fn print_ended(r: &DetachedRecord, e: &Ended, before_thaw: bool, json: bool) -> Status {
     let status = Status::from_code(e.status).unwrap_or(Status::Internal);
     for l in &e.log {
-        eprintln!("{l}");
+        errln!("{l}");
     }
     let why = if status == Status::Ok {
         format!("detached session {} was acknowledged and thawed by an earlier `quiesce thaw` whose report was never collected", r.id)
@@ -343,14 +343,14 @@ fn print_ended(r: &DetachedRecord, e: &Ended, before_thaw: bool, json: bool) -> 
             ),
             _ => e.json.clone(),
         };
-        println!("{line}");
+        outln!("{line}");
     } else {
         for l in &e.text {
-            println!("{l}");
+            outln!("{l}");
         }
     }
     if before_thaw {
-        eprintln!("quiesce: {why}");
+        errln!("quiesce: {why}");
     }
     status
 }
@@ -398,7 +398,7 @@ fn gone(dir: &ControlDir, r: &DetachedRecord, json: bool) -> Status {
         "the controller of detached session {} (pid {}) is gone and left no report: it was killed before this `quiesce thaw`; {after}; the snapshot is not to be trusted",
         r.id, r.controller.pid,
     );
-    eprintln!("quiesce: {message}");
+    errln!("quiesce: {message}");
     if json {
         let targets = array(r.targets.iter().enumerate().map(|(i, t)| {
             Object::new()
@@ -421,9 +421,9 @@ fn gone(dir: &ControlDir, r: &DetachedRecord, json: bool) -> Status {
             .str("end", "controller-gone")
             .num("timeout_ms", r.timeout.as_millis())
             .raw("targets", &targets);
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
     } else {
-        println!(
+        outln!(
             "quiesce thaw: {} ({}): {message}",
             status.name(),
             status.code()
@@ -436,7 +436,7 @@ fn gone(dir: &ControlDir, r: &DetachedRecord, json: bool) -> Status {
 /// No detached session holds the named filesystems: the rescue thaw.
 fn rescue(mounts: &[OsString], named: &[NamedMount], json: bool) -> Result<Status, Failure> {
     let names: Vec<&str> = named.iter().map(|m| m.mount_point.as_str()).collect();
-    eprintln!(
+    errln!(
         "quiesce: no detached session holds {}: the rescue thaw (FITHAW on each; a filesystem that is not frozen is reported, not an error)",
         names.join(", ")
     );
