@@ -4,6 +4,7 @@
 #[macro_use]
 mod stdio;
 
+mod agent;
 mod args;
 mod controllers;
 mod deferred_log;
@@ -38,6 +39,8 @@ Usage:
   quiesce thaw   [--json] MOUNT...   |   quiesce thaw [--json] --session ID
   quiesce status [--json] [--clear]
   quiesce recover [--json]
+  quiesce agent  [--path DEV | --unix-listen PATH] [--max-frozen SECS] [--forward unix:PATH] ...
+                 (the QEMU guest agent's freeze commands: `quiesce agent --help`)
 
 Commands:
   plan     show what would be frozen, in which order, and what is skipped and why;
@@ -127,7 +130,11 @@ fn exit(status: Status) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let inv = match args::parse(std::env::args_os().skip(1).collect()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "agent") {
+        return ExitCode::from(agent::main(argv[1..].to_vec()));
+    }
+    let inv = match args::parse(argv) {
         Ok(inv) => inv,
         Err(e) => {
             let f = Failure {
