@@ -235,15 +235,6 @@
 // Most skipped mounts a session lists (more are counted only).
 #define QUIESCE_MAX_SKIPS 32
 
-// `quiesce_test_panic()`: panic inside `quiesce_session_init()`.
-#define QUIESCE_TEST_PANIC_INIT 1
-
-// `quiesce_test_panic()`: panic inside `quiesce_freeze()`, after everything is frozen.
-#define QUIESCE_TEST_PANIC_FROZEN 2
-
-// `quiesce_test_panic()`: panic inside `quiesce_thaw()`, before anything is thawed.
-#define QUIESCE_TEST_PANIC_THAW 3
-
 // Storage for one session: declare one (static, on the stack, or inside a struct of yours;
 // `malloc` works too) and pass its address to `quiesce_session_init()`. Opaque: do not read
 // or copy it; it must stay at the same address from `quiesce_session_init()` to
@@ -624,11 +615,6 @@ uint32_t quiesce_run(struct quiesce_session *storage,
 // `session` as for `quiesce_freeze()`; `out` must point to a writable `quiesce_error_info`
 // whose `size` is set.
 uint32_t quiesce_error(const struct quiesce_session *session, struct quiesce_error_info *out);
-
-// FOR TESTS ONLY: makes the next pass through `point` (a `QUIESCE_TEST_PANIC_*` value)
-// panic inside the library, once; 0 disarms. Shows that the panic is caught, returned as
-// `QUIESCE_INTERNAL`, and poisons the session (which still thaws).
-void quiesce_test_panic(uint32_t point);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -66,7 +66,7 @@ fn plan(args: &[String]) -> QuiesceOutput {
 
 fn target_points(j: &Json) -> Vec<String> {
     j["targets"]
-        .as_array()
+        .items()
         .iter()
         .map(|t| t["mount_point"].as_str().unwrap_or("").to_string())
         .collect()
@@ -112,13 +112,13 @@ fn disk_selection_freezes_exactly_the_filesystems_on_the_named_disks() {
     );
     // The per-disk view: both disks, every filesystem frozen.
     let j = plan(&args).json();
-    let view = j["disks"].as_array();
+    let view = j["disks"].items();
     assert_eq!(view.len(), 2, "{j}");
     assert_eq!(view[0]["path"].as_str(), Some(s(&d.parts.dev).as_str()));
-    assert_eq!(view[0]["filesystems"].as_array().len(), 2);
+    assert_eq!(view[0]["filesystems"].items().len(), 2);
     assert_eq!(view[0]["level"].as_str(), Some("filesystem-consistent"));
     for disk in view {
-        for f in disk["filesystems"].as_array() {
+        for f in disk["filesystems"].items() {
             assert_eq!(f["verdict"].as_str(), Some("frozen"), "{j}");
         }
     }
@@ -198,10 +198,10 @@ fn the_group_check_exclusion_and_bad_input() {
     let points = safe_plan(&d, &args);
     assert_eq!(points.len(), 2, "{points:?}");
     let j = plan(&args).json();
-    let pool_fs = &j["disks"].as_array()[0]["filesystems"].as_array()[0];
+    let pool_fs = &j["disks"].items()[0]["filesystems"].items()[0];
     assert_eq!(pool_fs["verdict"].as_str(), Some("not-covered"), "{j}");
     assert_eq!(
-        j["disks"].as_array()[0]["level"].as_str(),
+        j["disks"].items()[0]["level"].as_str(),
         Some("not-consistent")
     );
     let mut q = Quiesce::sub("freeze")

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use quiesce_testkit::vm::Vm;
-use quiesce_testkit::{require_root, Json, Scratch};
+use quiesce_testkit::{require_root, Json, JsonExt, Scratch};
 
 const SCRIPT: &str = r#"
 set -u
@@ -88,7 +88,7 @@ fn json(out: &str, prefix: &str) -> Json {
 
 fn points(j: &Json) -> Vec<String> {
     let mut v: Vec<String> = j["targets"]
-        .as_array()
+        .items()
         .iter()
         .map(|t| t["mount_point"].as_str().unwrap_or("").to_string())
         .collect();
@@ -133,7 +133,7 @@ fn selection_by_serial_in_a_guest_with_lvm_dm_crypt_and_md() {
     let plan = json(out, "PLAN ");
     let want = vec!["/mnt/keys", "/mnt/lvm", "/mnt/secret"];
     assert_eq!(points(&plan), want, "{out}");
-    let disks = plan["disks"].as_array();
+    let disks = plan["disks"].items();
     let serials: Vec<&str> = disks
         .iter()
         .map(|d| d["serial"].as_str().unwrap_or(""))
@@ -176,9 +176,9 @@ fn selection_by_serial_in_a_guest_with_lvm_dm_crypt_and_md() {
     assert_eq!(line(out, "partial-rc="), "0", "{out}");
     let partial = json(out, "PARTIAL ");
     assert_eq!(points(&partial), vec!["/mnt/other"], "{out}");
-    let md_disk = &partial["disks"].as_array()[0];
+    let md_disk = &partial["disks"].items()[0];
     assert_eq!(
-        md_disk["filesystems"].as_array()[0]["verdict"].as_str(),
+        md_disk["filesystems"].items()[0]["verdict"].as_str(),
         Some("not-covered")
     );
     assert_eq!(md_disk["level"].as_str(), Some("not-consistent"));

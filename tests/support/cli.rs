@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::guard::guard;
-use crate::json::Json;
+use crate::json_ext::{Json, JsonExt};
 use crate::process::{drain, run_timeout, send_signal, ChildGuard};
 use crate::signals::install_usr1_recorder;
 
@@ -70,6 +70,7 @@ pub struct Quiesce {
     program: Option<PathBuf>,
     stderr_file: Option<PathBuf>,
     no_stdin: bool,
+    env: Vec<(OsString, OsString)>,
 }
 
 impl Quiesce {
@@ -128,6 +129,13 @@ impl Quiesce {
     /// [`Quiesce::spawn`] gives it /dev/null as stdin instead of a pipe.
     pub fn no_stdin(mut self) -> Quiesce {
         self.no_stdin = true;
+        self
+    }
+
+    /// Sets an environment variable for it (e.g. `QUIESCE_RUN_DIR`).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Quiesce {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
         self
     }
 
@@ -207,7 +215,7 @@ impl Quiesce {
         if j["status"].as_i64() != Some(0) {
             return;
         }
-        for t in j["targets"].as_array() {
+        for t in j["targets"].items() {
             if let Some(mp) = t["mount_point"].as_str() {
                 guard(Path::new(mp));
             }
@@ -228,6 +236,7 @@ impl Quiesce {
             None => Command::new(bin),
         };
         c.args(&self.args);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(d) = &self.cwd {
             c.current_dir(d);
         }

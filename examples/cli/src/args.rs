@@ -85,6 +85,8 @@ pub enum Command {
         timeout: Duration,
         mounts: Vec<OsString>,
         stdin: bool,
+        /// `--detach`: return once frozen; a detached controller holds the session.
+        detach: bool,
         if_frozen: IfFrozen,
         tuning: Tuning,
         hooks: HookConfig,
@@ -93,9 +95,13 @@ pub enum Command {
     /// `quiesce thaw`.
     Thaw {
         mounts: Vec<OsString>,
+        /// `--session ID`: the detached session to acknowledge and thaw.
+        session: Option<String>,
     },
-    /// `quiesce status`: the sessions in progress.
-    Status,
+    /// `quiesce status`: the sessions in progress; `--clear` collects ended detached ones.
+    Status {
+        clear: bool,
+    },
     /// `quiesce recover`: thaw what dead sessions left frozen.
     Recover,
     Help,
@@ -254,6 +260,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     timeout,
                     mounts,
                     stdin: false,
+                    detach: false,
                     if_frozen: IfFrozen::Fail,
                     tuning: Tuning::default(),
                     hooks: HookConfig::default(),
@@ -273,6 +280,9 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
 
     let mut timeout: Option<Duration> = None;
     let mut stdin = false;
+    let mut detach = false;
+    let mut session_id: Option<String> = None;
+    let mut clear = false;
     let mut if_frozen = IfFrozen::Fail;
     let mut exclude = Vec::new();
     let mut verbose = false;
@@ -311,6 +321,14 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 timeout = Some(parse_timeout(&t["--timeout=".len()..]).map_err(|m| err(m, json))?);
             }
             "--stdin" if name == "freeze" => stdin = true,
+            "--detach" if name == "freeze" => detach = true,
+            "--clear" if name == "status" => clear = true,
+            "--session" if name == "thaw" => {
+                session_id = Some(value(&mut it, "--session")?.to_string_lossy().into_owned())
+            }
+            t if name == "thaw" && t.starts_with("--session=") => {
+                session_id = Some(t["--session=".len()..].to_string())
+            }
             "--if-frozen" if name == "run" || name == "freeze" => {
                 let v = value(&mut it, "--if-frozen")?;
                 if_frozen = parse_if_frozen(&v.to_string_lossy()).map_err(|m| err(m, json))?;
@@ -460,10 +478,23 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             }
             let timeout = need_timeout(timeout)?;
             need_mounts(&mounts)?;
+            if detach && stdin {
+                return Err(err(
+                    "--detach and --stdin exclude each other: with --detach, `quiesce thaw` acknowledges".into(),
+                    json,
+                ));
+            }
+            if detach && if_frozen == IfFrozen::Skip {
+                return Err(err(
+                    "--detach takes no --if-frozen=skip: a detached session covers every named filesystem or freezes none".into(),
+                    json,
+                ));
+            }
             Command::Freeze {
                 timeout,
                 mounts,
                 stdin,
+                detach,
                 if_frozen,
                 tuning,
                 hooks,
@@ -482,7 +513,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 ));
             }
             if name == "status" {
-                Command::Status
+                Command::Status { clear }
             } else {
                 Command::Recover
             }
@@ -491,8 +522,20 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             if let Some(rest) = argv {
                 mounts.extend(rest);
             }
-            need_mounts(&mounts)?;
-            Command::Thaw { mounts }
+            match (&session_id, mounts.is_empty()) {
+                (Some(_), false) => {
+                    return Err(err(
+                        "`quiesce thaw` takes --session ID or MOUNT..., not both".into(),
+                        json,
+                    ))
+                }
+                (Some(_), true) => {}
+                (None, _) => need_mounts(&mounts)?,
+            }
+            Command::Thaw {
+                mounts,
+                session: session_id,
+            }
         }
     };
     Ok(Invocation {
@@ -554,11 +597,32 @@ mod tests {
                 timeout: Duration::from_secs(30),
                 mounts: vec!["/a".into(), "/b".into()],
                 stdin: false,
+                detach: false,
                 if_frozen: IfFrozen::Fail,
                 tuning: Tuning::default(),
                 hooks: HookConfig::default(),
                 disks: Disks::default(),
             }
+        );
+        let i = p(&["freeze", "--detach", "--timeout", "600", "/data"]).unwrap();
+        assert!(matches!(
+            i.command,
+            Command::Freeze {
+                detach: true,
+                stdin: false,
+                ..
+            }
+        ));
+        assert_eq!(
+            p(&["thaw", "--session", "12-34"]).unwrap().command,
+            Command::Thaw {
+                mounts: vec![],
+                session: Some("12-34".into())
+            }
+        );
+        assert_eq!(
+            p(&["status", "--clear"]).unwrap().command,
+            Command::Status { clear: true }
         );
         let i = p(&["freeze", "--stdin", "--timeout=2", "/a"]).unwrap();
         assert!(matches!(i.command, Command::Freeze { stdin: true, .. }));
@@ -607,7 +671,10 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(p(&["status", "--json"]).unwrap().command, Command::Status);
+        assert_eq!(
+            p(&["status", "--json"]).unwrap().command,
+            Command::Status { clear: false }
+        );
         assert_eq!(p(&["recover"]).unwrap().command, Command::Recover);
         let i = p(&["plan", "--exclude", "/x"]).unwrap();
         assert_eq!(
@@ -732,6 +799,21 @@ mod tests {
             (&["freeze", "--if-frozen=maybe", "-t", "1", "/a"], "'maybe'"),
             (&["plan", "--if-frozen=skip"], "'--if-frozen=skip'"),
             (&["status", "/a"], "'/a'"),
+            (
+                &["freeze", "--detach", "--stdin", "-t", "5", "/a"],
+                "--stdin",
+            ),
+            (
+                &["freeze", "--detach", "--if-frozen=skip", "-t", "5", "/a"],
+                "--if-frozen=skip",
+            ),
+            (&["thaw", "--session", "1-2", "/a"], "not both"),
+            (&["thaw"], "no mount point"),
+            (&["thaw", "--session"], "--session needs a value"),
+            (
+                &["run", "--detach", "-t", "5", "/a", "--", "x"],
+                "'--detach'",
+            ),
             (
                 &[
                     "run",

@@ -409,7 +409,7 @@ fn freeze(inner: &mut Inner) -> u32 {
         match life.arm(&fds, &wave_starts[..], None) {
             Ok(()) => {
                 life.presync(&fds);
-                Ok(life.freeze(&fds, &mut || Ok(())))
+                Ok(life.freeze(&fds, &mut |_| Ok(())))
             }
             Err(e) => Err(e),
         }
