@@ -430,3 +430,50 @@ fn the_c_agent_go_python_and_the_cli_plan_the_same() {
         "the C agent refuses a partial group with 8"
     );
 }
+
+/// `freeze --detach` takes a selection by disk too (issue 16): the partitioned disk's two
+/// filesystems are frozen by the first call, the other disks' stay writable, and the second
+/// call (`thaw --session ID`, another process) acknowledges and thaws both.
+#[test]
+fn detached_session_by_disk_freezes_the_disk_and_thaws_on_the_second_call() {
+    require_root();
+    let d = disks();
+    let run = RunDir::new();
+    let args = vec![format!("--disk={}", s(&d.parts.dev))];
+    let points = safe_plan(&d, &args);
+    assert_eq!(points.len(), 2, "{points:?}");
+    let out = run
+        .quiesce("freeze")
+        .arg("--detach")
+        .arg("--json")
+        .args(["--timeout", "60"])
+        .args(&args)
+        .run(EXIT);
+    let j = check_report(&out, "freeze", 0);
+    let id = j["session"].as_str().expect("session id").to_string();
+    for p in [&d.p1.at, &d.p2.at] {
+        check_str(&out, target(&out, &j, p), "outcome", "frozen");
+    }
+    let mut w1 = start_write_probe(&d.p1.at);
+    let mut w2 = start_write_probe(&d.p2.at);
+    let mut other = start_write_probe(&d.pool.at);
+    assert!(
+        other.wait(Duration::from_secs(10)),
+        "a write to the btrfs on other disks blocked\n{out}"
+    );
+    assert!(
+        !w1.completed_within(Duration::from_secs(1)) && !w2.completed_within(Duration::ZERO),
+        "a write to the selected disk's filesystems completed while detached-frozen\n{out}"
+    );
+    let thaw = run
+        .quiesce("thaw")
+        .arg("--json")
+        .args(["--session", &id])
+        .run(EXIT);
+    let tj = check_report(&thaw, "thaw", 0);
+    check_str(&thaw, &tj, "consistency", "filesystem-consistent");
+    assert!(
+        w1.wait(Duration::from_secs(10)) && w2.wait(Duration::from_secs(10)),
+        "the blocked writes did not complete after the thaw\n{thaw}"
+    );
+}

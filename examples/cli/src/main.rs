@@ -200,10 +200,16 @@ fn main() -> ExitCode {
             detach: true,
             tuning,
             hooks,
+            disks,
             ..
         } => detach::freeze(
             name,
-            &mounts,
+            if disks.active() {
+                &disks.named
+            } else {
+                &mounts
+            },
+            disks.select().unwrap_or(Select::Named(&mounts)),
             detach::DetachOptions {
                 timeout,
                 tuning,
