@@ -48,6 +48,8 @@ pub const ELOOP: Errno = 40;
 pub const EOVERFLOW: Errno = 75;
 /// Operation not supported: `FIFREEZE` on a filesystem type that cannot be frozen.
 pub const EOPNOTSUPP: Errno = 95;
+/// Operation canceled (here: a snapshot command that must not start: its session is over).
+pub const ECANCELED: Errno = 125;
 /// Connection timed out (here: a helper's call did not return within its bound).
 pub const ETIMEDOUT: Errno = 110;
 /// Stale file handle.
@@ -76,6 +78,7 @@ pub const fn name(errno: Errno) -> Option<&'static str> {
         EOVERFLOW => "EOVERFLOW",
         EOPNOTSUPP => "EOPNOTSUPP",
         ETIMEDOUT => "ETIMEDOUT",
+        ECANCELED => "ECANCELED",
         ESTALE => "ESTALE",
         _ => return None,
     })
@@ -118,6 +121,7 @@ mod tests {
             (EOVERFLOW, E::OVERFLOW),
             (EOPNOTSUPP, E::OPNOTSUPP),
             (ETIMEDOUT, E::TIMEDOUT),
+            (ECANCELED, E::CANCELED),
             (ESTALE, E::STALE),
         ];
         for (ours, theirs) in pairs {

@@ -22,6 +22,13 @@
  * "errno": N}, ...]} (the message is quiesce_error()'s: the same text as the quiesce
  * command's report for the same outcome). tests/scenarios.rs reads it.
  *
+ * Selection by disk (see quiesce_config.disks), instead of MOUNT...:
+ *   --disk=DISK               freeze the filesystems on DISK (/dev/vdb, /dev/disk/by-id/...,
+ *                             serial:VALUE); repeatable
+ *   --exclude-disk=DISK       freeze the filesystems on every disk but DISK; repeatable
+ *   --allow-partial-group     a filesystem only partly on the disks is left out (not
+ *                             covered) instead of refusing the session (exit 8)
+ *
  *   quiesce-agent --thaw MOUNT...     the rescue: thaw MOUNT... (quiesce_emergency_thaw)
  */
 #include <errno.h>
@@ -46,7 +53,8 @@ static int usage(void) {
     fprintf(stderr,
             "usage: quiesce-agent [-t TIMEOUT_MS] [-a] [--hook-dir=DIR] [--pre-script=PATH]\n"
             "           [--post-script=PATH] [--hook-timeout-ms=MS] [--require-app-consistent]\n"
-            "           [--json] MOUNT... -- CMD [ARG...]\n"
+            "           [--json] [--disk=DISK]... [--exclude-disk=DISK]... [--allow-partial-group]\n"
+            "           [MOUNT...] -- CMD [ARG...]\n"
             "       quiesce-agent --thaw MOUNT...\n");
     return QUIESCE_USAGE;
 }
@@ -171,7 +179,12 @@ static int run_snapshot(char **argv) {
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+#define MAX_DISKS 16
+
 int main(int argc, char **argv) {
+    const char *disks[MAX_DISKS];
+    const char *exclude_disks[MAX_DISKS];
+    size_t disk_count = 0, exclude_count = 0;
     quiesce_config cfg;
     quiesce_config_init(&cfg);
     if (argc >= 2 && strcmp(argv[1], "--thaw") == 0) {
@@ -213,6 +226,12 @@ int main(int argc, char **argv) {
             cfg.flags |= QUIESCE_FLAG_REQUIRE_APP_CONSISTENT;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+        } else if (strncmp(argv[i], "--disk=", 7) == 0 && disk_count < MAX_DISKS) {
+            disks[disk_count++] = argv[i] + 7;
+        } else if (strncmp(argv[i], "--exclude-disk=", 15) == 0 && exclude_count < MAX_DISKS) {
+            exclude_disks[exclude_count++] = argv[i] + 15;
+        } else if (strcmp(argv[i], "--allow-partial-group") == 0) {
+            cfg.flags |= QUIESCE_FLAG_ALLOW_PARTIAL_GROUP;
         } else {
             return usage();
         }
@@ -223,6 +242,10 @@ int main(int argc, char **argv) {
     argv[i] = NULL;
     cfg.mounts = (const char *const *)&argv[first];
     cfg.mount_count = (size_t)(i - first);
+    cfg.disks = disks;
+    cfg.disk_count = disk_count;
+    cfg.exclude_disks = exclude_disks;
+    cfg.exclude_disk_count = exclude_count;
     char **cmd = &argv[i + 1];
 
     uint32_t st = quiesce_session_init(&session, sizeof session, &cfg);

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::cli::{Quiesce, QuiesceChild, QuiesceOutput};
-use crate::json::Json;
+use crate::json_ext::{Json, JsonExt};
 use crate::native::{compile_c_static, ffi_lib, repo_root};
 use crate::process::run_timeout;
 
@@ -170,7 +170,7 @@ impl Result {
             status_name: text(&j["status_name"]),
             message: without_times(&text(&j["message"])),
             targets: targets
-                .as_array()
+                .items()
                 .iter()
                 .map(|t| TargetResult {
                     mount: text(&t[mount_key]),

@@ -310,6 +310,7 @@ fn config_failure(inner: &mut Inner, e: ConfigError) -> u32 {
         ConfigError::Mounts(n) => inner.fail(f, format_args!("quiesce_config.mounts is NULL or mount_count {n} is more than {MAX_TARGETS}: pass up to {MAX_TARGETS} mount points")),
         ConfigError::HookTimeout(t) => inner.fail(f, format_args!("quiesce_config.hook_timeout_ms {t} is out of range: give 1 to {QUIESCE_MAX_HOOK_TIMEOUT_MS} ms, or 0 for the default")),
         ConfigError::Reserved(r) => inner.fail(f, format_args!("quiesce_config.reserved is {r}, not 0: call quiesce_config_init() first")),
+        ConfigError::Disks(n) => inner.fail(f, format_args!("quiesce_config.disks or exclude_disks is NULL or its count {n} is more than {}: pass up to {} disks", crate::engine::disks::MAX_DISKS, crate::engine::disks::MAX_DISKS)),
     }
 }
 
@@ -409,7 +410,7 @@ fn freeze(inner: &mut Inner) -> u32 {
         match life.arm(&fds, &wave_starts[..], None) {
             Ok(()) => {
                 life.presync(&fds);
-                Ok(life.freeze(&fds, &mut || Ok(())))
+                Ok(life.freeze(&fds, &mut |_| Ok(())))
             }
             Err(e) => Err(e),
         }

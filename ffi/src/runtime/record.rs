@@ -30,6 +30,17 @@ use quiesce_core::mountinfo::{Dev, Escaped};
 /// Where session records live.
 pub const RUN_DIR: &str = "/run/quiesce";
 
+/// The variable that relocates [`RUN_DIR`] (tests, unusual layouts); it must name a directory
+/// on a filesystem that is never frozen (a tmpfs).
+pub const RUN_DIR_VAR: &str = "QUIESCE_RUN_DIR";
+
+/// Where session records live: `$QUIESCE_RUN_DIR` if set and not empty, else [`RUN_DIR`].
+pub fn run_dir() -> PathBuf {
+    std::env::var_os(RUN_DIR_VAR)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(RUN_DIR), PathBuf::from)
+}
+
 const HEADER: &str = "quiesce-session 1";
 const SUFFIX: &str = ".session";
 
@@ -132,7 +143,7 @@ impl SessionRecord {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         SessionRecord {
-            path: Path::new(RUN_DIR).join(format!("{}-{}{SUFFIX}", me.pid, me.start)),
+            path: run_dir().join(format!("{}-{}{SUFFIX}", me.pid, me.start)),
             controller: me,
             guardian: ProcRef { pid: 0, start: 0 },
             freezer: ProcRef { pid: 0, start: 0 },
