@@ -257,10 +257,16 @@ fn the_debian_package_installs_works_and_removes_cleanly() {
         "{unit} is not in the package:\n{listed}"
     );
     let text_of_unit = std::fs::read_to_string(unit).expect("read the agent's unit");
+    let exec: Vec<&str> = text_of_unit
+        .lines()
+        .filter(|l| l.starts_with("ExecStart="))
+        .collect();
     assert!(
-        text_of_unit.contains("ExecStart=/usr/sbin/quiesce agent")
-            && !text_of_unit.contains("/usr/local/"),
-        "the unit must run the packaged /usr/sbin/quiesce:\n{text_of_unit}"
+        !exec.is_empty()
+            && exec
+                .iter()
+                .all(|l| l.starts_with("ExecStart=/usr/sbin/quiesce agent")),
+        "the unit must run the packaged /usr/sbin/quiesce: {exec:?}\n{text_of_unit}"
     );
 
     let scratch = Scratch::new();
