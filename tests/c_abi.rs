@@ -215,6 +215,11 @@ fn no_malloc_from_init_to_cleanup() {
     out.assert_code(0, "0 allocations, frozen and thawed, consistent");
     assert!(out.stdout.contains("allocations 0"), "{out}");
     assert!(out.stdout.contains("targets 2"), "{out}");
+    assert!(
+        out.stdout
+            .contains("record while frozen: 2 targets; after cleanup: gone"),
+        "the session record, written without malloc, lists both targets: {out}"
+    );
     assert_writable(&a.mount, &out);
     assert_writable(&b.mount, &out);
 }

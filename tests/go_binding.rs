@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
-    assert_writable, ffi_lib, guard, repo_root, require_root, run_timeout, FsKind, Scratch, TestFs,
+    abs, assert_frozen, assert_writable, check_report, ffi_lib, guard, repo_root, require_root,
+    run_timeout, send_signal, FsKind, Json, Quiesce, Scratch, TestFs,
 };
 
 /// The program of another module that uses the package (through a `replace` line): a bad
@@ -45,6 +46,62 @@ func main() {
 "#;
 
 const GO_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A Go agent (another module, through a `replace` line): freezes its arguments for up to 60 s,
+/// prints `frozen`, and thaws when a line arrives on stdin.
+const HOLD_MAIN: &str = r#"package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"example.com/quiesce"
+)
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := quiesce.Freeze(ctx, os.Args[1:]...)
+	if err != nil {
+		fmt.Println("freeze failed:", err)
+		os.Exit(1)
+	}
+	fmt.Println("frozen")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	if _, err := s.Thaw(); err != nil {
+		fmt.Println("thaw:", err)
+		os.Exit(1)
+	}
+	fmt.Println("thawed")
+}
+"#;
+
+/// Builds `main` (Go source) as a program of another module that uses the package through a
+/// `replace` line, in `dir`; returns the program.
+fn build_user_program(dir: &Path, main: &str) -> PathBuf {
+    let go = go_bin();
+    vendor_lib();
+    std::fs::create_dir_all(dir).expect("mkdir user");
+    let go_mod = format!(
+        "module example.com/user\n\ngo 1.22\n\nrequire example.com/quiesce v0.0.0\n\nreplace example.com/quiesce => {}\n",
+        go_dir().display()
+    );
+    std::fs::write(dir.join("go.mod"), go_mod).expect("write go.mod");
+    std::fs::write(dir.join("main.go"), main).expect("write main.go");
+    let mut c = Command::new(&go);
+    without_cgo_env(&mut c)
+        .current_dir(dir)
+        .args(["build", "-o", "user", "."])
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", go_work().join("cache"));
+    run_go("go build (user program)", &mut c);
+    dir.join("user")
+}
 
 /// The go command: `$GO`, else `go` on PATH; panics with how to install it.
 fn go_bin() -> PathBuf {
@@ -296,4 +353,93 @@ fn another_module_uses_and_vendors_the_package() {
         &mut Command::new(user.join("user")),
     );
     assert!(out.contains("refused:"), "{out}");
+}
+
+/// The session of controller `pid` in `quiesce status --json`, if listed.
+fn session_of(pid: u32) -> Option<Json> {
+    let out = Quiesce::sub("status")
+        .arg("--json")
+        .run(Duration::from_secs(15));
+    let j = check_report(&out, "status", 0);
+    j["sessions"]
+        .as_array()
+        .iter()
+        .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(pid)))
+        .cloned()
+}
+
+/// `quiesce status` lists a live Go session (its record, written by the C ABI without
+/// malloc); after the Go process and its guardian are both killed with SIGKILL, `quiesce
+/// recover` thaws what they left frozen and removes the record.
+#[test]
+fn status_lists_a_go_session_and_recover_thaws_it_after_sigkill() {
+    require_root();
+    let scratch = Scratch::new();
+    let prog = build_user_program(&scratch.path("hold"), HOLD_MAIN);
+    let fs = TestFs::new(&scratch, "gorec", FsKind::Ext4);
+    let mut q = Quiesce::new().program(&prog).mount(&fs.mount).spawn();
+    assert!(
+        q.wait_for_line("frozen", Duration::from_secs(30)),
+        "the Go agent did not freeze: {}",
+        q.stdout_so_far()
+    );
+    let s = session_of(q.pid()).expect("`quiesce status` should list the Go session");
+    assert_eq!(s["state"].as_str(), Some("active"), "{s}");
+    assert_eq!(s["guardian"]["alive"].as_bool(), Some(true), "{s}");
+    assert_eq!(
+        s["timeout_ms"].as_i64().map(|t| t > 50_000),
+        Some(true),
+        "{s}"
+    );
+    let mounts: Vec<&str> = s["targets"]
+        .as_array()
+        .iter()
+        .filter_map(|t| t["mount_point"].as_str())
+        .collect();
+    assert_eq!(mounts, [abs(&fs.mount).as_str()], "{s}");
+    let guardian = s["guardian"]["pid"].as_i64().expect("guardian pid") as u32;
+    // Stop both first, so that neither can react to the other's death; then kill both.
+    for pid in [q.pid(), guardian] {
+        send_signal(pid, libc::SIGSTOP).expect("SIGSTOP");
+    }
+    for pid in [q.pid(), guardian] {
+        send_signal(pid, libc::SIGKILL).expect("SIGKILL");
+    }
+    let out = q.wait(Duration::from_secs(15));
+    assert_eq!(out.code, None, "the Go agent was killed: {out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut state = String::new();
+    while Instant::now() < deadline {
+        state = session_of(q.pid())
+            .and_then(|s| s["state"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        if state == "orphaned" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(state, "orphaned", "the Go session should be orphaned now");
+    assert_frozen(&fs, &"nobody is left to thaw it");
+    let rec = Quiesce::sub("recover")
+        .arg("--json")
+        .run(Duration::from_secs(15));
+    let j = check_report(&rec, "recover", 0);
+    let mine = j["sessions"]
+        .as_array()
+        .iter()
+        .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(q.pid())))
+        .cloned()
+        .unwrap_or_else(|| panic!("recover should report the Go session\n{rec}"));
+    assert_eq!(mine["removed"].as_bool(), Some(true), "{rec}");
+    let outcomes: Vec<&str> = mine["outcomes"]
+        .as_array()
+        .iter()
+        .filter_map(|t| t["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes, ["thawed"], "{rec}");
+    assert_writable(&fs.mount, &rec);
+    assert!(
+        session_of(q.pid()).is_none(),
+        "status still lists it: {rec}"
+    );
 }

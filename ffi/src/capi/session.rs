@@ -26,8 +26,10 @@ use super::testing::{self, Point};
 use super::{guard, plan};
 use crate::engine::explain::{concerned, Explain, Line, Targets};
 use crate::engine::hooks::{self as engine_hooks, level, NoHooks, SessionHooks};
+use crate::engine::record::RecordTargets;
 use crate::engine::session::{Lifecycle, Options, Stage};
 use crate::engine::MAX_TARGETS;
+use quiesce_core::mountinfo::Dev;
 
 #[allow(non_camel_case_types)]
 /// The callback of `quiesce_run()`: called once everything is frozen; take the snapshot and
@@ -401,11 +403,13 @@ fn freeze(inner: &mut Inner) -> u32 {
             targets,
             wave_starts,
             life,
+            names,
             ..
         } = &mut *inner;
         let fds: heapless::Vec<BorrowedFd<'_>, MAX_TARGETS> =
             targets.iter().map(|t| t.fd.as_fd()).collect();
-        match life.arm(&fds, &wave_starts[..], None) {
+        let record = RecordLines { targets, names };
+        match life.arm(&fds, &wave_starts[..], Some(&record)) {
             Ok(()) => {
                 life.presync(&fds);
                 Ok(life.freeze(&fds, &mut || Ok(())))
@@ -539,6 +543,23 @@ fn poisoned_thaw(inner: &mut Inner) -> u32 {
             if failed > 0 { ", but some thaws failed (see quiesce_target())" } else { "" }
         ),
     )
+}
+
+/// The session's targets as the session record lists them.
+struct RecordLines<'a> {
+    targets: &'a [Target],
+    names: &'a Names,
+}
+
+impl RecordTargets for RecordLines<'_> {
+    fn count(&self) -> usize {
+        self.targets.len()
+    }
+
+    fn target(&self, i: usize) -> Option<(Dev, &[u8])> {
+        let t = self.targets.get(i)?;
+        Some((t.dev, self.names.get(t.path)))
+    }
 }
 
 /// The session's targets as the engine's message reads them.

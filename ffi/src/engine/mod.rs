@@ -22,6 +22,9 @@
 //! 3. [`hooks::level`]: the one consistency rule with hooks; [`explain::Explain`]: the one
 //!    message for each outcome, the same text from every front end.
 //! 4. [`rescue`]: the operator's thaw of named filesystems, each superblock once.
+//! 5. [`record`]: the session record under `/run/quiesce` (written by `arm` before the first
+//!    `FIFREEZE`, allocation-free), so that `quiesce status` and `quiesce recover` see the
+//!    sessions of every front end.
 //!
 //! Who does what while frozen: the caller's thread runs the core's session machine
 //! (`quiesce_core::session`) and enforces the deadline; freezer processes issue every
@@ -36,6 +39,7 @@ pub mod helpers;
 pub mod hooks;
 pub mod mounts;
 pub mod plan;
+pub mod record;
 pub mod rescue;
 pub mod session;
 pub mod text;

@@ -33,6 +33,7 @@ use quiesce_core::Status;
 
 use super::helpers::{pool_size, Helpers};
 use super::hooks::{self, Halt, SessionHooks};
+use super::record::{self, Contents, Proc, RecordPath, RecordTargets};
 use super::text::Lossy;
 use super::{ErrnoName, MAX_TARGETS};
 
@@ -136,6 +137,10 @@ pub struct Lifecycle {
     presync_ns: Option<u64>,
     until: u64,
     status: Status,
+    /// The session record, once written (removed after the end).
+    record: Option<RecordPath>,
+    /// Why the record could not be written (0: it was, or none was asked for).
+    record_errno: Errno,
 }
 
 impl Lifecycle {
@@ -149,6 +154,30 @@ impl Lifecycle {
             presync_ns: None,
             until: 0,
             status: Status::Ok,
+            record: None,
+            record_errno: 0,
+        }
+    }
+
+    /// The session record's path, while it exists (see [`record`]).
+    pub fn record_path(&self) -> Option<&CStr> {
+        self.record.as_ref().map(RecordPath::as_cstr)
+    }
+
+    /// Why the session record could not be written, if it could not (`quiesce status` and
+    /// `quiesce recover` then do not see the session).
+    pub fn record_error(&self) -> Option<Errno> {
+        (self.record_errno != 0).then_some(self.record_errno)
+    }
+
+    /// Removes the session record, unless something may still be frozen by us or a `FIFREEZE`
+    /// is unresolved (the guardian removes it once that is settled).
+    fn remove_record(&mut self) {
+        if self.unresolved() {
+            return;
+        }
+        if let Some(r) = self.record.take() {
+            r.remove();
         }
     }
 
@@ -251,13 +280,16 @@ impl Lifecycle {
     }
 
     /// Checks CAP_SYS_ADMIN, builds the session machine over the targets `fds` (freeze order;
-    /// `wave_starts` from the plan) and forks the helpers; `record` is the session record the
-    /// guardian removes if it cleans up after a dead caller. Nothing is frozen.
+    /// `wave_starts` from the plan), forks the helpers and, given `record` (each target's
+    /// device and mount point), writes the session record under [`record::RUN_DIR`] (the
+    /// guardian removes it if it cleans up after a dead caller; a record that cannot be
+    /// written is [`Lifecycle::record_error`], not a failure). Nothing is frozen. Allocates
+    /// nothing.
     pub fn arm(
         &mut self,
         fds: &[BorrowedFd<'_>],
         wave_starts: &[bool],
-        record: Option<&CStr>,
+        record: Option<&dyn RecordTargets>,
     ) -> Result<(), ArmError> {
         if self.stage != Stage::Planned {
             return Err(ArmError::WrongStage(self.stage));
@@ -273,7 +305,7 @@ impl Lifecycle {
         &mut self,
         fds: &[BorrowedFd<'_>],
         wave_starts: &[bool],
-        record: Option<&CStr>,
+        record: Option<&dyn RecordTargets>,
     ) -> Result<(), ArmError> {
         if !sys::has_cap_sys_admin() {
             return Err(ArmError::Permission);
@@ -300,8 +332,35 @@ impl Lifecycle {
             .with_if_frozen(self.options.if_frozen)
             .with_wave_starts(waves);
         let freezers = pool_size(waves, self.options.presync, n);
-        let helpers = Helpers::spawn(fds, record, self.options.grace, freezers)
-            .map_err(|e| ArmError::Spawn(e.raw_os_error().unwrap_or(0)))?;
+        let me = Proc::of(rustix::process::getpid().as_raw_nonzero().get());
+        let path = record.and_then(|_| RecordPath::next(me));
+        let helpers = Helpers::spawn(
+            fds,
+            path.as_ref().map(RecordPath::as_cstr),
+            self.options.grace,
+            freezers,
+        )
+        .map_err(|e| ArmError::Spawn(e.raw_os_error().unwrap_or(0)))?;
+        if let (Some(path), Some(targets)) = (path, record) {
+            // Before anything is frozen: never write while frozen.
+            let mut procs = [Proc::default(); quiesce_core::linux::table::MAX_FREEZERS];
+            let pids = helpers.freezer_pids();
+            for (p, &pid) in procs.iter_mut().zip(pids) {
+                *p = Proc::of(pid);
+            }
+            let contents = Contents {
+                controller: me,
+                guardian: Proc::of(helpers.guardian),
+                freezers: &procs[..pids.len().min(procs.len())],
+                timeout: self.options.timeout,
+                deadline_unix_ms: record::deadline_unix_ms(self.options.timeout),
+                targets,
+            };
+            match path.write(&contents) {
+                Ok(()) => self.record = Some(path),
+                Err(e) => self.record_errno = e,
+            }
+        }
         self.session = Some(session);
         self.helpers = Some(helpers);
         self.stage = Stage::Armed;
@@ -424,6 +483,7 @@ impl Lifecycle {
         if let Some(h) = self.helpers.as_mut() {
             h.release();
         }
+        self.remove_record();
         if self.stage != Stage::Ended {
             // Abandoned before its end: the guardian thaws what is still ours.
             self.end(Status::Internal);
@@ -452,6 +512,9 @@ impl Lifecycle {
             }
             None => 0,
         };
+        if failed == 0 {
+            self.remove_record();
+        }
         self.stage = Stage::Ended;
         failed
     }
@@ -521,5 +584,6 @@ impl Drop for Lifecycle {
         if let Some(h) = self.helpers.as_mut() {
             h.release();
         }
+        self.remove_record();
     }
 }
