@@ -128,6 +128,10 @@
 // Status: a hook failed after the thaw; the application may not have resumed.
 #define QUIESCE_THAW_HOOK_FAILED 20
 
+// Status: cancelled by `quiesce_cancel()` while freezing, pre-syncing or running a hook
+// before the freeze; everything was thawed, not consistent.
+#define QUIESCE_CANCELLED 21
+
 // Status: internal error (a bug in quiesce, or a panic caught at the ABI).
 #define QUIESCE_INTERNAL 70
 
@@ -541,6 +545,25 @@ uint32_t quiesce_session_init(struct quiesce_session *storage,
 // `session` must point to a session set up by `quiesce_session_init()`, used by no other
 // thread during the call.
 uint32_t quiesce_freeze(struct quiesce_session *session);
+
+// Cancels the session's running `quiesce_freeze()` (or `quiesce_run()` before its callback):
+// a hook running before the freeze is killed (its process group), the pre-sync and a wave of
+// `FIFREEZE` stop waiting, and the call returns promptly with `QUIESCE_CANCELLED`: nothing
+// frozen, or everything it froze thawed again (a `FIFREEZE` stuck in the kernel, on stalled
+// storage, is abandoned: its freezer thaws that filesystem as soon as the call returns). The
+// hooks that got `freeze` get `freeze-failed`. Called before `quiesce_freeze()`, that call
+// returns `QUIESCE_CANCELLED` at once; while frozen (after `quiesce_freeze()` returned) or
+// later it changes nothing: call `quiesce_thaw()`. A session stays cancelled.
+//
+// Safe to call from any thread while another thread is inside a call on the session, and
+// from a signal handler: it is async-signal-safe (an atomic store and one `write(2)` to an
+// eventfd; no lock, no allocation). Returns `QUIESCE_OK`, or `QUIESCE_USAGE` if `session`
+// holds no session.
+//
+// # Safety
+// `session` must be NULL or point to session storage that no thread is passing to
+// `quiesce_session_init()` or `quiesce_session_cleanup()` during the call.
+uint32_t quiesce_cancel(struct quiesce_session *session);
 
 // Acknowledges the snapshot (`acknowledged` non-zero: it was taken) or reports it failed
 // (0), and thaws everything in reverse order. Returns the final status: `QUIESCE_OK` when

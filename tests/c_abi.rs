@@ -687,6 +687,30 @@ fn hooks_c(program: &std::path::Path, mode: &str, hooks: &HookDir, fs: &TestFs) 
         .mount(&fs.mount)
 }
 
+/// `quiesce_cancel()` from a SIGALRM handler while a hook before the freeze hangs (its
+/// timeout: 60 s): `quiesce_freeze()` returns `QUIESCE_CANCELLED` promptly, the hook killed
+/// and given `freeze-failed`, nothing frozen.
+#[test]
+fn cancel_from_a_signal_handler_ends_a_hanging_hook() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "k", FsKind::Ext4);
+    let hooks = HookDir::new();
+    hooks.logging("10-hang", "[ \"$1\" = freeze ] && exec sleep 60\nexit 0");
+    let out =
+        hooks_c(&hooks_program(), "cancel-from-signal", &hooks, &fs).run(Duration::from_secs(50));
+    out.assert_code(0, "every check of tests/c/hooks.c");
+    assert!(out.stdout.contains("freeze cancelled"), "{out}");
+    assert!(
+        out.stdout
+            .contains("cancelled by the caller (quiesce_cancel) before the freeze"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("cleaned up"), "{out}");
+    assert_calls(&hooks, &["10-hang freeze", "10-hang freeze-failed"], &out);
+    assert_writable(&fs.mount, &out);
+}
+
 #[test]
 fn cleanup_without_thaw_gives_each_hook_its_thaw_exactly_once() {
     require_root();

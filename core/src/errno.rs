@@ -52,6 +52,8 @@ pub const EOPNOTSUPP: Errno = 95;
 pub const ETIMEDOUT: Errno = 110;
 /// Stale file handle.
 pub const ESTALE: Errno = 116;
+/// Operation cancelled (a `FIFREEZE` not issued because the caller cancelled).
+pub const ECANCELED: Errno = 125;
 
 /// The symbolic name of an errno quiesce knows (`"EBUSY"`), or `None`.
 pub const fn name(errno: Errno) -> Option<&'static str> {
@@ -77,6 +79,7 @@ pub const fn name(errno: Errno) -> Option<&'static str> {
         EOPNOTSUPP => "EOPNOTSUPP",
         ETIMEDOUT => "ETIMEDOUT",
         ESTALE => "ESTALE",
+        ECANCELED => "ECANCELED",
         _ => return None,
     })
 }
@@ -119,6 +122,7 @@ mod tests {
             (EOPNOTSUPP, E::OPNOTSUPP),
             (ETIMEDOUT, E::TIMEDOUT),
             (ESTALE, E::STALE),
+            (ECANCELED, E::CANCELED),
         ];
         for (ours, theirs) in pairs {
             assert_eq!(ours, theirs.raw_os_error(), "{:?}", name(ours));

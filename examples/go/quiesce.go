@@ -217,6 +217,11 @@ type Session struct {
 // MaxTimeout. On error nothing is frozen (everything frozen so far was thawed again) and the
 // error is an *Error.
 //
+// Cancelling ctx (or its deadline passing) while Freeze runs ends it promptly (quiesce_cancel):
+// a hook running before the freeze is killed, a FIFREEZE stuck on stalled storage is abandoned
+// (its helper thaws it as soon as it returns), everything frozen is thawed, and the error matches
+// both StatusCancelled and ctx.Err().
+//
 // Cancelling ctx while frozen thaws at once, as not acknowledged (Thaw then returns an error
 // matching both StatusSnapshotFailed and context.Canceled). When the deadline passes, the
 // guardian process thaws everything at once, even if Thaw is never called, and a later Thaw
@@ -238,9 +243,12 @@ func FreezeWithOptions(ctx context.Context, opts Options) (*Session, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := Status(C.quiesce_freeze(s.storage)); st != StatusOK {
+	if st := s.freezeCancellable(ctx); st != StatusOK {
 		e := s.lastError("freeze", st)
 		e.Report = s.readReport()
+		if st == StatusCancelled {
+			e.Cause = ctx.Err()
+		}
 		s.end(e.Report, e)
 		return nil, e
 	}
@@ -474,6 +482,29 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 		return nil, e
 	}
 	return s, nil
+}
+
+// freezeCancellable runs quiesce_freeze while a goroutine watches ctx: when ctx is done (cancelled,
+// or past its deadline) before the call returns, it calls quiesce_cancel, which makes a hook
+// running before the freeze, the pre-sync or a FIFREEZE stuck on stalled storage end at once:
+// the call returns StatusCancelled, everything thawed. The goroutine has ended when this returns
+// (the storage is never cleaned up under it). Called with s.mu held.
+func (s *Session) freezeCancellable(ctx context.Context) Status {
+	done := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Add(1)
+	go func() {
+		defer watcher.Done()
+		select {
+		case <-ctx.Done():
+			C.quiesce_cancel(s.storage)
+		case <-done:
+		}
+	}()
+	st := Status(C.quiesce_freeze(s.storage))
+	close(done)
+	watcher.Wait()
+	return st
 }
 
 // finish thaws a frozen session (acknowledged or not) and ends it. Called with s.mu held.

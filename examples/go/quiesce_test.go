@@ -52,14 +52,14 @@ func TestStatusNames(t *testing.T) {
 		StatusNotAcknowledged: "not-acknowledged", StatusFrozenByOther: "frozen-by-other",
 		StatusSuspect: "suspect", StatusSnapshotFailed: "snapshot-failed",
 		StatusInterrupted: "interrupted", StatusNotAppConsistent: "not-app-consistent",
-		StatusThawHookFailed: "thaw-hook-failed", StatusInternal: "internal",
+		StatusThawHookFailed: "thaw-hook-failed", StatusCancelled: "cancelled", StatusInternal: "internal",
 	}
 	codes := map[Status]uint32{
 		StatusOK: 0, StatusUsage: 2, StatusBadTarget: 3, StatusNotFreezable: 4,
 		StatusPermission: 5, StatusPlanRefused: 6, StatusHookRefused: 7, StatusFreezeFailed: 11,
 		StatusThawFailed: 12, StatusTimeout: 13, StatusNotAcknowledged: 14,
 		StatusFrozenByOther: 15, StatusSuspect: 16, StatusSnapshotFailed: 17,
-		StatusInterrupted: 18, StatusNotAppConsistent: 19, StatusThawHookFailed: 20,
+		StatusInterrupted: 18, StatusNotAppConsistent: 19, StatusThawHookFailed: 20, StatusCancelled: 21,
 		StatusInternal: 70,
 	}
 	if len(Statuses) != len(want) {

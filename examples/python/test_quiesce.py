@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -818,4 +819,75 @@ def test_close_without_thaw_resumes_the_hooks_once(
     assert hooks.calls() == ["10-app freeze", "10-app thaw"]
     assert session.report.status is Status.SNAPSHOT_FAILED
     assert session.report.hook_calls == 2
+    probes.assert_writable()
+
+
+HANGS_ON_FREEZE = '[ "$1" = freeze ] && exec sleep 60; exit 0'
+
+
+def test_sigint_while_a_hook_hangs_raises_keyboard_interrupt(
+    mount: str, probes: Probes, hooks: Hooks
+) -> None:
+    # Ctrl-C (SIGINT) while a hook before the freeze hangs (its timeout: 60 s): freeze() must
+    # return promptly, with the hook killed, nothing frozen, and raise KeyboardInterrupt; the
+    # session's error says cancelled. A host process, so that the SIGINT is its own.
+    hooks.hook("10-hang", HANGS_ON_FREEZE)
+    code = (
+        "import sys, quiesce\n"
+        "s = quiesce.Session.plan([sys.argv[1]], 30, hook_dir=sys.argv[2], hook_timeout=60)\n"
+        "try:\n"
+        "    s.freeze()\n"
+        "    print('frozen', flush=True)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('keyboard-interrupt', s.error.status.name if s.error else None, flush=True)\n"
+        "finally:\n"
+        "    s.close()\n"
+    )
+    env = dict(os.environ, QUIESCE_LIB=quiesce.library_path(), PYTHONDONTWRITEBYTECODE="1")
+    host = subprocess.Popen(
+        [sys.executable, "-c", code, mount, hooks.dir], cwd=HERE, env=env, stdout=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while hooks.calls() != ["10-hang freeze"]:
+            assert time.monotonic() < deadline, f"the hook did not start: {hooks.calls()}"
+            assert host.poll() is None, "the host ended before its hook ran"
+            time.sleep(0.02)
+        os.kill(host.pid, 2)
+        sent = time.monotonic()
+        out, _ = host.communicate(timeout=30)
+        took = time.monotonic() - sent
+        print(f"freeze() ended {took * 1000:.1f} ms after SIGINT (the hook's timeout: 60 s)")
+        assert out.decode().split() == ["keyboard-interrupt", "CANCELLED"], out
+        assert host.returncode == 0
+        assert took < 15, f"freeze() returned only {took:.1f} s after SIGINT"
+        assert hooks.calls() == ["10-hang freeze", "10-hang freeze-failed"]
+    finally:
+        if host.poll() is None:
+            host.kill()
+        host.wait(10)
+        if host.stdout is not None:
+            host.stdout.close()
+    probes.assert_writable()
+
+
+def test_cancel_from_another_thread_raises_cancelled(
+    mount: str, probes: Probes, hooks: Hooks
+) -> None:
+    hooks.hook("10-hang", HANGS_ON_FREEZE)
+    session = Session.plan([mount], 30, hook_dir=hooks.dir, hook_timeout=60)
+    try:
+        timer = threading.Timer(0.5, session.cancel)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(QuiesceError) as e:
+            session.freeze()
+        took = time.monotonic() - started
+        timer.join()
+        assert e.value.status == Status.CANCELLED, e.value
+        assert "cancelled by the caller" in str(e.value)
+        assert took < 15, f"freeze() returned only {took:.1f} s after cancel()"
+        assert hooks.calls() == ["10-hang freeze", "10-hang freeze-failed"]
+    finally:
+        session.close()
     probes.assert_writable()

@@ -18,6 +18,7 @@
  * side (tests/c_abi.rs) checks those lines and the hooks' call log. Exit status 0 when this
  * program's own checks passed.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -57,6 +58,12 @@ static quiesce_report_info print_report(void) {
            r.consistency_reason ? r.consistency_reason : "(none)", r.hook_calls,
            r.hook_failures);
     return r;
+}
+
+/* quiesce_cancel() from a signal handler (async-signal-safe). */
+static void on_alarm(int sig) {
+    (void)sig;
+    quiesce_cancel(&session);
 }
 
 static int on_frozen(quiesce_session *s, void *user) {
@@ -182,6 +189,31 @@ int main(int argc, char **argv) {
         quiesce_report_info r = print_report();
         CHECK(r.hook_calls == 1);
         quiesce_session_cleanup(&session);
+        printf("cleaned up\n");
+    } else if (strcmp(mode, "cancel-from-signal") == 0) {
+        /* A hook hangs before the freeze; SIGALRM's handler cancels after 1 s. */
+        setup(&cfg, mount, hook_dir);
+        cfg.hook_timeout_ms = 60000;
+        st = quiesce_session_init(&session, sizeof session, &cfg);
+        print_error("init", st);
+        CHECK(st == QUIESCE_OK);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGALRM, &sa, NULL);
+        alarm(1);
+        st = quiesce_freeze(&session);
+        print_error("freeze", st);
+        CHECK(st == QUIESCE_CANCELLED);
+        quiesce_report_info r = print_report();
+        CHECK(r.status == QUIESCE_CANCELLED && r.consistency == QUIESCE_CONSISTENCY_NONE);
+        CHECK(r.hook_calls == 2);
+        /* Cancelled for good: a second freeze says so at once. */
+        CHECK(quiesce_cancel(&session) == QUIESCE_OK);
+        quiesce_session_cleanup(&session);
+        CHECK(quiesce_cancel(&session) == QUIESCE_USAGE);
         printf("cleaned up\n");
     } else if (strcmp(mode, "run") == 0) {
         setup(&cfg, mount, hook_dir);

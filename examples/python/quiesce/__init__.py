@@ -267,6 +267,7 @@ _declare("quiesce_session_align", c_size_t)
 _declare("quiesce_config_init", c_uint32, POINTER(_Config))
 _declare("quiesce_session_init", c_uint32, _S, c_size_t, POINTER(_Config))
 _declare("quiesce_freeze", c_uint32, _S)
+_declare("quiesce_cancel", c_uint32, _S)
 _declare("quiesce_thaw", c_uint32, _S, c_int)
 _declare("quiesce_session_cleanup", None, _S)
 _declare("quiesce_error", c_uint32, _S, POINTER(_ErrorInfo))
@@ -334,6 +335,7 @@ class Status(_Codes):
     INTERRUPTED = 18
     NOT_APP_CONSISTENT = 19
     THAW_HOOK_FAILED = 20
+    CANCELLED = 21
     INTERNAL = 70
 
 
@@ -895,10 +897,60 @@ class Session:
         frozen so far has been thawed already."""
         with self._lock:
             self._check_open("freeze")
-            st = _lib.quiesce_freeze(byref(self._storage))
+            st, interrupt = self._freeze_interruptibly()
+            if interrupt is not None:
+                if st == Status.OK:
+                    # Frozen before the cancel was seen: thaw at once, not acknowledged.
+                    st = _lib.quiesce_thaw(byref(self._storage), 0)
+                self._failed(st)
+                raise interrupt
             if st != Status.OK:
                 raise self._failed(st)
             self._frozen = True
+
+    def _freeze_interruptibly(self) -> Tuple[int, Optional[BaseException]]:
+        """``quiesce_freeze()``, interruptible by Ctrl-C. Python runs its SIGINT handler only in
+        the main thread and only between bytecodes, never inside a blocking ctypes call: so in
+        the main thread the call runs in a worker thread while this thread waits in
+        an interruptible wait. On KeyboardInterrupt (or any exception a signal
+        handler raises) it calls ``quiesce_cancel()``, which ends the call promptly (a hook
+        running before the freeze is killed, a stuck ``FIFREEZE`` abandoned, everything
+        thawed, ``Status.CANCELLED``), waits for the worker, and returns that exception to
+        raise. In other threads (which never get KeyboardInterrupt) the call runs directly;
+        :meth:`cancel` from another thread ends it just as well."""
+        if threading.current_thread() is not threading.main_thread():
+            return int(_lib.quiesce_freeze(byref(self._storage))), None
+        result: list[int] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                result.append(int(_lib.quiesce_freeze(byref(self._storage))))
+            finally:
+                done.set()
+
+        # Waits on an Event, not Thread.join(): a join interrupted by KeyboardInterrupt may
+        # take the thread as ended while it still runs (CPython gh-90882), and the storage
+        # must not be touched until the call has returned.
+        interrupt: Optional[BaseException] = None
+        threading.Thread(target=call, name="quiesce-freeze", daemon=True).start()
+        while True:
+            try:
+                if done.wait(1.0):
+                    break
+            except BaseException as e:  # KeyboardInterrupt, SystemExit from a signal handler
+                if interrupt is None:
+                    interrupt = e
+                _lib.quiesce_cancel(byref(self._storage))
+        return (result[0] if result else int(Status.INTERNAL)), interrupt
+
+    def cancel(self) -> None:
+        """Cancels a :meth:`freeze` running in another thread (``quiesce_cancel()``): it then
+        raises QuiesceError with ``Status.CANCELLED`` promptly, nothing left frozen. Safe from
+        any thread (and without the session's lock); a freeze in the main thread is cancelled
+        by Ctrl-C already. Does nothing to a session that is frozen already: thaw it."""
+        if self._live:
+            _lib.quiesce_cancel(byref(self._storage))
 
     def thaw(self, acknowledged: bool = True, *, check: bool = True) -> Report:
         """Acknowledges the snapshot (``acknowledged=True``: it was taken) or reports it

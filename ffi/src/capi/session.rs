@@ -278,6 +278,18 @@ pub unsafe extern "C" fn quiesce_session_init(
                 // quiesce_thaw() nobody else in this process watches the clock.
                 grace: Duration::ZERO,
             });
+            // quiesce_cancel() wakes the waits through an eventfd.
+            if let Err(errno) = inner.life.canceller().enable() {
+                inner.life.end(Status::Internal);
+                return inner.fail(
+                    Failure {
+                        status: Status::Internal,
+                        errno,
+                        ..Failure::NONE
+                    },
+                    format_args!("quiesce_session_init: cannot make the eventfd that quiesce_cancel() uses: {}", crate::engine::ErrnoName(errno)),
+                );
+            }
             // SAFETY: the caller vouches for `mounts`.
             let code = plan::plan(inner, &cfg, flags);
             if code != Status::Ok.code() {
@@ -344,6 +356,38 @@ fn config_failure(inner: &mut Inner, e: ConfigError) -> u32 {
 pub unsafe extern "C" fn quiesce_freeze(session: *mut quiesce_session) -> u32 {
     // SAFETY: forwarded from the caller.
     unsafe { session_call(session, "quiesce_freeze", None, freeze) }
+}
+
+/// Cancels the session's running `quiesce_freeze()` (or `quiesce_run()` before its callback):
+/// a hook running before the freeze is killed (its process group), the pre-sync and a wave of
+/// `FIFREEZE` stop waiting, and the call returns promptly with `QUIESCE_CANCELLED`: nothing
+/// frozen, or everything it froze thawed again (a `FIFREEZE` stuck in the kernel, on stalled
+/// storage, is abandoned: its freezer thaws that filesystem as soon as the call returns). The
+/// hooks that got `freeze` get `freeze-failed`. Called before `quiesce_freeze()`, that call
+/// returns `QUIESCE_CANCELLED` at once; while frozen (after `quiesce_freeze()` returned) or
+/// later it changes nothing: call `quiesce_thaw()`. A session stays cancelled.
+///
+/// Safe to call from any thread while another thread is inside a call on the session, and
+/// from a signal handler: it is async-signal-safe (an atomic store and one `write(2)` to an
+/// eventfd; no lock, no allocation). Returns `QUIESCE_OK`, or `QUIESCE_USAGE` if `session`
+/// holds no session.
+///
+/// # Safety
+/// `session` must be NULL or point to session storage that no thread is passing to
+/// `quiesce_session_init()` or `quiesce_session_cleanup()` during the call.
+#[no_mangle]
+pub unsafe extern "C" fn quiesce_cancel(session: *mut quiesce_session) -> u32 {
+    // No panic boundary: nothing here can panic, and catch_unwind is not for signal handlers.
+    // SAFETY: forwarded from the caller.
+    match unsafe { Inner::canceller(session) } {
+        Some(c) => {
+            // SAFETY: points into the live session's storage (checked), which stays put until
+            // cleanup (the caller's contract); the Canceller is only used through atomics.
+            unsafe { (*c).cancel() };
+            Status::Ok.code()
+        }
+        None => Status::Usage.code(),
+    }
 }
 
 /// The session's hooks for the engine (none: `none`, a [`NoHooks`]).

@@ -25,6 +25,8 @@
 //! 5. [`record`]: the session record under `/run/quiesce` (written by `arm` before the first
 //!    `FIFREEZE`, allocation-free), so that `quiesce status` and `quiesce recover` see the
 //!    sessions of every front end.
+//! 6. [`cancel`]: `quiesce_cancel()`, from any thread or a signal handler: the hooks' wait, the
+//!    pre-sync and the waves of `FIFREEZE` end at once, everything thawed, `Status::Cancelled`.
 //!
 //! Who does what while frozen: the caller's thread runs the core's session machine
 //! (`quiesce_core::session`) and enforces the deadline; freezer processes issue every
@@ -34,6 +36,7 @@
 //! [`helpers`]; a slot's state maps to a target's outcome in one place,
 //! `quiesce_core::linux::table::state::outcome`.
 
+pub mod cancel;
 pub mod explain;
 pub mod helpers;
 pub mod hooks;

@@ -31,6 +31,7 @@ use quiesce_core::linux::{advance, conclude, guardian, Controller, Signal};
 use quiesce_core::session::{Event, IfFrozen, Outcome, Session, SessionError};
 use quiesce_core::Status;
 
+use super::cancel::Canceller;
 use super::helpers::{pool_size, Helpers};
 use super::hooks::{self, Halt, SessionHooks};
 use super::record::{self, Contents, Proc, RecordPath, RecordTargets};
@@ -141,6 +142,8 @@ pub struct Lifecycle {
     record: Option<RecordPath>,
     /// Why the record could not be written (0: it was, or none was asked for).
     record_errno: Errno,
+    /// The caller's cancellation (`quiesce_cancel()`), seen by every wait.
+    cancel: Canceller,
 }
 
 impl Lifecycle {
@@ -156,6 +159,34 @@ impl Lifecycle {
             status: Status::Ok,
             record: None,
             record_errno: 0,
+            cancel: Canceller::new(),
+        }
+    }
+
+    /// The session's cancellation. Its eventfd is made by [`Canceller::enable`] (without it
+    /// the flag alone is seen, by the hooks' wait and before each wave of `FIFREEZE`).
+    pub fn canceller(&self) -> &Canceller {
+        &self.cancel
+    }
+
+    /// The cancellation of the lifecycle at `this`, reached without making a reference to the
+    /// lifecycle (another thread may hold one for the running call).
+    ///
+    /// # Safety
+    /// `this` must point to a live `Lifecycle`.
+    pub unsafe fn canceller_of(this: *const Lifecycle) -> *const Canceller {
+        // SAFETY: a field projection of a live Lifecycle (the caller's contract); no reference
+        // to the Lifecycle is made.
+        unsafe { core::ptr::addr_of!((*this).cancel) }
+    }
+
+    /// The status of a session that ended with `status`: [`Status::Cancelled`] if the caller
+    /// cancelled and it ended as a failed or late freeze (what the cancel made of it).
+    fn cancelled_or(&self, status: Status) -> Status {
+        if self.cancel.is_set() && matches!(status, Status::FreezeFailed | Status::Timeout) {
+            Status::Cancelled
+        } else {
+            status
         }
     }
 
@@ -271,7 +302,17 @@ impl Lifecycle {
             self.end(Status::Permission);
             return Err(Halt::NotPermitted);
         }
-        let result = hooks.before_freeze(cancel);
+        if self.cancel.is_set() {
+            self.end(Status::Cancelled);
+            return Err(Halt::CallerCancelled);
+        }
+        let caller = &self.cancel;
+        let result = hooks
+            .before_freeze(&mut || cancel() || caller.is_set())
+            .map_err(|halt| match halt {
+                Halt::Cancelled if caller.is_set() => Halt::CallerCancelled,
+                halt => halt,
+            });
         if let Err(halt) = result {
             hooks.after_thaw(false);
             self.end(halt.status());
@@ -377,7 +418,11 @@ impl Lifecycle {
         let start = now_ns();
         let limit =
             u64::try_from(presync_limit(self.options.timeout).as_nanos()).unwrap_or(u64::MAX);
-        let mut ops = self.helpers.as_ref()?.client(fds)?;
+        let mut ops = self
+            .helpers
+            .as_ref()?
+            .client(fds)?
+            .with_cancel(self.cancel.token());
         ops.presync(start.saturating_add(limit));
         let took = now_ns().saturating_sub(start).max(1);
         self.presync_ns = Some(took);
@@ -399,13 +444,17 @@ impl Lifecycle {
         }
         let result = match (self.session.as_mut(), self.helpers.as_ref()) {
             (Some(session), Some(helpers)) => match helpers.client(fds) {
-                Some(mut ops) => advance(session, &mut ops, &mut || match notify() {
-                    Ok(()) => Event::Notified { at: now_ns() },
-                    Err(errno) => Event::NotifyFailed {
-                        errno,
-                        at: now_ns(),
+                Some(ops) => advance(
+                    session,
+                    &mut ops.with_cancel(self.cancel.token()),
+                    &mut || match notify() {
+                        Ok(()) => Event::Notified { at: now_ns() },
+                        Err(errno) => Event::NotifyFailed {
+                            errno,
+                            at: now_ns(),
+                        },
                     },
-                }),
+                ),
                 None => Err(Status::Internal),
             },
             _ => Err(Status::Internal),
@@ -417,6 +466,7 @@ impl Lifecycle {
                 Ok(())
             }
             Err(status) => {
+                let status = self.cancelled_or(status);
                 self.end(status);
                 Err(status)
             }
