@@ -707,6 +707,15 @@ fn cancel_from_a_signal_handler_ends_a_hanging_hook() {
         "{out}"
     );
     assert!(out.stdout.contains("cleaned up"), "{out}");
+    assert!(
+        out.stdout.contains("hook call 0: 10-hang hook-dir freeze cancelled exit -1 signal 0 errno 0 succeeded 0 timed_out 0 (cancelled"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("hook call 1: 10-hang hook-dir freeze-failed exited exit 0"),
+        "{out}"
+    );
     assert_calls(&hooks, &["10-hang freeze", "10-hang freeze-failed"], &out);
     assert_writable(&fs.mount, &out);
 }
@@ -775,10 +784,26 @@ fn one_shot_run_with_hooks_is_application_consistent() {
     let scratch = Scratch::new();
     let fs = TestFs::new(&scratch, "s", FsKind::Xfs);
     let hooks = HookDir::new();
-    hooks.logging("10-app", "");
+    hooks.logging("10-app", "echo \"said $1\"; echo \"to stderr\" >&2");
     let out = hooks_c(&hooks_program(), "run", &hooks, &fs).run(Duration::from_secs(60));
     out.assert_code(0, "every check of tests/c/hooks.c");
     assert!(out.stdout.contains("callback: frozen"), "{out}");
+    // Each call's result through quiesce_hook_call(): the CLI's hooks[] fields.
+    for (i, phase) in ["freeze", "thaw"].iter().enumerate() {
+        let want = format!(
+            "hook call {i}: 10-app hook-dir {phase} exited exit 0 signal 0 errno 0 succeeded 1 timed_out 0 (exit status 0) "
+        );
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&want))
+            .unwrap_or_else(|| panic!("no line {want:?}: {out}"));
+        assert!(
+            line.ends_with(&format!("output bytes: said {phase}")),
+            "{line}: {out}"
+        );
+        assert!(out.stdout.contains("to stderr"), "{out}");
+    }
     assert!(
         out.stdout.contains(
             "report: status ok; application-consistent; reason (none); hooks 2 calls, 0 failed"

@@ -185,6 +185,29 @@ type Report struct {
 	// HookFailures how many of them failed.
 	HookCalls    int
 	HookFailures int
+	// Hooks is each hook call's result, in the order they were made (the quiesce command's
+	// JSON hooks[]).
+	Hooks []HookCall
+}
+
+// HookCall is one call of one hook (quiesce_hook_call; the fields of the quiesce command's JSON
+// hooks[]).
+type HookCall struct {
+	Name           string        // the file name (a directory's hook) or the path (pre and post scripts)
+	Path           string        // the verified path that was run
+	Source         string        // "pre-script", "post-script", "hook-dir"
+	Phase          string        // the argument: "freeze", "thaw", "freeze-failed"
+	End            string        // "exited", "signaled", "timed-out", "cancelled", "not-started"
+	Succeeded      bool          // exit status 0
+	ExitStatus     int           // its exit status, or -1 if it did not exit
+	Signal         int           // the signal that ended it, or 0
+	Errno          syscall.Errno // why it could not be started, or 0
+	TimedOut       bool          // its timeout passed: its process group was killed
+	Result         string        // how it ended, for people: "exit status 0", "killed by signal 9", ...
+	Duration       time.Duration // how long it ran
+	Output         string        // the first bytes (at most 64 KiB) of its stdout and stderr, interleaved
+	OutputDropped  int           // bytes of output beyond those, read and dropped
+	OutputHeldOpen bool          // it exited but a process it left behind still held its output open
 }
 
 const (
@@ -619,6 +642,30 @@ func (s *Session) readReport() *Report {
 			Errno:         syscall.Errno(t.os_error),
 			FreezeLatency: time.Duration(t.freeze_ns),
 			ThawLatency:   time.Duration(t.thaw_ns),
+		})
+	}
+	for i := 0; i < int(r.hook_calls); i++ {
+		var h C.quiesce_hook_call_info
+		h.size = C.size_t(unsafe.Sizeof(h))
+		if Status(C.quiesce_hook_call(s.storage, C.size_t(i), &h)) != StatusOK {
+			continue
+		}
+		rep.Hooks = append(rep.Hooks, HookCall{
+			Name:           C.GoString(h.name),
+			Path:           C.GoString(h.path),
+			Source:         C.GoString(h.source),
+			Phase:          C.GoString(h.phase),
+			End:            C.GoString(h.end),
+			Succeeded:      h.succeeded != 0,
+			ExitStatus:     int(h.exit_status),
+			Signal:         int(h.signal),
+			Errno:          syscall.Errno(h.os_error),
+			TimedOut:       h.timed_out != 0,
+			Result:         C.GoString(h.result),
+			Duration:       time.Duration(h.duration_us) * time.Microsecond,
+			Output:         C.GoStringN(h.output, C.int(h.output_len)),
+			OutputDropped:  int(h.output_dropped),
+			OutputHeldOpen: h.output_held_open != 0,
 		})
 	}
 	for i := 0; i < int(r.skip_count); i++ {

@@ -732,7 +732,7 @@ func TestHooksMakeItApplicationConsistent(t *testing.T) {
 func TestHookFailureFallsBackToFilesystemConsistent(t *testing.T) {
 	m := testMount(t)
 	h := newHooks(t)
-	h.hook(t, "10-fails", `[ "$1" = freeze ] && exit 3; exit 0`)
+	h.hook(t, "10-fails", `[ "$1" = freeze ] && { echo "cannot lock tables"; exit 3; }; exit 0`)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := FreezeWithOptions(ctx, Options{Mounts: []string{m}, HookDir: h.dir})
@@ -751,6 +751,20 @@ func TestHookFailureFallsBackToFilesystemConsistent(t *testing.T) {
 		rep.ConsistencyReason != want || rep.HookCalls != 2 || rep.HookFailures != 1 {
 		t.Errorf("report: %+v; want the reason %q", rep, want)
 	}
+	// Each call's result (quiesce_hook_call): the hook, the phase, how it ended, its output.
+	if len(rep.Hooks) != 2 {
+		t.Fatalf("Report.Hooks: %+v, want 2 calls", rep.Hooks)
+	}
+	first, second := rep.Hooks[0], rep.Hooks[1]
+	if first.Name != "10-fails" || first.Source != "hook-dir" || first.Phase != "freeze" ||
+		first.End != "exited" || first.Succeeded || first.ExitStatus != 3 || first.Signal != 0 ||
+		first.Result != "exit status 3" || first.Output != "cannot lock tables\n" ||
+		first.Path != filepath.Join(h.dir, "10-fails") || first.Duration <= 0 {
+		t.Errorf("the freeze call: %+v", first)
+	}
+	if second.Phase != "thaw" || !second.Succeeded || second.ExitStatus != 0 || second.Output != "" {
+		t.Errorf("the thaw call: %+v", second)
+	}
 	// Without hooks, the reason says so.
 	plain, err := Freeze(ctx, m)
 	if err != nil {
@@ -758,7 +772,8 @@ func TestHookFailureFallsBackToFilesystemConsistent(t *testing.T) {
 	}
 	rep, err = plain.Thaw()
 	if err != nil || rep.Consistency != ConsistencyFilesystem ||
-		rep.ConsistencyReason != "no application hooks were configured" || rep.HookCalls != 0 {
+		rep.ConsistencyReason != "no application hooks were configured" || rep.HookCalls != 0 ||
+		len(rep.Hooks) != 0 {
 		t.Errorf("without hooks: %+v, %v", rep, err)
 	}
 	assertWritable(t, m)

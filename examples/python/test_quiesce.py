@@ -311,7 +311,7 @@ _LAYOUT_C = r"""
 #define F(t, f) printf("F " #t " " #f " %zu\n", offsetof(t, f));
 int main(void) {
     S(quiesce_session) S(quiesce_config) S(quiesce_report_info) S(quiesce_target_info)
-    S(quiesce_skip_info) S(quiesce_error_info)
+    S(quiesce_skip_info) S(quiesce_error_info) S(quiesce_hook_call_info)
     F(quiesce_config, size) F(quiesce_config, flags) F(quiesce_config, timeout_ms)
     F(quiesce_config, mounts) F(quiesce_config, mount_count)
     F(quiesce_config, hook_dir) F(quiesce_config, pre_script) F(quiesce_config, post_script)
@@ -336,6 +336,14 @@ int main(void) {
     F(quiesce_error_info, size) F(quiesce_error_info, status) F(quiesce_error_info, os_error)
     F(quiesce_error_info, mount_index) F(quiesce_error_info, target_index)
     F(quiesce_error_info, message)
+    F(quiesce_hook_call_info, size) F(quiesce_hook_call_info, name) F(quiesce_hook_call_info, path)
+    F(quiesce_hook_call_info, source) F(quiesce_hook_call_info, phase)
+    F(quiesce_hook_call_info, end) F(quiesce_hook_call_info, result)
+    F(quiesce_hook_call_info, succeeded) F(quiesce_hook_call_info, timed_out)
+    F(quiesce_hook_call_info, exit_status) F(quiesce_hook_call_info, signal)
+    F(quiesce_hook_call_info, os_error) F(quiesce_hook_call_info, output_held_open)
+    F(quiesce_hook_call_info, duration_us) F(quiesce_hook_call_info, output)
+    F(quiesce_hook_call_info, output_len) F(quiesce_hook_call_info, output_dropped)
     return 0;
 }
 """
@@ -361,6 +369,7 @@ def test_struct_layouts_match_the_header(tmp_path: Path) -> None:
         "quiesce_target_info": quiesce._TargetInfo,
         "quiesce_skip_info": quiesce._SkipInfo,
         "quiesce_error_info": quiesce._ErrorInfo,
+        "quiesce_hook_call_info": quiesce._HookCallInfo,
     }
     sizes = offsets = 0
     for line in out.splitlines():
@@ -741,7 +750,7 @@ def test_hooks_make_it_application_consistent(mount: str, probes: Probes, hooks:
 
 
 def test_failing_hook_falls_back_with_the_reason(mount: str, probes: Probes, hooks: Hooks) -> None:
-    hooks.hook("10-fails", FAILS_ON_FREEZE)
+    hooks.hook("10-fails", 'echo "said $1"; ' + FAILS_ON_FREEZE)
     with quiesce.frozen([mount], timeout=20, hook_dir=hooks.dir) as session:
         probes.blocks("fallback")
     report = session.report
@@ -750,12 +759,25 @@ def test_failing_hook_falls_back_with_the_reason(mount: str, probes: Probes, hoo
     assert report.consistency_reason == "the hook 10-fails failed before the freeze (exit status 3)"
     assert (report.hook_calls, report.hook_failures) == (2, 1)
     assert hooks.calls() == ["10-fails freeze", "10-fails thaw"]
+    # Each call's result (quiesce_hook_call), as the CLI's JSON hooks[].
+    first, second = report.hooks
+    assert (first.name, first.path, first.source, first.phase) == (
+        "10-fails", os.path.join(hooks.dir, "10-fails"), "hook-dir", "freeze"
+    )
+    assert (first.end, first.succeeded, first.exit_status, first.signal, first.errno) == (
+        "exited", False, 3, None, 0
+    )
+    assert (first.result, first.output, first.timed_out) == ("exit status 3", "said freeze\n", False)
+    assert first.duration_us > 0 and first.duration == first.duration_us / 1e6
+    assert (second.phase, second.succeeded, second.exit_status, second.output) == (
+        "thaw", True, 0, "said thaw\n"
+    )
     # Without hooks the reason says so.
     with quiesce.frozen([mount], timeout=20) as plain:
         pass
     assert plain.report.consistency is Consistency.FILESYSTEM
     assert plain.report.consistency_reason == "no application hooks were configured"
-    assert plain.report.hook_calls == 0
+    assert plain.report.hook_calls == 0 and plain.report.hooks == ()
     probes.assert_writable()
 
 
@@ -888,6 +910,10 @@ def test_cancel_from_another_thread_raises_cancelled(
         assert "cancelled by the caller" in str(e.value)
         assert took < 15, f"freeze() returned only {took:.1f} s after cancel()"
         assert hooks.calls() == ["10-hang freeze", "10-hang freeze-failed"]
+        assert [(h.phase, h.end) for h in session.report.hooks] == [
+            ("freeze", "cancelled"),
+            ("freeze-failed", "exited"),
+        ]
     finally:
         session.close()
     probes.assert_writable()

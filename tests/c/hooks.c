@@ -60,6 +60,30 @@ static quiesce_report_info print_report(void) {
     return r;
 }
 
+/* Every hook call's result (quiesce_hook_call), one line each; returns how many. */
+static unsigned print_hook_calls(void) {
+    unsigned i = 0;
+    for (;; i++) {
+        quiesce_hook_call_info h;
+        memset(&h, 0, sizeof h);
+        h.size = sizeof h;
+        if (quiesce_hook_call(&session, i, &h) != QUIESCE_OK) break;
+        CHECK(h.size == sizeof h);
+        CHECK(h.output != NULL && h.output[h.output_len] == '\0');
+        printf("hook call %u: %s %s %s %s exit %d signal %d errno %d succeeded %u timed_out %u "
+               "(%s) %llu us, %zu output bytes: %s",
+               i, h.name, h.source, h.phase, h.end, h.exit_status, h.signal, h.os_error,
+               h.succeeded, h.timed_out, h.result, (unsigned long long)h.duration_us,
+               h.output_len, h.output);
+        if (h.output_len == 0 || h.output[h.output_len - 1] != '\n') printf("\n");
+    }
+    /* A too small struct is refused. */
+    quiesce_hook_call_info small;
+    small.size = 8;
+    CHECK(quiesce_hook_call(&session, 0, &small) == QUIESCE_USAGE);
+    return i;
+}
+
 /* quiesce_cancel() from a signal handler (async-signal-safe). */
 static void on_alarm(int sig) {
     (void)sig;
@@ -210,6 +234,7 @@ int main(int argc, char **argv) {
         quiesce_report_info r = print_report();
         CHECK(r.status == QUIESCE_CANCELLED && r.consistency == QUIESCE_CONSISTENCY_NONE);
         CHECK(r.hook_calls == 2);
+        CHECK(print_hook_calls() == 2);
         /* Cancelled for good: a second freeze says so at once. */
         CHECK(quiesce_cancel(&session) == QUIESCE_OK);
         quiesce_session_cleanup(&session);
@@ -223,6 +248,7 @@ int main(int argc, char **argv) {
         quiesce_report_info r = print_report();
         CHECK(r.consistency == QUIESCE_CONSISTENCY_APPLICATION);
         CHECK(r.consistency_reason == NULL);
+        CHECK(print_hook_calls() == r.hook_calls);
         quiesce_session_cleanup(&session);
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);

@@ -60,6 +60,7 @@ from ctypes import (
     c_size_t,
     c_uint32,
     c_uint64,
+    c_void_p,
 )
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,6 +74,7 @@ __all__ = [
     "Consistency",
     "DEFAULT_HOOK_TIMEOUT",
     "Frozen",
+    "HookCall",
     "MAX_HOOK_TIMEOUT",
     "MAX_TARGETS",
     "MAX_TIMEOUT",
@@ -234,6 +236,28 @@ class _SkipInfo(Structure):
     ]
 
 
+class _HookCallInfo(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("name", c_char_p),
+        ("path", c_char_p),
+        ("source", c_char_p),
+        ("phase", c_char_p),
+        ("end", c_char_p),
+        ("result", c_char_p),
+        ("succeeded", c_uint32),
+        ("timed_out", c_uint32),
+        ("exit_status", c_int32),
+        ("signal", c_int32),
+        ("os_error", c_int32),
+        ("output_held_open", c_uint32),
+        ("duration_us", c_uint64),
+        ("output", c_void_p),
+        ("output_len", c_size_t),
+        ("output_dropped", c_size_t),
+    ]
+
+
 class _ErrorInfo(Structure):
     _fields_ = [
         ("size", c_size_t),
@@ -261,6 +285,7 @@ _declare("quiesce_consistency_name", c_char_p, c_uint32)
 _declare("quiesce_emergency_thaw", c_uint32, POINTER(c_char_p), c_size_t, POINTER(c_size_t))
 _declare("quiesce_report", c_uint32, _S, POINTER(_ReportInfo))
 _declare("quiesce_target", c_uint32, _S, c_size_t, POINTER(_TargetInfo))
+_declare("quiesce_hook_call", c_uint32, _S, c_size_t, POINTER(_HookCallInfo))
 _declare("quiesce_skip", c_uint32, _S, c_size_t, POINTER(_SkipInfo))
 _declare("quiesce_session_size", c_size_t)
 _declare("quiesce_session_align", c_size_t)
@@ -466,6 +491,48 @@ class Skip:
 
 
 @dataclass(frozen=True)
+class HookCall:
+    """One call of one hook (``quiesce_hook_call()``; the fields of the ``quiesce`` command's
+    JSON ``hooks[]``)."""
+
+    #: The file name (a directory's hook) or the path (the pre and post scripts).
+    name: str
+    #: The verified path that was run.
+    path: str
+    #: ``"pre-script"``, ``"post-script"`` or ``"hook-dir"``.
+    source: str
+    #: The argument it got: ``"freeze"``, ``"thaw"``, ``"freeze-failed"``.
+    phase: str
+    #: ``"exited"``, ``"signaled"``, ``"timed-out"``, ``"cancelled"``, ``"not-started"``.
+    end: str
+    #: Exit status 0.
+    succeeded: bool
+    #: Its exit status, or None if it did not exit.
+    exit_status: Optional[int]
+    #: The signal that ended it, or None.
+    signal: Optional[int]
+    #: Why it could not be started (an errno), or 0.
+    errno: int
+    #: Its timeout passed (its process group was killed).
+    timed_out: bool
+    #: How it ended, for people: ``"exit status 0"``, ``"killed by signal 9"``, ...
+    result: str
+    #: How long it ran, in microseconds.
+    duration_us: int
+    #: The first bytes (at most 64 KiB) of its stdout and stderr, interleaved.
+    output: str
+    #: Bytes of output beyond those, read and dropped.
+    output_dropped: int
+    #: It exited but a process it left behind still held its output open.
+    output_held_open: bool
+
+    @property
+    def duration(self) -> float:
+        """How long it ran, in seconds."""
+        return self.duration_us / 1e6
+
+
+@dataclass(frozen=True)
 class Report:
     """The whole session, as far as it went (final once thawed or failed)."""
 
@@ -495,6 +562,8 @@ class Report:
     #: of them failed.
     hook_calls: int = 0
     hook_failures: int = 0
+    #: Each hook call's result, in the order they were made.
+    hooks: Tuple[HookCall, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -811,6 +880,31 @@ class Session:
                     mount_index=_index(k.mount_index),
                 )
             )
+        hooks = []
+        for i in range(r.hook_calls):
+            h = _HookCallInfo(size=ctypes.sizeof(_HookCallInfo))
+            if _lib.quiesce_hook_call(s, i, byref(h)) != Status.OK:
+                continue
+            output = ctypes.string_at(h.output, h.output_len) if h.output else b""
+            hooks.append(
+                HookCall(
+                    name=_str(h.name),
+                    path=_str(h.path),
+                    source=_str(h.source),
+                    phase=_str(h.phase),
+                    end=_str(h.end),
+                    succeeded=bool(h.succeeded),
+                    exit_status=None if h.exit_status < 0 else h.exit_status,
+                    signal=h.signal or None,
+                    errno=h.os_error,
+                    timed_out=bool(h.timed_out),
+                    result=_str(h.result),
+                    duration_us=h.duration_us,
+                    output=output.decode("utf-8", "replace"),
+                    output_dropped=h.output_dropped,
+                    output_held_open=bool(h.output_held_open),
+                )
+            )
         report = Report(
             status=Status(r.status),
             consistency=Consistency(r.consistency),
@@ -826,6 +920,7 @@ class Session:
             consistency_reason=None if r.consistency_reason is None else _str(r.consistency_reason),
             hook_calls=r.hook_calls,
             hook_failures=r.hook_failures,
+            hooks=tuple(hooks),
         )
         self._report = report
         return report
