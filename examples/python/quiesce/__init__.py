@@ -49,6 +49,7 @@ import ctypes.util
 import importlib.machinery
 import math
 import os
+import signal
 import threading
 from ctypes import (
     POINTER,
@@ -1006,17 +1007,22 @@ class Session:
     def _freeze_interruptibly(self) -> Tuple[int, Optional[BaseException]]:
         """``quiesce_freeze()``, interruptible by Ctrl-C. Python runs its SIGINT handler only in
         the main thread and only between bytecodes, never inside a blocking ctypes call: so in
-        the main thread the call runs in a worker thread while this thread waits in
-        an interruptible wait. On KeyboardInterrupt (or any exception a signal
-        handler raises) it calls ``quiesce_cancel()``, which ends the call promptly (a hook
-        running before the freeze is killed, a stuck ``FIFREEZE`` abandoned, everything
-        thawed, ``Status.CANCELLED``), waits for the worker, and returns that exception to
-        raise. In other threads (which never get KeyboardInterrupt) the call runs directly;
-        :meth:`cancel` from another thread ends it just as well."""
-        if threading.current_thread() is not threading.main_thread():
+        the main thread the call runs in a worker thread while this thread waits (a wait that
+        signals interrupt), and for that time SIGINT's handler is one that calls
+        ``quiesce_cancel()`` and notes a KeyboardInterrupt instead of raising it at once. The
+        cancel ends the call promptly (a hook running before the freeze is killed, a stuck
+        ``FIFREEZE`` abandoned, everything thawed, ``Status.CANCELLED``); once the worker has
+        returned (the storage is never touched under it), the KeyboardInterrupt is returned to
+        raise. Not raising inside the wait matters: an exception there could leave the worker
+        running while the caller goes on (and frees the session). With a SIGINT handler of the
+        host's own, or outside the main thread, the call runs directly; :meth:`cancel` from
+        another thread ends it just as well."""
+        main = threading.current_thread() is threading.main_thread()
+        if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
             return int(_lib.quiesce_freeze(byref(self._storage))), None
         result: list[int] = []
         done = threading.Event()
+        interrupts: list[BaseException] = []
 
         def call() -> None:
             try:
@@ -1024,20 +1030,24 @@ class Session:
             finally:
                 done.set()
 
-        # Waits on an Event, not Thread.join(): a join interrupted by KeyboardInterrupt may
-        # take the thread as ended while it still runs (CPython gh-90882), and the storage
-        # must not be touched until the call has returned.
-        interrupt: Optional[BaseException] = None
-        threading.Thread(target=call, name="quiesce-freeze", daemon=True).start()
-        while True:
-            try:
-                if done.wait(1.0):
-                    break
-            except BaseException as e:  # KeyboardInterrupt, SystemExit from a signal handler
-                if interrupt is None:
-                    interrupt = e
-                _lib.quiesce_cancel(byref(self._storage))
-        return (result[0] if result else int(Status.INTERNAL)), interrupt
+        def on_sigint(signum: int, frame: object) -> None:
+            interrupts.append(KeyboardInterrupt())
+            _lib.quiesce_cancel(byref(self._storage))
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            threading.Thread(target=call, name="quiesce-freeze", daemon=True).start()
+            while True:
+                try:
+                    if done.wait(1.0):
+                        break
+                except BaseException as e:  # raised by another signal's handler
+                    interrupts.append(e)
+                    _lib.quiesce_cancel(byref(self._storage))
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        status = result[0] if result else int(Status.INTERNAL)
+        return status, (interrupts[0] if interrupts else None)
 
     def cancel(self) -> None:
         """Cancels a :meth:`freeze` running in another thread (``quiesce_cancel()``): it then
