@@ -39,6 +39,18 @@ fn main() {
             std::env::var("CARGO_PKG_VERSION").unwrap_or_default()
         )),
         no_includes: true,
+        // The test-only panic hook (cargo feature `test-hooks`) is not part of the API.
+        export: cbindgen::ExportConfig {
+            exclude: [
+                "quiesce_test_panic",
+                "QUIESCE_TEST_PANIC_INIT",
+                "QUIESCE_TEST_PANIC_FROZEN",
+                "QUIESCE_TEST_PANIC_THAW",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     // cbindgen follows the `mod` declarations of mod.rs.

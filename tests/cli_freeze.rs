@@ -43,7 +43,7 @@ fn wait_usr1(q: &mut QuiesceChild) {
 /// Checks the single target of a report about `fs`.
 fn check_single_target(out: &QuiesceOutput, j: &Json, fs: &TestFs, outcome: &str) {
     ensure(
-        j["targets"].as_array().len() == 1,
+        j["targets"].items().len() == 1,
         out,
         "expected exactly one target",
     );

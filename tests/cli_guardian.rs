@@ -85,7 +85,7 @@ fn status_json() -> (QuiesceOutput, Json) {
 fn session_of(pid: u32) -> Option<Json> {
     let (_, j) = status_json();
     j["sessions"]
-        .as_array()
+        .items()
         .iter()
         .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(pid)))
         .cloned()
@@ -391,7 +391,7 @@ fn stuck_fifreeze(kind: FsKind) {
         &out,
         "the message should name the stuck filesystem",
     );
-    let blocked = j["blocked"].as_array();
+    let blocked = j["blocked"].items();
     ensure(
         blocked
             .iter()
@@ -667,7 +667,7 @@ fn status_and_recover(kind: FsKind) {
     assert_eq!(s["guardian"]["alive"].as_bool(), Some(true), "{s}");
     assert_eq!(s["timeout_ms"].as_i64(), Some(60_000), "{s}");
     let mounts: Vec<&str> = s["targets"]
-        .as_array()
+        .items()
         .iter()
         .filter_map(|t| t["mount_point"].as_str())
         .collect();
@@ -712,7 +712,7 @@ fn status_and_recover(kind: FsKind) {
     let rec = Quiesce::sub("recover").arg("--json").run(EXIT);
     let j = check_report(&rec, "recover", 0);
     let mine = j["sessions"]
-        .as_array()
+        .items()
         .iter()
         .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(q.pid())))
         .cloned()
@@ -722,14 +722,14 @@ fn status_and_recover(kind: FsKind) {
         &rec,
         "the record should be removed",
     );
-    for t in mine["outcomes"].as_array() {
+    for t in mine["outcomes"].items() {
         ensure(
             t["outcome"].as_str() == Some("thawed"),
             &rec,
             format!("each target should be thawed by recover: {t}"),
         );
     }
-    ensure(mine["outcomes"].as_array().len() == 2, &rec, "two targets");
+    ensure(mine["outcomes"].items().len() == 2, &rec, "two targets");
     assert_writable(&a.mount, &rec);
     assert_writable(&b.mount, &rec);
     assert!(records_of(q.pid()).is_empty(), "record left behind");

@@ -46,7 +46,7 @@ fn run_hooks(fs: &TestFs, hooks: &HookDir, extra: &[&str], cmd: &str) -> Quiesce
 /// The `(name, phase)` pairs of the report's `hooks`, in order.
 fn hook_calls(j: &Json) -> Vec<(String, String)> {
     j["hooks"]
-        .as_array()
+        .items()
         .iter()
         .map(|h| {
             (
@@ -66,7 +66,7 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 /// The report entry of the call `name` `phase`.
 fn call<'j>(out: &QuiesceOutput, j: &'j Json, name: &str, phase: &str) -> &'j Json {
     match j["hooks"]
-        .as_array()
+        .items()
         .iter()
         .find(|h| h["name"].as_str() == Some(name) && h["phase"].as_str() == Some(phase))
     {
@@ -188,7 +188,7 @@ fn hooks_run_in_order_around_the_freeze(kind: FsKind) {
         &out,
         format!("report hooks {:?}", hook_calls(&j)),
     );
-    for h in j["hooks"].as_array() {
+    for h in j["hooks"].items() {
         ensure(
             h["succeeded"].as_bool() == Some(true) && h["exit_status"].as_i64() == Some(0),
             &out,
@@ -1039,7 +1039,7 @@ fn without_hooks_the_report_says_so() {
         "consistency_reason",
         "no application hooks were configured",
     );
-    ensure(j["hooks"].as_array().is_empty(), &out, "hooks: []");
+    ensure(j["hooks"].items().is_empty(), &out, "hooks: []");
     ensure(
         j["message"]
             .as_str()

@@ -34,7 +34,7 @@ impl Stack {
 
 /// Checks the order constraints in a plan report: B before A, C before A, and "order" == index.
 fn check_order(out: &QuiesceOutput, j: &Json, s: &Stack) {
-    for (i, t) in j["targets"].as_array().iter().enumerate() {
+    for (i, t) in j["targets"].items().iter().enumerate() {
         ensure(
             t["order"].as_i64() == Some(i as i64),
             out,
@@ -62,11 +62,11 @@ fn plan_orders_by_storage_and_nesting(outer: FsKind, inner: FsKind) {
         let out = Quiesce::sub("plan").arg("--json").mounts(&args).run(RUN);
         let j = check_report(&out, "plan", 0);
         ensure(
-            j["targets"].as_array().len() == 3,
+            j["targets"].items().len() == 3,
             &out,
             "three named filesystems should be three targets",
         );
-        for t in j["targets"].as_array() {
+        for t in j["targets"].items() {
             check_str(&out, t, "outcome", "planned");
         }
         check_order(&out, &j, &s);
@@ -101,7 +101,7 @@ fn plan_all_and_exclude() {
     check_order(&out, &j, &s);
     let tm = abs(&t.path);
     let skipped = j["skipped"]
-        .as_array()
+        .items()
         .iter()
         .find(|k| k["mount_point"].as_str() == Some(tm.as_str()));
     ensure(
@@ -124,7 +124,7 @@ fn plan_all_and_exclude() {
     let b = abs(&s.b.mount);
     ensure(
         !j["targets"]
-            .as_array()
+            .items()
             .iter()
             .any(|t| t["mount_point"].as_str() == Some(b.as_str())),
         &out,

@@ -135,7 +135,7 @@ fn plan_lists_the_unexpected_skips_and_counts_the_rest() {
     let j = check_report(&json, "plan", 0);
     for m in [&tm_abs, &ro_abs] {
         let k = j["skipped"]
-            .as_array()
+            .items()
             .iter()
             .find(|k| k["mount_point"].as_str() == Some(m.as_str()))
             .cloned();

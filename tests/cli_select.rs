@@ -42,7 +42,7 @@ fn check_two_paths(fs: &TestFs, other: &Path, how: &str) {
     let j = check_report(&out, "freeze", 0);
     check_str(&out, &j, "consistency", "filesystem-consistent");
     ensure(
-        j["targets"].as_array().len() == 1,
+        j["targets"].items().len() == 1,
         &out,
         format!("the same filesystem at two paths ({how}) should be one target"),
     );
@@ -94,7 +94,7 @@ fn three_paths_one_target(kind: FsKind) {
     let out = q.wait(EXIT);
     let j = check_report(&out, "freeze", 0);
     ensure(
-        j["targets"].as_array().len() == 1,
+        j["targets"].items().len() == 1,
         &out,
         "one filesystem at three paths should be one target",
     );
@@ -135,7 +135,7 @@ fn only_named_filesystems_are_frozen(kind: FsKind) {
     ensure(b_blocked, &out, "a write to named filesystem b completed");
     let j = check_report(&out, "freeze", 0);
     let mut mounts: Vec<&str> = j["targets"]
-        .as_array()
+        .items()
         .iter()
         .filter_map(|t| t["mount_point"].as_str())
         .collect();

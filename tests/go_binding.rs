@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
     abs, assert_frozen, assert_writable, check_report, ffi_lib, guard, repo_root, require_root,
-    run_timeout, send_signal, FsKind, Json, Quiesce, Scratch, TestFs,
+    run_timeout, send_signal, FsKind, Json, JsonExt, Quiesce, Scratch, TestFs,
 };
 
 /// The program of another module that uses the package (through a `replace` line): a bad
@@ -412,7 +412,7 @@ fn session_of(pid: u32) -> Option<Json> {
         .run(Duration::from_secs(15));
     let j = check_report(&out, "status", 0);
     j["sessions"]
-        .as_array()
+        .items()
         .iter()
         .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(pid)))
         .cloned()
@@ -442,7 +442,7 @@ fn status_lists_a_go_session_and_recover_thaws_it_after_sigkill() {
         "{s}"
     );
     let mounts: Vec<&str> = s["targets"]
-        .as_array()
+        .items()
         .iter()
         .filter_map(|t| t["mount_point"].as_str())
         .collect();
@@ -475,14 +475,14 @@ fn status_lists_a_go_session_and_recover_thaws_it_after_sigkill() {
         .run(Duration::from_secs(15));
     let j = check_report(&rec, "recover", 0);
     let mine = j["sessions"]
-        .as_array()
+        .items()
         .iter()
         .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(q.pid())))
         .cloned()
         .unwrap_or_else(|| panic!("recover should report the Go session\n{rec}"));
     assert_eq!(mine["removed"].as_bool(), Some(true), "{rec}");
     let outcomes: Vec<&str> = mine["outcomes"]
-        .as_array()
+        .items()
         .iter()
         .filter_map(|t| t["outcome"].as_str())
         .collect();

@@ -1,4 +1,4 @@
-//! Rule 7: the freeze -> thaw path allocates nothing. A counting global allocator, armed only
+//! ARCHITECTURE.md, rule 7: the freeze -> thaw path allocates nothing. A counting global allocator, armed only
 //! on this test's thread, surrounds the core's executor while it freezes and thaws real
 //! loop-mounted ext4 and xfs filesystems: on success, at the deadline, and on a failed freeze;
 //! and the runtime's path through the helper processes ([`Armed::run`]: `FIFREEZE` issued by the

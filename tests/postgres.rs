@@ -373,7 +373,7 @@ fn postgresql_snapshot_is_application_consistent() {
     check_str(&out, &j, "consistency", "application-consistent");
     check_str(&out, target(&out, &j, &fs_pg.mount), "outcome", "thawed");
     let cp = j["hooks"]
-        .as_array()
+        .items()
         .iter()
         .find(|h| {
             h["name"].as_str() == Some("50-postgresql") && h["phase"].as_str() == Some("freeze")

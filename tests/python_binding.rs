@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
     abs, assert_frozen, assert_writable, check_report, ffi_lib, guard, repo_root, require_root,
-    run_timeout, ChildGuard, FsKind, Quiesce, Scratch, TestFs,
+    run_timeout, ChildGuard, FsKind, JsonExt, Quiesce, Scratch, TestFs,
 };
 
 const PYTEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -394,7 +394,7 @@ fn status_lists_a_python_session() {
         .run(Duration::from_secs(15));
     let j = check_report(&status, "status", 0);
     let s = j["sessions"]
-        .as_array()
+        .items()
         .iter()
         .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(q.pid())))
         .cloned()
@@ -402,7 +402,7 @@ fn status_lists_a_python_session() {
     assert_eq!(s["state"].as_str(), Some("active"), "{s}");
     assert_eq!(s["guardian"]["alive"].as_bool(), Some(true), "{s}");
     let mounts: Vec<&str> = s["targets"]
-        .as_array()
+        .items()
         .iter()
         .filter_map(|t| t["mount_point"].as_str())
         .collect();
@@ -422,7 +422,7 @@ fn status_lists_a_python_session() {
     let j = check_report(&after, "status", 0);
     assert!(
         !j["sessions"]
-            .as_array()
+            .items()
             .iter()
             .any(|s| s["controller"]["pid"].as_i64() == Some(i64::from(q.pid()))),
         "the record should be gone after the thaw: {after}"

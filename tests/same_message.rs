@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use quiesce_testkit::{compile_c_static, require_root, FsKind, Quiesce, Scratch, TestFs};
+use quiesce_testkit::{compile_c_static, require_root, FsKind, JsonExt, Quiesce, Scratch, TestFs};
 
 fn agent() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
@@ -140,7 +140,7 @@ fn a_backing_file_that_cannot_be_located_is_a_note_in_both() {
         .run(Duration::from_secs(60));
     cli.assert_code(0, "plan");
     let notes: Vec<String> = cli.json()["log"]
-        .as_array()
+        .items()
         .iter()
         .filter_map(|n| n.as_str().map(str::to_string))
         .collect();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use quiesce_testkit::{ffi_lib, repo_root, run_timeout, Json};
+use quiesce_testkit::{ffi_lib, repo_root, run_timeout, Json, JsonExt};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
 

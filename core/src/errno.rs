@@ -52,7 +52,8 @@ pub const EOPNOTSUPP: Errno = 95;
 pub const ETIMEDOUT: Errno = 110;
 /// Stale file handle.
 pub const ESTALE: Errno = 116;
-/// Operation cancelled (a `FIFREEZE` not issued because the caller cancelled).
+/// Operation cancelled: a `FIFREEZE` not issued because the caller cancelled, or a snapshot
+/// command that must not start because its session is over.
 pub const ECANCELED: Errno = 125;
 
 /// The symbolic name of an errno quiesce knows (`"EBUSY"`), or `None`.

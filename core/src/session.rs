@@ -4,7 +4,7 @@
 //! The caller asks [`Session::next`] what to do, passing the current monotonic time in
 //! nanoseconds; performs the [`Action`]; and reports what happened with [`Session::handle`].
 //!
-//! Rules the machine enforces (design.md):
+//! Rules the machine enforces (ARCHITECTURE.md, rules 1, 4 and 5):
 //! - one deadline, `timeout` after the first `FIFREEZE` is issued, covering the whole window;
 //!   a freeze that completes after the deadline does not count as success;
 //! - every path that leaves the await phase, and every error, ends in thaw actions for exactly

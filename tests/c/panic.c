@@ -16,6 +16,12 @@
 
 #include "quiesce.h"
 
+/* The test-only hook: exported only by a library built with the cargo feature `test-hooks`
+ * (as the tests build it), never by a release build, and not in quiesce.h. */
+void quiesce_test_panic(uint32_t point);
+#define QUIESCE_TEST_PANIC_FROZEN 2
+#define QUIESCE_TEST_PANIC_THAW 3
+
 static quiesce_session session;
 
 #define CHECK(n, cond)                                                    \

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::guard::guard;
-use crate::json::Json;
+use crate::json_ext::{Json, JsonExt};
 use crate::process::{drain, run_timeout, send_signal, ChildGuard};
 use crate::signals::install_usr1_recorder;
 
@@ -70,6 +70,7 @@ pub struct Quiesce {
     program: Option<PathBuf>,
     stderr_file: Option<PathBuf>,
     no_stdin: bool,
+    env: Vec<(OsString, OsString)>,
 }
 
 impl Quiesce {
@@ -131,6 +132,13 @@ impl Quiesce {
         self
     }
 
+    /// Sets an environment variable for it (e.g. `QUIESCE_RUN_DIR`).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Quiesce {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
     /// Uses this binary instead of [`quiesce_bin`] (e.g. a copy others can execute).
     pub fn program(mut self, p: &Path) -> Quiesce {
         self.program = Some(p.to_path_buf());
@@ -159,14 +167,57 @@ impl Quiesce {
         if first.as_deref().is_some_and(|f| HARMLESS.contains(&f)) {
             return;
         }
+        let mut disks: Vec<OsString> = Vec::new();
+        let mut value_of_disk = false;
         for a in self.args.iter().skip(1).take_while(|a| *a != "--") {
             let s = a.to_string_lossy();
+            if value_of_disk {
+                // A DISK, not a mount point: guarded below through its plan.
+                value_of_disk = false;
+                disks.push(a.clone());
+                continue;
+            }
+            if s == "--disk" || s == "--exclude-disk" {
+                value_of_disk = true;
+                disks.push(a.clone());
+                continue;
+            }
+            if s.starts_with("--disk=")
+                || s.starts_with("--exclude-disk=")
+                || s == "--allow-partial-group"
+            {
+                disks.push(a.clone());
+                continue;
+            }
             if s.is_empty() || s.starts_with('-') {
                 continue;
             }
             let p = self.resolve(Path::new(a));
             if s.contains('/') || p.exists() {
                 guard(&p);
+            }
+        }
+        if !disks.is_empty() {
+            self.guard_disk_selection(&disks);
+        }
+    }
+
+    /// A selection by disk: every filesystem its plan would freeze must pass the guard (a
+    /// plan that is refused freezes nothing).
+    fn guard_disk_selection(&self, selection: &[OsString]) {
+        let out = Quiesce::sub("plan")
+            .arg("--json")
+            .args(selection)
+            .run(Duration::from_secs(60));
+        let Ok(j) = out.try_json() else {
+            return;
+        };
+        if j["status"].as_i64() != Some(0) {
+            return;
+        }
+        for t in j["targets"].items() {
+            if let Some(mp) = t["mount_point"].as_str() {
+                guard(Path::new(mp));
             }
         }
     }
@@ -185,6 +236,7 @@ impl Quiesce {
             None => Command::new(bin),
         };
         c.args(&self.args);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(d) = &self.cwd {
             c.current_dir(d);
         }

@@ -379,3 +379,43 @@ impl Drop for TmpfsMount {
         teardown_mount(&self.path);
     }
 }
+
+/// An overlay filesystem mounted by the test (lower, upper and work directories in the
+/// scratch directory), registered with the guard, unmounted on drop.
+pub struct OverlayMount {
+    pub path: PathBuf,
+}
+
+/// Mounts an overlay at `scratch/name` (its directories beside it, `name.lower` etc.).
+pub fn overlay(scratch: &Scratch, name: &str) -> OverlayMount {
+    let at = scratch.path(name);
+    check_new_mount_point(&at);
+    let dirs: Vec<PathBuf> = ["lower", "upper", "work"]
+        .iter()
+        .map(|d| scratch.path(format!("{name}.{d}")))
+        .collect();
+    for d in dirs.iter().chain([&at]) {
+        fs::create_dir_all(d).expect("create the overlay's directories");
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        dirs[0].display(),
+        dirs[1].display(),
+        dirs[2].display()
+    );
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "overlay", "quiesce-test-overlay", "-o", &opts])
+            .arg(&at),
+        STEP,
+    )
+    .unwrap_or_else(|e| panic!("mount overlay: {e}"));
+    guard::register(&at);
+    OverlayMount { path: at }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        teardown_mount(&self.path);
+    }
+}

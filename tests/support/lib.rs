@@ -16,6 +16,12 @@
 //!   NVMe, disk serials): a qemu guest on sparse images in a [`Scratch`], never the host's
 //!   filesystems.
 //!
+//! # JSON
+//! [`Json`] is `serde_json::Value` (it was a hand-written type in `json.rs`, now gone), and
+//! [`JsonExt`] adds what the old type had and serde_json lacks: `Json::parse`, `has`, `items`
+//! (the old `as_array`, a slice), `str_array`. Code written for the old type keeps compiling
+//! with `as_array()` renamed to `items()`; see `json_ext.rs` for the rest of the migration.
+//!
 //! # Typical use
 //! ```no_run
 //! use quiesce_testkit::*;
@@ -35,14 +41,17 @@
 
 mod cli;
 mod controller;
+mod frontends;
 mod fs;
 mod guard;
 mod hooks;
-mod json;
+mod json_ext;
+mod loops;
 mod native;
 mod probe;
 mod process;
 mod report;
+mod rundir;
 mod scratch;
 mod signals;
 pub mod vm;
@@ -52,10 +61,14 @@ use std::time::Duration;
 
 pub use cli::{quiesce_bin, Quiesce, QuiesceChild, QuiesceOutput};
 pub use controller::ParentGone;
-pub use fs::{is_mount_point, tmpfs, ExtraMount, FsKind, TestFs, TmpfsMount};
+pub use frontends::{without_times, FrontEnd, HookArgs, Result as FrontEndResult, TargetResult};
+pub use fs::{
+    is_mount_point, overlay, tmpfs, ExtraMount, FsKind, OverlayMount, TestFs, TmpfsMount,
+};
 pub use guard::{check as guard_check, guard, resolve, SCRATCH_PREFIX};
 pub use hooks::{HookDir, HOOKS_PREFIX};
-pub use json::Json;
+pub use json_ext::{Json, JsonExt};
+pub use loops::{mkfs, LoopDisk, Mount};
 pub use native::{compile_c, compile_c_static, ffi_lib, repo_root, FfiLib, STATIC_LIBS};
 pub use probe::{start_write_probe, start_write_probe_nosync, WriteProbe};
 pub use process::{reap_pending, run_ok, run_timeout, send_signal, wait_timeout, ChildGuard};
@@ -63,6 +76,7 @@ pub use report::{
     abs, check_nothing_frozen_in_report, check_report, check_str, ensure, status_name, target,
     target_index,
 };
+pub use rundir::{RunDir, RUN_DIR_PREFIX};
 pub use scratch::{loops_backed_under, mounts_under, Scratch};
 pub use signals::{
     install_usr1_recorder, usr1_count_from, usr1_from_other_process, wait_usr1_from,

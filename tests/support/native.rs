@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::json::Json;
+use crate::json_ext::{Json, JsonExt};
 use crate::process::run_timeout;
 
 /// Where `libquiesce.a`, `libquiesce.so` and `quiesce.h` are.
@@ -31,14 +31,23 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the C library once per test process (`cargo build -p quiesce-ffi`) and finds it.
+/// Builds the C library once per test process (`cargo build -p quiesce-ffi --features
+/// test-hooks`: with the test-only export `quiesce_test_panic()`, which release builds lack)
+/// and finds it.
 pub fn ffi_lib() -> FfiLib {
     static LIB: OnceLock<FfiLib> = OnceLock::new();
     LIB.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = run_timeout(
             Command::new(cargo)
-                .args(["build", "-p", "quiesce-ffi", "--lib"])
+                .args([
+                    "build",
+                    "-p",
+                    "quiesce-ffi",
+                    "--lib",
+                    "--features",
+                    "test-hooks",
+                ])
                 .args([
                     "--message-format=json-render-diagnostics",
                     "--manifest-path",
@@ -60,7 +69,7 @@ pub fn ffi_lib() -> FfiLib {
             .filter(|m| m["target"]["name"].as_str() == Some("quiesce"))
             .flat_map(|m| {
                 m["filenames"]
-                    .as_array()
+                    .items()
                     .iter()
                     .filter_map(|f| f.as_str().map(PathBuf::from))
                     .collect::<Vec<_>>()

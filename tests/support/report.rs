@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::cli::QuiesceOutput;
 use crate::guard::resolve;
-use crate::json::Json;
+use crate::json_ext::{Json, JsonExt};
 
 /// The README's name of each exit status.
 pub fn status_name(code: i32) -> Option<&'static str> {
@@ -90,7 +90,7 @@ pub fn abs(p: &Path) -> String {
 pub fn target<'j>(out: &QuiesceOutput, j: &'j Json, mount: &Path) -> &'j Json {
     let m = abs(mount);
     let t = j["targets"]
-        .as_array()
+        .items()
         .iter()
         .find(|t| t["mount_point"].as_str() == Some(m.as_str()));
     match t {
@@ -104,7 +104,7 @@ pub fn target<'j>(out: &QuiesceOutput, j: &'j Json, mount: &Path) -> &'j Json {
 pub fn target_index(out: &QuiesceOutput, j: &Json, mount: &Path) -> usize {
     let m = abs(mount);
     match j["targets"]
-        .as_array()
+        .items()
         .iter()
         .position(|t| t["mount_point"].as_str() == Some(m.as_str()))
     {
@@ -116,7 +116,7 @@ pub fn target_index(out: &QuiesceOutput, j: &Json, mount: &Path) -> usize {
 /// Checks that no target of the report was frozen (outcomes that mean FIFREEZE succeeded).
 #[track_caller]
 pub fn check_nothing_frozen_in_report(out: &QuiesceOutput, j: &Json) {
-    for t in j["targets"].as_array() {
+    for t in j["targets"].items() {
         let o = t["outcome"].as_str().unwrap_or("");
         ensure(
             !matches!(o, "thawed" | "frozen" | "thaw-failed"),

@@ -3,6 +3,7 @@
 use rustix::fd::BorrowedFd;
 
 use super::sys::{self, now_ns, Errno};
+use super::table::Tie;
 use crate::errno::EBADF;
 use crate::session::{Action, Event, Session};
 use crate::status::Status;
@@ -26,6 +27,13 @@ pub enum Signal {
 pub trait Controller {
     /// Everything is frozen: tell the controller to take the snapshot.
     fn notify(&mut self) -> Result<(), Errno>;
+    /// [`Controller::notify`] in a session whose helpers can hold a [`Tie`]: a controller
+    /// that starts a process (a snapshot command) publishes its process group there, so that
+    /// the guardian kills it if the controller dies while frozen. The default ignores the tie.
+    fn notify_tied(&mut self, tie: Tie<'_>) -> Result<(), Errno> {
+        let _ = tie;
+        self.notify()
+    }
     /// Wait until the controller says something or the monotonic clock reaches `until_ns`.
     /// `None` means nothing was said (time is up, or a spurious wake-up: the loop asks again).
     fn wait(&mut self, until_ns: u64) -> Option<Signal>;

@@ -7,14 +7,15 @@
 //! without exec (a pre-forking server, Python `multiprocessing` with the fork start method)
 //! gives its children a copy of that write end, so the guardian also watches the controller
 //! process itself, through a pidfd: its exit is the controller's death, whoever still holds the
-//! pipe. Then, or at its own
-//! deadline (the controller's plus the grace), it thaws what the table says is still ours:
+//! pipe. Then, or at its own deadline (the controller's plus the grace), it first kills the
+//! process group tied to the session (the snapshot command the controller started while
+//! frozen: [`Tie`](super::table::Tie)), then thaws what the table says is still ours:
 //! confirmed-frozen targets first, in reverse order of freezing; then it abandons the in-flight
 //! one to the freezer (whose call must return before anyone can thaw it), waits for the freezer
 //! to settle it, removes the session record, and exits.
 //!
 //! [`watch`] is the guardian's whole life after `fork`: raw, async-signal-safe syscalls only
-//! (poll, read, ioctl, clock_gettime, pidfd_open, unlink), no allocation, no locks, no output.
+//! (poll, read, kill, ioctl, clock_gettime, pidfd_open, unlink), no allocation, no locks, no output.
 //! That makes it safe to fork from any process, also a multi-threaded Go or Python one.
 
 use core::ffi::CStr;
@@ -59,6 +60,7 @@ pub fn watch<const N: usize>(
     record: Option<&CStr>,
 ) -> i32 {
     let trigger = wait_for_trigger(table, alive, controller);
+    kill_tied_group(table);
     let failed = rescue(table, fds, trigger == Trigger::ControllerGone);
     wait_for_freezer(table);
     if trigger == Trigger::ControllerGone && failed == 0 && !table.anything_ours() {
@@ -70,6 +72,16 @@ pub fn watch<const N: usize>(
         EXIT_OK
     } else {
         EXIT_THAW_FAILED
+    }
+}
+
+/// Closes the session's tie and sends `SIGKILL` to the process group published in it, before
+/// anything is thawed: what the controller started while frozen must not go on copying a
+/// filesystem once it is thawed. The signal is delivered whatever the process is doing (a
+/// process blocked on a frozen filesystem dies as soon as the thaw lets it go on).
+fn kill_tied_group<const N: usize>(table: &Table<N>) {
+    if let Some(pgid) = table.close_tie().and_then(Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
     }
 }
 

@@ -22,6 +22,10 @@
 //!
 //! The table is plain data with a fixed layout (`repr(C)`), so that it can be placed in memory
 //! that a forked child shares; it allocates nothing and takes no locks.
+//!
+//! It also holds the session's [`Tie`]: the process group of what the controller started while
+//! frozen (the snapshot command of `quiesce run`), which the guardian kills when it acts, so
+//! that nothing the session started goes on reading a filesystem that the guardian thawed.
 
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
@@ -296,7 +300,39 @@ pub struct Table<const N: usize> {
     grace: AtomicU64,
     freezer_pids: [AtomicI32; MAX_FREEZERS],
     guardian_pid: AtomicI32,
+    /// The tied process group ([`Tie`]): 0 none, [`TIE_CLOSED`] closed, else its pgid.
+    tied_group: AtomicI32,
     slots: [Slot; N],
+}
+
+/// The value of a closed tie: the controller's window is over, or the guardian has acted.
+pub const TIE_CLOSED: i32 = -1;
+
+/// Where the controller publishes the process group of a process it starts while frozen (the
+/// snapshot command), so that it does not outlive the controller: when the guardian acts (the
+/// controller died, or missed the guardian's deadline) it closes the tie and sends the group
+/// `SIGKILL` before it thaws. The controller closes the tie itself once its own thaw is done
+/// (from then on it answers for the group). A process that leaves the group (`setsid`,
+/// `setpgid`) is not reached.
+///
+/// [`Tie::publish`] is one compare-and-swap on the shared page, async-signal-safe: it is meant
+/// for the child between `fork` and `exec`, so that there is no moment in which the command
+/// runs untied; a child that finds the tie closed must not exec (the session is over).
+#[derive(Clone, Copy, Debug)]
+pub struct Tie<'t> {
+    cell: &'t AtomicI32,
+}
+
+impl Tie<'_> {
+    /// Publishes process group `pgid` (> 0). False if the tie is closed, or holds another
+    /// group already: the caller must not start the process then.
+    pub fn publish(&self, pgid: i32) -> bool {
+        pgid > 0
+            && self
+                .cell
+                .compare_exchange(0, pgid, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
 }
 
 impl<const N: usize> Table<N> {
@@ -309,6 +345,7 @@ impl<const N: usize> Table<N> {
             grace: AtomicU64::new(grace_ns),
             freezer_pids: [const { AtomicI32::new(0) }; MAX_FREEZERS],
             guardian_pid: AtomicI32::new(0),
+            tied_group: AtomicI32::new(0),
             slots: [const { Slot::new() }; N],
         }
     }
@@ -383,6 +420,21 @@ impl<const N: usize> Table<N> {
         self.guardian_pid.load(Ordering::Acquire)
     }
 
+    /// The session's tie, for the controller to publish a process group in.
+    pub fn tie(&self) -> Tie<'_> {
+        Tie {
+            cell: &self.tied_group,
+        }
+    }
+
+    /// Closes the tie (no group can be published any more) and returns the group published
+    /// in it, if any: the guardian kills that group; the controller, at the end of its window,
+    /// takes it back.
+    pub fn close_tie(&self) -> Option<i32> {
+        let g = self.tied_group.swap(TIE_CLOSED, Ordering::AcqRel);
+        (g > 0).then_some(g)
+    }
+
     /// Whether any slot is still waiting for the freezer (in flight or abandoned in flight).
     pub fn freeze_unresolved(&self) -> bool {
         self.slots()
@@ -430,6 +482,20 @@ mod tests {
         s.finish_thaw(state::THAWED_BY_GUARDIAN, 0, 13, 14);
         assert_eq!(s.thaw_times(), (13, 14));
         assert!(!t.anything_ours());
+    }
+
+    #[test]
+    fn a_tie_holds_one_group_until_it_is_closed() {
+        let t = Table::<1>::new(1, 0);
+        assert!(!t.tie().publish(0) && !t.tie().publish(-5), "not a group");
+        assert!(t.tie().publish(42));
+        assert!(!t.tie().publish(43), "one group per session");
+        assert_eq!(t.close_tie(), Some(42));
+        assert_eq!(t.close_tie(), None, "closed once");
+        assert!(!t.tie().publish(44), "closed: the child must not run");
+        let u = Table::<1>::new(1, 0);
+        assert_eq!(u.close_tie(), None, "nothing published");
+        assert!(!u.tie().publish(7), "closed before the child published");
     }
 
     #[test]

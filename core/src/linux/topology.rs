@@ -1,7 +1,8 @@
 //! Storage dependencies from sysfs: where the blocks of a filesystem really live.
 //!
 //! - A loop device `7:N` has `/sys/dev/block/7:N/loop/backing_file`: a file on another
-//!   filesystem, which must be frozen *after* the loop filesystem (see design.md).
+//!   filesystem, which must be frozen *after* the loop filesystem (ARCHITECTURE.md,
+//!   "Order of freezing").
 //! - A stacked device (device-mapper, md) lists its lower devices in
 //!   `/sys/dev/block/MAJ:MIN/slaves/`; their backing files count too.
 

@@ -28,6 +28,38 @@ impl Default for Tuning {
     }
 }
 
+/// Selection by disk: `--disk DISK`... or `--exclude-disk DISK`..., and
+/// `--allow-partial-group`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Disks {
+    /// `--disk`: the disks whose filesystems to freeze.
+    pub named: Vec<OsString>,
+    /// `--exclude-disk`: every disk but these.
+    pub excluded: Vec<OsString>,
+    /// `--allow-partial-group`.
+    pub allow_partial_group: bool,
+}
+
+impl Disks {
+    /// Whether the caller selects by disk.
+    pub fn active(&self) -> bool {
+        !self.named.is_empty() || !self.excluded.is_empty()
+    }
+
+    /// The runtime's selection (`None`: by mount point).
+    pub fn select(&self) -> Option<quiesce::runtime::Select<'_>> {
+        self.active().then(|| quiesce::runtime::Select::Disks {
+            disks: if self.named.is_empty() {
+                &self.excluded
+            } else {
+                &self.named
+            },
+            exclude: self.named.is_empty(),
+            allow_partial_group: self.allow_partial_group,
+        })
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Command {
     /// `quiesce plan`.
@@ -36,6 +68,7 @@ pub enum Command {
         exclude: Vec<OsString>,
         /// `--verbose`: list every skipped filesystem, not only the unexpected ones.
         verbose: bool,
+        disks: Disks,
     },
     /// `quiesce run ... -- CMD`.
     Run {
@@ -45,22 +78,30 @@ pub enum Command {
         if_frozen: IfFrozen,
         tuning: Tuning,
         hooks: HookConfig,
+        disks: Disks,
     },
     /// `quiesce freeze` and the `fsfreezer` form.
     Freeze {
         timeout: Duration,
         mounts: Vec<OsString>,
         stdin: bool,
+        /// `--detach`: return once frozen; a detached controller holds the session.
+        detach: bool,
         if_frozen: IfFrozen,
         tuning: Tuning,
         hooks: HookConfig,
+        disks: Disks,
     },
     /// `quiesce thaw`.
     Thaw {
         mounts: Vec<OsString>,
+        /// `--session ID`: the detached session to acknowledge and thaw.
+        session: Option<String>,
     },
-    /// `quiesce status`: the sessions in progress.
-    Status,
+    /// `quiesce status`: the sessions in progress; `--clear` collects ended detached ones.
+    Status {
+        clear: bool,
+    },
     /// `quiesce recover`: thaw what dead sessions left frozen.
     Recover,
     Help,
@@ -219,9 +260,11 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     timeout,
                     mounts,
                     stdin: false,
+                    detach: false,
                     if_frozen: IfFrozen::Fail,
                     tuning: Tuning::default(),
                     hooks: HookConfig::default(),
+                    disks: Disks::default(),
                 },
                 json,
                 name: "freeze",
@@ -237,6 +280,9 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
 
     let mut timeout: Option<Duration> = None;
     let mut stdin = false;
+    let mut detach = false;
+    let mut session_id: Option<String> = None;
+    let mut clear = false;
     let mut if_frozen = IfFrozen::Fail;
     let mut exclude = Vec::new();
     let mut verbose = false;
@@ -244,7 +290,9 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
     let mut argv: Option<Vec<OsString>> = None;
     let mut hooks = HookConfig::default();
     let mut tuning = Tuning::default();
+    let mut disks = Disks::default();
     let session = name == "run" || name == "freeze";
+    let selects = session || name == "plan";
     while let Some(arg) = it.next() {
         let s = arg.to_string_lossy().into_owned();
         let value =
@@ -273,6 +321,14 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 timeout = Some(parse_timeout(&t["--timeout=".len()..]).map_err(|m| err(m, json))?);
             }
             "--stdin" if name == "freeze" => stdin = true,
+            "--detach" if name == "freeze" => detach = true,
+            "--clear" if name == "status" => clear = true,
+            "--session" if name == "thaw" => {
+                session_id = Some(value(&mut it, "--session")?.to_string_lossy().into_owned())
+            }
+            t if name == "thaw" && t.starts_with("--session=") => {
+                session_id = Some(t["--session=".len()..].to_string())
+            }
             "--if-frozen" if name == "run" || name == "freeze" => {
                 let v = value(&mut it, "--if-frozen")?;
                 if_frozen = parse_if_frozen(&v.to_string_lossy()).map_err(|m| err(m, json))?;
@@ -309,6 +365,15 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 hooks.timeout =
                     parse_hook_timeout(&t["--hook-timeout=".len()..]).map_err(|m| err(m, json))?;
             }
+            "--disk" if selects => disks.named.push(value(&mut it, "--disk")?),
+            t if selects && t.starts_with("--disk=") => {
+                disks.named.push(OsString::from(&t["--disk=".len()..]))
+            }
+            "--exclude-disk" if selects => disks.excluded.push(value(&mut it, "--exclude-disk")?),
+            t if selects && t.starts_with("--exclude-disk=") => disks
+                .excluded
+                .push(OsString::from(&t["--exclude-disk=".len()..])),
+            "--allow-partial-group" if selects => disks.allow_partial_group = true,
             "--verbose" | "-v" if name == "plan" => verbose = true,
             "--exclude" if name == "plan" => exclude.push(value(&mut it, "--exclude")?),
             t if name == "plan" && t.starts_with("--exclude=") => {
@@ -331,8 +396,36 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             )
         })
     };
+    if disks.active() {
+        if !disks.named.is_empty() && !disks.excluded.is_empty() {
+            return Err(err(
+                "--disk and --exclude-disk do not mix: name the disks to freeze, or the disks to leave out".into(),
+                json,
+            ));
+        }
+        let after_dashes = argv.as_ref().filter(|_| name != "run");
+        let mut given = mounts
+            .iter()
+            .chain(&exclude)
+            .chain(after_dashes.into_iter().flatten());
+        if let Some(m) = given.next() {
+            return Err(err(
+                format!(
+                    "'{}': mount points and --disk/--exclude-disk do not mix; select by mount point or by disk",
+                    m.to_string_lossy()
+                ),
+                json,
+            ));
+        }
+    } else if disks.allow_partial_group {
+        return Err(err(
+            "--allow-partial-group applies to a selection by disk: add --disk DISK or --exclude-disk DISK".into(),
+            json,
+        ));
+    }
+    let by_disk = disks.active();
     let need_mounts = |m: &Vec<OsString>| {
-        if m.is_empty() {
+        if m.is_empty() && !by_disk {
             Err(err(
                 format!("no mount point named; usage: see `quiesce {name} --help`"),
                 json,
@@ -356,6 +449,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 mounts,
                 exclude,
                 verbose,
+                disks,
             }
         }
         "run" => {
@@ -375,6 +469,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 if_frozen,
                 tuning,
                 hooks,
+                disks,
             }
         }
         "freeze" => {
@@ -383,13 +478,27 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             }
             let timeout = need_timeout(timeout)?;
             need_mounts(&mounts)?;
+            if detach && stdin {
+                return Err(err(
+                    "--detach and --stdin exclude each other: with --detach, `quiesce thaw` acknowledges".into(),
+                    json,
+                ));
+            }
+            if detach && if_frozen == IfFrozen::Skip {
+                return Err(err(
+                    "--detach takes no --if-frozen=skip: a detached session covers every named filesystem or freezes none".into(),
+                    json,
+                ));
+            }
             Command::Freeze {
                 timeout,
                 mounts,
                 stdin,
+                detach,
                 if_frozen,
                 tuning,
                 hooks,
+                disks,
             }
         }
         "status" | "recover" => {
@@ -404,7 +513,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 ));
             }
             if name == "status" {
-                Command::Status
+                Command::Status { clear }
             } else {
                 Command::Recover
             }
@@ -413,8 +522,20 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             if let Some(rest) = argv {
                 mounts.extend(rest);
             }
-            need_mounts(&mounts)?;
-            Command::Thaw { mounts }
+            match (&session_id, mounts.is_empty()) {
+                (Some(_), false) => {
+                    return Err(err(
+                        "`quiesce thaw` takes --session ID or MOUNT..., not both".into(),
+                        json,
+                    ))
+                }
+                (Some(_), true) => {}
+                (None, _) => need_mounts(&mounts)?,
+            }
+            Command::Thaw {
+                mounts,
+                session: session_id,
+            }
         }
     };
     Ok(Invocation {
@@ -466,6 +587,7 @@ mod tests {
                 if_frozen: IfFrozen::Fail,
                 tuning: Tuning::default(),
                 hooks: HookConfig::default(),
+                disks: Disks::default(),
             }
         );
         let i = p(&["30", "/a", "/b"]).unwrap();
@@ -475,10 +597,32 @@ mod tests {
                 timeout: Duration::from_secs(30),
                 mounts: vec!["/a".into(), "/b".into()],
                 stdin: false,
+                detach: false,
                 if_frozen: IfFrozen::Fail,
                 tuning: Tuning::default(),
                 hooks: HookConfig::default(),
+                disks: Disks::default(),
             }
+        );
+        let i = p(&["freeze", "--detach", "--timeout", "600", "/data"]).unwrap();
+        assert!(matches!(
+            i.command,
+            Command::Freeze {
+                detach: true,
+                stdin: false,
+                ..
+            }
+        ));
+        assert_eq!(
+            p(&["thaw", "--session", "12-34"]).unwrap().command,
+            Command::Thaw {
+                mounts: vec![],
+                session: Some("12-34".into())
+            }
+        );
+        assert_eq!(
+            p(&["status", "--clear"]).unwrap().command,
+            Command::Status { clear: true }
         );
         let i = p(&["freeze", "--stdin", "--timeout=2", "/a"]).unwrap();
         assert!(matches!(i.command, Command::Freeze { stdin: true, .. }));
@@ -527,7 +671,10 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(p(&["status", "--json"]).unwrap().command, Command::Status);
+        assert_eq!(
+            p(&["status", "--json"]).unwrap().command,
+            Command::Status { clear: false }
+        );
         assert_eq!(p(&["recover"]).unwrap().command, Command::Recover);
         let i = p(&["plan", "--exclude", "/x"]).unwrap();
         assert_eq!(
@@ -536,6 +683,7 @@ mod tests {
                 mounts: vec![],
                 exclude: vec!["/x".into()],
                 verbose: false,
+                disks: Disks::default(),
             }
         );
         let i = p(&["plan", "--verbose", "/a"]).unwrap();
@@ -545,7 +693,54 @@ mod tests {
                 mounts: vec!["/a".into()],
                 exclude: vec![],
                 verbose: true,
+                disks: Disks::default(),
             }
+        );
+    }
+
+    #[test]
+    fn disk_options() {
+        let i = p(&["plan", "--disk", "/dev/vdb", "--disk=serial:vol-1"]).unwrap();
+        let Command::Plan { disks, mounts, .. } = i.command else {
+            panic!("plan expected");
+        };
+        assert_eq!(
+            disks.named,
+            vec![OsString::from("/dev/vdb"), "serial:vol-1".into()]
+        );
+        assert!(mounts.is_empty() && disks.excluded.is_empty() && !disks.allow_partial_group);
+        let i = p(&[
+            "freeze",
+            "-t",
+            "5",
+            "--exclude-disk",
+            "/dev/vda",
+            "--allow-partial-group",
+        ])
+        .unwrap();
+        let Command::Freeze { disks, .. } = i.command else {
+            panic!("freeze expected");
+        };
+        assert_eq!(disks.excluded, vec![OsString::from("/dev/vda")]);
+        assert!(disks.allow_partial_group);
+        let i = p(&["run", "-t", "5", "--disk", "/dev/vdb", "--", "true"]).unwrap();
+        assert!(matches!(i.command, Command::Run { ref disks, .. } if disks.active()));
+        for bad in [
+            &["plan", "--disk", "/dev/vdb", "/data"][..],
+            &["plan", "--disk", "/dev/vdb", "--exclude", "/data"],
+            &["freeze", "-t", "5", "--disk", "/dev/vdb", "--", "/data"],
+            &["plan", "--disk", "/dev/vdb", "--exclude-disk", "/dev/vdc"],
+            &["plan", "--allow-partial-group"],
+            &["plan", "--disk"],
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(!e.message.is_empty(), "{bad:?}");
+        }
+        let e = p(&["plan", "--disk", "/dev/vdb", "/data"]).unwrap_err();
+        assert!(
+            e.message.contains("'/data'") && e.message.contains("do not mix"),
+            "{}",
+            e.message
         );
     }
 
@@ -604,6 +799,21 @@ mod tests {
             (&["freeze", "--if-frozen=maybe", "-t", "1", "/a"], "'maybe'"),
             (&["plan", "--if-frozen=skip"], "'--if-frozen=skip'"),
             (&["status", "/a"], "'/a'"),
+            (
+                &["freeze", "--detach", "--stdin", "-t", "5", "/a"],
+                "--stdin",
+            ),
+            (
+                &["freeze", "--detach", "--if-frozen=skip", "-t", "5", "/a"],
+                "--if-frozen=skip",
+            ),
+            (&["thaw", "--session", "1-2", "/a"], "not both"),
+            (&["thaw"], "no mount point"),
+            (&["thaw", "--session"], "--session needs a value"),
+            (
+                &["run", "--detach", "-t", "5", "/a", "--", "x"],
+                "'--detach'",
+            ),
             (
                 &[
                     "run",

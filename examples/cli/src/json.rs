@@ -21,6 +21,13 @@ pub fn string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// `s` as a JSON string literal.
+pub fn quoted(s: &str) -> String {
+    let mut out = String::new();
+    string(&mut out, s);
+    out
+}
+
 /// Builds one JSON object, field by field.
 pub struct Object {
     out: String,

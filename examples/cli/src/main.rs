@@ -1,9 +1,14 @@
 //! `quiesce`: freeze filesystems around a disk snapshot, thaw them again, never leave them
 //! frozen. A thin shell over the `quiesce-ffi` runtime; see README.md for usage and exit codes.
 
+#[macro_use]
+mod stdio;
+
+mod agent;
 mod args;
 mod controllers;
 mod deferred_log;
+mod detach;
 mod json;
 mod output;
 mod sessions;
@@ -27,12 +32,16 @@ quiesce: freeze filesystems for a consistent disk snapshot, and always thaw them
 
 Usage:
   quiesce plan   [--json] [--verbose] [--exclude MOUNT]... [MOUNT...]
+  quiesce plan   [--json] [DISKS]       (and run, freeze: DISKS instead of MOUNT...)
   quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] MOUNT... -- CMD [ARG...]
   quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] [--stdin] MOUNT...
+  quiesce freeze --detach --timeout SECS [--json] [SPEED] [HOOKS] MOUNT...
   quiesce TIMEOUT MOUNT...        (the fsfreezer / safefreeze form of `freeze`)
-  quiesce thaw   [--json] MOUNT...
-  quiesce status [--json]
+  quiesce thaw   [--json] MOUNT...   |   quiesce thaw [--json] --session ID
+  quiesce status [--json] [--clear]
   quiesce recover [--json]
+  quiesce agent  [--path DEV | --unix-listen PATH] [--max-frozen SECS] [--forward unix:PATH] ...
+                 (the QEMU guest agent's freeze commands: `quiesce agent --help`)
 
 Commands:
   plan     show what would be frozen, in which order, and what is skipped and why;
@@ -47,10 +56,17 @@ Commands:
            (from no one else), on the parent's exit (not acknowledged) or at the deadline.
            --stdin: print `frozen` on stdout instead; a line `thaw` on stdin acknowledges,
            end of input does not.
-  thaw     the rescue: thaw the named filesystems (one that is not frozen is reported, and
-           is not an error).
+           --detach: return (exit 0, printing the session id) once everything is frozen;
+           a detached controller holds the session, with its guardian, until a later
+           `quiesce thaw` acknowledges, or the deadline (counted from the first freeze).
+  thaw     on the filesystems of a detached session (all of them) or --session ID:
+           acknowledge, thaw through the session, print its final report, exit with its
+           status (13 if the deadline had thawed it already: not to be trusted).
+           On other filesystems, the rescue: thaw them (one that is not frozen is reported,
+           and is not an error).
   status   list the sessions in progress (records in /run/quiesce): their processes, targets
-           and deadline.
+           and deadline; and detached sessions, live or ended (until collected by `thaw` or
+           --clear).
   recover  thaw what sessions left frozen whose controller and guardian are both gone (each
            mount point must still hold the recorded device), and remove their records.
 
@@ -63,6 +79,20 @@ Options:
                    their freeze left alone) or skip it (the snapshot does not cover it)
   --exclude MOUNT  (plan) leave this filesystem out
   --verbose        (plan) list every skipped filesystem with its reason
+  --session ID     (thaw) the detached session, as `freeze --detach` printed it
+  --clear          (status) remove the records of ended detached sessions
+
+Selection by disk (plan, run, freeze), instead of MOUNT...:
+  --disk DISK      freeze the filesystems on DISK (repeatable), through partitions, LVM,
+                   dm-crypt, md, multipath, btrfs and loop images. DISK: /dev/vdb, a
+                   /dev/disk/by-* link, or serial:VALUE (an AWS vol-... id with or without
+                   the dash, an OpenStack volume UUID, an Alibaba d-... id with or without d-)
+  --exclude-disk DISK
+                   freeze the filesystems on every disk but DISK (repeatable)
+  --allow-partial-group
+                   a filesystem on disks both inside and outside the group is left out (not
+                   frozen, reported as not covered) instead of refusing everything (exit 8)
+  `plan` then shows each disk with its serial, its filesystems and its consistency level.
 
 Speed (run, freeze); both are on by default:
   --no-presync     do not syncfs every target right before the first freeze. Pre-sync
@@ -93,11 +123,16 @@ Hooks (run, freeze), for application-consistent snapshots:
 MOUNT must be a mount point; each filesystem is frozen once, however many of its paths are
 named. Needs CAP_SYS_ADMIN (root) to freeze or thaw. SIGTERM, SIGINT or SIGHUP while frozen
 thaws and exits 18. Log lines produced while frozen are written to stderr after the thaw.
-A guardian process thaws everything if quiesce is killed (SIGKILL included), and a FIFREEZE
-stuck in the kernel cannot hold up the deadline: it is thawed as soon as it returns.
+A guardian process thaws everything if quiesce is killed (SIGKILL included), after killing
+the snapshot command of `run` and its process group, and a FIFREEZE stuck in the kernel
+cannot hold up the deadline: it is thawed as soon as it returns.
+
+The control directory of detached sessions (/run/quiesce, or $QUIESCE_RUN_DIR) must be
+root's and not writable by others, with no symbolic link on the way (else exit 5).
 
 Exit codes: 0 ok (file- or application-consistent: see the report), 2 usage, 3 bad target,
-4 not freezable, 5 permission, 6 plan refused, 7 hook refused, 11 freeze failed,
+4 not freezable, 5 permission, 6 plan refused, 7 hook refused, 8 partial disk group
+(a filesystem spans disks inside and outside the selected ones), 11 freeze failed,
 12 thaw failed, 13 timeout, 14 not acknowledged, 15 frozen by another holder,
 16 suspect (thawed by someone else), 17 snapshot command failed, 18 interrupted,
 19 application consistency required but not reached, 20 a hook failed after the thaw,
@@ -109,7 +144,11 @@ fn exit(status: Status) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let inv = match args::parse(std::env::args_os().skip(1).collect()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "agent") {
+        return ExitCode::from(agent::main(argv[1..].to_vec()));
+    }
+    let inv = match args::parse(argv) {
         Ok(inv) => inv,
         Err(e) => {
             let f = Failure {
@@ -128,20 +167,23 @@ fn main() -> ExitCode {
     } = inv;
     let result = match command {
         Command::Help => {
-            print!("{HELP}");
+            out!("{HELP}");
             Ok(Status::Ok)
         }
         Command::Version => {
-            println!("quiesce {}", env!("CARGO_PKG_VERSION"));
+            outln!("quiesce {}", env!("CARGO_PKG_VERSION"));
             Ok(Status::Ok)
         }
         Command::Plan {
             mounts,
             exclude,
             verbose,
+            disks,
         } => {
-            let all_skips = verbose || !mounts.is_empty();
-            let select = if mounts.is_empty() {
+            let all_skips = verbose || !mounts.is_empty() || disks.active();
+            let select = if let Some(select) = disks.select() {
+                select
+            } else if mounts.is_empty() {
                 Select::All { exclude: &exclude }
             } else {
                 Select::Named(&mounts)
@@ -151,12 +193,30 @@ fn main() -> ExitCode {
                 Status::Ok
             })
         }
-        Command::Thaw { mounts } => runtime::require_cap_sys_admin("thawing", &mounts)
-            .and_then(|()| runtime::thaw_paths(&mounts))
-            .map(|(status, results)| {
-                output::thaw(status, &results, json);
-                status
-            }),
+        Command::Thaw { mounts, session } => detach::thaw::thaw(&mounts, session.as_deref(), json),
+        Command::Freeze {
+            timeout,
+            mounts,
+            detach: true,
+            tuning,
+            hooks,
+            disks,
+            ..
+        } => detach::freeze(
+            name,
+            if disks.active() {
+                &disks.named
+            } else {
+                &mounts
+            },
+            disks.select().unwrap_or(Select::Named(&mounts)),
+            detach::DetachOptions {
+                timeout,
+                tuning,
+                hooks,
+            },
+            json,
+        ),
         Command::Freeze {
             timeout,
             mounts,
@@ -164,9 +224,12 @@ fn main() -> ExitCode {
             if_frozen,
             tuning,
             hooks,
+            disks,
+            ..
         } => freeze(
             name,
             &mounts,
+            &disks,
             Session {
                 timeout,
                 if_frozen,
@@ -183,9 +246,11 @@ fn main() -> ExitCode {
             if_frozen,
             tuning,
             hooks,
+            disks,
         } => freeze(
             name,
             &mounts,
+            &disks,
             Session {
                 timeout,
                 if_frozen,
@@ -195,12 +260,24 @@ fn main() -> ExitCode {
             },
             json,
         ),
-        Command::Status => runtime::sessions().map(|list| {
-            sessions::status(&list, json);
-            Status::Ok
-        }),
+        Command::Status { clear } => {
+            let cap = if clear {
+                runtime::require_cap_sys_admin(
+                    "clearing ended sessions in",
+                    &[runtime::run_dir().into()],
+                )
+            } else {
+                Ok(())
+            };
+            cap.and_then(|()| runtime::sessions()).and_then(|list| {
+                detach::thaw::for_status(clear).map(|(found, cleared)| {
+                    sessions::status(&list, &found, &cleared, clear, json);
+                    Status::Ok
+                })
+            })
+        }
         Command::Recover => {
-            runtime::require_cap_sys_admin("recovering", &[runtime::RUN_DIR.into()])
+            runtime::require_cap_sys_admin("recovering", &[runtime::run_dir().into()])
                 .and_then(|()| runtime::recover())
                 .map(|(status, list)| {
                     sessions::recover(status, &list, json);
@@ -246,6 +323,7 @@ struct Session {
 fn freeze(
     name: &str,
     mounts: &[std::ffi::OsString],
+    disks: &args::Disks,
     session: Session,
     json: bool,
 ) -> Result<Status, Failure> {
@@ -257,7 +335,12 @@ fn freeze(
         mode,
     } = session;
     runtime::check_timeout(timeout)?;
-    runtime::require_cap_sys_admin("freezing", mounts)?;
+    let named = if disks.active() {
+        &disks.named[..]
+    } else {
+        mounts
+    };
+    runtime::require_cap_sys_admin("freezing", named)?;
     let program = match &mode {
         Mode::Run(argv) => {
             let first = argv.first().ok_or_else(|| Failure {
@@ -273,16 +356,18 @@ fn freeze(
         }
         _ => None,
     };
-    let prepared = runtime::prepare(Select::Named(mounts))?;
+    let prepared = runtime::prepare(disks.select().unwrap_or(Select::Named(mounts)))?;
     // Every hook is verified before anything runs (none runs if one is refused).
     let mut hooks = Hooks::load(&hooks)?;
     for n in &prepared.notes {
-        eprintln!("quiesce: note: {n}");
+        errln!("quiesce: note: {n}");
     }
     for s in &prepared.skipped {
-        eprintln!(
+        errln!(
             "quiesce: skipping {} ({}): {}",
-            s.mount_point, s.fs_type, s.reason
+            s.mount_point,
+            s.fs_type,
+            s.reason
         );
     }
     // Everything that could fail or allocate much happens before this point.
@@ -308,7 +393,7 @@ fn freeze(
     let mut cancel = || {
         while let Some(r) = signals.next() {
             if INTERRUPTS.contains(&r.signo) {
-                eprintln!(
+                errln!(
                     "quiesce: {} from pid {} while a hook ran before the freeze: stopping",
                     controllers::signal_name(r.signo),
                     r.pid
@@ -355,21 +440,38 @@ fn freeze(
         }
     };
     // Thawed: now the log may be written.
-    log.flush_to_stderr();
+    let (out, err) = conclude(name, &prepared, &report, &log, json);
+    for l in &err {
+        errln!("{l}");
+    }
+    out!("{out}");
+    Ok(report.status)
+}
+
+/// After the thaw: the report as printed on stdout, and the lines for stderr (the deferred
+/// log, the session's own notes, the headline of a failure).
+pub(crate) fn conclude(
+    name: &str,
+    prepared: &runtime::Prepared,
+    report: &Report,
+    log: &DeferredLog,
+    json: bool,
+) -> (String, Vec<String>) {
+    let mut err: Vec<String> = log.lines().map(|l| format!("quiesce: {l}")).collect();
     let dropped = format!("({} more log lines did not fit in memory)", log.dropped());
     let mut lines: Vec<&str> = log.lines().collect();
     if log.dropped() > 0 {
+        err.push(format!("quiesce: {dropped}"));
         lines.push(&dropped);
     }
     // Notes from the session itself (e.g. a FIFREEZE still stuck in the kernel).
     let session_notes = &report.notes[prepared.notes.len().min(report.notes.len())..];
     for n in session_notes {
-        eprintln!("quiesce: note: {n}");
+        err.push(format!("quiesce: note: {n}"));
         lines.push(n);
     }
     if report.status != Status::Ok {
-        eprintln!("quiesce: {}", report.message());
+        err.push(format!("quiesce: {}", report.message()));
     }
-    output::session(name, &report, &lines, json);
-    Ok(report.status)
+    (output::render_session(name, report, &lines, json), err)
 }

@@ -1,9 +1,11 @@
 //! Reports for people (text) and machines (`--json`, one object on one line).
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use quiesce::runtime::{
-    errno_name, Failure, HookEnd, HookRun, Prepared, Report, SkipInfo, TargetInfo, ThawResult,
+    errno_name, DiskFsInfo, DiskPlan, Failure, HookEnd, HookRun, Prepared, Report, SkipInfo,
+    TargetInfo, ThawResult,
 };
 use quiesce::Status;
 
@@ -27,7 +29,7 @@ fn head(command: &str, status: Status) -> Object {
         .str("status_name", status.name())
 }
 
-fn target_json(t: &TargetInfo, order: usize) -> Object {
+pub(crate) fn target_json(t: &TargetInfo, order: usize) -> Object {
     Object::new()
         .str("mount_point", &t.mount_point)
         .strings("paths", t.paths.iter().map(String::as_str))
@@ -37,13 +39,70 @@ fn target_json(t: &TargetInfo, order: usize) -> Object {
         .num("order", order)
 }
 
-fn skip_json(s: &SkipInfo) -> String {
+pub(crate) fn skip_json(s: &SkipInfo) -> String {
     Object::new()
         .str("mount_point", &s.mount_point)
         .str("fs_type", &s.fs_type)
         .str("device", &s.device.to_string())
         .str("reason", &s.reason)
         .finish()
+}
+
+/// What becomes of a filesystem on a disk: `frozen`, `not-covered` or `skipped`.
+fn verdict(f: &DiskFsInfo) -> &'static str {
+    match (&f.skipped, f.not_covered) {
+        (None, _) => "frozen",
+        (Some(_), true) => "not-covered",
+        (Some(_), false) => "skipped",
+    }
+}
+
+fn disk_json(d: &DiskPlan) -> String {
+    let filesystems = array(d.filesystems.iter().map(|f| {
+        Object::new()
+            .str("mount_point", &f.mount_point)
+            .str("fs_type", &f.fs_type)
+            .str("device", &f.device.to_string())
+            .str("verdict", verdict(f))
+            .opt_str("reason", f.skipped.as_deref())
+            .finish()
+    }));
+    Object::new()
+        .str("path", &d.path)
+        .str("serial", &d.serial)
+        .str("device", &d.device.to_string())
+        .str("level", d.level.name())
+        .raw("filesystems", &filesystems)
+        .finish()
+}
+
+/// The per-disk tree of a selection by disk: each disk, then its filesystems.
+fn disk_tree(disks: &[DiskPlan]) {
+    outln!("disks (the snapshot group):");
+    for d in disks {
+        let serial = if d.serial.is_empty() {
+            String::new()
+        } else {
+            format!(" serial {}", d.serial)
+        };
+        outln!("  {} ({}{serial}): {}", d.path, d.device, d.level.name());
+        if d.filesystems.is_empty() {
+            outln!("    (no mounted filesystem)");
+        }
+        for f in &d.filesystems {
+            let why = f
+                .skipped
+                .as_deref()
+                .map_or_else(String::new, |r| format!(": {r}"));
+            outln!(
+                "    {}  ({} {})  {}{why}",
+                f.mount_point,
+                f.fs_type,
+                f.device,
+                verdict(f)
+            );
+        }
+    }
 }
 
 /// A failure before anything was frozen.
@@ -60,10 +119,10 @@ pub fn failure_with_hooks(
     hooks: &[HookRun],
     hook_timeout: Duration,
 ) {
-    eprintln!("quiesce: {}", f.message);
+    errln!("quiesce: {}", f.message);
     if json {
         let mut o = head(command, f.status)
-            .str("message", f.status.message())
+            .str("message", &f.message)
             .str("consistency", "not-consistent")
             .bool("acknowledged", false)
             .str("end", "none")
@@ -74,10 +133,10 @@ pub fn failure_with_hooks(
         if !hooks.is_empty() {
             o = o.raw("hooks", &hooks_json(hooks, hook_timeout));
         }
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
     } else {
         for h in hooks {
-            print_hook(h, hook_timeout);
+            out!("{}", hook_text(h, hook_timeout));
         }
     }
 }
@@ -111,22 +170,23 @@ fn hooks_json(hooks: &[HookRun], timeout: Duration) -> String {
     }))
 }
 
-fn print_hook(h: &HookRun, timeout: Duration) {
-    println!(
-        "  hook {} {}: {} ({})",
+fn hook_text(h: &HookRun, timeout: Duration) -> String {
+    let mut out = format!(
+        "  hook {} {}: {} ({})\n",
         h.name,
         h.phase.name(),
         h.describe(timeout),
         ms(h.duration.as_nanos() as u64)
     );
     for line in h.output.lines() {
-        println!("      | {line}");
+        let _ = writeln!(out, "      | {line}");
     }
     if h.output_held_open {
-        println!(
-            "      (a process it left behind still held its output open; quiesce stopped reading)"
+        out.push_str(
+            "      (a process it left behind still held its output open; quiesce stopped reading)\n",
         );
     }
+    out
 }
 
 /// `quiesce plan`. With `all_skips` (`--verbose`, or named mount points) every skipped
@@ -145,17 +205,21 @@ pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
             .raw("targets", &targets)
             .raw("skipped", &array(p.skipped.iter().map(skip_json)))
             .num("skipped_uncounted", p.skipped_dropped)
+            .raw("disks", &array(p.disks.iter().map(disk_json)))
             .strings("log", p.notes.iter().map(String::as_str));
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
-    println!(
+    if !p.disks.is_empty() {
+        disk_tree(&p.disks);
+    }
+    outln!(
         "{} filesystem{} would be frozen, in this order (thawed in reverse):",
         p.targets.len(),
         if p.targets.len() == 1 { "" } else { "s" }
     );
     for (i, t) in p.targets.iter().enumerate() {
-        println!(
+        outln!(
             "  {:>2}. {}  ({} {} from {})",
             i + 1,
             t.mount_point,
@@ -164,32 +228,43 @@ pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
             t.source
         );
         for other in t.paths.iter().skip(1) {
-            println!("      also at {other} (same filesystem, frozen once)");
+            outln!("      also at {other} (same filesystem, frozen once)");
         }
     }
     let summary = skips::summarize(&p.skipped, p.skipped_dropped, all_skips);
     if !summary.listed.is_empty() {
-        println!("skipped:");
+        outln!("skipped:");
         for s in &summary.listed {
-            println!(
+            outln!(
                 "  {}  ({} {}): {}",
-                s.mount_point, s.fs_type, s.device, s.reason
+                s.mount_point,
+                s.fs_type,
+                s.device,
+                s.reason
             );
         }
         if all_skips && p.skipped_dropped > 0 {
-            println!("  ... and {} more", p.skipped_dropped);
+            outln!("  ... and {} more", p.skipped_dropped);
         }
     }
     if let Some(line) = summary.counted {
-        println!("{line}");
+        outln!("{line}");
     }
     for n in &p.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
 }
 
-/// `quiesce run` and `quiesce freeze`.
-pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
+/// The filesystems left out because they span disks outside the group.
+fn partial_group(r: &Report) -> impl Iterator<Item = &SkipInfo> {
+    let reason = quiesce_core::plan::SkipReason::PartialGroup.to_string();
+    r.skipped.iter().filter(move |s| s.reason == reason)
+}
+
+/// The report of `quiesce run` and `quiesce freeze` (and of a detached session's end), as
+/// printed on stdout: one JSON line with `json`, else text lines.
+pub fn render_session(command: &str, r: &Report, log: &[&str], json: bool) -> String {
+    let mut out = String::new();
     if json {
         let targets = array(r.targets.iter().map(|t| {
             let err = (t.errno != 0).then(|| errno_name(t.errno));
@@ -227,15 +302,18 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             .raw("skipped", &array(r.skipped.iter().map(skip_json)))
             .strings(
                 "not_covered",
-                r.not_covered().map(|t| t.info.mount_point.as_str()),
+                r.not_covered()
+                    .map(|t| t.info.mount_point.as_str())
+                    .chain(partial_group(r).map(|s| s.mount_point.as_str())),
             )
             .opt_str("slowest", r.slowest().map(|t| t.info.mount_point.as_str()))
             .raw("blocked", &blocked_json(r))
             .strings("log", log.iter().copied());
-        println!("{}", o.finish());
-        return;
+        let _ = writeln!(out, "{}", o.finish());
+        return out;
     }
-    println!(
+    let _ = writeln!(
+        out,
         "quiesce {command}: {} ({}): {}",
         r.status.name(),
         r.status.code(),
@@ -247,7 +325,8 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
         } else {
             String::new()
         };
-        println!(
+        let _ = writeln!(
+            out,
             "  {:>2}. {}  ({} {})  {}  freeze {}  thaw {}{err}",
             t.order + 1,
             t.info.mount_point,
@@ -258,27 +337,40 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             ms(t.thaw_ns)
         );
         for other in t.info.paths.iter().skip(1) {
-            println!("      also at {other} (same filesystem, frozen once)");
+            let _ = writeln!(out, "      also at {other} (same filesystem, frozen once)");
         }
     }
     for s in &r.skipped {
-        println!("  skipped {} ({}): {}", s.mount_point, s.fs_type, s.reason);
+        let _ = writeln!(
+            out,
+            "  skipped {} ({}): {}",
+            s.mount_point, s.fs_type, s.reason
+        );
     }
     for h in r
         .hooks
         .iter()
         .flat_map(|h| h.runs.iter().map(move |run| (run, h.timeout)))
     {
-        print_hook(h.0, h.1);
+        out.push_str(&hook_text(h.0, h.1));
     }
     for t in r.not_covered() {
-        println!(
+        let _ = writeln!(
+            out,
             "  not covered: {} (already frozen by another holder; the snapshot does not cover it)",
             t.info.mount_point
         );
     }
+    for s in partial_group(r) {
+        let _ = writeln!(
+            out,
+            "  not covered: {} (on disks outside the group too: --allow-partial-group)",
+            s.mount_point
+        );
+    }
     for b in r.diagnosis.iter().flat_map(|d| d.blocked.iter()) {
-        println!(
+        let _ = writeln!(
+            out,
             "  in uninterruptible sleep: pid {} tid {} ({}){}",
             b.pid,
             b.tid,
@@ -290,18 +382,20 @@ pub fn session(command: &str, r: &Report, log: &[&str], json: bool) {
             }
         );
     }
-    match r.window_ns {
-        Some(w) => println!(
+    let _ = match r.window_ns {
+        Some(w) => writeln!(
+            out,
             "  frozen window {} (deadline {:.1} s); {}",
             ms(w),
             r.timeout.as_secs_f64(),
             r.consistency.name()
         ),
-        None => println!("  nothing was frozen; {}", r.consistency.name()),
-    }
+        None => writeln!(out, "  nothing was frozen; {}", r.consistency.name()),
+    };
     if let Some(why) = &r.consistency_reason {
-        println!("  not application-consistent: {why}");
+        let _ = writeln!(out, "  not application-consistent: {why}");
     }
+    out
 }
 
 /// On a timeout, the tasks in uninterruptible sleep after the thaw (`[]` otherwise).
@@ -317,8 +411,8 @@ fn blocked_json(r: &Report) -> String {
     }))
 }
 
-/// `quiesce thaw`.
-pub fn thaw(status: Status, results: &[ThawResult], json: bool) {
+/// `quiesce thaw` of filesystems no detached session holds (the rescue).
+pub fn thaw(status: Status, results: &[ThawResult], rescue: bool, json: bool) {
     if json {
         let targets = array(results.iter().map(|t| {
             Object::new()
@@ -335,8 +429,9 @@ pub fn thaw(status: Status, results: &[ThawResult], json: bool) {
         }));
         let o = head("thaw", status)
             .str("message", status.message())
+            .bool("rescue", rescue)
             .raw("targets", &targets);
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
     for t in results {
@@ -345,7 +440,7 @@ pub fn thaw(status: Status, results: &[ThawResult], json: bool) {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "{}  ({} {}): {}{detail}",
             t.mount_point,
             t.fs_type,

@@ -1,8 +1,11 @@
 //! `quiesce status` and `quiesce recover`: sessions in progress, for people and machines.
 
-use quiesce::runtime::{errno_name, ProcRef, RecoveredSession, SessionState, SessionStatus};
+use quiesce::runtime::{
+    errno_name, run_dir, ProcRef, RecoveredSession, SessionState, SessionStatus,
+};
 use quiesce::Status;
 
+use crate::detach::thaw::{found_json, found_text, Found};
 use crate::json::{array, Object};
 
 fn proc_json(p: ProcRef, alive: bool) -> String {
@@ -42,7 +45,7 @@ fn alive(b: bool) -> &'static str {
 
 fn session_text(s: &SessionStatus) {
     let r = &s.record;
-    println!(
+    outln!(
         "session {} ({}): controller {} {}, guardian {} {}, freezer {} {}; timeout {:.1} s",
         r.path.display(),
         s.state.name(),
@@ -55,32 +58,73 @@ fn session_text(s: &SessionStatus) {
         r.timeout.as_secs_f64()
     );
     for (i, t) in r.targets.iter().enumerate() {
-        println!("  {:>2}. {}  ({})", i + 1, t.mount_point, t.device);
+        outln!("  {:>2}. {}  ({})", i + 1, t.mount_point, t.device);
     }
 }
 
-/// `quiesce status`.
-pub fn status(list: &[SessionStatus], json: bool) {
+/// The id of a session record (`PID-START`, the file's stem), the id a detached session has.
+fn record_id(s: &SessionStatus) -> String {
+    s.record
+        .path
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `quiesce status` (and `status --clear`): the sessions in progress, and the detached
+/// sessions, live or ended (whose reports wait for a `quiesce thaw` to collect them).
+pub fn status(
+    list: &[SessionStatus],
+    detached: &[Found],
+    cleared: &[String],
+    clear: bool,
+    json: bool,
+) {
+    let is_detached = |s: &SessionStatus| {
+        let id = record_id(s);
+        detached.iter().any(|f| f.record.id == id)
+    };
     if json {
-        let o = Object::new()
+        let mut o = Object::new()
             .str("command", "status")
             .num("status", Status::Ok.code())
             .str("status_name", Status::Ok.name())
+            .str("run_dir", &run_dir().to_string_lossy())
             .raw(
                 "sessions",
-                &array(list.iter().map(|s| session_json(s).finish())),
-            );
-        println!("{}", o.finish());
+                &array(
+                    list.iter()
+                        .map(|s| session_json(s).bool("detached", is_detached(s)).finish()),
+                ),
+            )
+            .raw("detached", &array(detached.iter().map(found_json)));
+        if clear {
+            o = o.strings("cleared", cleared.iter().map(String::as_str));
+        }
+        outln!("{}", o.finish());
         return;
     }
-    if list.is_empty() {
-        println!(
+    if list.is_empty() && detached.is_empty() {
+        outln!(
             "no quiesce session in progress (no records in {})",
-            quiesce::runtime::RUN_DIR
+            run_dir().display()
         );
     }
     for s in list {
         session_text(s);
+    }
+    for f in detached {
+        out!("{}", found_text(f));
+    }
+    if clear {
+        match cleared.len() {
+            0 => outln!("nothing to clear: no ended detached session"),
+            n => outln!(
+                "cleared {n} ended detached session{}: {}",
+                if n == 1 { "" } else { "s" },
+                cleared.join(", ")
+            ),
+        }
     }
 }
 
@@ -140,21 +184,18 @@ pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
             .str("status_name", status.name())
             .str("message", &recover_message(status, list))
             .raw("sessions", &sessions);
-        println!("{}", o.finish());
+        outln!("{}", o.finish());
         return;
     }
     if list.is_empty() {
-        println!(
-            "nothing to recover (no records in {})",
-            quiesce::runtime::RUN_DIR
-        );
+        outln!("nothing to recover (no records in {})", run_dir().display());
     } else {
-        println!("{}", recover_message(status, list));
+        outln!("{}", recover_message(status, list));
     }
     for r in list {
         let s = &r.session;
         if r.targets.is_empty() && s.state != SessionState::Orphaned {
-            println!(
+            outln!(
                 "session {} is {} (controller {} {}, guardian {} {}, freezer {} {}): left alone",
                 s.record.path.display(),
                 s.state.name(),
@@ -167,7 +208,7 @@ pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
             );
             continue;
         }
-        println!(
+        outln!(
             "session {} (controller {} and guardian {} gone): {}",
             s.record.path.display(),
             s.record.controller.pid,
@@ -184,7 +225,7 @@ pub fn recover(status: Status, list: &[RecoveredSession], json: bool) {
             } else {
                 format!(": {}", t.detail)
             };
-            println!(
+            outln!(
                 "  {}  ({}): {}{detail}",
                 t.target.mount_point,
                 t.target.device,

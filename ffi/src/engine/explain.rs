@@ -160,7 +160,7 @@ impl Explain<'_> {
                 }
             }
             Status::FrozenByOther => match line(concerned(self.status, t)) {
-                Some(l) => write!(f, "{} is already frozen by another holder ({}); quiesce left that freeze alone and thawed everything it had frozen: find that holder (if it is gone, `quiesce thaw {}` thaws it), or skip such filesystems (--if-frozen=skip, QUIESCE_FLAG_SKIP_FROZEN)", l.name(), ErrnoName(l.errno), Lossy(l.mount_point)),
+                Some(l) => write!(f, "{} is already frozen by another holder ({}); quiesce left that freeze alone and thawed everything it had frozen: find that holder (if it is gone, `quiesce thaw {}` thaws it), or skip such filesystems (the CLI's --if-frozen=skip, QUIESCE_FLAG_SKIP_FROZEN, Go's SkipFrozen, Python's skip_frozen=True)", l.name(), ErrnoName(l.errno), Lossy(l.mount_point)),
                 None => f.write_str(self.status.message()),
             },
             Status::FreezeFailed => match line(concerned(self.status, t)) {

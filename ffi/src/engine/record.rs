@@ -29,7 +29,7 @@ use core::time::Duration;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use quiesce_core::errno::EINVAL;
-use quiesce_core::linux::sys::Errno;
+use quiesce_core::linux::sys::{self, Errno};
 use quiesce_core::mountinfo::Dev;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno as RErrno;
@@ -37,6 +37,20 @@ use rustix::io::Errno as RErrno;
 /// Where session records live.
 pub const RUN_DIR: &str = "/run/quiesce";
 const RUN_DIR_C: &CStr = c"/run/quiesce";
+
+/// The variable that relocates [`RUN_DIR`] (tests, unusual layouts); it must name a directory
+/// on a filesystem that is never frozen (a tmpfs).
+pub const RUN_DIR_VAR: &str = "QUIESCE_RUN_DIR";
+const RUN_DIR_VAR_C: &CStr = c"QUIESCE_RUN_DIR";
+
+/// The directory records are written to: `$QUIESCE_RUN_DIR` if set and not empty, else
+/// [`RUN_DIR`]. Allocates nothing.
+fn run_dir_c() -> &'static CStr {
+    match sys::getenv(RUN_DIR_VAR_C) {
+        Some(v) if !v.is_empty() => v,
+        _ => RUN_DIR_C,
+    }
+}
 
 /// The record's first line.
 pub const HEADER: &str = "quiesce-session 1";
@@ -227,10 +241,11 @@ impl RecordPath {
             write!(name, "-{n}").ok()?;
         }
         let name = core::str::from_utf8(&name.buf[..name.len]).ok()?;
+        let dir = core::str::from_utf8(run_dir_c().to_bytes()).ok()?;
         let mut path = Fixed::<PATH_MAX>::new();
-        write!(path, "{RUN_DIR}/{name}{SUFFIX}\0").ok()?;
+        write!(path, "{dir}/{name}{SUFFIX}\0").ok()?;
         let mut tmp = Fixed::<PATH_MAX>::new();
-        write!(tmp, "{RUN_DIR}/.{name}{SUFFIX}.tmp\0").ok()?;
+        write!(tmp, "{dir}/.{name}{SUFFIX}.tmp\0").ok()?;
         Some(RecordPath {
             path: path.buf,
             path_len: path.len,
@@ -249,9 +264,9 @@ impl RecordPath {
     }
 
     /// Writes `contents` (atomically: a temporary file, synced, then renamed), creating
-    /// [`RUN_DIR`] with mode 0700 if needed. Allocates nothing.
+    /// the record directory ([`RUN_DIR`], or `$QUIESCE_RUN_DIR`) with mode 0700 if needed. Allocates nothing.
     pub fn write(&self, contents: &Contents<'_>) -> Result<(), Errno> {
-        match rustix::fs::mkdir(RUN_DIR_C, Mode::from_raw_mode(0o700)) {
+        match rustix::fs::mkdir(run_dir_c(), Mode::from_raw_mode(0o700)) {
             Ok(()) | Err(RErrno::EXIST) => {}
             Err(e) => return Err(e.raw_os_error()),
         }

@@ -26,7 +26,7 @@ use core::time::Duration;
 use std::os::fd::BorrowedFd;
 
 use quiesce_core::linux::sys::{self, now_ns, Errno};
-use quiesce_core::linux::table::{state, sync};
+use quiesce_core::linux::table::{state, sync, Tie};
 use quiesce_core::linux::{advance, conclude, guardian, Controller, Signal};
 use quiesce_core::session::{Event, IfFrozen, Outcome, Session, SessionError};
 use quiesce_core::Status;
@@ -285,6 +285,11 @@ impl Lifecycle {
     pub fn end(&mut self, status: Status) {
         self.stage = Stage::Ended;
         self.status = status;
+        // Our window is over: nothing may be tied to it any more (a process group published
+        // in the tie is the controller's again, see `freeze`).
+        if let Some(h) = self.helpers.as_ref() {
+            let _ = h.table().close_tie();
+        }
     }
 
     /// The hooks' `freeze` calls, before anything is armed or frozen (first: may this process
@@ -431,13 +436,16 @@ impl Lifecycle {
 
     /// Freezes every target, wave by wave, through the freezers, then tells the controller
     /// (`notify`; the two-phase form passes one that does nothing: its return is the
-    /// notification). `Ok` once everything is frozen; `Err(status)` if the session ended
+    /// notification). `notify` gets the session's [`Tie`]: a process group the controller
+    /// starts while frozen and publishes there (the CLI's snapshot command) is killed by the
+    /// guardian, before it thaws, if this process dies; the tie is closed when the session
+    /// ends. `Ok` once everything is frozen; `Err(status)` if the session ended
     /// without that (everything it froze is thawed again, or is as soon as a stuck
     /// `FIFREEZE` returns). The deadline starts at the first `FIFREEZE`.
     pub fn freeze(
         &mut self,
         fds: &[BorrowedFd<'_>],
-        notify: &mut dyn FnMut() -> Result<(), Errno>,
+        notify: &mut dyn FnMut(Tie<'_>) -> Result<(), Errno>,
     ) -> Result<(), Status> {
         if self.stage != Stage::Armed {
             return Err(Status::Usage);
@@ -447,7 +455,7 @@ impl Lifecycle {
                 Some(ops) => advance(
                     session,
                     &mut ops.with_cancel(self.cancel.token()),
-                    &mut || match notify() {
+                    &mut || match notify(helpers.table().tie()) {
                         Ok(()) => Event::Notified { at: now_ns() },
                         Err(errno) => Event::NotifyFailed {
                             errno,

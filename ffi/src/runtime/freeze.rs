@@ -207,8 +207,15 @@ impl<'p> Armed<'p> {
     /// Runs the session: freeze (through the freezer), notify and wait on `controller`, thaw in
     /// reverse. Returns when everything we froze is thawed, or at the deadline if a `FIFREEZE`
     /// is stuck (the freezer thaws that one when its call returns). Allocates nothing.
+    ///
+    /// The controller is notified with the session's [`Tie`]: a process group it publishes
+    /// there (its snapshot command) is killed by the guardian if this process dies while
+    /// frozen. When the thaw is done the tie is closed, and the controller answers for it.
     pub fn run(&mut self, controller: &mut dyn Controller) -> Status {
-        match self.life.freeze(&self.fds, &mut || controller.notify()) {
+        match self
+            .life
+            .freeze(&self.fds, &mut |tie| controller.notify_tied(tie))
+        {
             Ok(()) => self.life.await_and_thaw(&self.fds, controller),
             Err(status) => status,
         }

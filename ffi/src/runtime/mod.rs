@@ -20,6 +20,7 @@ mod blocked;
 mod errno;
 mod freeze;
 mod hooks;
+mod identify;
 mod prepare;
 mod record;
 mod recover;
@@ -33,8 +34,9 @@ pub use hooks::{
     FreezeVerdict, HookConfig, HookEnd, HookPhase, HookRun, HookSource, HookSummary, Hooks,
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
 };
-pub use prepare::{prepare, Prepared, Select, SkipInfo, TargetInfo};
-pub use record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};
+pub use identify::{identify_mounts, NamedMount};
+pub use prepare::{prepare, DiskFsInfo, DiskPlan, Prepared, Select, SkipInfo, TargetInfo};
+pub use record::{run_dir, ProcRef, RecordTarget, SessionRecord, RUN_DIR, RUN_DIR_VAR};
 pub use recover::{
     recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,
     SessionStatus,
@@ -42,6 +44,7 @@ pub use recover::{
 pub use report::{Diagnosis, Report, TargetReport};
 pub use thaw::{thaw_paths, ThawOutcome, ThawResult};
 
+pub use quiesce_core::linux::table::Tie;
 pub use quiesce_core::linux::{Controller, Signal};
 pub use quiesce_core::session::{End, IfFrozen, Outcome};
 

@@ -26,8 +26,16 @@ use std::time::Duration;
 use quiesce_core::linux::topology::parse_dev;
 use quiesce_core::mountinfo::{Dev, Escaped};
 
-pub use crate::engine::record::RUN_DIR;
 use crate::engine::record::{HEADER, SUFFIX};
+pub use crate::engine::record::{RUN_DIR, RUN_DIR_VAR};
+
+/// Where session records live: `$QUIESCE_RUN_DIR` if set and not empty, else [`RUN_DIR`] (the
+/// engine writes them there: [`crate::engine::record`]).
+pub fn run_dir() -> PathBuf {
+    std::env::var_os(RUN_DIR_VAR)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(RUN_DIR), PathBuf::from)
+}
 
 /// A process, identified by pid and start time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

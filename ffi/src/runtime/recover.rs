@@ -15,7 +15,7 @@ use quiesce_core::linux::sys;
 use quiesce_core::mountinfo::MountInfo;
 use quiesce_core::Status;
 
-use super::record::{ProcRef, RecordTarget, SessionRecord, RUN_DIR};
+use super::record::{run_dir, ProcRef, RecordTarget, SessionRecord};
 use super::{errno_name, Failure};
 
 /// Where a recorded session stands.
@@ -109,9 +109,9 @@ pub fn sessions_in(dir: &Path) -> Result<Vec<SessionStatus>, Failure> {
         })
 }
 
-/// The recorded sessions under [`RUN_DIR`].
+/// The recorded sessions under [`run_dir`] (`/run/quiesce`).
 pub fn sessions() -> Result<Vec<SessionStatus>, Failure> {
-    sessions_in(Path::new(RUN_DIR))
+    sessions_in(&run_dir())
 }
 
 /// What recovery did to one filesystem.
@@ -277,7 +277,7 @@ pub fn recover_in(dir: &Path) -> Result<(Status, Vec<RecoveredSession>), Failure
     Ok((status, out))
 }
 
-/// Thaws the targets of every orphaned session under [`RUN_DIR`] (see `recover_in`).
+/// Thaws the targets of every orphaned session under [`run_dir`] (see `recover_in`).
 pub fn recover() -> Result<(Status, Vec<RecoveredSession>), Failure> {
-    recover_in(Path::new(RUN_DIR))
+    recover_in(&run_dir())
 }

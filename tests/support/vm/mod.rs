@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 pub use cpio::Cpio;
 
-use crate::{repo_root, run_timeout, Json, Scratch};
+use crate::{repo_root, run_timeout, Json, JsonExt, Scratch};
 
 /// The end marker the guest's /init writes after the script, with its exit status.
 const EXIT_MARKER: &str = "@@QUIESCE-VM-EXIT ";

@@ -1,4 +1,6 @@
-//! `quiesce run`: the snapshot command runs while frozen; its exit status 0 acknowledges.
+//! `quiesce run`: the snapshot command runs while frozen; its exit status 0 acknowledges. Its
+//! process group is tied to the session (`Tie`): if quiesce dies while frozen, the guardian
+//! kills the command and its children before it thaws.
 
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -7,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use quiesce::runtime::{Controller, Signal};
+use quiesce::runtime::{Controller, Signal, Tie};
+use quiesce_core::errno::ECANCELED;
 use rustix::event::{PollFd, PollFlags};
 
 use super::drain;
@@ -149,8 +152,11 @@ pub fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-impl Controller for SnapshotCommand<'_> {
-    fn notify(&mut self) -> Result<(), i32> {
+impl SnapshotCommand<'_> {
+    /// Starts the command in its own process group. With a `tie`, the child publishes its
+    /// group there before it execs (so that there is no moment in which it runs untied), and
+    /// does not exec if the tie is closed (the guardian has acted: the session is over).
+    fn spawn(&mut self, tie: Option<Tie<'_>>) {
         let mask = self.signals.mask();
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args).process_group(0);
@@ -161,21 +167,49 @@ impl Controller for SnapshotCommand<'_> {
                 }
                 Err(e) => {
                     self.spawn_error = Some(e);
-                    return Ok(());
+                    return;
                 }
             }
         }
+        // SAFETY: only the lifetime is changed. The closure that holds the tie belongs to
+        // `cmd`, a local of this function, and runs only inside `cmd.spawn()` below (in the
+        // child); `cmd` is dropped before we return, while the tie's table is mapped for the
+        // whole call (the runtime's session owns it).
+        let tie: Option<Tie<'static>> = unsafe { std::mem::transmute(tie) };
         // SAFETY: the closure runs in the child between fork and exec and calls only
-        // pthread_sigmask (SignalSet::unblock), which is async-signal-safe and allocates
-        // nothing; it restores the signals we blocked.
+        // pthread_sigmask (SignalSet::unblock), getpid and one atomic compare-and-swap on the
+        // shared table, all async-signal-safe and allocation-free; it restores the signals we
+        // blocked. std has made the child its own process group (`process_group(0)`) before it
+        // runs, so the group is its pid.
         unsafe {
-            cmd.pre_exec(move || mask.unblock().map_err(std::io::Error::from_raw_os_error));
+            cmd.pre_exec(move || {
+                mask.unblock().map_err(std::io::Error::from_raw_os_error)?;
+                if let Some(tie) = tie {
+                    if !tie.publish(rustix::process::getpid().as_raw_nonzero().get()) {
+                        return Err(std::io::Error::from_raw_os_error(ECANCELED));
+                    }
+                }
+                Ok(())
+            });
         }
         match cmd.spawn() {
             Ok(child) => self.child = Some(child),
             // Reported by the next wait as a failed snapshot.
             Err(e) => self.spawn_error = Some(e),
         }
+    }
+}
+
+impl Controller for SnapshotCommand<'_> {
+    fn notify(&mut self) -> Result<(), i32> {
+        self.spawn(None);
+        Ok(())
+    }
+
+    /// The session's tie holds the command's process group: if quiesce dies while frozen
+    /// (SIGKILL included), the guardian kills the command and its children before it thaws.
+    fn notify_tied(&mut self, tie: Tie<'_>) -> Result<(), i32> {
+        self.spawn(Some(tie));
         Ok(())
     }
 
