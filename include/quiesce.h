@@ -132,6 +132,10 @@
 // Status: a hook failed after the thaw; the application may not have resumed.
 #define QUIESCE_THAW_HOOK_FAILED 20
 
+// Status: cancelled by `quiesce_cancel()` while freezing, pre-syncing or running a hook
+// before the freeze; everything was thawed, not consistent.
+#define QUIESCE_CANCELLED 21
+
 // Status: internal error (a bug in quiesce, or a panic caught at the ABI).
 #define QUIESCE_INTERNAL 70
 
@@ -309,6 +313,50 @@ typedef struct quiesce_target_info {
   uint64_t thaw_ns;
 } quiesce_target_info;
 
+// One hook call's result (`quiesce_hook_call()`): the CLI's JSON `hooks[]`, field by field
+// (`os_error` is its `errno`, a macro in C). The strings point into the session storage's
+// hooks and stay valid until `quiesce_session_cleanup()`.
+typedef struct quiesce_hook_call_info {
+  // `sizeof(quiesce_hook_call_info)`: set it before the call.
+  size_t size;
+  // The file name (a directory's hook) or the path (the pre and post scripts).
+  const char *name;
+  // The verified path that was run.
+  const char *path;
+  // Where it came from: `"pre-script"`, `"post-script"`, `"hook-dir"`.
+  const char *source;
+  // The argument it got: `"freeze"`, `"thaw"`, `"freeze-failed"`.
+  const char *phase;
+  // How it ended: `"exited"`, `"signaled"`, `"timed-out"`, `"cancelled"`, `"not-started"`.
+  const char *end;
+  // How it ended, for people: `"exit status 0"`, `"killed by signal 9"`, `"timed out after
+  // 5 s; ..."`.
+  const char *result;
+  // 1 if it exited with status 0, else 0.
+  uint32_t succeeded;
+  // 1 if its timeout passed (its process group was killed), else 0.
+  uint32_t timed_out;
+  // Its exit status, or -1 if it did not exit (a signal, the timeout, a cancel, not
+  // started).
+  int32_t exit_status;
+  // The signal that ended it, or 0.
+  int32_t signal;
+  // Why it could not be started (an errno), or 0.
+  int32_t os_error;
+  // 1 if it exited but a process it left behind still held its output open (quiesce
+  // stopped reading and left that process alone), else 0.
+  uint32_t output_held_open;
+  // How long it ran, in microseconds.
+  uint64_t duration_us;
+  // The first bytes of its output (stdout and stderr interleaved, lossy UTF-8, at most
+  // 64 KiB), NUL-terminated; `output_len` bytes long (it may hold a NUL byte itself).
+  const char *output;
+  // Bytes at `output`, without the terminating NUL.
+  size_t output_len;
+  // Bytes of output beyond the first 64 KiB, read and dropped.
+  size_t output_dropped;
+} quiesce_hook_call_info;
+
 // A mount left out of the plan, and why.
 typedef struct quiesce_skip_info {
   // `sizeof(quiesce_skip_info)`: set it before the call.
@@ -473,6 +521,18 @@ uint32_t quiesce_target(const struct quiesce_session *session,
                         size_t index,
                         struct quiesce_target_info *out);
 
+// Hook call `index` (0 to `quiesce_report_info.hook_calls - 1`, in the order they were
+// made): which hook, which phase, how it ended (exit status or signal, the timeout, a cancel),
+// how long it ran and the first bytes of its output, the CLI's JSON `hooks[]`. Returns
+// `QUIESCE_USAGE` if there is no such call (no hooks configured, or not that many calls so
+// far), `session` holds no session, or `out->size` is too small.
+//
+// # Safety
+// As for `quiesce_report()`, with a writable `quiesce_hook_call_info`.
+uint32_t quiesce_hook_call(const struct quiesce_session *session,
+                           size_t index,
+                           struct quiesce_hook_call_info *out);
+
 // Skipped mount `index`. Returns `QUIESCE_USAGE` if there is no such skip, `session` holds
 // no session, or `out->size` is too small.
 //
@@ -556,6 +616,25 @@ uint32_t quiesce_session_init(struct quiesce_session *storage,
 // `session` must point to a session set up by `quiesce_session_init()`, used by no other
 // thread during the call.
 uint32_t quiesce_freeze(struct quiesce_session *session);
+
+// Cancels the session's running `quiesce_freeze()` (or `quiesce_run()` before its callback):
+// a hook running before the freeze is killed (its process group), the pre-sync and a wave of
+// `FIFREEZE` stop waiting, and the call returns promptly with `QUIESCE_CANCELLED`: nothing
+// frozen, or everything it froze thawed again (a `FIFREEZE` stuck in the kernel, on stalled
+// storage, is abandoned: its freezer thaws that filesystem as soon as the call returns). The
+// hooks that got `freeze` get `freeze-failed`. Called before `quiesce_freeze()`, that call
+// returns `QUIESCE_CANCELLED` at once; while frozen (after `quiesce_freeze()` returned) or
+// later it changes nothing: call `quiesce_thaw()`. A session stays cancelled.
+//
+// Safe to call from any thread while another thread is inside a call on the session, and
+// from a signal handler: it is async-signal-safe (an atomic store and one `write(2)` to an
+// eventfd; no lock, no allocation). Returns `QUIESCE_OK`, or `QUIESCE_USAGE` if `session`
+// holds no session.
+//
+// # Safety
+// `session` must be NULL or point to session storage that no thread is passing to
+// `quiesce_session_init()` or `quiesce_session_cleanup()` during the call.
+uint32_t quiesce_cancel(struct quiesce_session *session);
 
 // Acknowledges the snapshot (`acknowledged` non-zero: it was taken) or reports it failed
 // (0), and thaws everything in reverse order. Returns the final status: `QUIESCE_OK` when

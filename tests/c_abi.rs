@@ -216,6 +216,11 @@ fn no_malloc_from_init_to_cleanup() {
     out.assert_code(0, "0 allocations, frozen and thawed, consistent");
     assert!(out.stdout.contains("allocations 0"), "{out}");
     assert!(out.stdout.contains("targets 2"), "{out}");
+    assert!(
+        out.stdout
+            .contains("record while frozen: 2 targets; after cleanup: gone"),
+        "the session record, written without malloc, lists both targets: {out}"
+    );
     assert_writable(&a.mount, &out);
     assert_writable(&b.mount, &out);
 }
@@ -713,6 +718,39 @@ fn hooks_c(program: &std::path::Path, mode: &str, hooks: &HookDir, fs: &TestFs) 
         .mount(&fs.mount)
 }
 
+/// `quiesce_cancel()` from a SIGALRM handler while a hook before the freeze hangs (its
+/// timeout: 60 s): `quiesce_freeze()` returns `QUIESCE_CANCELLED` promptly, the hook killed
+/// and given `freeze-failed`, nothing frozen.
+#[test]
+fn cancel_from_a_signal_handler_ends_a_hanging_hook() {
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "k", FsKind::Ext4);
+    let hooks = HookDir::new();
+    hooks.logging("10-hang", "[ \"$1\" = freeze ] && exec sleep 60\nexit 0");
+    let out =
+        hooks_c(&hooks_program(), "cancel-from-signal", &hooks, &fs).run(Duration::from_secs(50));
+    out.assert_code(0, "every check of tests/c/hooks.c");
+    assert!(out.stdout.contains("freeze cancelled"), "{out}");
+    assert!(
+        out.stdout
+            .contains("cancelled by the caller (quiesce_cancel) before the freeze"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("cleaned up"), "{out}");
+    assert!(
+        out.stdout.contains("hook call 0: 10-hang hook-dir freeze cancelled exit -1 signal 0 errno 0 succeeded 0 timed_out 0 (cancelled"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("hook call 1: 10-hang hook-dir freeze-failed exited exit 0"),
+        "{out}"
+    );
+    assert_calls(&hooks, &["10-hang freeze", "10-hang freeze-failed"], &out);
+    assert_writable(&fs.mount, &out);
+}
+
 #[test]
 fn cleanup_without_thaw_gives_each_hook_its_thaw_exactly_once() {
     require_root();
@@ -777,10 +815,26 @@ fn one_shot_run_with_hooks_is_application_consistent() {
     let scratch = Scratch::new();
     let fs = TestFs::new(&scratch, "s", FsKind::Xfs);
     let hooks = HookDir::new();
-    hooks.logging("10-app", "");
+    hooks.logging("10-app", "echo \"said $1\"; echo \"to stderr\" >&2");
     let out = hooks_c(&hooks_program(), "run", &hooks, &fs).run(Duration::from_secs(60));
     out.assert_code(0, "every check of tests/c/hooks.c");
     assert!(out.stdout.contains("callback: frozen"), "{out}");
+    // Each call's result through quiesce_hook_call(): the CLI's hooks[] fields.
+    for (i, phase) in ["freeze", "thaw"].iter().enumerate() {
+        let want = format!(
+            "hook call {i}: 10-app hook-dir {phase} exited exit 0 signal 0 errno 0 succeeded 1 timed_out 0 (exit status 0) "
+        );
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&want))
+            .unwrap_or_else(|| panic!("no line {want:?}: {out}"));
+        assert!(
+            line.ends_with(&format!("output bytes: said {phase}")),
+            "{line}: {out}"
+        );
+        assert!(out.stdout.contains("to stderr"), "{out}");
+    }
     assert!(
         out.stdout.contains(
             "report: status ok; application-consistent; reason (none); hooks 2 calls, 0 failed"

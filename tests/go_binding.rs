@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
-    assert_writable, ffi_lib, guard, repo_root, require_root, run_timeout, FsKind, Scratch, TestFs,
+    abs, assert_frozen, assert_writable, check_report, ffi_lib, guard, repo_root, require_root,
+    run_timeout, send_signal, FsKind, Json, JsonExt, Quiesce, Scratch, TestFs,
 };
 
 /// The program of another module that uses the package (through a `replace` line): a bad
@@ -45,6 +46,112 @@ func main() {
 "#;
 
 const GO_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A Go agent (another module, through a `replace` line): freezes its arguments for up to 60 s,
+/// prints `frozen`, and thaws when a line arrives on stdin.
+const HOLD_MAIN: &str = r#"package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"example.com/quiesce"
+)
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := quiesce.Freeze(ctx, os.Args[1:]...)
+	if err != nil {
+		fmt.Println("freeze failed:", err)
+		os.Exit(1)
+	}
+	fmt.Println("frozen")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	if _, err := s.Thaw(); err != nil {
+		fmt.Println("thaw:", err)
+		os.Exit(1)
+	}
+	fmt.Println("thawed")
+}
+"#;
+
+/// A Go agent that cancels its context while Freeze runs: `HOOK_DIR=DIR user hook MOUNT` (a hook
+/// hangs before the freeze), `user stuck presync|nopresync MOUNT` (the pre-sync or the FIFREEZE
+/// is stuck on stalled storage). Cancels after 1.5 s and prints how Freeze ended.
+const CANCEL_MAIN: &str = r#"package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"example.com/quiesce"
+)
+
+func main() {
+	opts := quiesce.Options{Timeout: 60 * time.Second}
+	switch os.Args[1] {
+	case "hook":
+		opts.HookDir = os.Getenv("HOOK_DIR")
+		opts.HookTimeout = 60 * time.Second
+		opts.Mounts = []string{os.Args[2]}
+	case "stuck":
+		opts.NoPresync = os.Args[2] == "nopresync"
+		opts.Mounts = []string{os.Args[3]}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(1500*time.Millisecond, cancel)
+	start := time.Now()
+	s, err := quiesce.FreezeWithOptions(ctx, opts)
+	took := time.Since(start)
+	if err == nil {
+		_, _ = s.Thaw()
+		fmt.Println("unexpected: Freeze succeeded")
+		os.Exit(1)
+	}
+	var e *quiesce.Error
+	frozen := -1
+	if errors.As(err, &e) && e.Report != nil {
+		frozen = 0
+		for _, t := range e.Report.Targets {
+			fmt.Printf("target %s %s\n", t.Path, t.Outcome)
+		}
+	}
+	fmt.Printf("status=%s canceled=%v took_ms=%d report=%v\n", quiesce.StatusOf(err).String(),
+		errors.Is(err, context.Canceled), took.Milliseconds(), frozen == 0)
+	fmt.Println("error:", err)
+}
+"#;
+
+/// Builds `main` (Go source) as a program of another module that uses the package through a
+/// `replace` line, in `dir`; returns the program.
+fn build_user_program(dir: &Path, main: &str) -> PathBuf {
+    let go = go_bin();
+    vendor_lib();
+    std::fs::create_dir_all(dir).expect("mkdir user");
+    let go_mod = format!(
+        "module example.com/user\n\ngo 1.22\n\nrequire example.com/quiesce v0.0.0\n\nreplace example.com/quiesce => {}\n",
+        go_dir().display()
+    );
+    std::fs::write(dir.join("go.mod"), go_mod).expect("write go.mod");
+    std::fs::write(dir.join("main.go"), main).expect("write main.go");
+    let mut c = Command::new(&go);
+    without_cgo_env(&mut c)
+        .current_dir(dir)
+        .args(["build", "-o", "user", "."])
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", go_work().join("cache"));
+    run_go("go build (user program)", &mut c);
+    dir.join("user")
+}
 
 /// The go command: `$GO`, else `go` on PATH; panics with how to install it.
 fn go_bin() -> PathBuf {
@@ -296,4 +403,228 @@ fn another_module_uses_and_vendors_the_package() {
         &mut Command::new(user.join("user")),
     );
     assert!(out.contains("refused:"), "{out}");
+}
+
+/// The session of controller `pid` in `quiesce status --json`, if listed.
+fn session_of(pid: u32) -> Option<Json> {
+    let out = Quiesce::sub("status")
+        .arg("--json")
+        .run(Duration::from_secs(15));
+    let j = check_report(&out, "status", 0);
+    j["sessions"]
+        .items()
+        .iter()
+        .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(pid)))
+        .cloned()
+}
+
+/// `quiesce status` lists a live Go session (its record, written by the C ABI without
+/// malloc); after the Go process and its guardian are both killed with SIGKILL, `quiesce
+/// recover` thaws what they left frozen and removes the record.
+#[test]
+fn status_lists_a_go_session_and_recover_thaws_it_after_sigkill() {
+    require_root();
+    let scratch = Scratch::new();
+    let prog = build_user_program(&scratch.path("hold"), HOLD_MAIN);
+    let fs = TestFs::new(&scratch, "gorec", FsKind::Ext4);
+    let mut q = Quiesce::new().program(&prog).mount(&fs.mount).spawn();
+    assert!(
+        q.wait_for_line("frozen", Duration::from_secs(30)),
+        "the Go agent did not freeze: {}",
+        q.stdout_so_far()
+    );
+    let s = session_of(q.pid()).expect("`quiesce status` should list the Go session");
+    assert_eq!(s["state"].as_str(), Some("active"), "{s}");
+    assert_eq!(s["guardian"]["alive"].as_bool(), Some(true), "{s}");
+    assert_eq!(
+        s["timeout_ms"].as_i64().map(|t| t > 50_000),
+        Some(true),
+        "{s}"
+    );
+    let mounts: Vec<&str> = s["targets"]
+        .items()
+        .iter()
+        .filter_map(|t| t["mount_point"].as_str())
+        .collect();
+    assert_eq!(mounts, [abs(&fs.mount).as_str()], "{s}");
+    let guardian = s["guardian"]["pid"].as_i64().expect("guardian pid") as u32;
+    // Stop both first, so that neither can react to the other's death; then kill both.
+    for pid in [q.pid(), guardian] {
+        send_signal(pid, libc::SIGSTOP).expect("SIGSTOP");
+    }
+    for pid in [q.pid(), guardian] {
+        send_signal(pid, libc::SIGKILL).expect("SIGKILL");
+    }
+    let out = q.wait(Duration::from_secs(15));
+    assert_eq!(out.code, None, "the Go agent was killed: {out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut state = String::new();
+    while Instant::now() < deadline {
+        state = session_of(q.pid())
+            .and_then(|s| s["state"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        if state == "orphaned" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(state, "orphaned", "the Go session should be orphaned now");
+    assert_frozen(&fs, &"nobody is left to thaw it");
+    let rec = Quiesce::sub("recover")
+        .arg("--json")
+        .run(Duration::from_secs(15));
+    let j = check_report(&rec, "recover", 0);
+    let mine = j["sessions"]
+        .items()
+        .iter()
+        .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(q.pid())))
+        .cloned()
+        .unwrap_or_else(|| panic!("recover should report the Go session\n{rec}"));
+    assert_eq!(mine["removed"].as_bool(), Some(true), "{rec}");
+    let outcomes: Vec<&str> = mine["outcomes"]
+        .items()
+        .iter()
+        .filter_map(|t| t["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes, ["thawed"], "{rec}");
+    assert_writable(&fs.mount, &rec);
+    assert!(
+        session_of(q.pid()).is_none(),
+        "status still lists it: {rec}"
+    );
+}
+
+/// How a cancelled Go Freeze ended: (status, matches context.Canceled, ms it took).
+fn cancel_result(out: &str) -> (String, bool, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("status="))
+        .unwrap_or_else(|| panic!("no result line:\n{out}"));
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_default()
+            .to_string()
+    };
+    (
+        field("status="),
+        field("canceled=") == "true",
+        field("took_ms=").parse().unwrap_or(u64::MAX),
+    )
+}
+
+/// Bound on "promptly": far below the hook's timeout and the session's deadline (60 s each).
+const PROMPTLY_MS: u64 = 15_000;
+
+/// Go: cancelling the context while a hook before the freeze hangs returns promptly with
+/// StatusCancelled (and context.Canceled), the hook killed, nothing frozen.
+#[test]
+fn go_context_cancels_a_hanging_hook() {
+    require_root();
+    let scratch = Scratch::new();
+    let prog = build_user_program(&scratch.path("cancel"), CANCEL_MAIN);
+    let fs = TestFs::new(&scratch, "gohook", FsKind::Ext4);
+    let hooks = quiesce_testkit::HookDir::new();
+    hooks.logging(
+        "10-hang",
+        &format!(
+            "[ \"$1\" = freeze ] && echo $$ > '{}' && exec sleep 60\nexit 0",
+            hooks.root.join("hang.pid").display()
+        ),
+    );
+    let out = Quiesce::new()
+        .wrapper([
+            "env".to_string(),
+            format!("HOOK_DIR={}", hooks.dir.display()),
+        ])
+        .program(&prog)
+        .arg("hook")
+        .mount(&fs.mount)
+        .run(Duration::from_secs(90));
+    let text = format!("{}{}", out.stdout, out.stderr);
+    println!("{text}");
+    let (status, canceled, took) = cancel_result(&text);
+    assert_eq!(status, "cancelled", "{text}");
+    assert!(canceled, "the error should match context.Canceled: {text}");
+    assert!(
+        took < PROMPTLY_MS,
+        "Freeze took {took} ms after the cancel: {text}"
+    );
+    assert!(
+        text.contains("not-attempted") || !text.contains("target "),
+        "{text}"
+    );
+    assert_eq!(
+        hooks.calls(),
+        ["10-hang freeze", "10-hang freeze-failed"],
+        "the hook got freeze, then freeze-failed"
+    );
+    assert_writable(&fs.mount, &text);
+    // The hook was killed (its process group), not left to sleep out its timeout.
+    let pid = std::fs::read_to_string(hooks.root.join("hang.pid")).expect("the hook's pid");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{}/cmdline", pid.trim())).exists()
+        && std::fs::read_to_string(format!("/proc/{}/cmdline", pid.trim()))
+            .is_ok_and(|c| c.starts_with("sleep"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the hanging hook {pid} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// B (a loop filesystem) has its image on A, which the test froze, and dirty data: B's
+/// pre-sync and FIFREEZE block until A is thawed.
+fn go_context_cancels_a_stuck_freeze(presync: &str) {
+    require_root();
+    let scratch = Scratch::new();
+    let prog = build_user_program(&scratch.path("cancel"), CANCEL_MAIN);
+    let size = 2 * FsKind::Ext4.image_size();
+    let a = TestFs::new_sized_in(&scratch.dir, &scratch.dir, "a", FsKind::Ext4, size);
+    let b = TestFs::new_in(&a.mount, &scratch.dir, "b", FsKind::Ext4);
+    struct ThawOnDrop<'a>(&'a TestFs);
+    impl Drop for ThawOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.fsthaw();
+        }
+    }
+    let _thaw_a_first = ThawOnDrop(&a);
+    let dd = run_timeout(
+        Command::new("dd")
+            .args(["if=/dev/urandom", "bs=1M", "count=8", "status=none"])
+            .arg(format!("of={}", b.mount.join("dirty").display())),
+        Duration::from_secs(60),
+    )
+    .expect("dd");
+    assert!(dd.status.success(), "dd: {dd:?}");
+    a.fsfreeze();
+    let out = Quiesce::new()
+        .program(&prog)
+        .args(["stuck", presync])
+        .mount(&b.mount)
+        .run(Duration::from_secs(90));
+    let text = format!("{}{}", out.stdout, out.stderr);
+    println!("{text}");
+    let (status, canceled, took) = cancel_result(&text);
+    assert_eq!(status, "cancelled", "{text}");
+    assert!(canceled, "the error should match context.Canceled: {text}");
+    assert!(
+        took < PROMPTLY_MS,
+        "Freeze took {took} ms after the cancel: {text}"
+    );
+    // Once A thaws, the stuck call returns and its freezer thaws B at once.
+    a.fsthaw();
+    assert_writable(&b.mount, &text);
+}
+
+#[test]
+fn go_context_cancels_a_freeze_stuck_on_stalled_storage() {
+    go_context_cancels_a_stuck_freeze("nopresync");
+}
+
+#[test]
+fn go_context_cancels_a_presync_stuck_on_stalled_storage() {
+    go_context_cancels_a_stuck_freeze("presync");
 }

@@ -15,8 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
-    assert_writable, ffi_lib, guard, repo_root, require_root, run_timeout, ChildGuard, FsKind,
-    Scratch, TestFs,
+    abs, assert_frozen, assert_writable, check_report, ffi_lib, guard, repo_root, require_root,
+    run_timeout, ChildGuard, FsKind, JsonExt, Quiesce, Scratch, TestFs,
 };
 
 const PYTEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -338,4 +338,93 @@ fn pytest_summary_is_parsed() {
     assert_eq!(count(&c, "error"), 0);
     let c = summary_counts("===== 3 passed, 1 error in 0.10s =====\n");
     assert_eq!((count(&c, "passed"), count(&c, "error")), (3, 1));
+}
+
+/// `program` as a path (from PATH if it is a bare name).
+fn which(program: &str) -> std::path::PathBuf {
+    if program.contains('/') {
+        return program.into();
+    }
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(program))
+                .find(|c| c.is_file())
+        })
+        .unwrap_or_else(|| program.into())
+}
+
+/// A Python agent: freezes its argument for up to 60 s, prints `frozen`, thaws when a line
+/// arrives on stdin.
+const HOLD_PY: &str = "import sys\nimport quiesce\nwith quiesce.frozen([sys.argv[1]], 60):\n    print('frozen', flush=True)\n    sys.stdin.readline()\nprint('thawed', flush=True)\n";
+
+/// `quiesce status` lists a live Python session (its record, written by the C ABI), and the
+/// record is gone once the session has thawed.
+#[test]
+fn status_lists_a_python_session() {
+    require_root();
+    let python = python();
+    let lib = ffi_lib();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "pyrec", FsKind::Xfs);
+    let python = which(&python);
+    let mut q = Quiesce::new()
+        .wrapper([
+            "env".to_string(),
+            format!("QUIESCE_LIB={}", lib.cdylib.display()),
+            format!(
+                "PYTHONPATH={}",
+                repo_root().join("examples/python").display()
+            ),
+            "PYTHONDONTWRITEBYTECODE=1".to_string(),
+        ])
+        .program(&python)
+        .arg("-c")
+        .arg(HOLD_PY)
+        .mount(&fs.mount)
+        .spawn();
+    assert!(
+        q.wait_for_line("frozen", Duration::from_secs(30)),
+        "the Python agent did not freeze: {}",
+        q.stdout_so_far()
+    );
+    assert_frozen(&fs, &"the Python agent holds it");
+    let status = Quiesce::sub("status")
+        .arg("--json")
+        .run(Duration::from_secs(15));
+    let j = check_report(&status, "status", 0);
+    let s = j["sessions"]
+        .items()
+        .iter()
+        .find(|s| s["controller"]["pid"].as_i64() == Some(i64::from(q.pid())))
+        .cloned()
+        .unwrap_or_else(|| panic!("`quiesce status` should list the Python session: {status}"));
+    assert_eq!(s["state"].as_str(), Some("active"), "{s}");
+    assert_eq!(s["guardian"]["alive"].as_bool(), Some(true), "{s}");
+    let mounts: Vec<&str> = s["targets"]
+        .items()
+        .iter()
+        .filter_map(|t| t["mount_point"].as_str())
+        .collect();
+    assert_eq!(mounts, [abs(&fs.mount).as_str()], "{s}");
+    q.send_line("thaw");
+    assert!(
+        q.wait_for_line("thawed", Duration::from_secs(30)),
+        "the Python agent did not thaw: {}",
+        q.stdout_so_far()
+    );
+    let out = q.wait(Duration::from_secs(15));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_writable(&fs.mount, &out);
+    let after = Quiesce::sub("status")
+        .arg("--json")
+        .run(Duration::from_secs(15));
+    let j = check_report(&after, "status", 0);
+    assert!(
+        !j["sessions"]
+            .items()
+            .iter()
+            .any(|s| s["controller"]["pid"].as_i64() == Some(i64::from(q.pid()))),
+        "the record should be gone after the thaw: {after}"
+    );
 }

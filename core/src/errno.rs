@@ -48,12 +48,13 @@ pub const ELOOP: Errno = 40;
 pub const EOVERFLOW: Errno = 75;
 /// Operation not supported: `FIFREEZE` on a filesystem type that cannot be frozen.
 pub const EOPNOTSUPP: Errno = 95;
-/// Operation canceled (here: a snapshot command that must not start: its session is over).
-pub const ECANCELED: Errno = 125;
 /// Connection timed out (here: a helper's call did not return within its bound).
 pub const ETIMEDOUT: Errno = 110;
 /// Stale file handle.
 pub const ESTALE: Errno = 116;
+/// Operation cancelled: a `FIFREEZE` not issued because the caller cancelled, or a snapshot
+/// command that must not start because its session is over.
+pub const ECANCELED: Errno = 125;
 
 /// The symbolic name of an errno quiesce knows (`"EBUSY"`), or `None`.
 pub const fn name(errno: Errno) -> Option<&'static str> {
@@ -78,8 +79,8 @@ pub const fn name(errno: Errno) -> Option<&'static str> {
         EOVERFLOW => "EOVERFLOW",
         EOPNOTSUPP => "EOPNOTSUPP",
         ETIMEDOUT => "ETIMEDOUT",
-        ECANCELED => "ECANCELED",
         ESTALE => "ESTALE",
+        ECANCELED => "ECANCELED",
         _ => return None,
     })
 }
@@ -121,8 +122,8 @@ mod tests {
             (EOVERFLOW, E::OVERFLOW),
             (EOPNOTSUPP, E::OPNOTSUPP),
             (ETIMEDOUT, E::TIMEDOUT),
-            (ECANCELED, E::CANCELED),
             (ESTALE, E::STALE),
+            (ECANCELED, E::CANCELED),
         ];
         for (ours, theirs) in pairs {
             assert_eq!(ours, theirs.raw_os_error(), "{:?}", name(ours));

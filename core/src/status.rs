@@ -48,13 +48,17 @@ pub enum Status {
     /// The snapshot is as reported, but a hook failed after the thaw (its `thaw` or
     /// `freeze-failed` call): the application may not have resumed.
     ThawHookFailed = 20,
+    /// Cancelled by the caller (`quiesce_cancel()`: Go's context, Python's Ctrl-C) while it
+    /// froze, pre-synced or ran a hook before the freeze; everything was thawed (a `FIFREEZE`
+    /// stuck in the kernel is thawed as soon as it returns), not consistent.
+    Cancelled = 21,
     /// A bug in quiesce.
     Internal = 70,
 }
 
 impl Status {
     /// Every status, in numeric order.
-    pub const ALL: [Status; 19] = [
+    pub const ALL: [Status; 20] = [
         Status::Ok,
         Status::Usage,
         Status::BadTarget,
@@ -73,6 +77,7 @@ impl Status {
         Status::Interrupted,
         Status::NotAppConsistent,
         Status::ThawHookFailed,
+        Status::Cancelled,
         Status::Internal,
     ];
 
@@ -113,6 +118,7 @@ impl Status {
             Status::Interrupted => "interrupted\0",
             Status::NotAppConsistent => "not-app-consistent\0",
             Status::ThawHookFailed => "thaw-hook-failed\0",
+            Status::Cancelled => "cancelled\0",
             Status::Internal => "internal\0",
         }
     }
@@ -160,6 +166,7 @@ impl Status {
             Status::ThawHookFailed => {
                 "a hook failed after the thaw: the application may not have resumed\0"
             }
+            Status::Cancelled => "cancelled by the caller; everything was thawed, not consistent\0",
             Status::Internal => "internal error in quiesce\0",
         }
     }
@@ -174,7 +181,7 @@ impl Status {
             Status::Suspect => 3,
             Status::NotAcknowledged => 4,
             Status::SnapshotFailed => 5,
-            Status::Interrupted => 6,
+            Status::Interrupted | Status::Cancelled => 6,
             Status::Timeout => 7,
             Status::Usage
             | Status::BadTarget

@@ -195,10 +195,33 @@ type Report struct {
 	// HookFailures how many of them failed.
 	HookCalls    int
 	HookFailures int
+	// Hooks is each hook call's result, in the order they were made (the quiesce command's
+	// JSON hooks[]).
+	Hooks []HookCall
 	// Message explains the outcome once the session has ended (Ended): the library's
 	// message, the same text as the quiesce command's report for the same outcome, also for
 	// StatusOK ("froze 1 filesystem, snapshot acknowledged, thawed: ..."); "" before.
 	Message string
+}
+
+// HookCall is one call of one hook (quiesce_hook_call; the fields of the quiesce command's JSON
+// hooks[]).
+type HookCall struct {
+	Name           string        // the file name (a directory's hook) or the path (pre and post scripts)
+	Path           string        // the verified path that was run
+	Source         string        // "pre-script", "post-script", "hook-dir"
+	Phase          string        // the argument: "freeze", "thaw", "freeze-failed"
+	End            string        // "exited", "signaled", "timed-out", "cancelled", "not-started"
+	Succeeded      bool          // exit status 0
+	ExitStatus     int           // its exit status, or -1 if it did not exit
+	Signal         int           // the signal that ended it, or 0
+	Errno          syscall.Errno // why it could not be started, or 0
+	TimedOut       bool          // its timeout passed: its process group was killed
+	Result         string        // how it ended, for people: "exit status 0", "killed by signal 9", ...
+	Duration       time.Duration // how long it ran
+	Output         string        // the first bytes (at most 64 KiB) of its stdout and stderr, interleaved
+	OutputDropped  int           // bytes of output beyond those, read and dropped
+	OutputHeldOpen bool          // it exited but a process it left behind still held its output open
 }
 
 const (
@@ -231,6 +254,11 @@ type Session struct {
 // MaxTimeout. On error nothing is frozen (everything frozen so far was thawed again) and the
 // error is an *Error.
 //
+// Cancelling ctx (or its deadline passing) while Freeze runs ends it promptly (quiesce_cancel):
+// a hook running before the freeze is killed, a FIFREEZE stuck on stalled storage is abandoned
+// (its helper thaws it as soon as it returns), everything frozen is thawed, and the error matches
+// both StatusCancelled and ctx.Err().
+//
 // Cancelling ctx while frozen thaws at once, as not acknowledged (Thaw then returns an error
 // matching both StatusSnapshotFailed and context.Canceled). When the deadline passes, the
 // guardian process thaws everything at once, even if Thaw is never called, and a later Thaw
@@ -252,9 +280,12 @@ func FreezeWithOptions(ctx context.Context, opts Options) (*Session, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := Status(C.quiesce_freeze(s.storage)); st != StatusOK {
+	if st := s.freezeCancellable(ctx); st != StatusOK {
 		e := s.lastError("freeze", st)
 		e.Report = s.readReport()
+		if st == StatusCancelled {
+			e.Cause = ctx.Err()
+		}
 		s.end(e.Report, e)
 		return nil, e
 	}
@@ -504,6 +535,29 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	return s, nil
 }
 
+// freezeCancellable runs quiesce_freeze while a goroutine watches ctx: when ctx is done (cancelled,
+// or past its deadline) before the call returns, it calls quiesce_cancel, which makes a hook
+// running before the freeze, the pre-sync or a FIFREEZE stuck on stalled storage end at once:
+// the call returns StatusCancelled, everything thawed. The goroutine has ended when this returns
+// (the storage is never cleaned up under it). Called with s.mu held.
+func (s *Session) freezeCancellable(ctx context.Context) Status {
+	done := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Add(1)
+	go func() {
+		defer watcher.Done()
+		select {
+		case <-ctx.Done():
+			C.quiesce_cancel(s.storage)
+		case <-done:
+		}
+	}()
+	st := Status(C.quiesce_freeze(s.storage))
+	close(done)
+	watcher.Wait()
+	return st
+}
+
 // finish thaws a frozen session (acknowledged or not) and ends it. Called with s.mu held.
 func (s *Session) finish(acknowledged bool, op string, cause error) {
 	ack := C.int(0)
@@ -623,6 +677,30 @@ func (s *Session) readReport() *Report {
 			Errno:         syscall.Errno(t.os_error),
 			FreezeLatency: time.Duration(t.freeze_ns),
 			ThawLatency:   time.Duration(t.thaw_ns),
+		})
+	}
+	for i := 0; i < int(r.hook_calls); i++ {
+		var h C.quiesce_hook_call_info
+		h.size = C.size_t(unsafe.Sizeof(h))
+		if Status(C.quiesce_hook_call(s.storage, C.size_t(i), &h)) != StatusOK {
+			continue
+		}
+		rep.Hooks = append(rep.Hooks, HookCall{
+			Name:           C.GoString(h.name),
+			Path:           C.GoString(h.path),
+			Source:         C.GoString(h.source),
+			Phase:          C.GoString(h.phase),
+			End:            C.GoString(h.end),
+			Succeeded:      h.succeeded != 0,
+			ExitStatus:     int(h.exit_status),
+			Signal:         int(h.signal),
+			Errno:          syscall.Errno(h.os_error),
+			TimedOut:       h.timed_out != 0,
+			Result:         C.GoString(h.result),
+			Duration:       time.Duration(h.duration_us) * time.Microsecond,
+			Output:         C.GoStringN(h.output, C.int(h.output_len)),
+			OutputDropped:  int(h.output_dropped),
+			OutputHeldOpen: h.output_held_open != 0,
 		})
 	}
 	for i := 0; i < int(r.skip_count); i++ {

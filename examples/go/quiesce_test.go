@@ -53,14 +53,14 @@ func TestStatusNames(t *testing.T) {
 		StatusNotAcknowledged: "not-acknowledged", StatusFrozenByOther: "frozen-by-other",
 		StatusSuspect: "suspect", StatusSnapshotFailed: "snapshot-failed",
 		StatusInterrupted: "interrupted", StatusNotAppConsistent: "not-app-consistent",
-		StatusThawHookFailed: "thaw-hook-failed", StatusInternal: "internal",
+		StatusThawHookFailed: "thaw-hook-failed", StatusCancelled: "cancelled", StatusInternal: "internal",
 	}
 	codes := map[Status]uint32{
 		StatusOK: 0, StatusUsage: 2, StatusBadTarget: 3, StatusNotFreezable: 4,
 		StatusPermission: 5, StatusPlanRefused: 6, StatusHookRefused: 7, StatusPartialGroup: 8,
 		StatusFreezeFailed: 11, StatusThawFailed: 12, StatusTimeout: 13, StatusNotAcknowledged: 14,
 		StatusFrozenByOther: 15, StatusSuspect: 16, StatusSnapshotFailed: 17,
-		StatusInterrupted: 18, StatusNotAppConsistent: 19, StatusThawHookFailed: 20,
+		StatusInterrupted: 18, StatusNotAppConsistent: 19, StatusThawHookFailed: 20, StatusCancelled: 21,
 		StatusInternal: 70,
 	}
 	if len(Statuses) != len(want) {
@@ -733,7 +733,7 @@ func TestHooksMakeItApplicationConsistent(t *testing.T) {
 func TestHookFailureFallsBackToFilesystemConsistent(t *testing.T) {
 	m := testMount(t)
 	h := newHooks(t)
-	h.hook(t, "10-fails", `[ "$1" = freeze ] && exit 3; exit 0`)
+	h.hook(t, "10-fails", `[ "$1" = freeze ] && { echo "cannot lock tables"; exit 3; }; exit 0`)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := FreezeWithOptions(ctx, Options{Mounts: []string{m}, HookDir: h.dir})
@@ -752,6 +752,20 @@ func TestHookFailureFallsBackToFilesystemConsistent(t *testing.T) {
 		rep.ConsistencyReason != want || rep.HookCalls != 2 || rep.HookFailures != 1 {
 		t.Errorf("report: %+v; want the reason %q", rep, want)
 	}
+	// Each call's result (quiesce_hook_call): the hook, the phase, how it ended, its output.
+	if len(rep.Hooks) != 2 {
+		t.Fatalf("Report.Hooks: %+v, want 2 calls", rep.Hooks)
+	}
+	first, second := rep.Hooks[0], rep.Hooks[1]
+	if first.Name != "10-fails" || first.Source != "hook-dir" || first.Phase != "freeze" ||
+		first.End != "exited" || first.Succeeded || first.ExitStatus != 3 || first.Signal != 0 ||
+		first.Result != "exit status 3" || first.Output != "cannot lock tables\n" ||
+		first.Path != filepath.Join(h.dir, "10-fails") || first.Duration <= 0 {
+		t.Errorf("the freeze call: %+v", first)
+	}
+	if second.Phase != "thaw" || !second.Succeeded || second.ExitStatus != 0 || second.Output != "" {
+		t.Errorf("the thaw call: %+v", second)
+	}
 	// Without hooks, the reason says so.
 	plain, err := Freeze(ctx, m)
 	if err != nil {
@@ -759,7 +773,8 @@ func TestHookFailureFallsBackToFilesystemConsistent(t *testing.T) {
 	}
 	rep, err = plain.Thaw()
 	if err != nil || rep.Consistency != ConsistencyFilesystem ||
-		rep.ConsistencyReason != "no application hooks were configured" || rep.HookCalls != 0 {
+		rep.ConsistencyReason != "no application hooks were configured" || rep.HookCalls != 0 ||
+		len(rep.Hooks) != 0 {
 		t.Errorf("without hooks: %+v, %v", rep, err)
 	}
 	assertWritable(t, m)

@@ -38,6 +38,7 @@ const (
 	StatusInterrupted      Status = C.QUIESCE_INTERRUPTED        // interrupted by a signal; thawed
 	StatusNotAppConsistent Status = C.QUIESCE_NOT_APP_CONSISTENT // Options.RequireAppConsistent, and a hook failed before the freeze; nothing frozen
 	StatusThawHookFailed   Status = C.QUIESCE_THAW_HOOK_FAILED   // a hook failed after the thaw: the application may not have resumed
+	StatusCancelled        Status = C.QUIESCE_CANCELLED          // the context was cancelled while freezing or while a hook ran before the freeze; thawed
 	StatusInternal         Status = C.QUIESCE_INTERNAL           // a bug in quiesce, or a panic caught at the ABI
 )
 
@@ -46,7 +47,8 @@ var Statuses = []Status{
 	StatusOK, StatusUsage, StatusBadTarget, StatusNotFreezable, StatusPermission,
 	StatusPlanRefused, StatusHookRefused, StatusPartialGroup, StatusFreezeFailed, StatusThawFailed, StatusTimeout,
 	StatusNotAcknowledged, StatusFrozenByOther, StatusSuspect, StatusSnapshotFailed,
-	StatusInterrupted, StatusNotAppConsistent, StatusThawHookFailed, StatusInternal,
+	StatusInterrupted, StatusNotAppConsistent, StatusThawHookFailed, StatusCancelled,
+	StatusInternal,
 }
 
 // String returns the stable short name of the status ("ok", "timeout", "bad-target", ...;

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -310,7 +311,7 @@ _LAYOUT_C = r"""
 #define F(t, f) printf("F " #t " " #f " %zu\n", offsetof(t, f));
 int main(void) {
     S(quiesce_session) S(quiesce_config) S(quiesce_report_info) S(quiesce_target_info)
-    S(quiesce_skip_info) S(quiesce_error_info)
+    S(quiesce_skip_info) S(quiesce_error_info) S(quiesce_hook_call_info)
     F(quiesce_config, size) F(quiesce_config, flags) F(quiesce_config, timeout_ms)
     F(quiesce_config, mounts) F(quiesce_config, mount_count)
     F(quiesce_config, hook_dir) F(quiesce_config, pre_script) F(quiesce_config, post_script)
@@ -337,6 +338,14 @@ int main(void) {
     F(quiesce_error_info, size) F(quiesce_error_info, status) F(quiesce_error_info, os_error)
     F(quiesce_error_info, mount_index) F(quiesce_error_info, target_index)
     F(quiesce_error_info, message)
+    F(quiesce_hook_call_info, size) F(quiesce_hook_call_info, name) F(quiesce_hook_call_info, path)
+    F(quiesce_hook_call_info, source) F(quiesce_hook_call_info, phase)
+    F(quiesce_hook_call_info, end) F(quiesce_hook_call_info, result)
+    F(quiesce_hook_call_info, succeeded) F(quiesce_hook_call_info, timed_out)
+    F(quiesce_hook_call_info, exit_status) F(quiesce_hook_call_info, signal)
+    F(quiesce_hook_call_info, os_error) F(quiesce_hook_call_info, output_held_open)
+    F(quiesce_hook_call_info, duration_us) F(quiesce_hook_call_info, output)
+    F(quiesce_hook_call_info, output_len) F(quiesce_hook_call_info, output_dropped)
     return 0;
 }
 """
@@ -362,6 +371,7 @@ def test_struct_layouts_match_the_header(tmp_path: Path) -> None:
         "quiesce_target_info": quiesce._TargetInfo,
         "quiesce_skip_info": quiesce._SkipInfo,
         "quiesce_error_info": quiesce._ErrorInfo,
+        "quiesce_hook_call_info": quiesce._HookCallInfo,
     }
     sizes = offsets = 0
     for line in out.splitlines():
@@ -742,7 +752,7 @@ def test_hooks_make_it_application_consistent(mount: str, probes: Probes, hooks:
 
 
 def test_failing_hook_falls_back_with_the_reason(mount: str, probes: Probes, hooks: Hooks) -> None:
-    hooks.hook("10-fails", FAILS_ON_FREEZE)
+    hooks.hook("10-fails", 'echo "said $1"; ' + FAILS_ON_FREEZE)
     with quiesce.frozen([mount], timeout=20, hook_dir=hooks.dir) as session:
         probes.blocks("fallback")
     report = session.report
@@ -751,12 +761,25 @@ def test_failing_hook_falls_back_with_the_reason(mount: str, probes: Probes, hoo
     assert report.consistency_reason == "the hook 10-fails failed before the freeze (exit status 3)"
     assert (report.hook_calls, report.hook_failures) == (2, 1)
     assert hooks.calls() == ["10-fails freeze", "10-fails thaw"]
+    # Each call's result (quiesce_hook_call), as the CLI's JSON hooks[].
+    first, second = report.hooks
+    assert (first.name, first.path, first.source, first.phase) == (
+        "10-fails", os.path.join(hooks.dir, "10-fails"), "hook-dir", "freeze"
+    )
+    assert (first.end, first.succeeded, first.exit_status, first.signal, first.errno) == (
+        "exited", False, 3, None, 0
+    )
+    assert (first.result, first.output, first.timed_out) == ("exit status 3", "said freeze\n", False)
+    assert first.duration_us > 0 and first.duration == first.duration_us / 1e6
+    assert (second.phase, second.succeeded, second.exit_status, second.output) == (
+        "thaw", True, 0, "said thaw\n"
+    )
     # Without hooks the reason says so.
     with quiesce.frozen([mount], timeout=20) as plain:
         pass
     assert plain.report.consistency is Consistency.FILESYSTEM
     assert plain.report.consistency_reason == "no application hooks were configured"
-    assert plain.report.hook_calls == 0
+    assert plain.report.hook_calls == 0 and plain.report.hooks == ()
     probes.assert_writable()
 
 
@@ -820,4 +843,79 @@ def test_close_without_thaw_resumes_the_hooks_once(
     assert hooks.calls() == ["10-app freeze", "10-app thaw"]
     assert session.report.status is Status.SNAPSHOT_FAILED
     assert session.report.hook_calls == 2
+    probes.assert_writable()
+
+
+HANGS_ON_FREEZE = '[ "$1" = freeze ] && exec sleep 60; exit 0'
+
+
+def test_sigint_while_a_hook_hangs_raises_keyboard_interrupt(
+    mount: str, probes: Probes, hooks: Hooks
+) -> None:
+    # Ctrl-C (SIGINT) while a hook before the freeze hangs (its timeout: 60 s): freeze() must
+    # return promptly, with the hook killed, nothing frozen, and raise KeyboardInterrupt; the
+    # session's error says cancelled. A host process, so that the SIGINT is its own.
+    hooks.hook("10-hang", HANGS_ON_FREEZE)
+    code = (
+        "import sys, quiesce\n"
+        "s = quiesce.Session.plan([sys.argv[1]], 30, hook_dir=sys.argv[2], hook_timeout=60)\n"
+        "try:\n"
+        "    s.freeze()\n"
+        "    print('frozen', flush=True)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('keyboard-interrupt', s.error.status.name if s.error else None, flush=True)\n"
+        "finally:\n"
+        "    s.close()\n"
+    )
+    env = dict(os.environ, QUIESCE_LIB=quiesce.library_path(), PYTHONDONTWRITEBYTECODE="1")
+    host = subprocess.Popen(
+        [sys.executable, "-c", code, mount, hooks.dir], cwd=HERE, env=env, stdout=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while hooks.calls() != ["10-hang freeze"]:
+            assert time.monotonic() < deadline, f"the hook did not start: {hooks.calls()}"
+            assert host.poll() is None, "the host ended before its hook ran"
+            time.sleep(0.02)
+        os.kill(host.pid, 2)
+        sent = time.monotonic()
+        out, _ = host.communicate(timeout=30)
+        took = time.monotonic() - sent
+        print(f"freeze() ended {took * 1000:.1f} ms after SIGINT (the hook's timeout: 60 s)")
+        assert out.decode().split() == ["keyboard-interrupt", "CANCELLED"], out
+        assert host.returncode == 0
+        assert took < 15, f"freeze() returned only {took:.1f} s after SIGINT"
+        assert hooks.calls() == ["10-hang freeze", "10-hang freeze-failed"]
+    finally:
+        if host.poll() is None:
+            host.kill()
+        host.wait(10)
+        if host.stdout is not None:
+            host.stdout.close()
+    probes.assert_writable()
+
+
+def test_cancel_from_another_thread_raises_cancelled(
+    mount: str, probes: Probes, hooks: Hooks
+) -> None:
+    hooks.hook("10-hang", HANGS_ON_FREEZE)
+    session = Session.plan([mount], 30, hook_dir=hooks.dir, hook_timeout=60)
+    try:
+        timer = threading.Timer(0.5, session.cancel)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(QuiesceError) as e:
+            session.freeze()
+        took = time.monotonic() - started
+        timer.join()
+        assert e.value.status == Status.CANCELLED, e.value
+        assert "cancelled by the caller" in str(e.value)
+        assert took < 15, f"freeze() returned only {took:.1f} s after cancel()"
+        assert hooks.calls() == ["10-hang freeze", "10-hang freeze-failed"]
+        assert [(h.phase, h.end) for h in session.report.hooks] == [
+            ("freeze", "cancelled"),
+            ("freeze-failed", "exited"),
+        ]
+    finally:
+        session.close()
     probes.assert_writable()

@@ -18,6 +18,7 @@
  * side (tests/c_abi.rs) checks those lines and the hooks' call log. Exit status 0 when this
  * program's own checks passed.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -57,6 +58,36 @@ static quiesce_report_info print_report(void) {
            r.consistency_reason ? r.consistency_reason : "(none)", r.hook_calls,
            r.hook_failures);
     return r;
+}
+
+/* Every hook call's result (quiesce_hook_call), one line each; returns how many. */
+static unsigned print_hook_calls(void) {
+    unsigned i = 0;
+    for (;; i++) {
+        quiesce_hook_call_info h;
+        memset(&h, 0, sizeof h);
+        h.size = sizeof h;
+        if (quiesce_hook_call(&session, i, &h) != QUIESCE_OK) break;
+        CHECK(h.size == sizeof h);
+        CHECK(h.output != NULL && h.output[h.output_len] == '\0');
+        printf("hook call %u: %s %s %s %s exit %d signal %d errno %d succeeded %u timed_out %u "
+               "(%s) %llu us, %zu output bytes: %s",
+               i, h.name, h.source, h.phase, h.end, h.exit_status, h.signal, h.os_error,
+               h.succeeded, h.timed_out, h.result, (unsigned long long)h.duration_us,
+               h.output_len, h.output);
+        if (h.output_len == 0 || h.output[h.output_len - 1] != '\n') printf("\n");
+    }
+    /* A too small struct is refused. */
+    quiesce_hook_call_info small;
+    small.size = 8;
+    CHECK(quiesce_hook_call(&session, 0, &small) == QUIESCE_USAGE);
+    return i;
+}
+
+/* quiesce_cancel() from a signal handler (async-signal-safe). */
+static void on_alarm(int sig) {
+    (void)sig;
+    quiesce_cancel(&session);
 }
 
 static int on_frozen(quiesce_session *s, void *user) {
@@ -183,6 +214,32 @@ int main(int argc, char **argv) {
         CHECK(r.hook_calls == 1);
         quiesce_session_cleanup(&session);
         printf("cleaned up\n");
+    } else if (strcmp(mode, "cancel-from-signal") == 0) {
+        /* A hook hangs before the freeze; SIGALRM's handler cancels after 1 s. */
+        setup(&cfg, mount, hook_dir);
+        cfg.hook_timeout_ms = 60000;
+        st = quiesce_session_init(&session, sizeof session, &cfg);
+        print_error("init", st);
+        CHECK(st == QUIESCE_OK);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGALRM, &sa, NULL);
+        alarm(1);
+        st = quiesce_freeze(&session);
+        print_error("freeze", st);
+        CHECK(st == QUIESCE_CANCELLED);
+        quiesce_report_info r = print_report();
+        CHECK(r.status == QUIESCE_CANCELLED && r.consistency == QUIESCE_CONSISTENCY_NONE);
+        CHECK(r.hook_calls == 2);
+        CHECK(print_hook_calls() == 2);
+        /* Cancelled for good: a second freeze says so at once. */
+        CHECK(quiesce_cancel(&session) == QUIESCE_OK);
+        quiesce_session_cleanup(&session);
+        CHECK(quiesce_cancel(&session) == QUIESCE_USAGE);
+        printf("cleaned up\n");
     } else if (strcmp(mode, "run") == 0) {
         setup(&cfg, mount, hook_dir);
         st = quiesce_run(&session, sizeof session, &cfg, on_frozen, NULL);
@@ -191,6 +248,7 @@ int main(int argc, char **argv) {
         quiesce_report_info r = print_report();
         CHECK(r.consistency == QUIESCE_CONSISTENCY_APPLICATION);
         CHECK(r.consistency_reason == NULL);
+        CHECK(print_hook_calls() == r.hook_calls);
         quiesce_session_cleanup(&session);
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);

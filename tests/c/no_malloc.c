@@ -6,10 +6,15 @@
  *   no_malloc MOUNT...    exit 0: frozen, thawed, consistent, 0 allocations
  *   no_malloc --disk=DISK... --targets=N
  *                         the same, selecting by disk (N: the filesystems expected on them)
+ *
+ * The session record is included: while frozen (counting paused for the check) a file
+ * /run/quiesce/PID-*.session of this process lists every mount; after cleanup it is gone.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "quiesce.h"
 
@@ -50,6 +55,36 @@ void *__wrap_aligned_alloc(size_t a, size_t n) {
 }
 
 static quiesce_session session;
+
+/* How many targets this process's session record lists (-1: no record). */
+static int record_targets(void) {
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%ld-", (long)getpid());
+    DIR *d = opendir("/run/quiesce");
+    if (!d) return -1;
+    int found = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || n < 8 ||
+            strcmp(e->d_name + n - 8, ".session") != 0)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "/run/quiesce/%s", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        char line[4096];
+        int targets = 0, header = 0;
+        while (fgets(line, sizeof line, f)) {
+            if (strcmp(line, "quiesce-session 1\n") == 0) header = 1;
+            if (strncmp(line, "target ", 7) == 0) targets++;
+        }
+        fclose(f);
+        if (header) found = targets;
+    }
+    closedir(d);
+    return found;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -92,6 +127,9 @@ int main(int argc, char **argv) {
     counting = 1;
     uint32_t init = quiesce_session_init(&session, sizeof session, &cfg);
     uint32_t frozen = init == QUIESCE_OK ? quiesce_freeze(&session) : init;
+    counting = 0;
+    int recorded = record_targets();
+    counting = 1;
     uint32_t thawed = frozen == QUIESCE_OK ? quiesce_thaw(&session, 1) : frozen;
     quiesce_report_info r;
     r.size = sizeof r;
@@ -105,11 +143,14 @@ int main(int argc, char **argv) {
     const char *message = e.message;
     quiesce_session_cleanup(&session);
     counting = 0;
+    int left = record_targets();
 
     printf("init %s, freeze %s, thaw %s; consistency %s; targets %u; allocations %lu\n",
            quiesce_status_name(init), quiesce_status_name(frozen), quiesce_status_name(thawed),
            rep == QUIESCE_OK ? quiesce_consistency_name(r.consistency) : "?",
            rep == QUIESCE_OK ? r.target_count : 0, calls);
+    printf("record while frozen: %d targets; after cleanup: %s\n", recorded,
+           left < 0 ? "gone" : "still there");
     if (thawed != QUIESCE_OK) {
         fprintf(stderr, "session failed: %s\n", message ? message : "?");
         return 4;
@@ -118,6 +159,10 @@ int main(int argc, char **argv) {
         r.target_count != (uint32_t)expected || t.outcome != QUIESCE_OUTCOME_THAWED) {
         fprintf(stderr, "unexpected report\n");
         return 5;
+    }
+    if (recorded != argc - 1 || left >= 0) {
+        fprintf(stderr, "the session record is missing, incomplete or left behind\n");
+        return 6;
     }
     return calls == 0 ? 0 : 1;
 }

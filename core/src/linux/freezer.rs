@@ -19,7 +19,14 @@
 //! [`serve`] is a freezer's whole life after `fork`: raw syscalls only, no allocation, no
 //! locks. [`Client`] is the controller's side, an [`Ops`] for the executor.
 //!
+//! The controller's waits (the pre-sync, each wave of `FIFREEZE`) also end at once when the
+//! caller cancels ([`Cancel`]): a flag, and a descriptor (an eventfd) that becomes readable,
+//! polled together with the freezers' answers. A `FIFREEZE` still in flight is then abandoned
+//! as at the deadline (its freezer thaws it when the call returns).
+//!
 //! [`Session::with_wave_starts`]: crate::session::Session::with_wave_starts
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::BorrowedFd;
@@ -27,7 +34,7 @@ use rustix::fd::BorrowedFd;
 use super::execute::{FreezeReply, Ops, ThawReply};
 use super::sys::{self, now_ns};
 use super::table::{state, sync, Slot, Table};
-use crate::errno::{EBADF, ECHILD, EINVAL, ETIMEDOUT};
+use crate::errno::{EBADF, ECANCELED, ECHILD, EINVAL, ETIMEDOUT};
 
 /// The request byte that tells a freezer to exit (a target index is always smaller).
 pub const QUIT: u8 = 0xFF;
@@ -111,6 +118,24 @@ fn freeze_one(slot: &Slot, fd: BorrowedFd<'_>) {
     }
 }
 
+/// A caller's cancellation, as the controller's waits see it: `flag` is set, then `wake` (an
+/// eventfd or a pipe's read end) made readable, by whoever cancels (any thread, or a signal
+/// handler: both are async-signal-safe).
+#[derive(Clone, Copy, Debug)]
+pub struct Cancel<'a> {
+    /// Set once cancelled.
+    pub flag: &'a AtomicBool,
+    /// Readable once cancelled (never drained: it stays readable).
+    pub wake: BorrowedFd<'a>,
+}
+
+impl Cancel<'_> {
+    /// Whether it is cancelled.
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+}
+
 /// The controller's side of the freezer: an [`Ops`] that sends `FIFREEZE` to the freezer and
 /// waits no longer than the deadline, and thaws on the calling thread (claiming each target in
 /// the table first, so that it never thaws what the guardian thawed). Allocates nothing.
@@ -120,6 +145,7 @@ pub struct Client<'a, 'fd, const N: usize> {
     requests: BorrowedFd<'a>,
     done: BorrowedFd<'a>,
     freezer_gone: bool,
+    cancel: Option<Cancel<'a>>,
 }
 
 impl<'a, 'fd, const N: usize> Client<'a, 'fd, N> {
@@ -138,7 +164,19 @@ impl<'a, 'fd, const N: usize> Client<'a, 'fd, N> {
             requests,
             done,
             freezer_gone: false,
+            cancel: None,
         }
+    }
+
+    /// The same client, whose waits also end when `cancel` is set.
+    pub fn with_cancel(mut self, cancel: Option<Cancel<'a>>) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Whether the caller cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.is_set())
     }
 
     /// Waits until the freezer answers or the clock reaches `until`; notes its death (EOF).
@@ -148,8 +186,15 @@ impl<'a, 'fd, const N: usize> Client<'a, 'fd, N> {
             tv_sec: (left / 1_000_000_000) as i64,
             tv_nsec: (left % 1_000_000_000) as i64,
         };
-        let mut fds = [PollFd::from_borrowed_fd(self.done, PollFlags::IN)];
-        let _ = rustix::event::poll(&mut fds, Some(&ts));
+        if self.cancelled() {
+            return;
+        }
+        let mut fds = [
+            PollFd::from_borrowed_fd(self.done, PollFlags::IN),
+            PollFd::from_borrowed_fd(self.cancel.map_or(self.done, |c| c.wake), PollFlags::IN),
+        ];
+        let n = if self.cancel.is_some() { 2 } else { 1 };
+        let _ = rustix::event::poll(&mut fds[..n], Some(&ts));
         let mut buf = [0u8; 64];
         loop {
             match rustix::io::read(self.done, &mut buf) {
@@ -252,7 +297,7 @@ impl<const N: usize> Client<'_, '_, N> {
             let busy = self.table.slots()[..n]
                 .iter()
                 .any(|s| matches!(s.sync_state(), sync::REQUESTED | sync::RUNNING));
-            if !busy || self.freezer_gone || now_ns() >= until {
+            if !busy || self.freezer_gone || self.cancelled() || now_ns() >= until {
                 break;
             }
             self.wait_answer(until);
@@ -281,6 +326,18 @@ impl<const N: usize> Ops for Client<'_, '_, N> {
     /// until the deadline (then the unsettled ones are abandoned: whichever freezer completes
     /// such a call thaws at once).
     fn freeze_wave(&mut self, targets: &[u16], deadline: u64, replies: &mut [FreezeReply]) {
+        if self.cancelled() {
+            // Cancelled before this wave: none of it is issued.
+            let now = now_ns();
+            for reply in replies.iter_mut().take(targets.len()) {
+                *reply = FreezeReply::Returned {
+                    result: Err(ECANCELED),
+                    start: now,
+                    end: now,
+                };
+            }
+            return;
+        }
         self.table.set_deadline(deadline);
         let mut starts = [0u64; N];
         let mut open = [false; N];
@@ -295,7 +352,7 @@ impl<const N: usize> Ops for Client<'_, '_, N> {
         let count = targets.len().min(replies.len()).min(N);
         loop {
             let now = now_ns();
-            let give_up = now >= deadline || self.freezer_gone;
+            let give_up = now >= deadline || self.freezer_gone || self.cancelled();
             let mut pending = false;
             for k in 0..count {
                 if !open[k] {

@@ -429,3 +429,18 @@ pub fn describe_errno(errno: Errno, buf: &mut [u8]) -> &str {
     let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     core::str::from_utf8(&buf[..len]).unwrap_or("")
 }
+
+/// getenv(3): the value of environment variable `name`, without allocating. `None` when it is
+/// unset. The value stays valid while nobody changes the environment (setenv/putenv): quiesce
+/// never does, and a host that changes its environment from another thread while a session is
+/// set up is already racing with every libc call that reads it.
+pub fn getenv(name: &CStr) -> Option<&'static CStr> {
+    // SAFETY: `name` is NUL-terminated; getenv returns NULL or a pointer into the environment,
+    // a NUL-terminated string that lives until the environment is changed (see above).
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL, NUL-terminated, in the environment block (see above).
+    Some(unsafe { CStr::from_ptr(p) })
+}

@@ -49,6 +49,7 @@ import ctypes.util
 import importlib.machinery
 import math
 import os
+import signal
 import threading
 from ctypes import (
     POINTER,
@@ -60,6 +61,7 @@ from ctypes import (
     c_size_t,
     c_uint32,
     c_uint64,
+    c_void_p,
 )
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,6 +75,7 @@ __all__ = [
     "Consistency",
     "DEFAULT_HOOK_TIMEOUT",
     "Frozen",
+    "HookCall",
     "MAX_HOOK_TIMEOUT",
     "MAX_TARGETS",
     "MAX_TIMEOUT",
@@ -239,6 +242,28 @@ class _SkipInfo(Structure):
     ]
 
 
+class _HookCallInfo(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("name", c_char_p),
+        ("path", c_char_p),
+        ("source", c_char_p),
+        ("phase", c_char_p),
+        ("end", c_char_p),
+        ("result", c_char_p),
+        ("succeeded", c_uint32),
+        ("timed_out", c_uint32),
+        ("exit_status", c_int32),
+        ("signal", c_int32),
+        ("os_error", c_int32),
+        ("output_held_open", c_uint32),
+        ("duration_us", c_uint64),
+        ("output", c_void_p),
+        ("output_len", c_size_t),
+        ("output_dropped", c_size_t),
+    ]
+
+
 class _ErrorInfo(Structure):
     _fields_ = [
         ("size", c_size_t),
@@ -266,12 +291,14 @@ _declare("quiesce_consistency_name", c_char_p, c_uint32)
 _declare("quiesce_emergency_thaw", c_uint32, POINTER(c_char_p), c_size_t, POINTER(c_size_t))
 _declare("quiesce_report", c_uint32, _S, POINTER(_ReportInfo))
 _declare("quiesce_target", c_uint32, _S, c_size_t, POINTER(_TargetInfo))
+_declare("quiesce_hook_call", c_uint32, _S, c_size_t, POINTER(_HookCallInfo))
 _declare("quiesce_skip", c_uint32, _S, c_size_t, POINTER(_SkipInfo))
 _declare("quiesce_session_size", c_size_t)
 _declare("quiesce_session_align", c_size_t)
 _declare("quiesce_config_init", c_uint32, POINTER(_Config))
 _declare("quiesce_session_init", c_uint32, _S, c_size_t, POINTER(_Config))
 _declare("quiesce_freeze", c_uint32, _S)
+_declare("quiesce_cancel", c_uint32, _S)
 _declare("quiesce_thaw", c_uint32, _S, c_int)
 _declare("quiesce_session_cleanup", None, _S)
 _declare("quiesce_error", c_uint32, _S, POINTER(_ErrorInfo))
@@ -340,6 +367,7 @@ class Status(_Codes):
     INTERRUPTED = 18
     NOT_APP_CONSISTENT = 19
     THAW_HOOK_FAILED = 20
+    CANCELLED = 21
     INTERNAL = 70
 
 
@@ -470,6 +498,48 @@ class Skip:
 
 
 @dataclass(frozen=True)
+class HookCall:
+    """One call of one hook (``quiesce_hook_call()``; the fields of the ``quiesce`` command's
+    JSON ``hooks[]``)."""
+
+    #: The file name (a directory's hook) or the path (the pre and post scripts).
+    name: str
+    #: The verified path that was run.
+    path: str
+    #: ``"pre-script"``, ``"post-script"`` or ``"hook-dir"``.
+    source: str
+    #: The argument it got: ``"freeze"``, ``"thaw"``, ``"freeze-failed"``.
+    phase: str
+    #: ``"exited"``, ``"signaled"``, ``"timed-out"``, ``"cancelled"``, ``"not-started"``.
+    end: str
+    #: Exit status 0.
+    succeeded: bool
+    #: Its exit status, or None if it did not exit.
+    exit_status: Optional[int]
+    #: The signal that ended it, or None.
+    signal: Optional[int]
+    #: Why it could not be started (an errno), or 0.
+    errno: int
+    #: Its timeout passed (its process group was killed).
+    timed_out: bool
+    #: How it ended, for people: ``"exit status 0"``, ``"killed by signal 9"``, ...
+    result: str
+    #: How long it ran, in microseconds.
+    duration_us: int
+    #: The first bytes (at most 64 KiB) of its stdout and stderr, interleaved.
+    output: str
+    #: Bytes of output beyond those, read and dropped.
+    output_dropped: int
+    #: It exited but a process it left behind still held its output open.
+    output_held_open: bool
+
+    @property
+    def duration(self) -> float:
+        """How long it ran, in seconds."""
+        return self.duration_us / 1e6
+
+
+@dataclass(frozen=True)
 class Report:
     """The whole session, as far as it went (final once thawed or failed)."""
 
@@ -499,6 +569,8 @@ class Report:
     #: of them failed.
     hook_calls: int = 0
     hook_failures: int = 0
+    #: Each hook call's result, in the order they were made.
+    hooks: Tuple[HookCall, ...] = ()
     #: Once the session has ended: the library's message for its outcome, the same text as
     #: the quiesce command's report for the same outcome, also for ``Status.OK`` ("froze 1
     #: filesystem, snapshot acknowledged, thawed: ..."); "" before.
@@ -838,6 +910,31 @@ class Session:
                     mount_index=_index(k.mount_index),
                 )
             )
+        hooks = []
+        for i in range(r.hook_calls):
+            h = _HookCallInfo(size=ctypes.sizeof(_HookCallInfo))
+            if _lib.quiesce_hook_call(s, i, byref(h)) != Status.OK:
+                continue
+            output = ctypes.string_at(h.output, h.output_len) if h.output else b""
+            hooks.append(
+                HookCall(
+                    name=_str(h.name),
+                    path=_str(h.path),
+                    source=_str(h.source),
+                    phase=_str(h.phase),
+                    end=_str(h.end),
+                    succeeded=bool(h.succeeded),
+                    exit_status=None if h.exit_status < 0 else h.exit_status,
+                    signal=h.signal or None,
+                    errno=h.os_error,
+                    timed_out=bool(h.timed_out),
+                    result=_str(h.result),
+                    duration_us=h.duration_us,
+                    output=output.decode("utf-8", "replace"),
+                    output_dropped=h.output_dropped,
+                    output_held_open=bool(h.output_held_open),
+                )
+            )
         report = Report(
             status=Status(r.status),
             consistency=Consistency(r.consistency),
@@ -853,6 +950,7 @@ class Session:
             consistency_reason=None if r.consistency_reason is None else _str(r.consistency_reason),
             hook_calls=r.hook_calls,
             hook_failures=r.hook_failures,
+            hooks=tuple(hooks),
             message=self._ended_message(r),
         )
         self._report = report
@@ -933,10 +1031,69 @@ class Session:
         frozen so far has been thawed already."""
         with self._lock:
             self._check_open("freeze")
-            st = _lib.quiesce_freeze(byref(self._storage))
+            st, interrupt = self._freeze_interruptibly()
+            if interrupt is not None:
+                if st == Status.OK:
+                    # Frozen before the cancel was seen: thaw at once, not acknowledged.
+                    st = _lib.quiesce_thaw(byref(self._storage), 0)
+                self._failed(st)
+                raise interrupt
             if st != Status.OK:
                 raise self._failed(st)
             self._frozen = True
+
+    def _freeze_interruptibly(self) -> Tuple[int, Optional[BaseException]]:
+        """``quiesce_freeze()``, interruptible by Ctrl-C. Python runs its SIGINT handler only in
+        the main thread and only between bytecodes, never inside a blocking ctypes call: so in
+        the main thread the call runs in a worker thread while this thread waits (a wait that
+        signals interrupt), and for that time SIGINT's handler is one that calls
+        ``quiesce_cancel()`` and notes a KeyboardInterrupt instead of raising it at once. The
+        cancel ends the call promptly (a hook running before the freeze is killed, a stuck
+        ``FIFREEZE`` abandoned, everything thawed, ``Status.CANCELLED``); once the worker has
+        returned (the storage is never touched under it), the KeyboardInterrupt is returned to
+        raise. Not raising inside the wait matters: an exception there could leave the worker
+        running while the caller goes on (and frees the session). With a SIGINT handler of the
+        host's own, or outside the main thread, the call runs directly; :meth:`cancel` from
+        another thread ends it just as well."""
+        main = threading.current_thread() is threading.main_thread()
+        if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return int(_lib.quiesce_freeze(byref(self._storage))), None
+        result: list[int] = []
+        done = threading.Event()
+        interrupts: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                result.append(int(_lib.quiesce_freeze(byref(self._storage))))
+            finally:
+                done.set()
+
+        def on_sigint(signum: int, frame: object) -> None:
+            interrupts.append(KeyboardInterrupt())
+            _lib.quiesce_cancel(byref(self._storage))
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            threading.Thread(target=call, name="quiesce-freeze", daemon=True).start()
+            while True:
+                try:
+                    if done.wait(1.0):
+                        break
+                except BaseException as e:  # raised by another signal's handler
+                    interrupts.append(e)
+                    _lib.quiesce_cancel(byref(self._storage))
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        status = result[0] if result else int(Status.INTERNAL)
+        return status, (interrupts[0] if interrupts else None)
+
+    def cancel(self) -> None:
+        """Cancels a :meth:`freeze` running in another thread (``quiesce_cancel()``): it then
+        raises QuiesceError with ``Status.CANCELLED`` promptly, nothing left frozen. Safe from
+        any thread (and without the session's lock); a freeze in the main thread is cancelled
+        by Ctrl-C already. Does nothing to a session that is frozen already: thaw it."""
+        if self._live:
+            _lib.quiesce_cancel(byref(self._storage))
 
     def thaw(self, acknowledged: bool = True, *, check: bool = True) -> Report:
         """Acknowledges the snapshot (``acknowledged=True``: it was taken) or reports it

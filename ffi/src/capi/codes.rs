@@ -49,6 +49,9 @@ pub const QUIESCE_INTERRUPTED: u32 = 18;
 pub const QUIESCE_NOT_APP_CONSISTENT: u32 = 19;
 /// Status: a hook failed after the thaw; the application may not have resumed.
 pub const QUIESCE_THAW_HOOK_FAILED: u32 = 20;
+/// Status: cancelled by `quiesce_cancel()` while freezing, pre-syncing or running a hook
+/// before the freeze; everything was thawed, not consistent.
+pub const QUIESCE_CANCELLED: u32 = 21;
 /// Status: internal error (a bug in quiesce, or a panic caught at the ABI).
 pub const QUIESCE_INTERNAL: u32 = 70;
 
@@ -200,6 +203,7 @@ mod tests {
             (QUIESCE_INTERRUPTED, Status::Interrupted),
             (QUIESCE_NOT_APP_CONSISTENT, Status::NotAppConsistent),
             (QUIESCE_THAW_HOOK_FAILED, Status::ThawHookFailed),
+            (QUIESCE_CANCELLED, Status::Cancelled),
             (QUIESCE_INTERNAL, Status::Internal),
         ];
         assert_eq!(pairs.len(), Status::ALL.len());

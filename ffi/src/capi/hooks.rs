@@ -26,7 +26,120 @@ use quiesce_core::Status;
 use super::config::{quiesce_config, Flags};
 use super::storage::Failure;
 use crate::engine::hooks::{Quiesced, Reason, SessionHooks};
-use crate::runtime::{HookConfig, Hooks, DEFAULT_HOOK_TIMEOUT};
+use crate::runtime::{
+    HookConfig, HookEnd, HookPhase, HookRun, HookSource, Hooks, DEFAULT_HOOK_TIMEOUT,
+};
+
+/// One hook call's result (`quiesce_hook_call()`): the CLI's JSON `hooks[]`, field by field
+/// (`os_error` is its `errno`, a macro in C). The strings point into the session storage's
+/// hooks and stay valid until `quiesce_session_cleanup()`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct quiesce_hook_call_info {
+    /// `sizeof(quiesce_hook_call_info)`: set it before the call.
+    pub size: usize,
+    /// The file name (a directory's hook) or the path (the pre and post scripts).
+    pub name: *const c_char,
+    /// The verified path that was run.
+    pub path: *const c_char,
+    /// Where it came from: `"pre-script"`, `"post-script"`, `"hook-dir"`.
+    pub source: *const c_char,
+    /// The argument it got: `"freeze"`, `"thaw"`, `"freeze-failed"`.
+    pub phase: *const c_char,
+    /// How it ended: `"exited"`, `"signaled"`, `"timed-out"`, `"cancelled"`, `"not-started"`.
+    pub end: *const c_char,
+    /// How it ended, for people: `"exit status 0"`, `"killed by signal 9"`, `"timed out after
+    /// 5 s; ..."`.
+    pub result: *const c_char,
+    /// 1 if it exited with status 0, else 0.
+    pub succeeded: u32,
+    /// 1 if its timeout passed (its process group was killed), else 0.
+    pub timed_out: u32,
+    /// Its exit status, or -1 if it did not exit (a signal, the timeout, a cancel, not
+    /// started).
+    pub exit_status: i32,
+    /// The signal that ended it, or 0.
+    pub signal: i32,
+    /// Why it could not be started (an errno), or 0.
+    pub os_error: i32,
+    /// 1 if it exited but a process it left behind still held its output open (quiesce
+    /// stopped reading and left that process alone), else 0.
+    pub output_held_open: u32,
+    /// How long it ran, in microseconds.
+    pub duration_us: u64,
+    /// The first bytes of its output (stdout and stderr interleaved, lossy UTF-8, at most
+    /// 64 KiB), NUL-terminated; `output_len` bytes long (it may hold a NUL byte itself).
+    pub output: *const c_char,
+    /// Bytes at `output`, without the terminating NUL.
+    pub output_len: usize,
+    /// Bytes of output beyond the first 64 KiB, read and dropped.
+    pub output_dropped: usize,
+}
+
+/// The strings of one hook call, as C strings (made once per call, on first reading).
+#[derive(Debug)]
+struct CallText {
+    name: CString,
+    path: CString,
+    result: CString,
+    /// The output and a NUL.
+    output: Vec<u8>,
+}
+
+fn source_c(s: HookSource) -> &'static CStr {
+    match s {
+        HookSource::PreScript => c"pre-script",
+        HookSource::PostScript => c"post-script",
+        HookSource::Directory => c"hook-dir",
+    }
+}
+
+fn phase_c(p: HookPhase) -> &'static CStr {
+    match p {
+        HookPhase::Freeze => c"freeze",
+        HookPhase::Thaw => c"thaw",
+        HookPhase::FreezeFailed => c"freeze-failed",
+    }
+}
+
+fn end_c(e: HookEnd) -> &'static CStr {
+    match e {
+        HookEnd::Exited(_) => c"exited",
+        HookEnd::Signaled(_) => c"signaled",
+        HookEnd::TimedOut => c"timed-out",
+        HookEnd::Cancelled => c"cancelled",
+        HookEnd::NotStarted(_) => c"not-started",
+    }
+}
+
+/// Call `run`'s record, its strings in `text`.
+fn call_info(run: &HookRun, text: &CallText) -> quiesce_hook_call_info {
+    let (exit_status, signal, os_error) = match run.end {
+        HookEnd::Exited(c) => (c, 0, 0),
+        HookEnd::Signaled(s) => (-1, s, 0),
+        HookEnd::NotStarted(e) => (-1, 0, e),
+        HookEnd::TimedOut | HookEnd::Cancelled => (-1, 0, 0),
+    };
+    quiesce_hook_call_info {
+        size: core::mem::size_of::<quiesce_hook_call_info>(),
+        name: text.name.as_ptr(),
+        path: text.path.as_ptr(),
+        source: source_c(run.source).as_ptr(),
+        phase: phase_c(run.phase).as_ptr(),
+        end: end_c(run.end).as_ptr(),
+        result: text.result.as_ptr(),
+        succeeded: u32::from(run.succeeded()),
+        timed_out: u32::from(run.end == HookEnd::TimedOut),
+        exit_status,
+        signal,
+        os_error,
+        output_held_open: u32::from(run.output_held_open),
+        duration_us: u64::try_from(run.duration.as_micros()).unwrap_or(u64::MAX),
+        output: text.output.as_ptr().cast(),
+        output_len: text.output.len().saturating_sub(1),
+        output_dropped: run.output_dropped,
+    }
+}
 
 /// The reason given for file-system (not application) consistency when no hook is
 /// configured: the engine's [`NO_HOOKS_REASON`](crate::engine::hooks::NO_HOOKS_REASON) as a
@@ -39,6 +152,8 @@ pub struct HookState {
     hooks: Hooks,
     /// Why the application is not quiesced, for `quiesce_report_info.consistency_reason`.
     reason: Option<CString>,
+    /// The calls' strings so far, for `quiesce_hook_call()` (a call's never change).
+    texts: Vec<CallText>,
 }
 
 /// Why the hooks of a configuration could not be loaded: the failure and its message.
@@ -123,6 +238,7 @@ impl HookState {
         Ok(Some(Box::new(HookState {
             hooks,
             reason: None,
+            texts: Vec::new(),
         })))
     }
 
@@ -154,6 +270,25 @@ impl HookState {
                 .as_deref()
                 .map_or(core::ptr::null(), CStr::as_ptr),
         }
+    }
+
+    /// Call `i`'s result (in the order they were made), if there is one. Its strings are made
+    /// on first reading and kept until the hooks are freed.
+    pub(crate) fn call(&mut self, i: usize) -> Option<quiesce_hook_call_info> {
+        let runs = self.hooks.runs();
+        let timeout = self.hooks.timeout();
+        while self.texts.len() <= i && self.texts.len() < runs.len() {
+            let run = &runs[self.texts.len()];
+            let mut output = run.output.as_bytes().to_vec();
+            output.push(0);
+            self.texts.push(CallText {
+                name: c_string(&run.name),
+                path: CString::new(run.path.as_os_str().as_bytes().to_vec()).unwrap_or_default(),
+                result: c_string(&run.describe(timeout)),
+                output,
+            });
+        }
+        Some(call_info(runs.get(i)?, self.texts.get(i)?))
     }
 
     /// How many calls were made so far, and how many of them failed.

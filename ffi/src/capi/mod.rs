@@ -35,6 +35,7 @@ pub mod testing;
 pub use codes::*;
 pub use config::*;
 pub use emergency::*;
+pub use hooks::quiesce_hook_call_info;
 pub use report::*;
 pub use session::*;
 pub use storage::{

@@ -8,7 +8,7 @@ use quiesce_core::{Consistency, Status};
 
 use super::codes::{consistency_code, outcome_code};
 use super::guard;
-use super::hooks::{HookState, NO_HOOKS_REASON};
+use super::hooks::{quiesce_hook_call_info, HookState, NO_HOOKS_REASON};
 use super::session::{write_out, write_out_versioned};
 use super::storage::{quiesce_session, Inner};
 use crate::engine::hooks::{level, SessionHooks};
@@ -218,6 +218,33 @@ pub unsafe extern "C" fn quiesce_target(
             os_error: errno,
             freeze_ns,
             thaw_ns,
+        };
+        // SAFETY: forwarded from the caller.
+        unsafe { write_out(out, info) }
+    })
+}
+
+/// Hook call `index` (0 to `quiesce_report_info.hook_calls - 1`, in the order they were
+/// made): which hook, which phase, how it ended (exit status or signal, the timeout, a cancel),
+/// how long it ran and the first bytes of its output, the CLI's JSON `hooks[]`. Returns
+/// `QUIESCE_USAGE` if there is no such call (no hooks configured, or not that many calls so
+/// far), `session` holds no session, or `out->size` is too small.
+///
+/// # Safety
+/// As for `quiesce_report()`, with a writable `quiesce_hook_call_info`.
+#[no_mangle]
+pub unsafe extern "C" fn quiesce_hook_call(
+    session: *const quiesce_session,
+    index: usize,
+    out: *mut quiesce_hook_call_info,
+) -> u32 {
+    guard(Status::Internal.code(), || {
+        // SAFETY: forwarded from the caller (its strings are made in the session's hooks).
+        let Ok(inner) = (unsafe { Inner::get(session.cast_mut()) }) else {
+            return Status::Usage.code();
+        };
+        let Some(info) = inner.hooks.as_deref_mut().and_then(|h| h.call(index)) else {
+            return Status::Usage.code();
         };
         // SAFETY: forwarded from the caller.
         unsafe { write_out(out, info) }

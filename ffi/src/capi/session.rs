@@ -25,8 +25,10 @@ use super::testing::{self, Point};
 use super::{guard, plan};
 use crate::engine::explain::{concerned, Explain, Line, Targets};
 use crate::engine::hooks::{self as engine_hooks, level, NoHooks, SessionHooks};
+use crate::engine::record::RecordTargets;
 use crate::engine::session::{Lifecycle, Options, Stage};
 use crate::engine::MAX_TARGETS;
+use quiesce_core::mountinfo::Dev;
 
 #[allow(non_camel_case_types)]
 /// The callback of `quiesce_run()`: called once everything is frozen; take the snapshot and
@@ -277,6 +279,18 @@ pub unsafe extern "C" fn quiesce_session_init(
                 // quiesce_thaw() nobody else in this process watches the clock.
                 grace: Duration::ZERO,
             });
+            // quiesce_cancel() wakes the waits through an eventfd.
+            if let Err(errno) = inner.life.canceller().enable() {
+                inner.life.end(Status::Internal);
+                return inner.fail(
+                    Failure {
+                        status: Status::Internal,
+                        errno,
+                        ..Failure::NONE
+                    },
+                    format_args!("quiesce_session_init: cannot make the eventfd that quiesce_cancel() uses: {}", crate::engine::ErrnoName(errno)),
+                );
+            }
             // SAFETY: the caller vouches for `mounts`.
             let code = plan::plan(inner, &cfg, flags);
             if code != Status::Ok.code() {
@@ -346,6 +360,38 @@ pub unsafe extern "C" fn quiesce_freeze(session: *mut quiesce_session) -> u32 {
     unsafe { session_call(session, "quiesce_freeze", None, freeze) }
 }
 
+/// Cancels the session's running `quiesce_freeze()` (or `quiesce_run()` before its callback):
+/// a hook running before the freeze is killed (its process group), the pre-sync and a wave of
+/// `FIFREEZE` stop waiting, and the call returns promptly with `QUIESCE_CANCELLED`: nothing
+/// frozen, or everything it froze thawed again (a `FIFREEZE` stuck in the kernel, on stalled
+/// storage, is abandoned: its freezer thaws that filesystem as soon as the call returns). The
+/// hooks that got `freeze` get `freeze-failed`. Called before `quiesce_freeze()`, that call
+/// returns `QUIESCE_CANCELLED` at once; while frozen (after `quiesce_freeze()` returned) or
+/// later it changes nothing: call `quiesce_thaw()`. A session stays cancelled.
+///
+/// Safe to call from any thread while another thread is inside a call on the session, and
+/// from a signal handler: it is async-signal-safe (an atomic store and one `write(2)` to an
+/// eventfd; no lock, no allocation). Returns `QUIESCE_OK`, or `QUIESCE_USAGE` if `session`
+/// holds no session.
+///
+/// # Safety
+/// `session` must be NULL or point to session storage that no thread is passing to
+/// `quiesce_session_init()` or `quiesce_session_cleanup()` during the call.
+#[no_mangle]
+pub unsafe extern "C" fn quiesce_cancel(session: *mut quiesce_session) -> u32 {
+    // No panic boundary: nothing here can panic, and catch_unwind is not for signal handlers.
+    // SAFETY: forwarded from the caller.
+    match unsafe { Inner::canceller(session) } {
+        Some(c) => {
+            // SAFETY: points into the live session's storage (checked), which stays put until
+            // cleanup (the caller's contract); the Canceller is only used through atomics.
+            unsafe { (*c).cancel() };
+            Status::Ok.code()
+        }
+        None => Status::Usage.code(),
+    }
+}
+
 /// The session's hooks for the engine (none: `none`, a [`NoHooks`]).
 fn hooks_of<'a>(
     hooks: &'a mut Option<Box<HookState>>,
@@ -403,11 +449,13 @@ fn freeze(inner: &mut Inner) -> u32 {
             targets,
             wave_starts,
             life,
+            names,
             ..
         } = &mut *inner;
         let fds: heapless::Vec<BorrowedFd<'_>, MAX_TARGETS> =
             targets.iter().map(|t| t.fd.as_fd()).collect();
-        match life.arm(&fds, &wave_starts[..], None) {
+        let record = RecordLines { targets, names };
+        match life.arm(&fds, &wave_starts[..], Some(&record)) {
             Ok(()) => {
                 life.presync(&fds);
                 Ok(life.freeze(&fds, &mut |_| Ok(())))
@@ -541,6 +589,23 @@ fn poisoned_thaw(inner: &mut Inner) -> u32 {
             if failed > 0 { ", but some thaws failed (see quiesce_target())" } else { "" }
         ),
     )
+}
+
+/// The session's targets as the session record lists them.
+struct RecordLines<'a> {
+    targets: &'a [Target],
+    names: &'a Names,
+}
+
+impl RecordTargets for RecordLines<'_> {
+    fn count(&self) -> usize {
+        self.targets.len()
+    }
+
+    fn target(&self, i: usize) -> Option<(Dev, &[u8])> {
+        let t = self.targets.get(i)?;
+        Some((t.dev, self.names.get(t.path)))
+    }
 }
 
 /// The session's targets as the engine's message reads them.

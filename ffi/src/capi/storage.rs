@@ -24,6 +24,7 @@ use quiesce_core::Status;
 use super::buffers::{Message, MountTable, Name, Names};
 use super::hooks::HookState;
 use super::plan::MAX_NOTES;
+use crate::engine::cancel::Canceller;
 use crate::engine::session::{Lifecycle, Options};
 use crate::engine::MAX_TARGETS;
 
@@ -147,6 +148,27 @@ impl Inner {
             addr_of_mut!((*p).magic).read() == MAGIC
                 && addr_of_mut!((*p).home).read() == storage as usize
         }
+    }
+
+    /// The cancellation of the session in `storage`, reached without making a reference to
+    /// the session (another thread may be inside a call on it); `None` if `storage` holds no
+    /// live session. Async-signal-safe: pointer checks and two plain reads.
+    ///
+    /// # Safety
+    /// `storage` must be NULL or point to `QUIESCE_SESSION_SIZE` readable bytes, and not be
+    /// in `quiesce_session_init()` or `quiesce_session_cleanup()` on another thread.
+    pub unsafe fn canceller(storage: *mut quiesce_session) -> Option<*const Canceller> {
+        if storage.is_null() || !(storage as usize).is_multiple_of(QUIESCE_SESSION_ALIGN) {
+            return None;
+        }
+        // SAFETY: non-null, aligned, QUIESCE_SESSION_SIZE bytes (the caller's contract).
+        if !unsafe { Inner::is_live(storage) } {
+            return None;
+        }
+        let p = storage.cast::<Inner>();
+        // SAFETY: a live session (checked): `life` is an initialised Lifecycle; only field
+        // projections are made, no reference.
+        Some(unsafe { Lifecycle::canceller_of(addr_of_mut!((*p).life)) })
     }
 
     /// Initialises `storage` (of `size` bytes) in place and returns it; refuses storage that

@@ -87,6 +87,7 @@ pub fn concerned(status: Status, t: &dyn Targets) -> Option<usize> {
         Status::ThawFailed => first(t, Outcome::ThawFailed),
         Status::Suspect => first(t, Outcome::ThawedByOther),
         Status::Timeout => slowest(t).or_else(|| first(t, Outcome::ThawedByGuardian)),
+        Status::Cancelled => first(t, Outcome::InFlight),
         Status::Ok | Status::ThawHookFailed => None,
         _ => lines(t).find(|(_, l)| l.errno != 0).map(|(i, _)| i),
     }
@@ -185,6 +186,13 @@ impl Explain<'_> {
                 }
                 if let Some(l) = line(first(t, Outcome::ThawedByGuardian)) {
                     write!(f, "; the guardian had to thaw {}", l.name())?;
+                }
+                Ok(())
+            }
+            Status::Cancelled => {
+                f.write_str("cancelled by the caller (quiesce_cancel) while freezing: everything we froze was thawed and the snapshot is not consistent")?;
+                if let Some(l) = line(first(t, Outcome::InFlight)) {
+                    write!(f, "; the freeze of {} was still in flight after {} (stuck in the kernel): it is thawed as soon as it returns", Lossy(l.mount_point), Millis(l.freeze_ns))?;
                 }
                 Ok(())
             }

@@ -24,8 +24,11 @@ pub enum Quiesced<'a> {
 /// Why nothing may be frozen because of the hooks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Halt {
-    /// Cancelled while a hook ran before the freeze.
+    /// Cancelled while a hook ran before the freeze (the CLI: a signal).
     Cancelled,
+    /// Cancelled by the caller (`quiesce_cancel()`) before the freeze: a running hook was
+    /// killed, or none had started.
+    CallerCancelled,
     /// A hook failed before the freeze, and application consistency is required.
     Required,
     /// This process lacks CAP_SYS_ADMIN (checked before any hook runs).
@@ -37,6 +40,7 @@ impl Halt {
     pub fn status(self) -> Status {
         match self {
             Halt::Cancelled => Status::Interrupted,
+            Halt::CallerCancelled => Status::Cancelled,
             Halt::Required => Status::NotAppConsistent,
             Halt::NotPermitted => Status::Permission,
         }
@@ -73,6 +77,7 @@ impl fmt::Display for Stop<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.halt {
             Halt::Cancelled => f.write_str("interrupted while a hook ran before the freeze: that hook was killed, nothing was frozen, and the hooks that got `freeze` got `freeze-failed`"),
+            Halt::CallerCancelled => f.write_str("cancelled by the caller (quiesce_cancel) before the freeze: a running hook's process group was killed, nothing was frozen, and the hooks that got `freeze` got `freeze-failed`"),
             Halt::Required => write!(f, "application consistency is required, but {}: nothing was frozen, and the hooks that got `freeze` got `freeze-failed`", self.reason.unwrap_or("a hook failed")),
             Halt::NotPermitted => super::session::ArmError::Permission.fmt(f),
         }

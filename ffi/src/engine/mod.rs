@@ -26,6 +26,11 @@
 //! 3. [`hooks::level`]: the one consistency rule with hooks; [`explain::Explain`]: the one
 //!    message for each outcome, the same text from every front end.
 //! 4. [`rescue`]: the operator's thaw of named filesystems, each superblock once.
+//! 5. [`record`]: the session record under `/run/quiesce` (written by `arm` before the first
+//!    `FIFREEZE`, allocation-free), so that `quiesce status` and `quiesce recover` see the
+//!    sessions of every front end.
+//! 6. [`cancel`]: `quiesce_cancel()`, from any thread or a signal handler: the hooks' wait, the
+//!    pre-sync and the waves of `FIFREEZE` end at once, everything thawed, `Status::Cancelled`.
 //!
 //! Who does what while frozen: the caller's thread runs the core's session machine
 //! (`quiesce_core::session`) and enforces the deadline; freezer processes issue every
@@ -35,12 +40,14 @@
 //! [`helpers`]; a slot's state maps to a target's outcome in one place,
 //! `quiesce_core::linux::table::state::outcome`.
 
+pub mod cancel;
 pub mod disks;
 pub mod explain;
 pub mod helpers;
 pub mod hooks;
 pub mod mounts;
 pub mod plan;
+pub mod record;
 pub mod rescue;
 pub mod session;
 pub mod text;

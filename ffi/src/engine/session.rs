@@ -31,8 +31,10 @@ use quiesce_core::linux::{advance, conclude, guardian, Controller, Signal};
 use quiesce_core::session::{Event, IfFrozen, Outcome, Session, SessionError};
 use quiesce_core::Status;
 
+use super::cancel::Canceller;
 use super::helpers::{pool_size, Helpers};
 use super::hooks::{self, Halt, SessionHooks};
+use super::record::{self, Contents, Proc, RecordPath, RecordTargets};
 use super::text::Lossy;
 use super::{ErrnoName, MAX_TARGETS};
 
@@ -136,6 +138,12 @@ pub struct Lifecycle {
     presync_ns: Option<u64>,
     until: u64,
     status: Status,
+    /// The session record, once written (removed after the end).
+    record: Option<RecordPath>,
+    /// Why the record could not be written (0: it was, or none was asked for).
+    record_errno: Errno,
+    /// The caller's cancellation (`quiesce_cancel()`), seen by every wait.
+    cancel: Canceller,
 }
 
 impl Lifecycle {
@@ -149,6 +157,58 @@ impl Lifecycle {
             presync_ns: None,
             until: 0,
             status: Status::Ok,
+            record: None,
+            record_errno: 0,
+            cancel: Canceller::new(),
+        }
+    }
+
+    /// The session's cancellation. Its eventfd is made by [`Canceller::enable`] (without it
+    /// the flag alone is seen, by the hooks' wait and before each wave of `FIFREEZE`).
+    pub fn canceller(&self) -> &Canceller {
+        &self.cancel
+    }
+
+    /// The cancellation of the lifecycle at `this`, reached without making a reference to the
+    /// lifecycle (another thread may hold one for the running call).
+    ///
+    /// # Safety
+    /// `this` must point to a live `Lifecycle`.
+    pub unsafe fn canceller_of(this: *const Lifecycle) -> *const Canceller {
+        // SAFETY: a field projection of a live Lifecycle (the caller's contract); no reference
+        // to the Lifecycle is made.
+        unsafe { core::ptr::addr_of!((*this).cancel) }
+    }
+
+    /// The status of a session that ended with `status`: [`Status::Cancelled`] if the caller
+    /// cancelled and it ended as a failed or late freeze (what the cancel made of it).
+    fn cancelled_or(&self, status: Status) -> Status {
+        if self.cancel.is_set() && matches!(status, Status::FreezeFailed | Status::Timeout) {
+            Status::Cancelled
+        } else {
+            status
+        }
+    }
+
+    /// The session record's path, while it exists (see [`record`]).
+    pub fn record_path(&self) -> Option<&CStr> {
+        self.record.as_ref().map(RecordPath::as_cstr)
+    }
+
+    /// Why the session record could not be written, if it could not (`quiesce status` and
+    /// `quiesce recover` then do not see the session).
+    pub fn record_error(&self) -> Option<Errno> {
+        (self.record_errno != 0).then_some(self.record_errno)
+    }
+
+    /// Removes the session record, unless something may still be frozen by us or a `FIFREEZE`
+    /// is unresolved (the guardian removes it once that is settled).
+    fn remove_record(&mut self) {
+        if self.unresolved() {
+            return;
+        }
+        if let Some(r) = self.record.take() {
+            r.remove();
         }
     }
 
@@ -247,7 +307,17 @@ impl Lifecycle {
             self.end(Status::Permission);
             return Err(Halt::NotPermitted);
         }
-        let result = hooks.before_freeze(cancel);
+        if self.cancel.is_set() {
+            self.end(Status::Cancelled);
+            return Err(Halt::CallerCancelled);
+        }
+        let caller = &self.cancel;
+        let result = hooks
+            .before_freeze(&mut || cancel() || caller.is_set())
+            .map_err(|halt| match halt {
+                Halt::Cancelled if caller.is_set() => Halt::CallerCancelled,
+                halt => halt,
+            });
         if let Err(halt) = result {
             hooks.after_thaw(false);
             self.end(halt.status());
@@ -256,13 +326,16 @@ impl Lifecycle {
     }
 
     /// Checks CAP_SYS_ADMIN, builds the session machine over the targets `fds` (freeze order;
-    /// `wave_starts` from the plan) and forks the helpers; `record` is the session record the
-    /// guardian removes if it cleans up after a dead caller. Nothing is frozen.
+    /// `wave_starts` from the plan), forks the helpers and, given `record` (each target's
+    /// device and mount point), writes the session record under [`record::RUN_DIR`] (the
+    /// guardian removes it if it cleans up after a dead caller; a record that cannot be
+    /// written is [`Lifecycle::record_error`], not a failure). Nothing is frozen. Allocates
+    /// nothing.
     pub fn arm(
         &mut self,
         fds: &[BorrowedFd<'_>],
         wave_starts: &[bool],
-        record: Option<&CStr>,
+        record: Option<&dyn RecordTargets>,
     ) -> Result<(), ArmError> {
         if self.stage != Stage::Planned {
             return Err(ArmError::WrongStage(self.stage));
@@ -278,7 +351,7 @@ impl Lifecycle {
         &mut self,
         fds: &[BorrowedFd<'_>],
         wave_starts: &[bool],
-        record: Option<&CStr>,
+        record: Option<&dyn RecordTargets>,
     ) -> Result<(), ArmError> {
         if !sys::has_cap_sys_admin() {
             return Err(ArmError::Permission);
@@ -305,8 +378,35 @@ impl Lifecycle {
             .with_if_frozen(self.options.if_frozen)
             .with_wave_starts(waves);
         let freezers = pool_size(waves, self.options.presync, n);
-        let helpers = Helpers::spawn(fds, record, self.options.grace, freezers)
-            .map_err(|e| ArmError::Spawn(e.raw_os_error().unwrap_or(0)))?;
+        let me = Proc::of(rustix::process::getpid().as_raw_nonzero().get());
+        let path = record.and_then(|_| RecordPath::next(me));
+        let helpers = Helpers::spawn(
+            fds,
+            path.as_ref().map(RecordPath::as_cstr),
+            self.options.grace,
+            freezers,
+        )
+        .map_err(|e| ArmError::Spawn(e.raw_os_error().unwrap_or(0)))?;
+        if let (Some(path), Some(targets)) = (path, record) {
+            // Before anything is frozen: never write while frozen.
+            let mut procs = [Proc::default(); quiesce_core::linux::table::MAX_FREEZERS];
+            let pids = helpers.freezer_pids();
+            for (p, &pid) in procs.iter_mut().zip(pids) {
+                *p = Proc::of(pid);
+            }
+            let contents = Contents {
+                controller: me,
+                guardian: Proc::of(helpers.guardian),
+                freezers: &procs[..pids.len().min(procs.len())],
+                timeout: self.options.timeout,
+                deadline_unix_ms: record::deadline_unix_ms(self.options.timeout),
+                targets,
+            };
+            match path.write(&contents) {
+                Ok(()) => self.record = Some(path),
+                Err(e) => self.record_errno = e,
+            }
+        }
         self.session = Some(session);
         self.helpers = Some(helpers);
         self.stage = Stage::Armed;
@@ -323,7 +423,11 @@ impl Lifecycle {
         let start = now_ns();
         let limit =
             u64::try_from(presync_limit(self.options.timeout).as_nanos()).unwrap_or(u64::MAX);
-        let mut ops = self.helpers.as_ref()?.client(fds)?;
+        let mut ops = self
+            .helpers
+            .as_ref()?
+            .client(fds)?
+            .with_cancel(self.cancel.token());
         ops.presync(start.saturating_add(limit));
         let took = now_ns().saturating_sub(start).max(1);
         self.presync_ns = Some(took);
@@ -348,15 +452,17 @@ impl Lifecycle {
         }
         let result = match (self.session.as_mut(), self.helpers.as_ref()) {
             (Some(session), Some(helpers)) => match helpers.client(fds) {
-                Some(mut ops) => advance(session, &mut ops, &mut || match notify(
-                    helpers.table().tie(),
-                ) {
-                    Ok(()) => Event::Notified { at: now_ns() },
-                    Err(errno) => Event::NotifyFailed {
-                        errno,
-                        at: now_ns(),
+                Some(ops) => advance(
+                    session,
+                    &mut ops.with_cancel(self.cancel.token()),
+                    &mut || match notify(helpers.table().tie()) {
+                        Ok(()) => Event::Notified { at: now_ns() },
+                        Err(errno) => Event::NotifyFailed {
+                            errno,
+                            at: now_ns(),
+                        },
                     },
-                }),
+                ),
                 None => Err(Status::Internal),
             },
             _ => Err(Status::Internal),
@@ -368,6 +474,7 @@ impl Lifecycle {
                 Ok(())
             }
             Err(status) => {
+                let status = self.cancelled_or(status);
                 self.end(status);
                 Err(status)
             }
@@ -434,6 +541,7 @@ impl Lifecycle {
         if let Some(h) = self.helpers.as_mut() {
             h.release();
         }
+        self.remove_record();
         if self.stage != Stage::Ended {
             // Abandoned before its end: the guardian thaws what is still ours.
             self.end(Status::Internal);
@@ -462,6 +570,9 @@ impl Lifecycle {
             }
             None => 0,
         };
+        if failed == 0 {
+            self.remove_record();
+        }
         self.stage = Stage::Ended;
         failed
     }
@@ -531,5 +642,6 @@ impl Drop for Lifecycle {
         if let Some(h) = self.helpers.as_mut() {
             h.release();
         }
+        self.remove_record();
     }
 }

@@ -10,25 +10,26 @@
 //! - the guardian process thaws whatever is still ours if this process dies (SIGKILL included)
 //!   or has not thawed by the deadline plus [`GUARDIAN_GRACE`].
 
-use std::ffi::CString;
 use std::os::fd::BorrowedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use quiesce_core::linux::Controller;
+use quiesce_core::mountinfo::Dev;
 use quiesce_core::session::IfFrozen;
 use quiesce_core::Status;
 
 use super::blocked::blocked_tasks;
-use super::record::{ProcRef, RecordTarget, SessionRecord};
+use super::record::RUN_DIR;
 use super::report::Diagnosis;
 use super::{check_timeout, Failure, Prepared, Report};
 pub use crate::engine::helpers::GUARDIAN_GRACE;
 use crate::engine::hooks::{Halt, NoHooks, SessionHooks};
 use crate::engine::plan::NothingToFreeze;
+use crate::engine::record::RecordTargets;
 pub use crate::engine::session::{presync_limit, PRESYNC_LIMIT};
 use crate::engine::session::{ArmError, Lifecycle, Options};
 use crate::engine::text::Lossy;
+use crate::engine::ErrnoName;
 
 /// How a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,8 +71,21 @@ pub struct Armed<'p> {
     options: FreezeOptions,
     life: Lifecycle,
     fds: Vec<BorrowedFd<'p>>,
-    record: Option<SessionRecord>,
     notes: Vec<String>,
+}
+
+/// The plan's targets as the session record lists them.
+struct Targets<'p>(&'p Prepared);
+
+impl RecordTargets for Targets<'_> {
+    fn count(&self) -> usize {
+        self.0.targets.len()
+    }
+
+    fn target(&self, i: usize) -> Option<(Dev, &[u8])> {
+        let t = self.0.targets.get(i)?;
+        Some((t.device, t.mount_point.as_bytes()))
+    }
 }
 
 impl From<ArmError> for Failure {
@@ -103,7 +117,6 @@ impl Prepared {
                 grace: GUARDIAN_GRACE,
             }),
             fds: self.fds().collect(),
-            record: None,
             notes: Vec::new(),
         })
     }
@@ -151,43 +164,17 @@ impl<'p> Armed<'p> {
         self.life.before_freeze(hooks, cancel)
     }
 
-    /// Forks the helpers (the engine's arm) and writes the session record.
+    /// Forks the helpers and writes the session record (both the engine's arm).
     pub(crate) fn arm_helpers(&mut self) -> Result<(), Failure> {
-        let record = self.options.record.then(|| {
-            SessionRecord::new(
-                self.options.timeout,
-                self.prepared
-                    .targets
-                    .iter()
-                    .map(|t| RecordTarget {
-                        device: t.device,
-                        mount_point: t.mount_point.clone(),
-                    })
-                    .collect(),
-            )
-        });
-        let record_path = record
-            .as_ref()
-            .and_then(|r| CString::new(r.path.as_os_str().as_bytes()).ok());
-        self.life.arm(
-            &self.fds,
-            &self.prepared.wave_starts,
-            record_path.as_deref(),
-        )?;
-        if let (Some(mut r), Some(h)) = (record, self.life.helpers()) {
-            r.guardian = ProcRef::of(h.guardian);
-            r.freezer = ProcRef::of(h.freezer());
-            r.pool = h.freezer_pids()[1..]
-                .iter()
-                .map(|&p| ProcRef::of(p))
-                .collect();
-            match r.write() {
-                Ok(()) => self.record = Some(r),
-                Err(e) => self.notes.push(format!(
-                    "cannot write the session record {}: {e}; `quiesce status` and `quiesce recover` will not see this session",
-                    r.path.display()
-                )),
-            }
+        let targets = Targets(self.prepared);
+        let record: Option<&dyn RecordTargets> = self.options.record.then_some(&targets);
+        self.life
+            .arm(&self.fds, &self.prepared.wave_starts, record)?;
+        if let Some(e) = self.life.record_error() {
+            self.notes.push(format!(
+                "cannot write the session record in {RUN_DIR}: {}; `quiesce status` and `quiesce recover` will not see this session",
+                ErrnoName(e)
+            ));
         }
         Ok(())
     }
@@ -250,11 +237,6 @@ impl<'p> Armed<'p> {
         let names = |i: usize| Lossy(targets.get(i).map_or(b"?", |t| t.mount_point.as_bytes()));
         self.life
             .notes(&mut |n| notes.push(n.show(&names).to_string()));
-        if let Some(r) = self.record.take() {
-            if !self.life.unresolved() {
-                let _ = r.remove();
-            }
-        }
         let diagnosis = (status == Status::Timeout).then(|| Diagnosis {
             blocked: blocked_tasks(),
         });
@@ -279,18 +261,5 @@ impl<'p> Armed<'p> {
         report.diagnosis = diagnosis;
         report.presync_ns = self.life.presync_ns();
         report
-    }
-}
-
-impl Drop for Armed<'_> {
-    fn drop(&mut self) {
-        // Armed but never finished: the guardian thaws anything still ours when the helpers are
-        // released (our pipe closes, when the lifecycle drops); the record goes if nothing is
-        // left.
-        if let Some(r) = self.record.take() {
-            if !self.life.session().is_some_and(|s| s.anything_frozen()) {
-                let _ = r.remove();
-            }
-        }
     }
 }

@@ -1,8 +1,9 @@
 //! Session records: one small text file per session under `/run/quiesce` (a tmpfs on most
-//! systems, never a filesystem quiesce freezes), written before the first `FIFREEZE` and
-//! removed after the last `FITHAW`. They let `quiesce status` list the sessions in progress
-//! and `quiesce recover` thaw what a session left frozen when its controller and its guardian
-//! are both gone.
+//! systems, never a filesystem quiesce freezes), written by the engine
+//! ([`crate::engine::record`], allocation-free, for the sessions of every front end) before
+//! the first `FIFREEZE` and removed after the last `FITHAW`. This module reads them: they let
+//! `quiesce status` list the sessions in progress and `quiesce recover` thaw what a session
+//! left frozen when its controller and its guardian are both gone.
 //!
 //! Format (one item per line; mount points escaped as in /proc/self/mountinfo):
 //! ```text
@@ -17,32 +18,24 @@
 //! `START` is the process's start time (field 22 of /proc/PID/stat), so that a reused pid is not
 //! mistaken for the process that wrote the record.
 
-use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use quiesce_core::linux::topology::parse_dev;
 use quiesce_core::mountinfo::{Dev, Escaped};
 
-/// Where session records live.
-pub const RUN_DIR: &str = "/run/quiesce";
+use crate::engine::record::{HEADER, SUFFIX};
+pub use crate::engine::record::{RUN_DIR, RUN_DIR_VAR};
 
-/// The variable that relocates [`RUN_DIR`] (tests, unusual layouts); it must name a directory
-/// on a filesystem that is never frozen (a tmpfs).
-pub const RUN_DIR_VAR: &str = "QUIESCE_RUN_DIR";
-
-/// Where session records live: `$QUIESCE_RUN_DIR` if set and not empty, else [`RUN_DIR`].
+/// Where session records live: `$QUIESCE_RUN_DIR` if set and not empty, else [`RUN_DIR`] (the
+/// engine writes them there: [`crate::engine::record`]).
 pub fn run_dir() -> PathBuf {
     std::env::var_os(RUN_DIR_VAR)
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from(RUN_DIR), PathBuf::from)
 }
-
-const HEADER: &str = "quiesce-session 1";
-const SUFFIX: &str = ".session";
 
 /// A process, identified by pid and start time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,14 +70,9 @@ impl ProcRef {
     }
 }
 
-/// State and start time of a process, from /proc/PID/stat.
+/// State and start time of a process, from /proc/PID/stat (the engine's reader).
 pub(crate) fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
+    crate::engine::record::proc_stat(pid).map(|(state, start)| (char::from(state), start))
 }
 
 /// One filesystem of a recorded session.
@@ -117,86 +105,12 @@ pub struct SessionRecord {
     pub targets: Vec<RecordTarget>,
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, ' ' | '\t' | '\n' | '\\') || (c as u32) < 0x20 {
-            let _ = write!(out, "\\{:03o}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn unescape(s: &str) -> String {
     let bytes: Vec<u8> = Escaped(s.as_bytes()).bytes().collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
 impl SessionRecord {
-    /// The record of a session this process is about to run; the file name carries our pid and
-    /// start time.
-    pub fn new(timeout: Duration, targets: Vec<RecordTarget>) -> SessionRecord {
-        let me = ProcRef::of(std::process::id() as i32);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        SessionRecord {
-            path: run_dir().join(format!("{}-{}{SUFFIX}", me.pid, me.start)),
-            controller: me,
-            guardian: ProcRef { pid: 0, start: 0 },
-            freezer: ProcRef { pid: 0, start: 0 },
-            pool: Vec::new(),
-            timeout,
-            deadline_unix_ms: u64::try_from((now + timeout).as_millis()).unwrap_or(u64::MAX),
-            targets,
-        }
-    }
-
-    fn text(&self) -> String {
-        let mut s = format!("{HEADER}\n");
-        for (name, p) in [
-            ("controller", self.controller),
-            ("guardian", self.guardian),
-            ("freezer", self.freezer),
-        ] {
-            let _ = writeln!(s, "{name} {} {}", p.pid, p.start);
-        }
-        for p in &self.pool {
-            let _ = writeln!(s, "freezer {} {}", p.pid, p.start);
-        }
-        let _ = writeln!(s, "timeout_ms {}", self.timeout.as_millis());
-        let _ = writeln!(s, "deadline_unix_ms {}", self.deadline_unix_ms);
-        for t in &self.targets {
-            let _ = writeln!(s, "target {} {}", t.device, escape(&t.mount_point));
-        }
-        s
-    }
-
-    /// Writes the record (atomically: a temporary file, then rename), creating the directory
-    /// with mode 0700 if needed.
-    pub fn write(&self) -> io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new(RUN_DIR));
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp"));
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-            f.write_all(self.text().as_bytes())?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &self.path)
-    }
-
     /// Removes the record; a record that is gone already is fine.
     pub fn remove(&self) -> io::Result<()> {
         match fs::remove_file(&self.path) {
@@ -282,27 +196,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_with_awkward_mount_points() {
-        let mut r = SessionRecord::new(
-            Duration::from_millis(2500),
-            vec![
-                RecordTarget {
-                    device: Dev { major: 7, minor: 3 },
-                    mount_point: "/mnt/with space\\and\ttab".into(),
-                },
-                RecordTarget {
-                    device: Dev {
-                        major: 259,
-                        minor: 1,
+    fn what_the_engine_writes_round_trips_with_awkward_mount_points() {
+        use crate::engine::record::{Contents, Proc, RecordTargets};
+        struct Two;
+        impl RecordTargets for Two {
+            fn count(&self) -> usize {
+                2
+            }
+            fn target(&self, i: usize) -> Option<(Dev, &[u8])> {
+                [
+                    (
+                        Dev { major: 7, minor: 3 },
+                        "/mnt/with space\\and\ttab".as_bytes(),
+                    ),
+                    (
+                        Dev {
+                            major: 259,
+                            minor: 1,
+                        },
+                        "/mnt/ünï".as_bytes(),
+                    ),
+                ]
+                .get(i)
+                .copied()
+            }
+        }
+        let freezers = [Proc { pid: 43, start: 8 }, Proc { pid: 44, start: 9 }];
+        let text = Contents {
+            controller: Proc { pid: 41, start: 6 },
+            guardian: Proc { pid: 42, start: 7 },
+            freezers: &freezers,
+            timeout: Duration::from_millis(2500),
+            deadline_unix_ms: 1234,
+            targets: &Two,
+        }
+        .to_string();
+        let path = Path::new("/run/quiesce/41-6.session");
+        let back = SessionRecord::parse(path, &text).unwrap();
+        assert_eq!(
+            back,
+            SessionRecord {
+                path: path.to_path_buf(),
+                controller: ProcRef { pid: 41, start: 6 },
+                guardian: ProcRef { pid: 42, start: 7 },
+                freezer: ProcRef { pid: 43, start: 8 },
+                pool: vec![ProcRef { pid: 44, start: 9 }],
+                timeout: Duration::from_millis(2500),
+                deadline_unix_ms: 1234,
+                targets: vec![
+                    RecordTarget {
+                        device: Dev { major: 7, minor: 3 },
+                        mount_point: "/mnt/with space\\and\ttab".into(),
                     },
-                    mount_point: "/mnt/ünï".into(),
-                },
-            ],
+                    RecordTarget {
+                        device: Dev {
+                            major: 259,
+                            minor: 1
+                        },
+                        mount_point: "/mnt/ünï".into(),
+                    },
+                ],
+            }
         );
-        r.guardian = ProcRef { pid: 42, start: 7 };
-        let back = SessionRecord::parse(&r.path, &r.text()).unwrap();
-        assert_eq!(back, r);
-        assert!(SessionRecord::parse(&r.path, "something else\n").is_none());
+        assert!(SessionRecord::parse(path, "something else\n").is_none());
     }
 
     #[test]
