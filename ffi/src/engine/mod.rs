@@ -35,10 +35,12 @@ pub mod explain;
 pub mod helpers;
 pub mod hooks;
 pub mod mounts;
+pub mod phases;
 pub mod plan;
 pub mod rescue;
 pub mod session;
 pub mod text;
+pub mod writeback;
 
 pub(crate) use crate::runtime::ErrnoName;
 

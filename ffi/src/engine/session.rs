@@ -33,7 +33,9 @@ use quiesce_core::Status;
 
 use super::helpers::{pool_size, Helpers};
 use super::hooks::{self, Halt, SessionHooks};
+use super::phases::{since, Phases};
 use super::text::Lossy;
+use super::writeback::{self, Pending};
 use super::{ErrnoName, MAX_TARGETS};
 
 /// The longest pre-sync wait: the timeout, but no more than this.
@@ -136,6 +138,12 @@ pub struct Lifecycle {
     presync_ns: Option<u64>,
     until: u64,
     status: Status,
+    phases: Phases,
+    /// Whether the pre-sync was left out: what `/proc/meminfo` said at arming
+    /// ([`super::writeback`]); `None` if it was not asked for or not decided yet.
+    presync_gate: Option<Pending>,
+    /// When the notification started (0: not yet).
+    notified_at: u64,
 }
 
 impl Lifecycle {
@@ -149,6 +157,37 @@ impl Lifecycle {
             presync_ns: None,
             until: 0,
             status: Status::Ok,
+            phases: Phases {
+                plan_ns: 0,
+                arm_ns: 0,
+                hooks_ns: 0,
+                presync_ns: 0,
+                freeze_ns: 0,
+                wait_ns: 0,
+                thaw_ns: 0,
+                finish_ns: 0,
+            },
+            presync_gate: None,
+            notified_at: 0,
+        }
+    }
+
+    /// How long each phase took so far (ns).
+    pub fn phases(&self) -> Phases {
+        self.phases
+    }
+
+    /// The phases, for the front end's own parts (planning, its session record, its report).
+    pub fn phases_mut(&mut self) -> &mut Phases {
+        &mut self.phases
+    }
+
+    /// Whether the pre-sync was left out because nothing was dirty (decided at arming, from
+    /// `Dirty` + `Writeback` of `/proc/meminfo`: [`super::writeback`]); with the count seen.
+    pub fn presync_skipped_clean(&self) -> Option<u64> {
+        match self.presync_gate {
+            Some(Pending::Bytes(b)) if Pending::Bytes(b).clean() => Some(b),
+            _ => None,
         }
     }
 
@@ -247,11 +286,13 @@ impl Lifecycle {
             self.end(Status::Permission);
             return Err(Halt::NotPermitted);
         }
+        let start = now_ns();
         let result = hooks.before_freeze(cancel);
         if let Err(halt) = result {
             hooks.after_thaw(false);
             self.end(halt.status());
         }
+        self.phases.hooks_ns = self.phases.hooks_ns.saturating_add(since(start));
         result
     }
 
@@ -267,7 +308,9 @@ impl Lifecycle {
         if self.stage != Stage::Planned {
             return Err(ArmError::WrongStage(self.stage));
         }
+        let start = now_ns();
         let result = self.try_arm(fds, wave_starts, record);
+        self.phases.arm_ns = self.phases.arm_ns.saturating_add(since(start));
         if result.is_err() {
             self.end(result.map_or_else(|e| e.status(), |()| Status::Ok));
         }
@@ -304,11 +347,15 @@ impl Lifecycle {
             })?
             .with_if_frozen(self.options.if_frozen)
             .with_wave_starts(waves);
-        let freezers = pool_size(waves, self.options.presync, n);
+        // Pre-sync only if something is dirty: then no freezer is forked for it either.
+        let gate = self.options.presync.then(writeback::pending);
+        let presync = gate.is_some_and(|g| !g.clean());
+        let freezers = pool_size(waves, presync, n);
         let helpers = Helpers::spawn(fds, record, self.options.grace, freezers)
             .map_err(|e| ArmError::Spawn(e.raw_os_error().unwrap_or(0)))?;
         self.session = Some(session);
         self.helpers = Some(helpers);
+        self.presync_gate = gate;
         self.stage = Stage::Armed;
         Ok(())
     }
@@ -320,13 +367,17 @@ impl Lifecycle {
         if !self.options.presync || self.stage != Stage::Armed || self.presync_ns.is_some() {
             return None;
         }
+        if self.presync_skipped_clean().is_some() {
+            return None;
+        }
         let start = now_ns();
         let limit =
             u64::try_from(presync_limit(self.options.timeout).as_nanos()).unwrap_or(u64::MAX);
         let mut ops = self.helpers.as_ref()?.client(fds)?;
         ops.presync(start.saturating_add(limit));
-        let took = now_ns().saturating_sub(start).max(1);
+        let took = since(start);
         self.presync_ns = Some(took);
+        self.phases.presync_ns = took;
         Some(took)
     }
 
@@ -346,11 +397,14 @@ impl Lifecycle {
         if self.stage != Stage::Armed {
             return Err(Status::Usage);
         }
+        let start = now_ns();
+        let mut notified_at = 0;
         let result = match (self.session.as_mut(), self.helpers.as_ref()) {
             (Some(session), Some(helpers)) => match helpers.client(fds) {
-                Some(mut ops) => advance(session, &mut ops, &mut || match notify(
-                    helpers.table().tie(),
-                ) {
+                Some(mut ops) => advance(session, &mut ops, &mut || match {
+                    notified_at = now_ns();
+                    notify(helpers.table().tie())
+                } {
                     Ok(()) => Event::Notified { at: now_ns() },
                     Err(errno) => Event::NotifyFailed {
                         errno,
@@ -360,6 +414,11 @@ impl Lifecycle {
                 None => Err(Status::Internal),
             },
             _ => Err(Status::Internal),
+        };
+        self.notified_at = notified_at;
+        self.phases.freeze_ns = match notified_at {
+            0 => since(start),
+            at => at.saturating_sub(start).max(1),
         };
         match result {
             Ok(until) => {
@@ -381,6 +440,10 @@ impl Lifecycle {
         if self.stage != Stage::Frozen {
             return self.status();
         }
+        let start = now_ns();
+        if self.notified_at != 0 {
+            self.phases.wait_ns = start.saturating_sub(self.notified_at).max(1);
+        }
         let status = match (self.session.as_mut(), self.helpers.as_ref()) {
             (Some(session), Some(helpers)) => match helpers.client(fds) {
                 Some(mut ops) => conclude(session, &mut ops, signal),
@@ -388,6 +451,7 @@ impl Lifecycle {
             },
             _ => Status::Internal,
         };
+        self.phases.thaw_ns = since(start);
         self.end(status);
         status
     }
@@ -419,6 +483,17 @@ impl Lifecycle {
             match next {
                 Ok(until) => self.until = until,
                 Err(status) => {
+                    // Thawed by the machine at the deadline: the thaw is its FITHAW calls.
+                    let thaw = self.session.as_ref().map_or(0, |s| {
+                        (0..s.len())
+                            .filter_map(|i| s.target(i))
+                            .fold(0u64, |sum, r| sum.saturating_add(r.thaw_ns))
+                    });
+                    if self.notified_at != 0 {
+                        let waited = since(self.notified_at);
+                        self.phases.wait_ns = waited.saturating_sub(thaw).max(1);
+                    }
+                    self.phases.thaw_ns = thaw;
                     self.end(status);
                     return status;
                 }
@@ -431,9 +506,11 @@ impl Lifecycle {
     /// time, else `freeze-failed`), and returns the final status. Once; call it whenever the
     /// session ended, also when it never froze.
     pub fn conclude(&mut self, hooks: &mut dyn SessionHooks) -> Status {
+        let start = now_ns();
         if let Some(h) = self.helpers.as_mut() {
             h.release();
         }
+        self.phases.finish_ns = self.phases.finish_ns.saturating_add(since(start));
         if self.stage != Stage::Ended {
             // Abandoned before its end: the guardian thaws what is still ours.
             self.end(Status::Internal);
@@ -446,7 +523,9 @@ impl Lifecycle {
                 (0..s.len()).filter_map(|i| s.target(i).map(|r| r.outcome)),
             )
         });
+        let start = now_ns();
         self.status = hooks::after_thaw(hooks, thawed_ok, self.status);
+        self.phases.hooks_ns = self.phases.hooks_ns.saturating_add(since(start));
         self.status
     }
 

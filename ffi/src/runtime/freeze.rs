@@ -15,6 +15,7 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
+use quiesce_core::linux::sys::now_ns;
 use quiesce_core::linux::Controller;
 use quiesce_core::session::IfFrozen;
 use quiesce_core::Status;
@@ -25,6 +26,7 @@ use super::report::Diagnosis;
 use super::{check_timeout, Failure, Prepared, Report};
 pub use crate::engine::helpers::GUARDIAN_GRACE;
 use crate::engine::hooks::{Halt, NoHooks, SessionHooks};
+use crate::engine::phases::since;
 use crate::engine::plan::NothingToFreeze;
 pub use crate::engine::session::{presync_limit, PRESYNC_LIMIT};
 use crate::engine::session::{ArmError, Lifecycle, Options};
@@ -153,6 +155,16 @@ impl<'p> Armed<'p> {
 
     /// Forks the helpers (the engine's arm) and writes the session record.
     pub(crate) fn arm_helpers(&mut self) -> Result<(), Failure> {
+        let start = now_ns();
+        let result = self.arm_and_record();
+        // The engine timed its own arming; the record is the rest of this phase.
+        let engine = self.life.phases().arm_ns;
+        let phases = self.life.phases_mut();
+        phases.arm_ns = since(start).max(engine);
+        result
+    }
+
+    fn arm_and_record(&mut self) -> Result<(), Failure> {
         let record = self.options.record.then(|| {
             SessionRecord::new(
                 self.options.timeout,
@@ -244,6 +256,8 @@ impl<'p> Armed<'p> {
 
     /// [`Armed::finish`], with the hooks' second calls ([`Lifecycle::conclude`]).
     pub(crate) fn finish_with(mut self, hooks: &mut dyn SessionHooks) -> Report {
+        let start = now_ns();
+        let hooks_before = self.life.phases().hooks_ns;
         let status = self.life.conclude(hooks);
         let mut notes = std::mem::take(&mut self.notes);
         let targets = &self.prepared.targets;
@@ -278,6 +292,13 @@ impl<'p> Armed<'p> {
         report.notes.extend(notes);
         report.diagnosis = diagnosis;
         report.presync_ns = self.life.presync_ns();
+        report.presync_skipped_clean = self.life.presync_skipped_clean();
+        let mut phases = self.life.phases();
+        phases.plan_ns = self.prepared.plan_ns;
+        // Finishing is all of this but the hooks' second calls.
+        let after_hooks = phases.hooks_ns.saturating_sub(hooks_before);
+        phases.finish_ns = since(start).saturating_sub(after_hooks).max(1);
+        report.phases = phases;
         report
     }
 }

@@ -192,7 +192,10 @@ impl SessionRecord {
             let mut f = fs::File::create(&tmp)?;
             f.set_permissions(fs::Permissions::from_mode(0o600))?;
             f.write_all(self.text().as_bytes())?;
-            f.sync_all()?;
+            // No fsync: the record describes processes and freezes that a reboot ends anyway
+            // (/run is cleared at boot), so it never needs to outlive a power loss; the rename
+            // alone keeps readers from seeing half a record. The fsync was most of a session's
+            // arming time on a busy disk (issue 14).
         }
         fs::rename(&tmp, &self.path)
     }
