@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::baseline::Fsfreeze;
 use crate::error::Result;
+use crate::limit::Limit;
 use crate::quiesce::QuiesceCli;
 
 /// What one cycle cost.
@@ -21,6 +22,7 @@ pub struct Cycle {
 pub enum Tool<'a> {
     Quiesce(&'a QuiesceCli),
     Fsfreeze(&'a Fsfreeze),
+    Limit(Limit),
 }
 
 impl Tool<'_> {
@@ -28,6 +30,7 @@ impl Tool<'_> {
         match self {
             Tool::Quiesce(q) => q.cycle(mounts, snapshot),
             Tool::Fsfreeze(f) => f.cycle(mounts, snapshot),
+            Tool::Limit(l) => l.cycle(mounts, snapshot),
         }
     }
 }
