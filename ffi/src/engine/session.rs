@@ -401,15 +401,15 @@ impl Lifecycle {
         let mut notified_at = 0;
         let result = match (self.session.as_mut(), self.helpers.as_ref()) {
             (Some(session), Some(helpers)) => match helpers.client(fds) {
-                Some(mut ops) => advance(session, &mut ops, &mut || match {
+                Some(mut ops) => advance(session, &mut ops, &mut || {
                     notified_at = now_ns();
-                    notify(helpers.table().tie())
-                } {
-                    Ok(()) => Event::Notified { at: now_ns() },
-                    Err(errno) => Event::NotifyFailed {
-                        errno,
-                        at: now_ns(),
-                    },
+                    match notify(helpers.table().tie()) {
+                        Ok(()) => Event::Notified { at: now_ns() },
+                        Err(errno) => Event::NotifyFailed {
+                            errno,
+                            at: now_ns(),
+                        },
+                    }
                 }),
                 None => Err(Status::Internal),
             },
