@@ -132,6 +132,22 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
         );
     }
     assert!(report.contains("## Machine and setup") && report.contains("kernel: "));
+    // quiesce's own account of its cycles: every phase with a number.
+    for id in ["2a", "2b"] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(&format!("- {id} where the time went, `quiesce`")))
+            .unwrap_or_else(|| panic!("no phases of {id}:\n{report}"));
+        for p in [
+            "plan", "arm", "hooks", "presync", "freeze", "wait", "thaw", "finish",
+        ] {
+            let v = line
+                .split_once(&format!(" {p} "))
+                .and_then(|(_, rest)| rest.split(',').next())
+                .and_then(number);
+            assert!(v.is_some(), "phase {p} in {line}");
+        }
+    }
 
     let file = std::fs::read_to_string(&written).expect("the --write file");
     assert_eq!(file, report, "--write wrote something else than stdout");

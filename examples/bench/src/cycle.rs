@@ -15,7 +15,15 @@ use crate::quiesce::QuiesceCli;
 pub struct Cycle {
     /// Wall time of the whole cycle, process spawns included.
     pub wall: Duration,
+    /// quiesce's own account of where the time went: its JSON report's `phases` (ms, in
+    /// the order of [`PHASES`]); None for the other tools.
+    pub phases: Option<[f64; 8]>,
 }
+
+/// The phases of quiesce's JSON report, in order.
+pub const PHASES: [&str; 8] = [
+    "plan", "arm", "hooks", "presync", "freeze", "wait", "thaw", "finish",
+];
 
 /// Who freezes.
 #[derive(Clone, Copy)]

@@ -149,7 +149,7 @@ impl Limit {
             if !snap.exit.success() {
                 bail!("the snapshot command failed: {}", snap.exit.describe());
             }
-            Ok(Cycle { wall })
+            Ok(Cycle { wall, phases: None })
         } else {
             let t = Instant::now();
             for (d, m) in dirs.iter().zip(mounts) {
@@ -163,7 +163,7 @@ impl Limit {
             if !snap.exit.success() {
                 bail!("the snapshot command failed: {}", snap.exit.describe());
             }
-            Ok(Cycle { wall })
+            Ok(Cycle { wall, phases: None })
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct Results {
     pub dirty_seen_mib: Vec<f64>,
     pub cycle_1: Series,
     pub cycle_8: Series,
+    /// quiesce's phases in the 2a and 2b cycles (ms), per configuration.
+    pub phases_1: Vec<Vec<[f64; 8]>>,
+    pub phases_8: Vec<Vec<[f64; 8]>>,
     /// Peak RSS (KiB) under GNU time of `quiesce run --timeout 10 M -- true` and of
     /// `fsfreeze -f` / `-u` (the larger).
     pub rss_kib: Series,
@@ -190,6 +193,8 @@ impl Bench<'_> {
             cycle_8: Series::new(n),
             rss_kib: Series::new(n),
             lateness: vec![Vec::new(); n],
+            phases_1: vec![Vec::new(); n],
+            phases_8: vec![Vec::new(); n],
             lateness_thaw: vec![Vec::new(); n],
             lateness_freeze: vec![Vec::new(); n],
             sigkill: vec![Vec::new(); n],
@@ -229,7 +234,10 @@ impl Bench<'_> {
             ));
             for who in self.order(rep) {
                 signals::check()?;
-                for (count, series) in [(1, &mut r.cycle_1), (8, &mut r.cycle_8)] {
+                for (count, series, phases) in [
+                    (1, &mut r.cycle_1, &mut r.phases_1),
+                    (8, &mut r.cycle_8, &mut r.phases_8),
+                ] {
                     let mounts = self.mounts(count)?;
                     for m in &mounts {
                         syncfs(m)?;
@@ -239,6 +247,11 @@ impl Bench<'_> {
                     thread::sleep(SETTLE);
                     let c = self.tool(who)?.cycle(&mounts, &self.snapshot_true())?;
                     series.push(who, ms(c.wall));
+                    if let (Who::Quiesce(i), Some(p)) = (who, c.phases) {
+                        if let Some(v) = phases.get_mut(i) {
+                            v.push(p);
+                        }
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::cycle::PHASES;
 use crate::footprint::Binary;
 use crate::measure::{Results, Series, BASELINE_WATCH, DEADLINE, SNAPSHOT_SECS};
 use crate::stats::{max, median, min, percentile};
@@ -480,7 +481,7 @@ pub fn render(c: &Context, r: &Results) -> String {
     let _ = writeln!(out, "\n## How each number is taken\n");
     let _ = writeln!(out, "- Ratios are fsfreeze ÷ quiesce of the medians from this run (> 1: quiesce is faster / stalls less), and quiesce ÷ the parallel limit (≥ 1; 1: as fast as the kernel allows). Repetitions alternate which tool goes first.");
     let _ = writeln!(out, "- The limit (issue 14): the same filesystems frozen and thawed by the benchmark process itself, `FIFREEZE` and `FITHAW` on descriptors opened before the clock starts, either in parallel (one thread per filesystem, started before the clock; the snapshot command between the two rounds) or one after the other on one thread (thawed in reverse order). No process to start, no deadline to keep, no pre-sync: no tool can do the same work faster. Measured in the same repetitions as the tools, interleaved with them.");
-    let _ = writeln!(out, "- fsfreeze baseline: one `fsfreeze -f` process per mount, the snapshot command, one `fsfreeze -u` per mount in reverse order, each process spawned and waited for in turn. quiesce: `quiesce run --timeout 10 MOUNT... -- CMD`.");
+    let _ = writeln!(out, "- fsfreeze baseline: one `fsfreeze -f` process per mount, the snapshot command, one `fsfreeze -u` per mount in reverse order, each process spawned and waited for in turn. quiesce: `quiesce run --json --timeout 10 MOUNT... -- CMD` (its report's `phases` are listed under Samples: where the time went).");
     let _ = writeln!(out, "- 1: one writer thread per frozen filesystem does 4 KiB `pwrite` + `fsync` in a loop, timing each; the cycle (snapshot `sleep {SNAPSHOT_SECS}`) starts 100 ms after the writers and they stop 100 ms after it; the number is the longest write+fsync of any writer. Each repetition starts with `syncfs` on every filesystem. 1c writes {dirty} MiB (1 MiB `write`s, no fsync) to a second file on the filesystem right before the writers start.");
     let _ = writeln!(out, "- 2: wall time of the whole cycle with the snapshot `true`, from before the first process spawn to the exit of the last process.");
     let _ = writeln!(out, "- 3: `quiesce freeze --stdin --timeout {DEADLINE} --json MOUNT` with stdin held open and no `thaw` line; lateness = `window_us` (first FIFREEZE issued to last FITHAW returned, from its JSON report) − `timeout_ms`. Every run must end with exit 13 (`end: deadline`) and the filesystem must be writable afterwards. 3d subtracts the duration of the FITHAW call itself (`thaw_us` of the same report): how late quiesce started to thaw, as opposed to how long the kernel took to thaw.");
@@ -517,6 +518,25 @@ pub fn render(c: &Context, r: &Results) -> String {
             "- {name}, limit (sequential): {}",
             samples(&s.limit_sequential)
         );
+    }
+    for (name, all) in [("2a", &r.phases_1), ("2b", &r.phases_8)] {
+        for (i, l) in c.labels.iter().enumerate() {
+            let runs = all.get(i).map(Vec::as_slice).unwrap_or(&[]);
+            let parts: Vec<String> = PHASES
+                .iter()
+                .enumerate()
+                .map(|(k, p)| {
+                    let xs: Vec<f64> = runs.iter().map(|r| r[k]).collect();
+                    format!("{p} {}", f(median(&xs)))
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "- {name} where the time went, `{l}` (its JSON report's `phases`, median of each, {} runs): {}",
+                runs.len(),
+                parts.join(", ")
+            );
+        }
     }
     let _ = writeln!(
         out,
