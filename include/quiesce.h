@@ -98,6 +98,10 @@
 // Status: a hook was refused by the authenticity checks; nothing ran, nothing was frozen.
 #define QUIESCE_HOOK_REFUSED 7
 
+// Status: selection by disk, and a filesystem spans disks inside and outside the selected
+// disks; nothing was frozen (`QUIESCE_FLAG_ALLOW_PARTIAL_GROUP` freezes the rest).
+#define QUIESCE_PARTIAL_GROUP 8
+
 // Status: a freeze failed; everything frozen before it was thawed.
 #define QUIESCE_FREEZE_FAILED 11
 
@@ -200,6 +204,11 @@
 // freeze (no `hook_dir` executable, no `pre_script`), `quiesce_session_init()` returns
 // `QUIESCE_NOT_APP_CONSISTENT` at once. (The value 8 is reserved.)
 #define QUIESCE_FLAG_REQUIRE_APP_CONSISTENT 16
+
+// Flag: selection by disk (`disks` or `exclude_disks`): a filesystem whose disks are only
+// partly in the group is left out (not frozen, not covered) instead of refusing the session
+// with `QUIESCE_PARTIAL_GROUP`.
+#define QUIESCE_FLAG_ALLOW_PARTIAL_GROUP 32
 
 // The longest deadline accepted, in milliseconds (one hour).
 #define QUIESCE_MAX_TIMEOUT_MS 3600000
@@ -321,8 +330,9 @@ typedef struct quiesce_skip_info {
 // How one session runs. Set it up with `quiesce_config_init()`, then fill in the fields.
 //
 // Versions: the first one ended after `mount_count` (32 bytes on 64-bit systems); the hook
-// fields came after it. A caller built against that first version passes its smaller `size`
-// and is still accepted: the fields it does not have are taken as zero (no hooks).
+// fields came after it (up to `reserved`, 64 bytes); then the disk fields (96 bytes). A
+// caller built against an older version passes its smaller `size` and is still accepted: the
+// fields it does not have are taken as zero (no hooks, no selection by disk).
 typedef struct quiesce_config {
   // `sizeof(quiesce_config)`: set by `quiesce_config_init()`. Lets the library tell which
   // version of this struct the caller was built with.
@@ -358,6 +368,18 @@ typedef struct quiesce_config {
   uint32_t hook_timeout_ms;
   // Reserved: must be 0 (`quiesce_config_init()` sets it).
   uint32_t reserved;
+  // Selection by disk: `disk_count` disks (NUL-terminated: a block device path such as
+  // `/dev/vdb` or a `/dev/disk/by-*` link, or `serial:VALUE`, with the clouds' volume-id
+  // forms); the filesystems on them are frozen. `mounts` must then be empty and
+  // `QUIESCE_FLAG_ALL` unset. Read during `quiesce_session_init()` only.
+  const char *const *disks;
+  // How many entries `disks` has (at most 16).
+  size_t disk_count;
+  // Selection by disk, the other way: the filesystems on every disk but these
+  // (`exclude_disk_count` entries, the forms of `disks`). Not together with `disks`.
+  const char *const *exclude_disks;
+  // How many entries `exclude_disks` has (at most 16).
+  size_t exclude_disk_count;
 } quiesce_config;
 
 // The callback of `quiesce_run()`: called once everything is frozen; take the snapshot and
@@ -379,9 +401,11 @@ typedef struct quiesce_error_info {
   // -1.
   int32_t target_index;
   // What went wrong, naming the input and the fix: points into the session storage, valid
-  // until the next call on the session. Never NULL. While `status` is `QUIESCE_OK`, the
-  // plan's notes (`note: ...`, e.g. a loop device's backing file that could not be located,
-  // so that its freeze order is not checked), or empty.
+  // until the next call on the session. Never NULL. While `status` is `QUIESCE_OK`: once
+  // the session has ended (`quiesce_thaw()`, `quiesce_run()`), the message of its outcome,
+  // the CLI's for the same outcome ("froze 1 filesystem, snapshot acknowledged, thawed:
+  // ..."); before that, the plan's notes (`note: ...`, e.g. a loop device's backing file
+  // that could not be located, so that its freeze order is not checked), or empty.
   const char *message;
 } quiesce_error_info;
 

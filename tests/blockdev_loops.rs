@@ -6,15 +6,15 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quiesce_core::blockdev::{DiskErrorKind, Graph, Kind, Leaves, Via};
 use quiesce_core::linux::sysroot::RootDir;
 use quiesce_core::mountinfo::{Dev, MountInfo};
 use quiesce_core::sysfs::SysTree;
-use quiesce_testkit::{require_root, run_ok, FsKind, Scratch, TestFs};
+use quiesce_testkit::{mkfs, require_root, run_ok, FsKind, LoopDisk, Mount, Scratch, TestFs};
 
 const STEP: Duration = Duration::from_secs(60);
 
@@ -26,84 +26,6 @@ fn dev_of(path: &Path) -> Dev {
         major: libc::major(rdev),
         minor: libc::minor(rdev),
     }
-}
-
-/// A sparse image on a loop device with partition scanning; detached on drop.
-struct LoopDisk {
-    dev: PathBuf,
-}
-
-impl LoopDisk {
-    fn new(scratch: &Scratch, name: &str, mib: u64) -> LoopDisk {
-        let img = scratch.path(format!("{name}.img"));
-        fs::File::create(&img)
-            .and_then(|f| f.set_len(mib << 20))
-            .expect("make an image");
-        let out = run_ok(
-            Command::new("losetup")
-                .args(["--find", "--show", "--partscan"])
-                .arg(&img),
-            STEP,
-        )
-        .unwrap_or_else(|e| panic!("losetup: {e}"));
-        LoopDisk {
-            dev: PathBuf::from(out.trim()),
-        }
-    }
-
-    /// Adds partition `n` (BLKPG, as `addpart`) and waits for its node.
-    fn add_partition(&self, n: u32, start_sector: u64, sectors: u64) -> PathBuf {
-        run_ok(
-            Command::new("addpart").arg(&self.dev).args([
-                n.to_string(),
-                start_sector.to_string(),
-                sectors.to_string(),
-            ]),
-            STEP,
-        )
-        .unwrap_or_else(|e| panic!("addpart: {e}"));
-        let node = PathBuf::from(format!("{}p{n}", self.dev.display()));
-        let end = Instant::now() + Duration::from_secs(10);
-        while !node.exists() {
-            assert!(Instant::now() < end, "{} did not appear", node.display());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        node
-    }
-}
-
-impl Drop for LoopDisk {
-    fn drop(&mut self) {
-        if let Err(e) = run_ok(Command::new("losetup").arg("-d").arg(&self.dev), STEP) {
-            eprintln!("blockdev_loops: {e}");
-        }
-    }
-}
-
-/// A mount made here; unmounted on drop.
-struct Mount {
-    at: PathBuf,
-}
-
-impl Mount {
-    fn new(dev: &Path, at: PathBuf) -> Mount {
-        fs::create_dir_all(&at).expect("mkdir");
-        run_ok(Command::new("mount").arg(dev).arg(&at), STEP)
-            .unwrap_or_else(|e| panic!("mount {}: {e}", dev.display()));
-        Mount { at }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if run_ok(Command::new("umount").arg(&self.at), STEP).is_err() {
-            let _ = run_ok(Command::new("umount").arg("-l").arg(&self.at), STEP);
-        }
-    }
-}
-
-fn mkfs(cmd: &str, args: &[&str], devs: &[&Path]) {
-    run_ok(Command::new(cmd).args(args).args(devs), STEP).unwrap_or_else(|e| panic!("{cmd}: {e}"));
 }
 
 /// The leaf disks of the filesystem mounted at `at`.

@@ -14,8 +14,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use quiesce_testkit::{
-    assert_frozen, assert_writable, compile_c, compile_c_static, ffi_lib, per_kind, require_root,
-    run_timeout, start_write_probe, FsKind, HookDir, Quiesce, QuiesceOutput, Scratch, TestFs,
+    assert_frozen, assert_writable, compile_c, compile_c_static, ffi_lib, mkfs, per_kind,
+    require_root, run_timeout, start_write_probe, FsKind, HookDir, LoopDisk, Mount, Quiesce,
+    QuiesceOutput, Scratch, TestFs,
 };
 
 const AGENT: &str = "examples/c/agent.c";
@@ -219,6 +220,36 @@ fn no_malloc_from_init_to_cleanup() {
     assert!(out.stdout.contains("targets 2"), "{out}");
     assert_writable(&a.mount, &out);
     assert_writable(&b.mount, &out);
+}
+
+/// The same with a selection by disk: resolving the disks and following the block-device graph
+/// allocate nothing either (a loop disk with an ext4 and an xfs partition).
+#[test]
+fn no_malloc_when_selecting_by_disk() {
+    require_root();
+    let prog = compile_c_static(
+        "no_malloc",
+        &["tests/c/no_malloc.c"],
+        &["-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign,--wrap=aligned_alloc"],
+    );
+    let scratch = Scratch::new();
+    let disk = LoopDisk::new(&scratch, "disk", 400);
+    let p1 = disk.add_partition(1, 2048, 64 << 11);
+    let p2 = disk.add_partition(2, 2048 + (64 << 11), 320 << 11);
+    mkfs("mkfs.ext4", &["-q", "-F"], &[&p1]);
+    mkfs("mkfs.xfs", &["-q", "-f"], &[&p2]);
+    let m1 = Mount::new(&p1, scratch.path("p1"));
+    let m2 = Mount::new(&p2, scratch.path("p2"));
+    let out = Quiesce::new()
+        .program(&prog)
+        .arg("--targets=2")
+        .arg(format!("--disk={}", disk.dev.display()))
+        .run(Duration::from_secs(60));
+    out.assert_code(0, "0 allocations selecting by disk");
+    assert!(out.stdout.contains("allocations 0"), "{out}");
+    assert!(out.stdout.contains("targets 2"), "{out}");
+    assert_writable(&m1.at, &out);
+    assert_writable(&m2.at, &out);
 }
 
 fn panic_program() -> PathBuf {

@@ -250,6 +250,24 @@ fn the_debian_package_installs_works_and_removes_cleanly() {
         Command::new("dpkg").args(["--verify", PKG]),
     );
     assert!(verify.trim().is_empty(), "dpkg --verify {PKG}: {verify}");
+    // The guest agent's unit, installed (not enabled), running the packaged command.
+    let unit = "/usr/lib/systemd/system/quiesce-agent.service";
+    assert!(
+        listed.lines().any(|l| l == unit),
+        "{unit} is not in the package:\n{listed}"
+    );
+    let text_of_unit = std::fs::read_to_string(unit).expect("read the agent's unit");
+    let exec: Vec<&str> = text_of_unit
+        .lines()
+        .filter(|l| l.starts_with("ExecStart="))
+        .collect();
+    assert!(
+        !exec.is_empty()
+            && exec
+                .iter()
+                .all(|l| l.starts_with("ExecStart=/usr/sbin/quiesce agent")),
+        "the unit must run the packaged /usr/sbin/quiesce: {exec:?}\n{text_of_unit}"
+    );
 
     let scratch = Scratch::new();
     let away = scratch.path("outside");

@@ -92,6 +92,19 @@ fn every_option_of_the_help_is_in_the_manual_page() {
         );
         checked += options.len();
     }
+    // The guest agent's own help.
+    let text = help(&["agent", "--help"]);
+    let options = options_in(&text);
+    assert!(
+        options.len() >= 8,
+        "quiesce agent --help names only {options:?}"
+    );
+    let missing: Vec<&String> = options.iter().filter(|o| !has_option(&man, o)).collect();
+    assert!(
+        missing.is_empty(),
+        "options of `quiesce agent --help` missing from examples/cli/quiesce.8: {missing:?}"
+    );
+    checked += options.len();
     println!("{checked} options of the help texts found in the manual page");
 }
 
@@ -99,9 +112,19 @@ fn every_option_of_the_help_is_in_the_manual_page() {
 /// string literals that start with `-`.
 fn parser_options() -> BTreeSet<String> {
     let path: PathBuf = repo_root().join("examples/cli/src/args.rs");
-    let src = std::fs::read_to_string(&path).expect("read args.rs");
-    // The parser, not its unit tests (which try bogus options on purpose).
-    let parser = src.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut src = std::fs::read_to_string(&path).expect("read args.rs");
+    // The guest agent parses its own options (examples/cli/src/agent/mod.rs).
+    let agent = std::fs::read_to_string(repo_root().join("examples/cli/src/agent/mod.rs"))
+        .expect("read agent/mod.rs");
+    src.push('\u{0}');
+    src.push_str(agent.split("#[cfg(test)]").next().unwrap_or_default());
+    // The parsers, not their unit tests (which try bogus options on purpose).
+    let (args_rs, agent_rs) = src.split_once("\u{0}").unwrap_or((&src, ""));
+    let parser = format!(
+        "{}{}",
+        args_rs.split("#[cfg(test)]").next().unwrap_or_default(),
+        agent_rs
+    );
     let literals: BTreeSet<String> = parser
         .split('"')
         .skip(1)
@@ -148,7 +171,9 @@ fn every_option_the_parser_accepts_is_in_the_manual_page() {
 #[test]
 fn every_command_has_its_section() {
     let man = man_source();
-    for cmd in ["plan", "run", "freeze", "thaw", "status", "recover"] {
+    for cmd in [
+        "plan", "run", "freeze", "thaw", "status", "recover", "agent",
+    ] {
         assert!(
             man.contains(&format!(".TP\n.B {cmd}\n")),
             "examples/cli/quiesce.8 has no COMMANDS entry `.TP` `.B {cmd}`"

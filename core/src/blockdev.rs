@@ -502,7 +502,7 @@ impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
     /// The device of the filesystem holding loop device `dev`'s backing file. Not inlined: its
     /// path buffer stays out of the recursion's stack frames.
     #[inline(never)]
-    fn backing_fs(&self, dev: Dev) -> Result<Dev, GraphError> {
+    pub fn backing_fs(&self, dev: Dev) -> Result<Dev, GraphError> {
         let mut b = [0u8; 4096];
         let backing = match self.read(dev, "loop/backing_file", &mut b) {
             Ok(p) if !p.is_empty() => p,

@@ -92,6 +92,9 @@ pub enum SkipReason {
     ReadOnly,
     /// The caller excluded it.
     Excluded,
+    /// Selection by disk: it spans disks outside the group too, and the caller allowed that
+    /// (`--allow-partial-group`): not frozen, not covered.
+    PartialGroup,
 }
 
 impl fmt::Display for SkipReason {
@@ -102,6 +105,9 @@ impl fmt::Display for SkipReason {
                 f.write_str("mounted read-only: it cannot change, so it needs no freeze")
             }
             SkipReason::Excluded => f.write_str("excluded"),
+            SkipReason::PartialGroup => f.write_str(
+                "on disks outside the group too: not frozen, not covered by the snapshot",
+            ),
         }
     }
 }
@@ -133,6 +139,16 @@ pub enum Selection<'s> {
     All {
         /// Superblocks to leave out.
         exclude: &'s [Dev],
+    },
+    /// Selection by disk: the filesystems with these superblocks (the ones on the caller's
+    /// disks; a read-only or unfreezable one is skipped with its reason), and the ones on
+    /// disks both inside and outside the group, skipped as [`SkipReason::PartialGroup`].
+    /// Every other mount is left out silently (it is on other disks).
+    Disks {
+        /// Superblocks wholly on the group's disks.
+        keep: &'s [Dev],
+        /// Superblocks partly on them.
+        partial: &'s [Dev],
     },
 }
 
@@ -246,6 +262,7 @@ impl<'a, const N: usize> Plan<'a, N> {
         match selection {
             Selection::Named(ids) => plan.select_named(ids)?,
             Selection::All { exclude } => plan.select_all(exclude)?,
+            Selection::Disks { keep, partial } => plan.select_disks(keep, partial)?,
         }
         Ok(plan)
     }
@@ -300,6 +317,28 @@ impl<'a, const N: usize> Plan<'a, N> {
                     .add(&entry, position, None)
                     .map_err(|kind| PlanError { kind, arg: None })?,
             }
+        }
+        Ok(())
+    }
+
+    fn select_disks(&mut self, keep: &[Dev], partial: &[Dev]) -> Result<(), PlanError> {
+        let mountinfo = self.mountinfo;
+        for (position, entry) in mountinfo.entries().enumerate() {
+            let Ok(entry) = entry else { continue };
+            let reason = if partial.contains(&entry.dev) {
+                SkipReason::PartialGroup
+            } else if !keep.contains(&entry.dev) {
+                continue;
+            } else if let Freezability::NotFreezable(why) = classify(entry.fs_type.raw()) {
+                SkipReason::NotFreezable(why)
+            } else if entry.super_read_only() {
+                SkipReason::ReadOnly
+            } else {
+                self.add(&entry, position, None)
+                    .map_err(|kind| PlanError { kind, arg: None })?;
+                continue;
+            };
+            self.skip(&entry, None, reason);
         }
         Ok(())
     }

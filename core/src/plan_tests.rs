@@ -310,3 +310,29 @@ fn waves_split_only_where_storage_depends() {
     p.wave_starts(&[vm as u16, root as u16], &mut starts);
     assert_eq!(starts, [true, true]);
 }
+
+#[test]
+fn disk_selection_keeps_the_given_superblocks_and_skips_partial_and_read_only_ones() {
+    let keep = [dev(7, 1), dev(7, 3)];
+    let partial = [dev(7, 2)];
+    let p = Plan::<16>::build(
+        MountInfo::new(LOOPS),
+        Selection::Disks {
+            keep: &keep,
+            partial: &partial,
+        },
+    )
+    .unwrap();
+    let targets: heapless::Vec<Dev, 16> = p.targets().iter().map(|t| t.dev).collect();
+    assert_eq!(&targets[..], &[dev(7, 1)], "only the writable kept one");
+    let skips: heapless::Vec<(Dev, SkipReason), 16> =
+        p.skips().iter().map(|s| (s.dev, s.reason)).collect();
+    assert_eq!(
+        &skips[..],
+        &[
+            (dev(7, 2), SkipReason::PartialGroup),
+            (dev(7, 3), SkipReason::ReadOnly)
+        ],
+        "the rest of the table (/, /proc, tmpfs) is on other disks: not listed"
+    );
+}

@@ -22,6 +22,10 @@ pub enum Status {
     /// A hook was refused before anything ran: it fails the authenticity checks (owner, mode,
     /// symbolic link, not a regular file) or cannot be opened. Nothing ran, nothing was frozen.
     HookRefused = 7,
+    /// Selection by disk: a filesystem (or the LVM volume group, md array or btrfs under it)
+    /// spans disks in the group and disks outside it, so its snapshot would not be consistent
+    /// whatever is frozen. Nothing was frozen (`--allow-partial-group` freezes the rest).
+    PartialGroup = 8,
     /// A FIFREEZE failed; everything frozen before it was thawed.
     FreezeFailed = 11,
     /// A FITHAW failed: a filesystem may still be frozen.
@@ -50,7 +54,7 @@ pub enum Status {
 
 impl Status {
     /// Every status, in numeric order.
-    pub const ALL: [Status; 18] = [
+    pub const ALL: [Status; 19] = [
         Status::Ok,
         Status::Usage,
         Status::BadTarget,
@@ -58,6 +62,7 @@ impl Status {
         Status::Permission,
         Status::PlanRefused,
         Status::HookRefused,
+        Status::PartialGroup,
         Status::FreezeFailed,
         Status::ThawFailed,
         Status::Timeout,
@@ -97,6 +102,7 @@ impl Status {
             Status::Permission => "permission\0",
             Status::PlanRefused => "plan-refused\0",
             Status::HookRefused => "hook-refused\0",
+            Status::PartialGroup => "partial-group\0",
             Status::FreezeFailed => "freeze-failed\0",
             Status::ThawFailed => "thaw-failed\0",
             Status::Timeout => "timeout\0",
@@ -130,6 +136,9 @@ impl Status {
             Status::PlanRefused => "the plan was refused (dependency cycle or too many targets)\0",
             Status::HookRefused => {
                 "a hook was refused (not root-owned, writable by others, a symbolic link, or not a regular file); nothing ran, nothing was frozen\0"
+            }
+            Status::PartialGroup => {
+                "a filesystem spans disks inside and outside the selected disks; nothing was frozen\0"
             }
             Status::FreezeFailed => "a freeze failed; everything frozen before it was thawed\0",
             Status::ThawFailed => "a thaw failed: a filesystem may still be frozen\0",
@@ -172,7 +181,8 @@ impl Status {
             | Status::NotFreezable
             | Status::Permission
             | Status::PlanRefused
-            | Status::HookRefused => 8,
+            | Status::HookRefused
+            | Status::PartialGroup => 8,
             Status::FrozenByOther => 9,
             Status::FreezeFailed => 10,
             Status::Internal => 11,
@@ -230,6 +240,7 @@ mod tests {
         assert_eq!(Status::ThawFailed.code(), 12);
         assert_eq!(Status::from_code(1), None);
         assert_eq!(Status::HookRefused.code(), 7);
+        assert_eq!(Status::PartialGroup.code(), 8);
         assert_eq!(Status::NotAppConsistent.code(), 19);
         assert_eq!(Status::ThawHookFailed.code(), 20);
     }

@@ -1,7 +1,7 @@
 /*
  * quiesce-agent: a small snapshot agent over the quiesce C ABI.
  *
- *   quiesce-agent [-t TIMEOUT_MS] [-a] [HOOK OPTIONS] MOUNT... -- CMD [ARG...]
+ *   quiesce-agent [-t TIMEOUT_MS] [-a] [HOOK OPTIONS] [--json] MOUNT... -- CMD [ARG...]
  *
  * Plans the freeze of MOUNT... (with -a: of every freezable filesystem except MOUNT...),
  * prints the plan's notes and the plan, freezes, prints "frozen", runs CMD (the snapshot; it must not write to the
@@ -16,6 +16,18 @@
  *   --post-script=PATH        a script that gets `thaw` or `freeze-failed` (after them)
  *   --hook-timeout-ms=MS      each hook call's limit (default 1800000: 30 minutes)
  *   --require-app-consistent  a hook failing before the freeze stops everything (exit 19)
+ *
+ * --json: at the end, one more line on stdout, the result for a machine: {"status": N,
+ * "status_name": "...", "message": "...", "targets": [{"mount": "...", "outcome": "...",
+ * "errno": N}, ...]} (the message is quiesce_error()'s: the same text as the quiesce
+ * command's report for the same outcome). tests/scenarios.rs reads it.
+ *
+ * Selection by disk (see quiesce_config.disks), instead of MOUNT...:
+ *   --disk=DISK               freeze the filesystems on DISK (/dev/vdb, /dev/disk/by-id/...,
+ *                             serial:VALUE); repeatable
+ *   --exclude-disk=DISK       freeze the filesystems on every disk but DISK; repeatable
+ *   --allow-partial-group     a filesystem only partly on the disks is left out (not
+ *                             covered) instead of refusing the session (exit 8)
  *
  *   quiesce-agent --thaw MOUNT...     the rescue: thaw MOUNT... (quiesce_emergency_thaw)
  */
@@ -34,11 +46,15 @@ _Static_assert(_Alignof(quiesce_session) == QUIESCE_SESSION_ALIGN, "session stor
 /* Storage for the session: static here, so that it is not on the stack. */
 static quiesce_session session;
 
+/* --json: print the result line at the end. */
+static int json;
+
 static int usage(void) {
     fprintf(stderr,
             "usage: quiesce-agent [-t TIMEOUT_MS] [-a] [--hook-dir=DIR] [--pre-script=PATH]\n"
             "           [--post-script=PATH] [--hook-timeout-ms=MS] [--require-app-consistent]\n"
-            "           MOUNT... -- CMD [ARG...]\n"
+            "           [--json] [--disk=DISK]... [--exclude-disk=DISK]... [--allow-partial-group]\n"
+            "           [MOUNT...] -- CMD [ARG...]\n"
             "       quiesce-agent --thaw MOUNT...\n");
     return QUIESCE_USAGE;
 }
@@ -94,6 +110,55 @@ static void print_report(void) {
     printf("hooks: %u calls, %u failed\n", r.hook_calls, r.hook_failures);
 }
 
+/* `s` as a JSON string. */
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            printf("\\%c", *p);
+        } else if (*p < 0x20) {
+            printf("\\u%04x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
+/* The --json line: the status, quiesce_error()'s message and each target's outcome. */
+static void print_json(uint32_t status) {
+    quiesce_error_info e;
+    e.size = sizeof e;
+    const char *message = quiesce_status_message(status);
+    if (quiesce_error(&session, &e) == QUIESCE_OK && e.status == status) message = e.message;
+    printf("{\"status\": %u, \"status_name\": ", status);
+    print_json_string(quiesce_status_name(status));
+    printf(", \"message\": ");
+    print_json_string(message);
+    printf(", \"targets\": [");
+    quiesce_report_info r;
+    r.size = sizeof r;
+    uint32_t n = quiesce_report(&session, &r) == QUIESCE_OK ? r.target_count : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        quiesce_target_info t;
+        t.size = sizeof t;
+        if (quiesce_target(&session, i, &t) != QUIESCE_OK) continue;
+        printf("%s{\"mount\": ", i ? ", " : "");
+        print_json_string(t.path);
+        printf(", \"outcome\": ");
+        print_json_string(quiesce_outcome_name(t.outcome));
+        printf(", \"errno\": %d}", t.os_error);
+    }
+    printf("]}\n");
+}
+
+/* Ends the session: the --json line, cleanup; returns the exit status. */
+static int finish(uint32_t status) {
+    if (json) print_json(status);
+    quiesce_session_cleanup(&session);
+    return (int)status;
+}
+
 /* Runs the snapshot command; returns 1 if it exited 0. */
 static int run_snapshot(char **argv) {
     fflush(stdout);
@@ -114,7 +179,12 @@ static int run_snapshot(char **argv) {
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+#define MAX_DISKS 16
+
 int main(int argc, char **argv) {
+    const char *disks[MAX_DISKS];
+    const char *exclude_disks[MAX_DISKS];
+    size_t disk_count = 0, exclude_count = 0;
     quiesce_config cfg;
     quiesce_config_init(&cfg);
     if (argc >= 2 && strcmp(argv[1], "--thaw") == 0) {
@@ -154,6 +224,14 @@ int main(int argc, char **argv) {
             cfg.hook_timeout_ms = (uint32_t)ms;
         } else if (strcmp(argv[i], "--require-app-consistent") == 0) {
             cfg.flags |= QUIESCE_FLAG_REQUIRE_APP_CONSISTENT;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strncmp(argv[i], "--disk=", 7) == 0 && disk_count < MAX_DISKS) {
+            disks[disk_count++] = argv[i] + 7;
+        } else if (strncmp(argv[i], "--exclude-disk=", 15) == 0 && exclude_count < MAX_DISKS) {
+            exclude_disks[exclude_count++] = argv[i] + 15;
+        } else if (strcmp(argv[i], "--allow-partial-group") == 0) {
+            cfg.flags |= QUIESCE_FLAG_ALLOW_PARTIAL_GROUP;
         } else {
             return usage();
         }
@@ -164,13 +242,16 @@ int main(int argc, char **argv) {
     argv[i] = NULL;
     cfg.mounts = (const char *const *)&argv[first];
     cfg.mount_count = (size_t)(i - first);
+    cfg.disks = disks;
+    cfg.disk_count = disk_count;
+    cfg.exclude_disks = exclude_disks;
+    cfg.exclude_disk_count = exclude_count;
     char **cmd = &argv[i + 1];
 
     uint32_t st = quiesce_session_init(&session, sizeof session, &cfg);
     if (st != QUIESCE_OK) {
         print_error("plan", st);
-        quiesce_session_cleanup(&session);
-        return (int)st;
+        return finish(st);
     }
     /* While nothing failed, the message holds the plan's notes (if any). */
     quiesce_error_info note;
@@ -184,14 +265,12 @@ int main(int argc, char **argv) {
     if (st != QUIESCE_OK) {
         print_error("freeze", st);
         print_report();
-        quiesce_session_cleanup(&session);
-        return (int)st;
+        return finish(st);
     }
     printf("frozen\n");
     int taken = run_snapshot(cmd);
     st = quiesce_thaw(&session, taken);
     if (st != QUIESCE_OK) print_error("thaw", st);
     print_report();
-    quiesce_session_cleanup(&session);
-    return (int)st;
+    return finish(st);
 }

@@ -97,6 +97,16 @@ type Options struct {
 	Mounts []string
 	// All freezes every freezable, writable filesystem except Mounts.
 	All bool
+	// Disks selects by disk instead of by mount point: the filesystems on these disks are
+	// frozen. A disk is a block device path ("/dev/vdb", a "/dev/disk/by-id/..." link) or
+	// "serial:VALUE" (with the clouds' volume-id forms). Mounts must then be empty. At most
+	// 16.
+	Disks []string
+	// ExcludeDisks selects the filesystems on every disk but these (not with Disks).
+	ExcludeDisks []string
+	// AllowPartialGroup leaves out (not covered) a filesystem only partly on the selected
+	// disks instead of failing with StatusPartialGroup.
+	AllowPartialGroup bool
 	// SkipFrozen skips a filesystem already frozen by another holder (its target is then
 	// OutcomeNotCovered) instead of failing with StatusFrozenByOther.
 	SkipFrozen bool
@@ -185,6 +195,10 @@ type Report struct {
 	// HookFailures how many of them failed.
 	HookCalls    int
 	HookFailures int
+	// Message explains the outcome once the session has ended (Ended): the library's
+	// message, the same text as the quiesce command's report for the same outcome, also for
+	// StatusOK ("froze 1 filesystem, snapshot acknowledged, thawed: ..."); "" before.
+	Message string
 }
 
 const (
@@ -425,6 +439,9 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	if err := checkHooks(opts); err != nil {
 		return nil, usageError("plan", -1, nil, err.Error())
 	}
+	if err := checkDisks(opts); err != nil {
+		return nil, usageError("plan", -1, nil, err.Error())
+	}
 	var cfg C.quiesce_config
 	if st := Status(C.quiesce_config_init(&cfg)); st != StatusOK {
 		return nil, &Error{Op: "plan", Status: st, MountIndex: -1, TargetIndex: -1}
@@ -443,6 +460,9 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	}
 	if opts.RequireAppConsistent {
 		cfg.flags |= C.QUIESCE_FLAG_REQUIRE_APP_CONSISTENT
+	}
+	if opts.AllowPartialGroup {
+		cfg.flags |= C.QUIESCE_FLAG_ALLOW_PARTIAL_GROUP
 	}
 	// The hook paths in C memory, read by quiesce_session_init only.
 	for _, h := range []struct {
@@ -463,6 +483,14 @@ func plan(opts Options, timeout time.Duration) (*Session, error) {
 	defer free()
 	cfg.mounts = arr
 	cfg.mount_count = C.size_t(len(opts.Mounts))
+	disks, freeDisks := cStrings(opts.Disks)
+	defer freeDisks()
+	cfg.disks = disks
+	cfg.disk_count = C.size_t(len(opts.Disks))
+	excl, freeExcl := cStrings(opts.ExcludeDisks)
+	defer freeExcl()
+	cfg.exclude_disks = excl
+	cfg.exclude_disk_count = C.size_t(len(opts.ExcludeDisks))
 
 	s := &Session{storage: new(C.quiesce_session), mounts: append([]string(nil), opts.Mounts...)}
 	s.mu.Lock()
@@ -571,6 +599,13 @@ func (s *Session) readReport() *Report {
 	if r.consistency_reason != nil {
 		rep.ConsistencyReason = C.GoString(r.consistency_reason)
 	}
+	if rep.Ended {
+		var info C.quiesce_error_info
+		info.size = C.size_t(unsafe.Sizeof(info))
+		if Status(C.quiesce_error(s.storage, &info)) == StatusOK && Status(info.status) == rep.Status {
+			rep.Message = C.GoString(info.message)
+		}
+	}
 	for i := 0; i < int(r.target_count); i++ {
 		var t C.quiesce_target_info
 		t.size = C.size_t(unsafe.Sizeof(t))
@@ -623,6 +658,25 @@ func checkPaths(paths []string) (int, error) {
 		}
 	}
 	return -1, nil
+}
+
+// checkDisks refuses disk selections that C would read differently (an empty DISK, a NUL
+// byte) or that are too long.
+func checkDisks(opts Options) error {
+	for _, l := range []struct {
+		name  string
+		disks []string
+	}{{"Disks", opts.Disks}, {"ExcludeDisks", opts.ExcludeDisks}} {
+		if len(l.disks) > 16 {
+			return fmt.Errorf("%s: %d disks named; at most 16", l.name, len(l.disks))
+		}
+		for i, d := range l.disks {
+			if d == "" || strings.IndexByte(d, 0) >= 0 {
+				return fmt.Errorf("%s[%d] %q is empty or contains a NUL byte", l.name, i, d)
+			}
+		}
+	}
+	return nil
 }
 
 // checkHooks refuses hook options that C would read differently (a NUL byte in a path) or

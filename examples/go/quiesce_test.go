@@ -47,6 +47,7 @@ func TestStatusNames(t *testing.T) {
 		StatusOK: "ok", StatusUsage: "usage", StatusBadTarget: "bad-target",
 		StatusNotFreezable: "not-freezable", StatusPermission: "permission",
 		StatusPlanRefused: "plan-refused", StatusHookRefused: "hook-refused",
+		StatusPartialGroup: "partial-group",
 		StatusFreezeFailed: "freeze-failed", StatusThawFailed: "thaw-failed",
 		StatusTimeout:         "timeout",
 		StatusNotAcknowledged: "not-acknowledged", StatusFrozenByOther: "frozen-by-other",
@@ -56,8 +57,8 @@ func TestStatusNames(t *testing.T) {
 	}
 	codes := map[Status]uint32{
 		StatusOK: 0, StatusUsage: 2, StatusBadTarget: 3, StatusNotFreezable: 4,
-		StatusPermission: 5, StatusPlanRefused: 6, StatusHookRefused: 7, StatusFreezeFailed: 11,
-		StatusThawFailed: 12, StatusTimeout: 13, StatusNotAcknowledged: 14,
+		StatusPermission: 5, StatusPlanRefused: 6, StatusHookRefused: 7, StatusPartialGroup: 8,
+		StatusFreezeFailed: 11, StatusThawFailed: 12, StatusTimeout: 13, StatusNotAcknowledged: 14,
 		StatusFrozenByOther: 15, StatusSuspect: 16, StatusSnapshotFailed: 17,
 		StatusInterrupted: 18, StatusNotAppConsistent: 19, StatusThawHookFailed: 20,
 		StatusInternal: 70,

@@ -27,6 +27,7 @@ const (
 	StatusPermission       Status = C.QUIESCE_PERMISSION         // not permitted (needs CAP_SYS_ADMIN)
 	StatusPlanRefused      Status = C.QUIESCE_PLAN_REFUSED       // the plan was refused (cycle, too many targets)
 	StatusHookRefused      Status = C.QUIESCE_HOOK_REFUSED       // a hook failed the authenticity checks; nothing ran or was frozen
+	StatusPartialGroup     Status = C.QUIESCE_PARTIAL_GROUP      // selection by disk: a filesystem spans disks outside the group; nothing frozen
 	StatusFreezeFailed     Status = C.QUIESCE_FREEZE_FAILED      // a freeze failed; everything frozen before it was thawed
 	StatusThawFailed       Status = C.QUIESCE_THAW_FAILED        // a thaw failed; a filesystem may still be frozen
 	StatusTimeout          Status = C.QUIESCE_TIMEOUT            // the deadline passed before the acknowledgement; thawed
@@ -43,7 +44,7 @@ const (
 // Statuses lists every status, in numeric order.
 var Statuses = []Status{
 	StatusOK, StatusUsage, StatusBadTarget, StatusNotFreezable, StatusPermission,
-	StatusPlanRefused, StatusHookRefused, StatusFreezeFailed, StatusThawFailed, StatusTimeout,
+	StatusPlanRefused, StatusHookRefused, StatusPartialGroup, StatusFreezeFailed, StatusThawFailed, StatusTimeout,
 	StatusNotAcknowledged, StatusFrozenByOther, StatusSuspect, StatusSnapshotFailed,
 	StatusInterrupted, StatusNotAppConsistent, StatusThawHookFailed, StatusInternal,
 }

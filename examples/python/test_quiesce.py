@@ -315,6 +315,8 @@ int main(void) {
     F(quiesce_config, mounts) F(quiesce_config, mount_count)
     F(quiesce_config, hook_dir) F(quiesce_config, pre_script) F(quiesce_config, post_script)
     F(quiesce_config, hook_timeout_ms) F(quiesce_config, reserved)
+    F(quiesce_config, disks) F(quiesce_config, disk_count)
+    F(quiesce_config, exclude_disks) F(quiesce_config, exclude_disk_count)
     F(quiesce_report_info, size) F(quiesce_report_info, status)
     F(quiesce_report_info, consistency) F(quiesce_report_info, acknowledged)
     F(quiesce_report_info, ended) F(quiesce_report_info, timeout_ms)

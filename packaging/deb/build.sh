@@ -53,10 +53,22 @@ chmod 0644 "$stage/usr/share/man/man8/quiesce.8.gz"
 cp "$root/packaging/deb/copyright" "$stage/usr/share/doc/quiesce/copyright"
 chmod 0644 "$stage/usr/share/doc/quiesce/copyright"
 chmod 0755 "$stage/etc/quiesce" "$stage/etc/quiesce/hooks.d"
-# The guest-agent service does not exist yet. When it does, its unit goes here:
-#   install -D -m 0644 "$root/packaging/deb/quiesce-agent.service" \
-#     "$stage/usr/lib/systemd/system/quiesce-agent.service"
-# with postinst/prerm/postrm snippets as dh_installsystemd writes them (deb-systemd-helper).
+# The guest agent's systemd units (examples/agent), with the command where this package puts
+# it. Installed, not enabled: `systemctl mask --now qemu-guest-agent; systemctl enable --now
+# quiesce-agent` (README, "The guest agent"); the unit of qemu-ga behind quiesce and the
+# forwarding drop-in are there too. No maintainer scripts: removing the package removes them.
+unitdir=$stage/usr/lib/systemd/system
+mkdir -p "$unitdir/quiesce-agent.service.d"
+for u in quiesce-agent.service qemu-ga-behind-quiesce.service; do
+  sed -e 's|/usr/local/sbin/quiesce|/usr/sbin/quiesce|g' "$root/examples/agent/$u" > "$unitdir/$u"
+  chmod 0644 "$unitdir/$u"
+done
+mkdir -p "$stage/usr/share/doc/quiesce/examples"
+sed -e 's|/usr/local/sbin/quiesce|/usr/sbin/quiesce|g' \
+  "$root/examples/agent/quiesce-agent.service.d/forward.conf" \
+  > "$stage/usr/share/doc/quiesce/examples/quiesce-agent-forward.conf"
+chmod 0644 "$stage/usr/share/doc/quiesce/examples/quiesce-agent-forward.conf"
+rmdir "$unitdir/quiesce-agent.service.d"
 
 # A native package's changelog, dated by the last commit (the same tree gives the same .deb).
 when=$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)

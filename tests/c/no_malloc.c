@@ -4,6 +4,8 @@
  * allocators), so every call the library makes lands in the counters below.
  *
  *   no_malloc MOUNT...    exit 0: frozen, thawed, consistent, 0 allocations
+ *   no_malloc --disk=DISK... --targets=N
+ *                         the same, selecting by disk (N: the filesystems expected on them)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,10 +66,27 @@ int main(int argc, char **argv) {
     }
     calls = 0;
 
+    const char *mounts[64];
+    const char *disks[16];
+    size_t mount_count = 0, disk_count = 0;
+    unsigned long expected = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--disk=", 7) == 0 && disk_count < 16) {
+            disks[disk_count++] = argv[i] + 7;
+        } else if (strncmp(argv[i], "--targets=", 10) == 0) {
+            expected = strtoul(argv[i] + 10, NULL, 10);
+        } else if (mount_count < 64) {
+            mounts[mount_count++] = argv[i];
+        }
+    }
+    if (disk_count == 0) expected = mount_count;
+
     quiesce_config cfg;
     quiesce_config_init(&cfg);
-    cfg.mounts = (const char *const *)&argv[1];
-    cfg.mount_count = (size_t)(argc - 1);
+    cfg.mounts = mounts;
+    cfg.mount_count = mount_count;
+    cfg.disks = disks;
+    cfg.disk_count = disk_count;
     cfg.timeout_ms = 20000;
 
     counting = 1;
@@ -96,7 +115,7 @@ int main(int argc, char **argv) {
         return 4;
     }
     if (rep != QUIESCE_OK || tgt != QUIESCE_OK || r.consistency != QUIESCE_CONSISTENCY_FILESYSTEM ||
-        r.target_count != (uint32_t)(argc - 1) || t.outcome != QUIESCE_OUTCOME_THAWED) {
+        r.target_count != (uint32_t)expected || t.outcome != QUIESCE_OUTCOME_THAWED) {
         fprintf(stderr, "unexpected report\n");
         return 5;
     }

@@ -167,14 +167,57 @@ impl Quiesce {
         if first.as_deref().is_some_and(|f| HARMLESS.contains(&f)) {
             return;
         }
+        let mut disks: Vec<OsString> = Vec::new();
+        let mut value_of_disk = false;
         for a in self.args.iter().skip(1).take_while(|a| *a != "--") {
             let s = a.to_string_lossy();
+            if value_of_disk {
+                // A DISK, not a mount point: guarded below through its plan.
+                value_of_disk = false;
+                disks.push(a.clone());
+                continue;
+            }
+            if s == "--disk" || s == "--exclude-disk" {
+                value_of_disk = true;
+                disks.push(a.clone());
+                continue;
+            }
+            if s.starts_with("--disk=")
+                || s.starts_with("--exclude-disk=")
+                || s == "--allow-partial-group"
+            {
+                disks.push(a.clone());
+                continue;
+            }
             if s.is_empty() || s.starts_with('-') {
                 continue;
             }
             let p = self.resolve(Path::new(a));
             if s.contains('/') || p.exists() {
                 guard(&p);
+            }
+        }
+        if !disks.is_empty() {
+            self.guard_disk_selection(&disks);
+        }
+    }
+
+    /// A selection by disk: every filesystem its plan would freeze must pass the guard (a
+    /// plan that is refused freezes nothing).
+    fn guard_disk_selection(&self, selection: &[OsString]) {
+        let out = Quiesce::sub("plan")
+            .arg("--json")
+            .args(selection)
+            .run(Duration::from_secs(60));
+        let Ok(j) = out.try_json() else {
+            return;
+        };
+        if j["status"].as_i64() != Some(0) {
+            return;
+        }
+        for t in j["targets"].items() {
+            if let Some(mp) = t["mount_point"].as_str() {
+                guard(Path::new(mp));
             }
         }
     }

@@ -41,10 +41,12 @@
 
 mod cli;
 mod controller;
+mod frontends;
 mod fs;
 mod guard;
 mod hooks;
 mod json_ext;
+mod loops;
 mod native;
 mod probe;
 mod process;
@@ -59,12 +61,14 @@ use std::time::Duration;
 
 pub use cli::{quiesce_bin, Quiesce, QuiesceChild, QuiesceOutput};
 pub use controller::ParentGone;
+pub use frontends::{without_times, FrontEnd, HookArgs, Result as FrontEndResult, TargetResult};
 pub use fs::{
     is_mount_point, overlay, tmpfs, ExtraMount, FsKind, OverlayMount, TestFs, TmpfsMount,
 };
 pub use guard::{check as guard_check, guard, resolve, SCRATCH_PREFIX};
 pub use hooks::{HookDir, HOOKS_PREFIX};
 pub use json_ext::{Json, JsonExt};
+pub use loops::{mkfs, LoopDisk, Mount};
 pub use native::{compile_c, compile_c_static, ffi_lib, repo_root, FfiLib, STATIC_LIBS};
 pub use probe::{start_write_probe, start_write_probe_nosync, WriteProbe};
 pub use process::{reap_pending, run_ok, run_timeout, send_signal, wait_timeout, ChildGuard};

@@ -28,6 +28,38 @@ impl Default for Tuning {
     }
 }
 
+/// Selection by disk: `--disk DISK`... or `--exclude-disk DISK`..., and
+/// `--allow-partial-group`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Disks {
+    /// `--disk`: the disks whose filesystems to freeze.
+    pub named: Vec<OsString>,
+    /// `--exclude-disk`: every disk but these.
+    pub excluded: Vec<OsString>,
+    /// `--allow-partial-group`.
+    pub allow_partial_group: bool,
+}
+
+impl Disks {
+    /// Whether the caller selects by disk.
+    pub fn active(&self) -> bool {
+        !self.named.is_empty() || !self.excluded.is_empty()
+    }
+
+    /// The runtime's selection (`None`: by mount point).
+    pub fn select(&self) -> Option<quiesce::runtime::Select<'_>> {
+        self.active().then(|| quiesce::runtime::Select::Disks {
+            disks: if self.named.is_empty() {
+                &self.excluded
+            } else {
+                &self.named
+            },
+            exclude: self.named.is_empty(),
+            allow_partial_group: self.allow_partial_group,
+        })
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub enum Command {
     /// `quiesce plan`.
@@ -36,6 +68,7 @@ pub enum Command {
         exclude: Vec<OsString>,
         /// `--verbose`: list every skipped filesystem, not only the unexpected ones.
         verbose: bool,
+        disks: Disks,
     },
     /// `quiesce run ... -- CMD`.
     Run {
@@ -45,6 +78,7 @@ pub enum Command {
         if_frozen: IfFrozen,
         tuning: Tuning,
         hooks: HookConfig,
+        disks: Disks,
     },
     /// `quiesce freeze` and the `fsfreezer` form.
     Freeze {
@@ -56,6 +90,7 @@ pub enum Command {
         if_frozen: IfFrozen,
         tuning: Tuning,
         hooks: HookConfig,
+        disks: Disks,
     },
     /// `quiesce thaw`.
     Thaw {
@@ -229,6 +264,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                     if_frozen: IfFrozen::Fail,
                     tuning: Tuning::default(),
                     hooks: HookConfig::default(),
+                    disks: Disks::default(),
                 },
                 json,
                 name: "freeze",
@@ -254,7 +290,9 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
     let mut argv: Option<Vec<OsString>> = None;
     let mut hooks = HookConfig::default();
     let mut tuning = Tuning::default();
+    let mut disks = Disks::default();
     let session = name == "run" || name == "freeze";
+    let selects = session || name == "plan";
     while let Some(arg) = it.next() {
         let s = arg.to_string_lossy().into_owned();
         let value =
@@ -327,6 +365,15 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 hooks.timeout =
                     parse_hook_timeout(&t["--hook-timeout=".len()..]).map_err(|m| err(m, json))?;
             }
+            "--disk" if selects => disks.named.push(value(&mut it, "--disk")?),
+            t if selects && t.starts_with("--disk=") => {
+                disks.named.push(OsString::from(&t["--disk=".len()..]))
+            }
+            "--exclude-disk" if selects => disks.excluded.push(value(&mut it, "--exclude-disk")?),
+            t if selects && t.starts_with("--exclude-disk=") => disks
+                .excluded
+                .push(OsString::from(&t["--exclude-disk=".len()..])),
+            "--allow-partial-group" if selects => disks.allow_partial_group = true,
             "--verbose" | "-v" if name == "plan" => verbose = true,
             "--exclude" if name == "plan" => exclude.push(value(&mut it, "--exclude")?),
             t if name == "plan" && t.starts_with("--exclude=") => {
@@ -349,8 +396,36 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
             )
         })
     };
+    if disks.active() {
+        if !disks.named.is_empty() && !disks.excluded.is_empty() {
+            return Err(err(
+                "--disk and --exclude-disk do not mix: name the disks to freeze, or the disks to leave out".into(),
+                json,
+            ));
+        }
+        let after_dashes = argv.as_ref().filter(|_| name != "run");
+        let mut given = mounts
+            .iter()
+            .chain(&exclude)
+            .chain(after_dashes.into_iter().flatten());
+        if let Some(m) = given.next() {
+            return Err(err(
+                format!(
+                    "'{}': mount points and --disk/--exclude-disk do not mix; select by mount point or by disk",
+                    m.to_string_lossy()
+                ),
+                json,
+            ));
+        }
+    } else if disks.allow_partial_group {
+        return Err(err(
+            "--allow-partial-group applies to a selection by disk: add --disk DISK or --exclude-disk DISK".into(),
+            json,
+        ));
+    }
+    let by_disk = disks.active();
     let need_mounts = |m: &Vec<OsString>| {
-        if m.is_empty() {
+        if m.is_empty() && !by_disk {
             Err(err(
                 format!("no mount point named; usage: see `quiesce {name} --help`"),
                 json,
@@ -374,6 +449,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 mounts,
                 exclude,
                 verbose,
+                disks,
             }
         }
         "run" => {
@@ -393,6 +469,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 if_frozen,
                 tuning,
                 hooks,
+                disks,
             }
         }
         "freeze" => {
@@ -421,6 +498,7 @@ fn parse_inner(args: Vec<OsString>) -> Result<Invocation, UsageError> {
                 if_frozen,
                 tuning,
                 hooks,
+                disks,
             }
         }
         "status" | "recover" => {
@@ -509,6 +587,7 @@ mod tests {
                 if_frozen: IfFrozen::Fail,
                 tuning: Tuning::default(),
                 hooks: HookConfig::default(),
+                disks: Disks::default(),
             }
         );
         let i = p(&["30", "/a", "/b"]).unwrap();
@@ -522,6 +601,7 @@ mod tests {
                 if_frozen: IfFrozen::Fail,
                 tuning: Tuning::default(),
                 hooks: HookConfig::default(),
+                disks: Disks::default(),
             }
         );
         let i = p(&["freeze", "--detach", "--timeout", "600", "/data"]).unwrap();
@@ -603,6 +683,7 @@ mod tests {
                 mounts: vec![],
                 exclude: vec!["/x".into()],
                 verbose: false,
+                disks: Disks::default(),
             }
         );
         let i = p(&["plan", "--verbose", "/a"]).unwrap();
@@ -612,7 +693,54 @@ mod tests {
                 mounts: vec!["/a".into()],
                 exclude: vec![],
                 verbose: true,
+                disks: Disks::default(),
             }
+        );
+    }
+
+    #[test]
+    fn disk_options() {
+        let i = p(&["plan", "--disk", "/dev/vdb", "--disk=serial:vol-1"]).unwrap();
+        let Command::Plan { disks, mounts, .. } = i.command else {
+            panic!("plan expected");
+        };
+        assert_eq!(
+            disks.named,
+            vec![OsString::from("/dev/vdb"), "serial:vol-1".into()]
+        );
+        assert!(mounts.is_empty() && disks.excluded.is_empty() && !disks.allow_partial_group);
+        let i = p(&[
+            "freeze",
+            "-t",
+            "5",
+            "--exclude-disk",
+            "/dev/vda",
+            "--allow-partial-group",
+        ])
+        .unwrap();
+        let Command::Freeze { disks, .. } = i.command else {
+            panic!("freeze expected");
+        };
+        assert_eq!(disks.excluded, vec![OsString::from("/dev/vda")]);
+        assert!(disks.allow_partial_group);
+        let i = p(&["run", "-t", "5", "--disk", "/dev/vdb", "--", "true"]).unwrap();
+        assert!(matches!(i.command, Command::Run { ref disks, .. } if disks.active()));
+        for bad in [
+            &["plan", "--disk", "/dev/vdb", "/data"][..],
+            &["plan", "--disk", "/dev/vdb", "--exclude", "/data"],
+            &["freeze", "-t", "5", "--disk", "/dev/vdb", "--", "/data"],
+            &["plan", "--disk", "/dev/vdb", "--exclude-disk", "/dev/vdc"],
+            &["plan", "--allow-partial-group"],
+            &["plan", "--disk"],
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(!e.message.is_empty(), "{bad:?}");
+        }
+        let e = p(&["plan", "--disk", "/dev/vdb", "/data"]).unwrap_err();
+        assert!(
+            e.message.contains("'/data'") && e.message.contains("do not mix"),
+            "{}",
+            e.message
         );
     }
 

@@ -4,6 +4,7 @@
 #[macro_use]
 mod stdio;
 
+mod agent;
 mod args;
 mod controllers;
 mod deferred_log;
@@ -31,6 +32,7 @@ quiesce: freeze filesystems for a consistent disk snapshot, and always thaw them
 
 Usage:
   quiesce plan   [--json] [--verbose] [--exclude MOUNT]... [MOUNT...]
+  quiesce plan   [--json] [DISKS]       (and run, freeze: DISKS instead of MOUNT...)
   quiesce run    --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] MOUNT... -- CMD [ARG...]
   quiesce freeze --timeout SECS [--json] [--if-frozen=fail|skip] [SPEED] [HOOKS] [--stdin] MOUNT...
   quiesce freeze --detach --timeout SECS [--json] [SPEED] [HOOKS] MOUNT...
@@ -38,6 +40,8 @@ Usage:
   quiesce thaw   [--json] MOUNT...   |   quiesce thaw [--json] --session ID
   quiesce status [--json] [--clear]
   quiesce recover [--json]
+  quiesce agent  [--path DEV | --unix-listen PATH] [--max-frozen SECS] [--forward unix:PATH] ...
+                 (the QEMU guest agent's freeze commands: `quiesce agent --help`)
 
 Commands:
   plan     show what would be frozen, in which order, and what is skipped and why;
@@ -78,6 +82,18 @@ Options:
   --session ID     (thaw) the detached session, as `freeze --detach` printed it
   --clear          (status) remove the records of ended detached sessions
 
+Selection by disk (plan, run, freeze), instead of MOUNT...:
+  --disk DISK      freeze the filesystems on DISK (repeatable), through partitions, LVM,
+                   dm-crypt, md, multipath, btrfs and loop images. DISK: /dev/vdb, a
+                   /dev/disk/by-* link, or serial:VALUE (an AWS vol-... id with or without
+                   the dash, an OpenStack volume UUID, an Alibaba d-... id with or without d-)
+  --exclude-disk DISK
+                   freeze the filesystems on every disk but DISK (repeatable)
+  --allow-partial-group
+                   a filesystem on disks both inside and outside the group is left out (not
+                   frozen, reported as not covered) instead of refusing everything (exit 8)
+  `plan` then shows each disk with its serial, its filesystems and its consistency level.
+
 Speed (run, freeze); both are on by default:
   --no-presync     do not syncfs every target right before the first freeze. Pre-sync
                    flushes dirty data while writers still run, so the frozen window is short;
@@ -115,7 +131,8 @@ The control directory of detached sessions (/run/quiesce, or $QUIESCE_RUN_DIR) m
 root's and not writable by others, with no symbolic link on the way (else exit 5).
 
 Exit codes: 0 ok (file- or application-consistent: see the report), 2 usage, 3 bad target,
-4 not freezable, 5 permission, 6 plan refused, 7 hook refused, 11 freeze failed,
+4 not freezable, 5 permission, 6 plan refused, 7 hook refused, 8 partial disk group
+(a filesystem spans disks inside and outside the selected ones), 11 freeze failed,
 12 thaw failed, 13 timeout, 14 not acknowledged, 15 frozen by another holder,
 16 suspect (thawed by someone else), 17 snapshot command failed, 18 interrupted,
 19 application consistency required but not reached, 20 a hook failed after the thaw,
@@ -127,7 +144,11 @@ fn exit(status: Status) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let inv = match args::parse(std::env::args_os().skip(1).collect()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "agent") {
+        return ExitCode::from(agent::main(argv[1..].to_vec()));
+    }
+    let inv = match args::parse(argv) {
         Ok(inv) => inv,
         Err(e) => {
             let f = Failure {
@@ -157,9 +178,12 @@ fn main() -> ExitCode {
             mounts,
             exclude,
             verbose,
+            disks,
         } => {
-            let all_skips = verbose || !mounts.is_empty();
-            let select = if mounts.is_empty() {
+            let all_skips = verbose || !mounts.is_empty() || disks.active();
+            let select = if let Some(select) = disks.select() {
+                select
+            } else if mounts.is_empty() {
                 Select::All { exclude: &exclude }
             } else {
                 Select::Named(&mounts)
@@ -176,10 +200,16 @@ fn main() -> ExitCode {
             detach: true,
             tuning,
             hooks,
+            disks,
             ..
         } => detach::freeze(
             name,
-            &mounts,
+            if disks.active() {
+                &disks.named
+            } else {
+                &mounts
+            },
+            disks.select().unwrap_or(Select::Named(&mounts)),
             detach::DetachOptions {
                 timeout,
                 tuning,
@@ -194,10 +224,12 @@ fn main() -> ExitCode {
             if_frozen,
             tuning,
             hooks,
+            disks,
             ..
         } => freeze(
             name,
             &mounts,
+            &disks,
             Session {
                 timeout,
                 if_frozen,
@@ -214,9 +246,11 @@ fn main() -> ExitCode {
             if_frozen,
             tuning,
             hooks,
+            disks,
         } => freeze(
             name,
             &mounts,
+            &disks,
             Session {
                 timeout,
                 if_frozen,
@@ -289,6 +323,7 @@ struct Session {
 fn freeze(
     name: &str,
     mounts: &[std::ffi::OsString],
+    disks: &args::Disks,
     session: Session,
     json: bool,
 ) -> Result<Status, Failure> {
@@ -300,7 +335,12 @@ fn freeze(
         mode,
     } = session;
     runtime::check_timeout(timeout)?;
-    runtime::require_cap_sys_admin("freezing", mounts)?;
+    let named = if disks.active() {
+        &disks.named[..]
+    } else {
+        mounts
+    };
+    runtime::require_cap_sys_admin("freezing", named)?;
     let program = match &mode {
         Mode::Run(argv) => {
             let first = argv.first().ok_or_else(|| Failure {
@@ -316,7 +356,7 @@ fn freeze(
         }
         _ => None,
     };
-    let prepared = runtime::prepare(Select::Named(mounts))?;
+    let prepared = runtime::prepare(disks.select().unwrap_or(Select::Named(mounts)))?;
     // Every hook is verified before anything runs (none runs if one is refused).
     let mut hooks = Hooks::load(&hooks)?;
     for n in &prepared.notes {

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use quiesce::runtime::{
-    errno_name, Failure, HookEnd, HookRun, Phases, Prepared, Report, SkipInfo, TargetInfo,
-    ThawResult,
+    errno_name, DiskFsInfo, DiskPlan, Failure, HookEnd, HookRun, Phases, Prepared, Report,
+    SkipInfo, TargetInfo, ThawResult,
 };
 use quiesce::Status;
 
@@ -48,6 +48,63 @@ pub(crate) fn skip_json(s: &SkipInfo) -> String {
         .finish()
 }
 
+/// What becomes of a filesystem on a disk: `frozen`, `not-covered` or `skipped`.
+fn verdict(f: &DiskFsInfo) -> &'static str {
+    match (&f.skipped, f.not_covered) {
+        (None, _) => "frozen",
+        (Some(_), true) => "not-covered",
+        (Some(_), false) => "skipped",
+    }
+}
+
+fn disk_json(d: &DiskPlan) -> String {
+    let filesystems = array(d.filesystems.iter().map(|f| {
+        Object::new()
+            .str("mount_point", &f.mount_point)
+            .str("fs_type", &f.fs_type)
+            .str("device", &f.device.to_string())
+            .str("verdict", verdict(f))
+            .opt_str("reason", f.skipped.as_deref())
+            .finish()
+    }));
+    Object::new()
+        .str("path", &d.path)
+        .str("serial", &d.serial)
+        .str("device", &d.device.to_string())
+        .str("level", d.level.name())
+        .raw("filesystems", &filesystems)
+        .finish()
+}
+
+/// The per-disk tree of a selection by disk: each disk, then its filesystems.
+fn disk_tree(disks: &[DiskPlan]) {
+    outln!("disks (the snapshot group):");
+    for d in disks {
+        let serial = if d.serial.is_empty() {
+            String::new()
+        } else {
+            format!(" serial {}", d.serial)
+        };
+        outln!("  {} ({}{serial}): {}", d.path, d.device, d.level.name());
+        if d.filesystems.is_empty() {
+            outln!("    (no mounted filesystem)");
+        }
+        for f in &d.filesystems {
+            let why = f
+                .skipped
+                .as_deref()
+                .map_or_else(String::new, |r| format!(": {r}"));
+            outln!(
+                "    {}  ({} {})  {}{why}",
+                f.mount_point,
+                f.fs_type,
+                f.device,
+                verdict(f)
+            );
+        }
+    }
+}
+
 /// A failure before anything was frozen.
 pub fn failure(command: &str, f: &Failure, json: bool) {
     failure_with_hooks(command, f, json, &[], Duration::ZERO);
@@ -65,7 +122,7 @@ pub fn failure_with_hooks(
     errln!("quiesce: {}", f.message);
     if json {
         let mut o = head(command, f.status)
-            .str("message", f.status.message())
+            .str("message", &f.message)
             .str("consistency", "not-consistent")
             .bool("acknowledged", false)
             .str("end", "none")
@@ -148,9 +205,13 @@ pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
             .raw("targets", &targets)
             .raw("skipped", &array(p.skipped.iter().map(skip_json)))
             .num("skipped_uncounted", p.skipped_dropped)
+            .raw("disks", &array(p.disks.iter().map(disk_json)))
             .strings("log", p.notes.iter().map(String::as_str));
         outln!("{}", o.finish());
         return;
+    }
+    if !p.disks.is_empty() {
+        disk_tree(&p.disks);
     }
     outln!(
         "{} filesystem{} would be frozen, in this order (thawed in reverse):",
@@ -216,6 +277,12 @@ fn phases_json(p: &Phases) -> String {
         .finish()
 }
 
+/// The filesystems left out because they span disks outside the group.
+fn partial_group(r: &Report) -> impl Iterator<Item = &SkipInfo> {
+    let reason = quiesce_core::plan::SkipReason::PartialGroup.to_string();
+    r.skipped.iter().filter(move |s| s.reason == reason)
+}
+
 /// The report of `quiesce run` and `quiesce freeze` (and of a detached session's end), as
 /// printed on stdout: one JSON line with `json`, else text lines.
 pub fn render_session(command: &str, r: &Report, log: &[&str], json: bool) -> String {
@@ -259,7 +326,9 @@ pub fn render_session(command: &str, r: &Report, log: &[&str], json: bool) -> St
             .raw("skipped", &array(r.skipped.iter().map(skip_json)))
             .strings(
                 "not_covered",
-                r.not_covered().map(|t| t.info.mount_point.as_str()),
+                r.not_covered()
+                    .map(|t| t.info.mount_point.as_str())
+                    .chain(partial_group(r).map(|s| s.mount_point.as_str())),
             )
             .opt_str("slowest", r.slowest().map(|t| t.info.mount_point.as_str()))
             .raw("blocked", &blocked_json(r))
@@ -314,6 +383,13 @@ pub fn render_session(command: &str, r: &Report, log: &[&str], json: bool) -> St
             out,
             "  not covered: {} (already frozen by another holder; the snapshot does not cover it)",
             t.info.mount_point
+        );
+    }
+    for s in partial_group(r) {
+        let _ = writeln!(
+            out,
+            "  not covered: {} (on disks outside the group too: --allow-partial-group)",
+            s.mount_point
         );
     }
     for b in r.diagnosis.iter().flat_map(|d| d.blocked.iter()) {

@@ -117,6 +117,7 @@ _FLAG_SKIP_FROZEN: Final = 2
 _FLAG_NO_PRESYNC: Final = 4
 _FLAG_SEQUENTIAL: Final = 8
 _FLAG_REQUIRE_APP_CONSISTENT: Final = 16
+_FLAG_ALLOW_PARTIAL_GROUP: Final = 32
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 TimeoutArg = Union[float, int, timedelta]
@@ -183,6 +184,10 @@ class _Config(Structure):
         ("post_script", c_char_p),
         ("hook_timeout_ms", c_uint32),
         ("reserved", c_uint32),
+        ("disks", POINTER(c_char_p)),
+        ("disk_count", c_size_t),
+        ("exclude_disks", POINTER(c_char_p)),
+        ("exclude_disk_count", c_size_t),
     ]
 
 
@@ -324,6 +329,7 @@ class Status(_Codes):
     PERMISSION = 5
     PLAN_REFUSED = 6
     HOOK_REFUSED = 7
+    PARTIAL_GROUP = 8
     FREEZE_FAILED = 11
     THAW_FAILED = 12
     TIMEOUT = 13
@@ -493,6 +499,10 @@ class Report:
     #: of them failed.
     hook_calls: int = 0
     hook_failures: int = 0
+    #: Once the session has ended: the library's message for its outcome, the same text as
+    #: the quiesce command's report for the same outcome, also for ``Status.OK`` ("froze 1
+    #: filesystem, snapshot acknowledged, thawed: ..."); "" before.
+    message: str = ""
 
     @property
     def ok(self) -> bool:
@@ -701,6 +711,9 @@ class Session:
         post_script: Optional[PathArg] = None,
         hook_timeout: Optional[TimeoutArg] = None,
         require_app_consistent: bool = False,
+        disks: Iterable[PathArg] = (),
+        exclude_disks: Iterable[PathArg] = (),
+        allow_partial_group: bool = False,
     ) -> "Session":
         """Plans a session: resolves ``mounts`` (each must be a mount point), reads the mount
         table, orders the targets, opens every descriptor. Nothing is frozen yet.
@@ -726,9 +739,18 @@ class Session:
         that fails before the freeze stop it: :meth:`freeze` raises QuiesceError with
         ``Status.NOT_APP_CONSISTENT`` and nothing is frozen.
 
+        Selection by disk, instead of ``mounts``: ``disks`` (block device paths such as
+        ``/dev/vdb``, ``/dev/disk/by-id/...`` links, or ``serial:VALUE`` with the clouds'
+        volume-id forms) freezes the filesystems on those disks; ``exclude_disks`` the ones on
+        every disk but those. A filesystem only partly on the selected disks fails the plan
+        with ``Status.PARTIAL_GROUP``, unless ``allow_partial_group=True`` leaves it out (not
+        covered).
+
         Raises TypeError/ValueError for bad arguments, QuiesceError if the library refuses.
         """
         paths = _paths(mounts, "mounts")
+        disk_list = _paths(disks, "disks")
+        exclude_list = _paths(exclude_disks, "exclude_disks")
         timeout_ms = _timeout_ms(timeout)
         hooks = (
             _hook_path(hook_dir, "hook_dir"),
@@ -742,6 +764,7 @@ class Session:
             | (0 if presync else _FLAG_NO_PRESYNC)
             | (0 if parallel else _FLAG_SEQUENTIAL)
             | (_FLAG_REQUIRE_APP_CONSISTENT if require_app_consistent else 0)
+            | (_FLAG_ALLOW_PARTIAL_GROUP if allow_partial_group else 0)
         )
         cfg = _Config()
         st = _lib.quiesce_config_init(byref(cfg))
@@ -752,6 +775,12 @@ class Session:
         cfg.timeout_ms = timeout_ms
         cfg.mounts = ctypes.cast(array, POINTER(c_char_p))
         cfg.mount_count = len(paths)
+        disk_array = _c_array(disk_list)
+        exclude_array = _c_array(exclude_list)
+        cfg.disks = ctypes.cast(disk_array, POINTER(c_char_p))
+        cfg.disk_count = len(disk_list)
+        cfg.exclude_disks = ctypes.cast(exclude_array, POINTER(c_char_p))
+        cfg.exclude_disk_count = len(exclude_list)
         cfg.hook_dir, cfg.pre_script, cfg.post_script = hooks
         cfg.hook_timeout_ms = hook_timeout_ms
         self = cls._new()
@@ -824,9 +853,18 @@ class Session:
             consistency_reason=None if r.consistency_reason is None else _str(r.consistency_reason),
             hook_calls=r.hook_calls,
             hook_failures=r.hook_failures,
+            message=self._ended_message(r),
         )
         self._report = report
         return report
+
+    def _ended_message(self, r: _ReportInfo) -> str:
+        if not r.ended:
+            return ""
+        e = _ErrorInfo(size=ctypes.sizeof(_ErrorInfo))
+        if _lib.quiesce_error(byref(self._storage), byref(e)) != Status.OK:
+            return ""
+        return _str(e.message) if e.status == r.status else ""
 
     def _failed(self, status: int) -> QuiesceError:
         """Builds (and remembers) the error of a call that returned ``status``; the message

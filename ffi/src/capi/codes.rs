@@ -26,6 +26,9 @@ pub const QUIESCE_PERMISSION: u32 = 5;
 pub const QUIESCE_PLAN_REFUSED: u32 = 6;
 /// Status: a hook was refused by the authenticity checks; nothing ran, nothing was frozen.
 pub const QUIESCE_HOOK_REFUSED: u32 = 7;
+/// Status: selection by disk, and a filesystem spans disks inside and outside the selected
+/// disks; nothing was frozen (`QUIESCE_FLAG_ALLOW_PARTIAL_GROUP` freezes the rest).
+pub const QUIESCE_PARTIAL_GROUP: u32 = 8;
 /// Status: a freeze failed; everything frozen before it was thawed.
 pub const QUIESCE_FREEZE_FAILED: u32 = 11;
 /// Status: a thaw failed; a filesystem may still be frozen.
@@ -186,6 +189,7 @@ mod tests {
             (QUIESCE_PERMISSION, Status::Permission),
             (QUIESCE_PLAN_REFUSED, Status::PlanRefused),
             (QUIESCE_HOOK_REFUSED, Status::HookRefused),
+            (QUIESCE_PARTIAL_GROUP, Status::PartialGroup),
             (QUIESCE_FREEZE_FAILED, Status::FreezeFailed),
             (QUIESCE_THAW_FAILED, Status::ThawFailed),
             (QUIESCE_TIMEOUT, Status::Timeout),

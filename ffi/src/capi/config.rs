@@ -40,6 +40,11 @@ pub const QUIESCE_MAX_FREEZERS: u32 = 16;
 /// `QUIESCE_NOT_APP_CONSISTENT` at once. (The value 8 is reserved.)
 pub const QUIESCE_FLAG_REQUIRE_APP_CONSISTENT: u32 = 16;
 
+/// Flag: selection by disk (`disks` or `exclude_disks`): a filesystem whose disks are only
+/// partly in the group is left out (not frozen, not covered) instead of refusing the session
+/// with `QUIESCE_PARTIAL_GROUP`.
+pub const QUIESCE_FLAG_ALLOW_PARTIAL_GROUP: u32 = 32;
+
 bitflags! {
     /// The `flags` of a [`quiesce_config`].
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,6 +59,8 @@ bitflags! {
         const SEQUENTIAL = QUIESCE_FLAG_SEQUENTIAL;
         /// [`QUIESCE_FLAG_REQUIRE_APP_CONSISTENT`].
         const REQUIRE_APP_CONSISTENT = QUIESCE_FLAG_REQUIRE_APP_CONSISTENT;
+        /// [`QUIESCE_FLAG_ALLOW_PARTIAL_GROUP`].
+        const ALLOW_PARTIAL_GROUP = QUIESCE_FLAG_ALLOW_PARTIAL_GROUP;
     }
 }
 
@@ -74,8 +81,9 @@ const _: () = assert!(
 /// How one session runs. Set it up with `quiesce_config_init()`, then fill in the fields.
 ///
 /// Versions: the first one ended after `mount_count` (32 bytes on 64-bit systems); the hook
-/// fields came after it. A caller built against that first version passes its smaller `size`
-/// and is still accepted: the fields it does not have are taken as zero (no hooks).
+/// fields came after it (up to `reserved`, 64 bytes); then the disk fields (96 bytes). A
+/// caller built against an older version passes its smaller `size` and is still accepted: the
+/// fields it does not have are taken as zero (no hooks, no selection by disk).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct quiesce_config {
@@ -113,6 +121,18 @@ pub struct quiesce_config {
     pub hook_timeout_ms: u32,
     /// Reserved: must be 0 (`quiesce_config_init()` sets it).
     pub reserved: u32,
+    /// Selection by disk: `disk_count` disks (NUL-terminated: a block device path such as
+    /// `/dev/vdb` or a `/dev/disk/by-*` link, or `serial:VALUE`, with the clouds' volume-id
+    /// forms); the filesystems on them are frozen. `mounts` must then be empty and
+    /// `QUIESCE_FLAG_ALL` unset. Read during `quiesce_session_init()` only.
+    pub disks: *const *const c_char,
+    /// How many entries `disks` has (at most 16).
+    pub disk_count: usize,
+    /// Selection by disk, the other way: the filesystems on every disk but these
+    /// (`exclude_disk_count` entries, the forms of `disks`). Not together with `disks`.
+    pub exclude_disks: *const *const c_char,
+    /// How many entries `exclude_disks` has (at most 16).
+    pub exclude_disk_count: usize,
 }
 
 /// The version of [`quiesce_config`] this library knows.
@@ -120,9 +140,13 @@ pub const CONFIG_SIZE: usize = size_of::<quiesce_config>();
 
 /// The size of the first version of [`quiesce_config`] (up to `mount_count`), still accepted.
 pub const CONFIG_SIZE_V1: usize = offset_of!(quiesce_config, hook_dir);
+/// The size of the second version (up to `reserved`: the hooks), still accepted.
+pub const CONFIG_SIZE_V2: usize = offset_of!(quiesce_config, disks);
 
 const _: () = assert!(CONFIG_SIZE_V1 == 4 * size_of::<usize>());
-const _: () = assert!(CONFIG_SIZE == offset_of!(quiesce_config, reserved) + size_of::<u32>());
+const _: () = assert!(CONFIG_SIZE_V2 == offset_of!(quiesce_config, reserved) + size_of::<u32>());
+const _: () =
+    assert!(CONFIG_SIZE == offset_of!(quiesce_config, exclude_disk_count) + size_of::<usize>());
 
 impl quiesce_config {
     /// The defaults: no mounts, no flags, a 10 s deadline.
@@ -138,6 +162,10 @@ impl quiesce_config {
             post_script: core::ptr::null(),
             hook_timeout_ms: 0,
             reserved: 0,
+            disks: core::ptr::null(),
+            disk_count: 0,
+            exclude_disks: core::ptr::null(),
+            exclude_disk_count: 0,
         }
     }
 
@@ -155,6 +183,10 @@ impl quiesce_config {
             post_script: core::ptr::null(),
             hook_timeout_ms: 0,
             reserved: 0,
+            disks: core::ptr::null(),
+            disk_count: 0,
+            exclude_disks: core::ptr::null(),
+            exclude_disk_count: 0,
         }
     }
 
@@ -191,6 +223,8 @@ pub enum ConfigError {
     HookTimeout(u32),
     /// `reserved` is not 0.
     Reserved(u32),
+    /// `disks` or `exclude_disks` is NULL with a non-zero count, or too many disks.
+    Disks(usize),
 }
 
 /// Reads the caller's configuration.
@@ -204,8 +238,9 @@ pub unsafe fn read(cfg: *const quiesce_config) -> Result<(quiesce_config, Flags)
     // SAFETY: the caller vouches for `size` readable bytes; `size` is the first field and
     // every version has it.
     let size = unsafe { core::ptr::addr_of!((*cfg).size).read_unaligned() };
-    // The versions: the first (up to `mount_count`) and this one; a newer one is larger.
-    if size != CONFIG_SIZE_V1 && size < CONFIG_SIZE {
+    // The versions: the first (up to `mount_count`), the second (up to `reserved`) and this
+    // one; a newer one is larger.
+    if size != CONFIG_SIZE_V1 && size != CONFIG_SIZE_V2 && size < CONFIG_SIZE {
         return Err(ConfigError::TooSmall(size));
     }
     if size > CONFIG_SIZE {
@@ -243,6 +278,15 @@ pub unsafe fn read(cfg: *const quiesce_config) -> Result<(quiesce_config, Flags)
     if c.reserved != 0 {
         return Err(ConfigError::Reserved(c.reserved));
     }
+    let max = crate::engine::disks::MAX_DISKS;
+    for (list, n) in [
+        (c.disks, c.disk_count),
+        (c.exclude_disks, c.exclude_disk_count),
+    ] {
+        if (list.is_null() && n != 0) || n > max {
+            return Err(ConfigError::Disks(n));
+        }
+    }
     Ok((c, flags))
 }
 
@@ -257,12 +301,12 @@ mod tests {
     /// A config in a buffer larger than any version, with `garbage` in every byte after
     /// `size` bytes.
     #[repr(C, align(8))]
-    struct Buffer([u8; 128]);
+    struct Buffer([u8; 160]);
 
     fn buffer(cfg: &quiesce_config, size: usize, garbage: u8) -> Buffer {
-        let mut b = Buffer([garbage; 128]);
+        let mut b = Buffer([garbage; 160]);
         // SAFETY: a quiesce_config is plain data; its first `size` (<= CONFIG_SIZE) bytes are
-        // copied into a 128-byte buffer.
+        // copied into a 160-byte buffer.
         let bytes = unsafe {
             core::slice::from_raw_parts((cfg as *const quiesce_config).cast::<u8>(), size)
         };
@@ -272,7 +316,7 @@ mod tests {
     }
 
     fn read_buffer(b: &Buffer) -> Result<(quiesce_config, Flags), ConfigError> {
-        // SAFETY: the buffer holds 128 readable bytes, more than any `size` used here.
+        // SAFETY: the buffer holds 160 readable bytes, more than any `size` used here.
         unsafe { read(b.0.as_ptr().cast::<quiesce_config>()) }
     }
 
@@ -284,9 +328,10 @@ mod tests {
     }
 
     #[test]
-    fn the_first_version_is_32_bytes_and_this_one_64() {
+    fn the_first_version_is_32_bytes_the_second_64_and_this_one_96() {
         assert_eq!(CONFIG_SIZE_V1, 32);
-        assert_eq!(CONFIG_SIZE, 64);
+        assert_eq!(CONFIG_SIZE_V2, 64);
+        assert_eq!(CONFIG_SIZE, 96);
         assert_eq!(quiesce_config::new().size, CONFIG_SIZE);
     }
 
@@ -300,6 +345,35 @@ mod tests {
         assert!(c.hook_dir.is_null() && c.pre_script.is_null() && c.post_script.is_null());
         assert_eq!((c.hook_timeout_ms, c.reserved), (0, 0));
         assert!(!c.wants_hooks(flags));
+    }
+
+    #[test]
+    fn a_caller_of_the_second_version_is_accepted_and_selects_no_disk() {
+        let mut cfg = mounted();
+        cfg.hook_timeout_ms = 2500;
+        let b = buffer(&cfg, CONFIG_SIZE_V2, 0xA5);
+        let (c, _) = read_buffer(&b).expect("the second version is accepted");
+        assert_eq!(c.hook_timeout_ms, 2500);
+        assert!(c.disks.is_null() && c.exclude_disks.is_null());
+        assert_eq!((c.disk_count, c.exclude_disk_count), (0, 0));
+    }
+
+    #[test]
+    fn disk_lists_are_checked() {
+        let mut cfg = mounted();
+        cfg.disk_count = 1;
+        assert_eq!(
+            read_buffer(&buffer(&cfg, CONFIG_SIZE, 0)).err(),
+            Some(ConfigError::Disks(1))
+        );
+        let list = [c"/dev/vdb".as_ptr(); 17];
+        cfg.disks = list.as_ptr();
+        assert!(read_buffer(&buffer(&cfg, CONFIG_SIZE, 0)).is_ok());
+        cfg.disk_count = 17;
+        assert_eq!(
+            read_buffer(&buffer(&cfg, CONFIG_SIZE, 0)).err(),
+            Some(ConfigError::Disks(17))
+        );
     }
 
     #[test]
@@ -321,6 +395,8 @@ mod tests {
             8,
             CONFIG_SIZE_V1 - 1,
             CONFIG_SIZE_V1 + 8,
+            CONFIG_SIZE_V2 - 1,
+            CONFIG_SIZE_V2 + 8,
             CONFIG_SIZE - 1,
         ] {
             let b = buffer(&mounted(), size.max(size_of::<usize>()), 0);
@@ -371,10 +447,10 @@ mod tests {
             c.wants_hooks(flags),
             "required consistency needs the hooks loaded"
         );
-        cfg.flags = 32;
+        cfg.flags = 64;
         assert_eq!(
             read_buffer(&buffer(&cfg, CONFIG_SIZE, 0)).err(),
-            Some(ConfigError::UnknownFlags(32))
+            Some(ConfigError::UnknownFlags(64))
         );
     }
 }

@@ -10,6 +10,7 @@ use quiesce_core::Status;
 use super::buffers::{Lossy, Message, Names};
 use super::config::{quiesce_config, Flags};
 use super::storage::{Failure, Inner, Skip, Target, QUIESCE_MAX_SKIPS};
+use crate::engine::disks::{DiskSelection, DiskView, MAX_DISKS};
 use crate::engine::plan::{
     plan as engine_plan, Full, Note, NothingToFreeze, PlanSink, Request, Skipped,
 };
@@ -85,6 +86,12 @@ impl PlanSink for Sink<'_> {
         }
     }
 
+    fn disk(&mut self, _disk: &DiskView<'_>) -> Result<(), Full> {
+        // The C ABI reports the targets and the skips; the per-disk view is the runtime's
+        // (`quiesce plan --disk`).
+        Ok(())
+    }
+
     fn waves(&mut self, starts: &[bool]) {
         for (w, &s) in self.wave_starts.iter_mut().zip(starts) {
             *w = s;
@@ -99,38 +106,56 @@ impl PlanSink for Sink<'_> {
 /// `cfg.mounts` must point to `cfg.mount_count` pointers, each NULL or a NUL-terminated string.
 pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32 {
     let all = flags.contains(Flags::ALL);
-    if !all && cfg.mount_count == 0 {
+    let by_disk = cfg.disk_count != 0 || cfg.exclude_disk_count != 0;
+    if by_disk && all {
         return inner.fail(
             Failure {
                 status: Status::Usage,
                 ..Failure::NONE
             },
             format_args!(
-                "no mount point named: set mounts/mount_count, or QUIESCE_FLAG_ALL to freeze every freezable filesystem"
+                "QUIESCE_FLAG_ALL and disks/exclude_disks do not mix: select by mount point or by disk"
+            ),
+        );
+    }
+    if !all && !by_disk && cfg.mount_count == 0 {
+        return inner.fail(
+            Failure {
+                status: Status::Usage,
+                ..Failure::NONE
+            },
+            format_args!(
+                "no mount point named: set mounts/mount_count, disks/disk_count, or QUIESCE_FLAG_ALL to freeze every freezable filesystem"
             ),
         );
     }
     let mut paths: heapless::Vec<&CStr, MAX_TARGETS> = heapless::Vec::new();
-    for i in 0..cfg.mount_count {
-        // SAFETY: the caller vouches for `mount_count` readable pointers (config::read
-        // checked that `mounts` is not NULL when the count is not 0, and at most MAX_TARGETS).
-        let p: *const c_char = unsafe { *cfg.mounts.add(i) };
-        if p.is_null() {
-            return inner.fail(
-                Failure {
-                    status: Status::Usage,
-                    mount_index: i as i32,
-                    ..Failure::NONE
-                },
-                format_args!(
-                    "mounts[{i}] is NULL: pass {} mount point strings",
-                    cfg.mount_count
-                ),
-            );
-        }
-        // SAFETY: a non-NULL entry is a NUL-terminated string (the caller's contract), read
-        // only during this call.
-        let _ = paths.push(unsafe { CStr::from_ptr(p) });
+    let mut disks: heapless::Vec<&CStr, MAX_DISKS> = heapless::Vec::new();
+    let mut exclude: heapless::Vec<&CStr, MAX_DISKS> = heapless::Vec::new();
+    // SAFETY: the caller vouches for each list's count of readable pointers (config::read
+    // checked that a list is not NULL when its count is not 0, and the bounds), each NULL or
+    // a NUL-terminated string read only during this call.
+    let read = unsafe {
+        strings(cfg.mounts, cfg.mount_count, &mut paths)
+            .map_err(|i| ("mounts", i, cfg.mount_count))
+            .and_then(|()| {
+                strings(cfg.disks, cfg.disk_count, &mut disks)
+                    .map_err(|i| ("disks", i, cfg.disk_count))
+            })
+            .and_then(|()| {
+                strings(cfg.exclude_disks, cfg.exclude_disk_count, &mut exclude)
+                    .map_err(|i| ("exclude_disks", i, cfg.exclude_disk_count))
+            })
+    };
+    if let Err((field, i, count)) = read {
+        return inner.fail(
+            Failure {
+                status: Status::Usage,
+                mount_index: if field == "mounts" { i as i32 } else { -1 },
+                ..Failure::NONE
+            },
+            format_args!("{field}[{i}] is NULL: pass {count} strings"),
+        );
     }
     let Inner {
         table,
@@ -156,6 +181,11 @@ pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32
         all,
         paths: &paths,
         every_line: false,
+        disks: DiskSelection {
+            disks: &disks,
+            exclude: &exclude,
+            allow_partial_group: flags.contains(Flags::ALLOW_PARTIAL_GROUP),
+        },
     };
     match engine_plan(req, table, &mut sink) {
         Ok(()) if sink.targets.is_empty() => {
@@ -187,6 +217,30 @@ pub unsafe fn plan(inner: &mut Inner, cfg: &quiesce_config, flags: Flags) -> u32
             r.status.code()
         }
     }
+}
+
+/// Reads `count` C strings from `list` into `out` (at most its capacity); `Err(i)`: entry `i`
+/// is NULL.
+///
+/// # Safety
+/// `list` must point to `count` readable pointers, each NULL or a NUL-terminated string that
+/// stays valid while `out` holds it.
+unsafe fn strings<const N: usize>(
+    list: *const *const c_char,
+    count: usize,
+    out: &mut heapless::Vec<&CStr, N>,
+) -> Result<(), usize> {
+    for i in 0..count {
+        // SAFETY: `i < count` readable pointers (the caller's contract).
+        let p: *const c_char = unsafe { *list.add(i) };
+        if p.is_null() {
+            return Err(i);
+        }
+        // SAFETY: a non-NULL entry is a NUL-terminated string valid while `out` holds it (the
+        // caller's contract).
+        let _ = out.push(unsafe { CStr::from_ptr(p) });
+    }
+    Ok(())
 }
 
 /// The message of a call that succeeded: the plan's notes, if any (`note: ...; ...`).

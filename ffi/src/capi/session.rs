@@ -16,7 +16,6 @@ use super::config::{
     self, quiesce_config, ConfigError, Flags, QUIESCE_MAX_HOOK_TIMEOUT_MS, QUIESCE_MAX_TIMEOUT_MS,
 };
 use super::hooks::HookState;
-use super::plan::show_notes;
 use super::report::record;
 use super::storage::{
     quiesce_session, BadStorage, Failure, Inner, Target, QUIESCE_SESSION_ALIGN,
@@ -52,9 +51,11 @@ pub struct quiesce_error_info {
     /// -1.
     pub target_index: i32,
     /// What went wrong, naming the input and the fix: points into the session storage, valid
-    /// until the next call on the session. Never NULL. While `status` is `QUIESCE_OK`, the
-    /// plan's notes (`note: ...`, e.g. a loop device's backing file that could not be located,
-    /// so that its freeze order is not checked), or empty.
+    /// until the next call on the session. Never NULL. While `status` is `QUIESCE_OK`: once
+    /// the session has ended (`quiesce_thaw()`, `quiesce_run()`), the message of its outcome,
+    /// the CLI's for the same outcome ("froze 1 filesystem, snapshot acknowledged, thawed:
+    /// ..."); before that, the plan's notes (`note: ...`, e.g. a loop device's backing file
+    /// that could not be located, so that its freeze order is not checked), or empty.
     pub message: *const c_char,
 }
 
@@ -309,6 +310,7 @@ fn config_failure(inner: &mut Inner, e: ConfigError) -> u32 {
         ConfigError::Mounts(n) => inner.fail(f, format_args!("quiesce_config.mounts is NULL or mount_count {n} is more than {MAX_TARGETS}: pass up to {MAX_TARGETS} mount points")),
         ConfigError::HookTimeout(t) => inner.fail(f, format_args!("quiesce_config.hook_timeout_ms {t} is out of range: give 1 to {QUIESCE_MAX_HOOK_TIMEOUT_MS} ms, or 0 for the default")),
         ConfigError::Reserved(r) => inner.fail(f, format_args!("quiesce_config.reserved is {r}, not 0: call quiesce_config_init() first")),
+        ConfigError::Disks(n) => inner.fail(f, format_args!("quiesce_config.disks or exclude_disks is NULL or its count {n} is more than {}: pass up to {} disks", crate::engine::disks::MAX_DISKS, crate::engine::disks::MAX_DISKS)),
     }
 }
 
@@ -569,7 +571,7 @@ impl Targets for Lines<'_> {
 }
 
 /// Records the final status of a session and the engine's message for it, naming the
-/// filesystem concerned (the plan's notes when it is `QUIESCE_OK`).
+/// filesystem concerned: the CLI's text for the same outcome, `QUIESCE_OK` included.
 fn explain(inner: &mut Inner, status: Status) -> u32 {
     let Inner {
         failure,
@@ -578,15 +580,9 @@ fn explain(inner: &mut Inner, status: Status) -> u32 {
         life,
         targets,
         names,
-        notes,
         poisoned,
         ..
     } = &mut *inner;
-    if status == Status::Ok {
-        *failure = Failure::NONE;
-        show_notes(message, names, notes);
-        return status.code();
-    }
     let lines = Lines {
         targets,
         names,
@@ -603,13 +599,17 @@ fn explain(inner: &mut Inner, status: Status) -> u32 {
     };
     let (consistency, reason) = level(base, view.quiesced());
     let index = concerned(status, &lines);
-    *failure = Failure {
-        status,
-        errno: index.and_then(|i| lines.line(i)).map_or(0, |l| l.errno),
-        mount_index: index
-            .and_then(|i| targets.get(i))
-            .map_or(-1, |t| t.mount_index),
-        target_index: index.map_or(-1, |i| i as i32),
+    *failure = if status == Status::Ok {
+        Failure::NONE
+    } else {
+        Failure {
+            status,
+            errno: index.and_then(|i| lines.line(i)).map_or(0, |l| l.errno),
+            mount_index: index
+                .and_then(|i| targets.get(i))
+                .map_or(-1, |t| t.mount_index),
+            target_index: index.map_or(-1, |i| i as i32),
+        }
     };
     let text = Explain {
         status,

@@ -10,7 +10,11 @@
 //! What happens, in order, and where:
 //! 1. [`plan`]: resolve the named mount points (each a verified mount root), read the mount
 //!    table into the caller's buffer ([`mounts`]), select, merge, skip (with reasons), find
-//!    storage dependencies (loop backing files), order, and split into waves. Results go to a
+//!    storage dependencies (loop backing files), order, and split into waves. Selecting by
+//!    disk instead ([`disks`]): the `DISK` arguments resolved through the block-device graph
+//!    (`quiesce_core::blockdev`), the superblocks on those disks chosen, a filesystem only
+//!    partly on them refused (`Status::PartialGroup`) or left out, and a per-disk view handed
+//!    to the sink after the targets. Results go to a
 //!    [`plan::PlanSink`] (owned values in the runtime, fixed storage in the C ABI); a failure
 //!    is a [`plan::Refusal`] whose `Display` names the input and the fix.
 //! 2. [`session::Lifecycle`], the session's stages: `Planned` → hooks' `freeze` calls
@@ -33,6 +37,7 @@
 //! [`helpers`]; a slot's state maps to a target's outcome in one place,
 //! `quiesce_core::linux::table::state::outcome`.
 
+pub mod disks;
 pub mod explain;
 pub mod helpers;
 pub mod hooks;

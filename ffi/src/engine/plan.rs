@@ -11,6 +11,10 @@
 //! A failure is a [`Refusal`]: a status, the errno, the argument concerned, and a message
 //! (its `Display`) that names the input and the fix.
 
+// No heap: a refusal of a selection by disk carries the names of the disks its message
+// reports (a few hundred bytes), returned once, before anything is frozen.
+#![allow(clippy::result_large_err, clippy::large_enum_variant)]
+
 use core::ffi::CStr;
 use core::fmt;
 use std::os::fd::{AsFd, OwnedFd};
@@ -23,6 +27,7 @@ use quiesce_core::mountinfo::{parse_line, Dev, Escaped, MountInfo};
 use quiesce_core::plan::{Plan, PlanError, PlanErrorKind, Selection, SkipReason, Target};
 use quiesce_core::Status;
 
+use super::disks::{self, DiskSelection, DiskView, DiskWhy};
 use super::mounts::{read_mountinfo, TableError, TextBuffer};
 use super::text::{Decoded, Lossy, PATH_MAX};
 use super::{ErrnoName, MAX_TARGETS};
@@ -39,6 +44,9 @@ pub struct Request<'a> {
     /// cannot be frozen too), or only the named mounts and the freezable ones (a fixed
     /// buffer).
     pub every_line: bool,
+    /// Selection by disk ([`DiskSelection::NONE`]: by mount point); `paths` must then be
+    /// empty.
+    pub disks: DiskSelection<'a>,
 }
 
 /// Why a mount is left out.
@@ -91,6 +99,13 @@ pub enum Note<'a> {
         /// Why it could not be located.
         errno: Errno,
     },
+    /// Selection by disk: the disks under a filesystem cannot be told; it is left out.
+    DisksUnknown {
+        /// Where it is mounted.
+        mount_point: Escaped<'a>,
+        /// Why.
+        error: quiesce_core::blockdev::GraphError,
+    },
 }
 
 impl fmt::Display for Note<'_> {
@@ -107,6 +122,11 @@ impl fmt::Display for Note<'_> {
                 Lossy(file.to_bytes()),
                 Decoded(mount_point),
                 ErrnoName(errno)
+            ),
+            Note::DisksUnknown { mount_point, error } => write!(
+                f,
+                "cannot tell which disks {} is on ({error}); it is left out of the selection by disk",
+                Decoded(mount_point)
             ),
         }
     }
@@ -126,13 +146,16 @@ pub trait PlanSink {
     fn target(&mut self, target: &Target<'_>, fd: OwnedFd) -> Result<(), Full>;
     /// Something worth saying (it does not stop the plan).
     fn note(&mut self, note: &Note<'_>);
+    /// Selection by disk: one disk of the group, its filesystems and their verdicts (after
+    /// every target and skip, before the waves).
+    fn disk(&mut self, disk: &DiskView<'_>) -> Result<(), Full>;
     /// `starts[p]`: target `p` must wait for the ones before it (storage); runs of `false`
     /// may be frozen at once. Called last.
     fn waves(&mut self, starts: &[bool]);
 }
 
 /// What went wrong, with what the message needs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Why<'a> {
     /// More paths than a plan takes.
     TooManyPaths(usize),
@@ -156,10 +179,12 @@ pub enum Why<'a> {
     Cycle(Escaped<'a>, Escaped<'a>),
     /// The sink is full.
     SinkFull,
+    /// Selection by disk.
+    Disks(DiskWhy<'a>),
 }
 
 /// A plan that cannot be made: nothing was frozen.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Refusal<'a> {
     /// The stable status.
     pub status: Status,
@@ -185,7 +210,7 @@ impl<'a> Refusal<'a> {
 impl fmt::Display for Refusal<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let errno = ErrnoName(self.errno);
-        match self.why {
+        match &self.why {
             Why::TooManyPaths(n) => write!(f, "{n} paths given: at most {MAX_TARGETS} are accepted"),
             Why::Open(c) => match self.errno {
                 ENOENT => write!(f, "'{}' does not exist: name the mount point of a mounted filesystem", p(c)),
@@ -197,7 +222,7 @@ impl fmt::Display for Refusal<'_> {
             Why::NoMountIds(c) => write!(f, "cannot tell whether '{}' is a mount point: quiesce needs Linux 5.8 or later (statx with STATX_MNT_ID)", p(c)),
             Why::MountIdTooLarge(c, id) => write!(f, "'{}' has mount id {id}, beyond the 32 bits of the mount table: this kernel is newer than quiesce; please report it", p(c)),
             Why::NotMountPoint(c, Some(holder)) => {
-                let mp = Decoded(holder);
+                let mp = Decoded(*holder);
                 write!(f, "'{}' is not a mount point: it is a directory inside the filesystem mounted at {mp}; name {mp} to freeze that filesystem", p(c))
             }
             Why::NotMountPoint(c, None) => write!(f, "'{}' is not a mount point: name the directory where a filesystem is mounted", p(c)),
@@ -205,8 +230,9 @@ impl fmt::Display for Refusal<'_> {
             Why::TableTooLarge(n) => write!(f, "the freezable mounts take more than the session's {} KiB mount buffer: name the mount points instead of selecting every filesystem", n / 1024),
             Why::Plan(e, Some(c)) => write!(f, "'{}' {e}", p(c)),
             Why::Plan(e, None) => write!(f, "{e}"),
-            Why::Cycle(a, b) => write!(f, "{} and {} each hold the other's storage (loop devices); no safe freeze order exists", Decoded(a), Decoded(b)),
+            Why::Cycle(a, b) => write!(f, "{} and {} each hold the other's storage (loop devices); no safe freeze order exists", Decoded(*a), Decoded(*b)),
             Why::SinkFull => f.write_str("the names of the planned filesystems exceed the session's buffer: name fewer mount points"),
+            Why::Disks(why) => why.fmt(f),
         }
     }
 }
@@ -330,6 +356,9 @@ pub fn plan<'a>(
     table: &'a mut dyn TextBuffer,
     sink: &mut dyn PlanSink,
 ) -> Result<(), Refusal<'a>> {
+    if req.disks.active() {
+        return plan_disks(req, table, sink);
+    }
     let Resolved {
         mountinfo,
         mut opened,
@@ -348,16 +377,80 @@ pub fn plan<'a>(
     } else {
         Selection::Named(&ids)
     };
-    let mut plan = Plan::<MAX_TARGETS>::build(mountinfo, selection).map_err(|e| {
-        let subject = match e.kind {
-            PlanErrorKind::NotFreezable { .. } | PlanErrorKind::MountGone { .. } => {
-                e.arg.and_then(|a| req.paths.get(a).copied())
-            }
-            _ => None,
-        };
-        Refusal::new(e.status(), 0, e.arg, Why::Plan(e, subject))
-    })?;
-    storage_dependencies(&mut plan, sink);
+    let mut plan = Plan::<MAX_TARGETS>::build(mountinfo, selection)
+        .map_err(|e| build_refusal(e, req.paths))?;
+    let excluded = if req.all { &excluded[..] } else { &[] };
+    let kept = targets_and_skips(&mut plan, &mut opened, excluded, sink)?;
+    waves(&plan, &kept, sink);
+    Ok(())
+}
+
+/// Selection by disk: the disks resolved and the group checked ([`disks::choose`]), then the
+/// plan of the superblocks on them, then the per-disk view.
+fn plan_disks<'a>(
+    req: Request<'a>,
+    table: &'a mut dyn TextBuffer,
+    sink: &mut dyn PlanSink,
+) -> Result<(), Refusal<'a>> {
+    let refuse = |why: DiskWhy<'a>| Refusal::new(why.status(), 0, None, Why::Disks(why));
+    if !req.paths.is_empty() {
+        return Err(refuse(DiskWhy::WithMounts));
+    }
+    if !req.disks.disks.is_empty() && !req.disks.exclude.is_empty() {
+        return Err(refuse(DiskWhy::DiskAndExclude));
+    }
+    let Resolved {
+        mountinfo,
+        mut opened,
+    } = resolve(&[], table, req.every_line)?;
+    let tree = disks::root().map_err(&refuse)?;
+    let chosen = disks::choose(&tree, mountinfo, &req.disks, &mut |u| {
+        sink.note(&Note::DisksUnknown {
+            mount_point: u.mount_point,
+            error: u.error,
+        })
+    })
+    .map_err(refuse)?;
+    let mut plan = Plan::<MAX_TARGETS>::build(
+        mountinfo,
+        Selection::Disks {
+            keep: &chosen.keep,
+            partial: &chosen.partial,
+        },
+    )
+    .map_err(|e| build_refusal(e, &[]))?;
+    let kept = targets_and_skips(&mut plan, &mut opened, &[], sink)?;
+    let frozen: heapless::Vec<Dev, MAX_TARGETS> = kept
+        .iter()
+        .filter_map(|&i| plan.targets().get(usize::from(i)).map(|t| t.dev))
+        .collect();
+    disks::report(&tree, &chosen, &plan, &frozen, sink)
+        .map_err(|_| Refusal::new(Status::PlanRefused, 0, None, Why::SinkFull))?;
+    waves(&plan, &kept, sink);
+    Ok(())
+}
+
+/// The refusal of the core's planner, naming the argument it concerns.
+fn build_refusal<'a>(e: PlanError, paths: &[&'a CStr]) -> Refusal<'a> {
+    let subject = match e.kind {
+        PlanErrorKind::NotFreezable { .. } | PlanErrorKind::MountGone { .. } => {
+            e.arg.and_then(|a| paths.get(a).copied())
+        }
+        _ => None,
+    };
+    Refusal::new(e.status(), 0, e.arg, Why::Plan(e, subject))
+}
+
+/// Storage dependencies, order, then every skip and every target (in freeze order, with its
+/// descriptor) to `sink`; returns the targets kept (opened), as plan indices in freeze order.
+/// `excluded`: in all-mode, the superblocks the caller's arguments left out.
+fn targets_and_skips<'a>(
+    plan: &mut Plan<'a, MAX_TARGETS>,
+    opened: &mut heapless::Vec<Opened, MAX_TARGETS>,
+    excluded: &[(Dev, usize)],
+    sink: &mut dyn PlanSink,
+) -> Result<heapless::Vec<u16, MAX_TARGETS>, Refusal<'a>> {
+    storage_dependencies(plan, sink);
     let order = plan.order().map_err(|e| match e.kind {
         PlanErrorKind::Cycle { a, b } => {
             let mp = |i: usize| plan.targets().get(i).map(|t| t.primary.mount_point);
@@ -371,11 +464,9 @@ pub fn plan<'a>(
     let full = || Refusal::new(Status::PlanRefused, 0, None, Why::SinkFull);
     let mut dropped = plan.skips_dropped();
     for s in plan.skips() {
-        let arg = s.arg.or_else(|| {
-            req.all
-                .then(|| excluded.iter().find(|x| x.0 == s.dev).map(|x| x.1))
-                .flatten()
-        });
+        let arg = s
+            .arg
+            .or_else(|| excluded.iter().find(|x| x.0 == s.dev).map(|x| x.1));
         let skip = Skipped {
             mount_point: s.mount_point,
             fs_type: s.fs_type,
@@ -419,10 +510,14 @@ pub fn plan<'a>(
         }
     }
     sink.skips_dropped(dropped);
+    Ok(kept)
+}
+
+/// The waves of the kept targets, to `sink` (last).
+fn waves(plan: &Plan<'_, MAX_TARGETS>, kept: &[u16], sink: &mut dyn PlanSink) {
     let mut starts = [true; MAX_TARGETS];
-    plan.wave_starts(&kept, &mut starts[..kept.len()]);
+    plan.wave_starts(kept, &mut starts[..kept.len()]);
     sink.waves(&starts[..kept.len()]);
-    Ok(())
 }
 
 /// Adds every loop device's backing file as a storage dependency; a backing file that cannot

@@ -6,11 +6,12 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use quiesce_core::mountinfo::{Dev, Escaped};
-use quiesce_core::plan::Target;
+use quiesce_core::plan::{SkipReason, Target};
 use quiesce_core::Status;
 
 use super::Failure;
-use crate::engine::plan::{plan, Full, Note, PlanSink, Refusal, Request, Skipped};
+use crate::engine::disks::{DiskSelection, DiskView, Verdict};
+use crate::engine::plan::{plan, Full, Note, PlanSink, Refusal, Request, SkipWhy, Skipped};
 
 /// What to freeze.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +23,48 @@ pub enum Select<'a> {
         /// Mount points to leave out.
         exclude: &'a [OsString],
     },
+    /// The filesystems on these disks (`DISK`: `/dev/vdb`, a `/dev/disk/by-*` link,
+    /// `serial:VALUE`), or with `exclude` on every disk but these.
+    Disks {
+        /// The `DISK` arguments.
+        disks: &'a [OsString],
+        /// `true`: every disk but `disks`.
+        exclude: bool,
+        /// A filesystem partly on the group's disks is left out, not covered, instead of
+        /// refusing the plan.
+        allow_partial_group: bool,
+    },
+}
+
+/// A filesystem on a disk of the group, and what becomes of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskFsInfo {
+    /// Where it is mounted.
+    pub mount_point: String,
+    /// Filesystem type.
+    pub fs_type: String,
+    /// Its superblock.
+    pub device: Dev,
+    /// Frozen (`None`), or skipped and why.
+    pub skipped: Option<String>,
+    /// Skipped because it spans disks outside the group (`--allow-partial-group`).
+    pub not_covered: bool,
+}
+
+/// One disk of a selection by disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskPlan {
+    /// `/dev/NAME`.
+    pub path: String,
+    /// Its serial (empty if none).
+    pub serial: String,
+    /// Its device number.
+    pub device: Dev,
+    /// Its filesystems, in mount-table order.
+    pub filesystems: Vec<DiskFsInfo>,
+    /// Its consistency level if the session succeeds (`filesystem-consistent` or
+    /// `not-consistent`).
+    pub level: quiesce_core::Consistency,
 }
 
 /// One filesystem to freeze, as planned.
@@ -73,6 +116,8 @@ pub struct Prepared {
     pub wave_starts: Vec<bool>,
     /// How long planning took (ns): the report's `plan` phase.
     pub plan_ns: u64,
+    /// Selection by disk: each disk of the group, with its filesystems (else empty).
+    pub disks: Vec<DiskPlan>,
     fds: Vec<OwnedFd>,
 }
 
@@ -112,6 +157,7 @@ struct Collect {
     skipped_dropped: usize,
     notes: Vec<String>,
     wave_starts: Vec<bool>,
+    disks: Vec<DiskPlan>,
 }
 
 impl PlanSink for Collect {
@@ -147,6 +193,31 @@ impl PlanSink for Collect {
         self.notes.push(note.to_string());
     }
 
+    fn disk(&mut self, d: &DiskView<'_>) -> Result<(), Full> {
+        self.disks.push(DiskPlan {
+            path: format!("/dev/{}", d.info.name),
+            serial: d.info.serial.as_str().to_owned(),
+            device: d.info.dev,
+            filesystems: d
+                .filesystems
+                .iter()
+                .map(|f| DiskFsInfo {
+                    mount_point: text(f.mount_point),
+                    fs_type: text(f.fs_type),
+                    device: f.dev,
+                    skipped: match f.verdict {
+                        Verdict::Frozen => None,
+                        Verdict::Skipped(why) => Some(why.to_string()),
+                    },
+                    not_covered: f.verdict
+                        == Verdict::Skipped(SkipWhy::Plan(SkipReason::PartialGroup)),
+                })
+                .collect(),
+            level: d.level,
+        });
+        Ok(())
+    }
+
     fn waves(&mut self, starts: &[bool]) {
         self.wave_starts = starts.to_vec();
     }
@@ -156,7 +227,26 @@ impl PlanSink for Collect {
 /// targets. Nothing is frozen. Errors name the input and the fix. A shell over
 /// [`engine::plan::plan`](crate::engine::plan::plan).
 pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
+    let mut disk_args: &[OsString] = &[];
+    let mut exclude_disks = false;
+    let mut allow_partial_group = false;
     let (all, args) = match select {
+        Select::Disks {
+            disks,
+            exclude,
+            allow_partial_group: allow,
+        } => {
+            if disks.is_empty() {
+                return Err(Failure::new(
+                    Status::Usage,
+                    "no disk named: name at least one (/dev/vdb, /dev/disk/by-id/..., serial:VALUE)",
+                ));
+            }
+            disk_args = disks;
+            exclude_disks = exclude;
+            allow_partial_group = allow;
+            (false, &[][..])
+        }
         Select::Named(args) => {
             if args.is_empty() {
                 return Err(Failure::new(
@@ -171,6 +261,13 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
     let start = quiesce_core::linux::sys::now_ns();
     let owned = c_paths(args)?;
     let paths: Vec<&CStr> = owned.iter().map(CString::as_c_str).collect();
+    let owned_disks = c_paths(disk_args)?;
+    let disk_list: Vec<&CStr> = owned_disks.iter().map(CString::as_c_str).collect();
+    let (named, excluded): (&[&CStr], &[&CStr]) = if exclude_disks {
+        (&[], &disk_list)
+    } else {
+        (&disk_list, &[])
+    };
     let mut table = Vec::new();
     let mut sink = Collect::default();
     plan(
@@ -178,6 +275,11 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
             all,
             paths: &paths,
             every_line: true,
+            disks: DiskSelection {
+                disks: named,
+                exclude: excluded,
+                allow_partial_group,
+            },
         },
         &mut table,
         &mut sink,
@@ -189,6 +291,7 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
         notes: sink.notes,
         wave_starts: sink.wave_starts,
         plan_ns: crate::engine::phases::since(start),
+        disks: sink.disks,
         fds: sink.fds,
     })
 }

@@ -103,16 +103,17 @@ fn check_own_output(prepared: &Prepared) -> Result<bool, Failure> {
 /// The first call.
 pub fn freeze(
     name: &'static str,
-    mounts: &[std::ffi::OsString],
+    named: &[std::ffi::OsString],
+    select: Select<'_>,
     opts: DetachOptions,
     json: bool,
 ) -> Result<Status, Failure> {
     runtime::check_timeout(opts.timeout)?;
-    runtime::require_cap_sys_admin("freezing", mounts)?;
+    runtime::require_cap_sys_admin("freezing", named)?;
     close_inherited();
     let dir = ControlDir::open(true)?
         .ok_or_else(|| internal("the control directory could not be created".into(), 0))?;
-    let prepared = runtime::prepare(Select::Named(mounts))?;
+    let prepared = runtime::prepare(select)?;
     let hooks = Hooks::load(&opts.hooks)?;
     let stderr_ok = check_own_output(&prepared)?;
     for n in &prepared.notes {
