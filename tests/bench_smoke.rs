@@ -78,22 +78,42 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
         out.status
     );
 
-    // Columns: measurement, quiesce, fsfreeze, ratio, target, result.
-    for id in ["1a.", "1b.", "1c.", "2a.", "2b."] {
+    // Columns: measurement, quiesce, fsfreeze, limit (parallel), limit (sequential),
+    // fsfreeze ÷ quiesce, quiesce ÷ limit, target, result.
+    let header = report
+        .lines()
+        .find(|l| l.starts_with("| Measurement |"))
+        .unwrap_or_else(|| panic!("no table header:\n{report}"));
+    assert!(
+        header.contains("| limit: in-process, parallel | limit: in-process, sequential |")
+            && header.contains("÷ limit |"),
+        "no limit columns: {header}"
+    );
+    for id in ["1a.", "1b.", "1c.", "1e.", "1f.", "2a.", "2b."] {
         let r = row(&report, id);
-        assert_eq!(r.len(), 6, "row {id}: {r:?}");
-        assert!(
-            number(r[1]).is_some_and(|v| v > 0.0),
-            "row {id}: quiesce {r:?}"
-        );
-        assert!(
-            number(r[2]).is_some_and(|v| v > 0.0),
-            "row {id}: fsfreeze {r:?}"
-        );
-        assert!(number(r[3]).is_some(), "row {id}: ratio {r:?}");
+        assert_eq!(r.len(), 9, "row {id}: {r:?}");
+        for (col, what) in [
+            (1, "quiesce"),
+            (2, "fsfreeze"),
+            (3, "limit"),
+            (4, "sequential limit"),
+        ] {
+            assert!(
+                number(r[col]).is_some_and(|v| v > 0.0),
+                "row {id}: {what} {r:?}"
+            );
+        }
+        assert!(number(r[5]).is_some(), "row {id}: ratio {r:?}");
+        assert!(number(r[6]).is_some(), "row {id}: ratio to the limit {r:?}");
     }
-    let r = row(&report, "1d.");
-    assert!(number(r[1]).is_some() && number(r[2]).is_some(), "{r:?}");
+    // The dirty-stall rows on both kinds.
+    assert!(row(&report, "1c.")[0].contains("(ext4)"), "{report}");
+    assert!(row(&report, "1f.")[0].contains("(xfs)"), "{report}");
+    for id in ["1d.", "1g."] {
+        let r = row(&report, id);
+        assert!(number(r[1]).is_some() && number(r[2]).is_some(), "{r:?}");
+        assert!(number(r[3]).is_some(), "row {id}: limit {r:?}");
+    }
     for id in ["3a.", "3b.", "3c.", "3d.", "4a.", "4b.", "4c."] {
         let r = row(&report, id);
         assert!(number(r[1]).is_some(), "row {id}: quiesce {r:?}");
@@ -104,14 +124,30 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
     assert!(number(row(&report, "5b.")[1]).is_some_and(|v| v > 0.0));
     assert!(row(&report, "5c.")[1].contains("tests/no_alloc.rs"));
     assert!(row(&report, "6.")[1].contains("cleaned up"));
-    for id in ["1d.", "2b.", "3b.", "4b.", "5a.", "5b.", "6."] {
-        let result = row(&report, id)[5];
+    for id in ["1d.", "1g.", "2a.", "2b.", "3b.", "4b.", "5a.", "5b.", "6."] {
+        let result = row(&report, id)[8];
         assert!(
             result == "PASS" || result == "FAIL",
             "row {id}: result {result:?}"
         );
     }
     assert!(report.contains("## Machine and setup") && report.contains("kernel: "));
+    // quiesce's own account of its cycles: every phase with a number.
+    for id in ["2a", "2b"] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(&format!("- {id} where the time went, `quiesce`")))
+            .unwrap_or_else(|| panic!("no phases of {id}:\n{report}"));
+        for p in [
+            "plan", "arm", "hooks", "presync", "freeze", "wait", "thaw", "finish",
+        ] {
+            let v = line
+                .split_once(&format!(" {p} "))
+                .and_then(|(_, rest)| rest.split(',').next())
+                .and_then(number);
+            assert!(v.is_some(), "phase {p} in {line}");
+        }
+    }
 
     let file = std::fs::read_to_string(&written).expect("the --write file");
     assert_eq!(file, report, "--write wrote something else than stdout");

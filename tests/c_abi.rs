@@ -61,6 +61,8 @@ fn agent_freezes_and_thaws(kind: FsKind) {
     require_root();
     let scratch = Scratch::new();
     let fs = TestFs::new(&scratch, "c", kind);
+    // The pre-sync runs only when something is dirty: give it something to write back.
+    std::fs::write(fs.path("dirty"), vec![7u8; 8 << 20]).unwrap();
     let out = freeze_write_thaw(&agent(), &[], &fs);
     out.assert_code(0, "acknowledged snapshot");
     assert!(

@@ -46,7 +46,17 @@ fn presync_and_parallel_freezing_are_on_by_default_and_reported() {
             m.display()
         );
         assert_eq!(t["outcome"].as_str(), Some("thawed"), "{on}");
+        assert_eq!(t["presync"].as_str(), Some("synced"), "{on}");
     }
+    // Where the time went: every phase that ran has a time; no hooks here.
+    let phases = &j["phases"];
+    for p in ["plan", "arm", "presync", "freeze", "wait", "thaw", "finish"] {
+        assert!(
+            num(&on, &phases[format!("{p}_us").as_str()], "phase") > 0,
+            "phase {p}:\n{on}"
+        );
+    }
+    assert!(phases["hooks_us"].as_f64().is_some(), "{on}");
     // Independent filesystems: one wave; a freezer each for the wave and for the pre-sync.
     assert_eq!(wave(&on, &j, &a.mount), 0, "{on}");
     assert_eq!(wave(&on, &j, &b.mount), 0, "{on}");
@@ -71,7 +81,17 @@ fn presync_and_parallel_freezing_are_on_by_default_and_reported() {
             num(&off, &target(&off, &j, m)["presync_us"], "presync_us"),
             0
         );
+        assert_eq!(
+            target(&off, &j, m)["presync"].as_str(),
+            Some("off"),
+            "{off}"
+        );
     }
+    assert_eq!(
+        num(&off, &j["phases"]["presync_us"], "presync_us"),
+        0,
+        "{off}"
+    );
     // The switches belong to run and freeze.
     for flag in ["--no-presync", "--sequential"] {
         let bad = Quiesce::sub("plan").arg(flag).run(EXIT);

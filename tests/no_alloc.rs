@@ -163,6 +163,10 @@ fn run_armed(
     if_frozen: IfFrozen,
 ) -> (runtime::Report, u64) {
     let prepared = prepare_guarded(fss);
+    // The pre-sync runs only when something is dirty (Dirty + Writeback of /proc/meminfo, a
+    // global count): dirty some page cache outside the targets (one may be frozen already).
+    let dirty = std::env::temp_dir().join(format!("quiesce-no-alloc-dirty-{}", std::process::id()));
+    std::fs::write(&dirty, vec![7u8; 8 << 20]).unwrap();
     let mut armed = prepared
         .arm(FreezeOptions {
             timeout,
@@ -179,6 +183,7 @@ fn run_armed(
         assert!(armed.presync().is_some());
         armed.run(&mut ctl)
     });
+    let _ = std::fs::remove_file(&dirty);
     (armed.finish(), n)
 }
 

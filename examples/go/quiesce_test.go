@@ -345,6 +345,11 @@ func assertBlocked(t *testing.T, dir string) <-chan error {
 
 func TestFreezeWriteBlocksThawCompletes(t *testing.T) {
 	m := testMount(t)
+	// The pre-sync runs only when something is dirty (Dirty + Writeback of /proc/meminfo):
+	// give it something to write back.
+	if err := os.WriteFile(filepath.Join(m, "dirty"), make([]byte, 8<<20), 0o600); err != nil {
+		t.Fatalf("dirty data: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := Freeze(ctx, m)

@@ -397,6 +397,10 @@ def test_struct_layouts_match_the_header(tmp_path: Path) -> None:
 
 
 def test_frozen_blocks_writes_and_thaws(mount: str, probes: Probes) -> None:
+    # The pre-sync runs only when something is dirty (Dirty + Writeback of /proc/meminfo):
+    # give it something to write back.
+    with open(os.path.join(mount, "dirty"), "wb") as f:
+        f.write(b"\7" * (8 << 20))
     with quiesce.frozen([mount], timeout=20) as session:
         assert [t.path for t in session.targets] == [mount]
         assert session.targets[0].outcome is Outcome.FROZEN

@@ -90,6 +90,9 @@ impl Fsfreeze {
             self.thaw(&m)?;
             frozen.0.pop();
         }
-        Ok(Cycle { wall: t.elapsed() })
+        Ok(Cycle {
+            wall: t.elapsed(),
+            phases: None,
+        })
     }
 }

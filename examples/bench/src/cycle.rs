@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::baseline::Fsfreeze;
 use crate::error::Result;
+use crate::limit::Limit;
 use crate::quiesce::QuiesceCli;
 
 /// What one cycle cost.
@@ -14,13 +15,22 @@ use crate::quiesce::QuiesceCli;
 pub struct Cycle {
     /// Wall time of the whole cycle, process spawns included.
     pub wall: Duration,
+    /// quiesce's own account of where the time went: its JSON report's `phases` (ms, in
+    /// the order of [`PHASES`]); None for the other tools.
+    pub phases: Option<[f64; 8]>,
 }
+
+/// The phases of quiesce's JSON report, in order.
+pub const PHASES: [&str; 8] = [
+    "plan", "arm", "hooks", "presync", "freeze", "wait", "thaw", "finish",
+];
 
 /// Who freezes.
 #[derive(Clone, Copy)]
 pub enum Tool<'a> {
     Quiesce(&'a QuiesceCli),
     Fsfreeze(&'a Fsfreeze),
+    Limit(Limit),
 }
 
 impl Tool<'_> {
@@ -28,6 +38,7 @@ impl Tool<'_> {
         match self {
             Tool::Quiesce(q) => q.cycle(mounts, snapshot),
             Tool::Fsfreeze(f) => f.cycle(mounts, snapshot),
+            Tool::Limit(l) => l.cycle(mounts, snapshot),
         }
     }
 }

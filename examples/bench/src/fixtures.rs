@@ -57,6 +57,14 @@ impl FsKind {
 
     /// mkfs and its options: everything initialised now (no lazy inode-table or journal
     /// initialisation running in the background during the measurements).
+    /// The other kind (the dirty-stall rows are measured on both).
+    pub fn other(self) -> FsKind {
+        match self {
+            FsKind::Ext4 => FsKind::Xfs,
+            FsKind::Xfs => FsKind::Ext4,
+        }
+    }
+
     pub fn mkfs(self) -> (&'static str, &'static [&'static str]) {
         match self {
             FsKind::Ext4 => (
@@ -302,6 +310,8 @@ pub struct Fixtures {
     images: ImageDir,
     pub kind: FsKind,
     pub dir: PathBuf,
+    /// One filesystem of the other kind ([`Fixtures::other`]).
+    other: Option<BenchFs>,
     closed: bool,
 }
 
@@ -324,12 +334,13 @@ impl Fixtures {
             },
             kind,
             dir,
+            other: None,
             closed: false,
         };
         if backing == Backing::Tmpfs {
             let at = f.dir.join("images");
             fs::create_dir(&at).ctx(|| format!("mkdir {}", at.display()))?;
-            let size = first_size + kind.small_image() * count as u64 + 64 * MIB;
+            let size = 2 * first_size + kind.small_image() * count as u64 + 64 * MIB;
             run_ok(
                 Command::new("mount")
                     .args(["-t", "tmpfs", "-o"])
@@ -350,13 +361,27 @@ impl Fixtures {
             } else {
                 kind.small_image()
             };
-            let b = f.make_fs(&format!("fs{i}"), size)?;
+            let b = f.make_fs(&format!("fs{i}"), size, kind)?;
             f.fs.push(b);
         }
+        // One of the other kind, as large as the first: the dirty-stall rows on both.
+        let b = f.make_fs(
+            &format!("fs{count}-{}", kind.other().name()),
+            first_size,
+            kind.other(),
+        )?;
+        f.other = Some(b);
         Ok(f)
     }
 
-    fn make_fs(&self, name: &str, size: u64) -> Result<BenchFs> {
+    /// The filesystem of the other kind ([`FsKind::other`]) and its mount point.
+    pub fn other(&self) -> Option<(FsKind, PathBuf)> {
+        self.other
+            .as_ref()
+            .map(|b| (self.kind.other(), b.mount.clone()))
+    }
+
+    fn make_fs(&self, name: &str, size: u64, kind: FsKind) -> Result<BenchFs> {
         let image = self.images.path.join(format!("{name}.img"));
         let mount = self.dir.join(name);
         let mut b = BenchFs {
@@ -369,7 +394,7 @@ impl Fixtures {
         f.set_len(size)
             .ctx(|| format!("size {}", image.display()))?;
         drop(f);
-        let (mkfs, opts) = self.kind.mkfs();
+        let (mkfs, opts) = kind.mkfs();
         run_ok(Command::new(mkfs).args(opts).arg(&image), STEP)?;
         let out = run_ok(
             Command::new("losetup")
@@ -389,7 +414,7 @@ impl Fixtures {
         fs::create_dir(&mount).ctx(|| format!("mkdir {}", mount.display()))?;
         run_ok(
             Command::new("mount")
-                .args(["-t", self.kind.name()])
+                .args(["-t", kind.name()])
                 .arg(&dev)
                 .arg(&mount),
             STEP,
@@ -414,6 +439,9 @@ impl Fixtures {
     pub fn close(mut self) -> Leftovers {
         self.closed = true;
         let mut problems = Vec::new();
+        if let Some(mut f) = self.other.take() {
+            problems.extend(f.teardown());
+        }
         while let Some(mut f) = self.fs.pop() {
             problems.extend(f.teardown());
         }
@@ -435,6 +463,7 @@ impl Drop for Fixtures {
         if self.closed {
             return;
         }
+        drop(self.other.take());
         while let Some(f) = self.fs.pop() {
             drop(f);
         }

@@ -16,6 +16,7 @@ mod fixtures;
 mod footprint;
 mod guard;
 mod json;
+mod limit;
 mod machine;
 mod measure;
 mod process;
@@ -77,7 +78,8 @@ fn run() -> Result<bool> {
     }
     let bin = std::fs::canonicalize(&o.quiesce).ctx(|| format!("{}", o.quiesce.display()))?;
     let (mkfs, mkfs_opts) = o.fs.mkfs();
-    for p in ["losetup", "mount", "umount", "file", mkfs] {
+    let (other_mkfs, _) = o.fs.other().mkfs();
+    for p in ["losetup", "mount", "umount", "file", mkfs, other_mkfs] {
         find_program(p)?;
     }
     if !Path::new("/usr/bin/time").is_file() {
@@ -119,7 +121,7 @@ fn run() -> Result<bool> {
         (
             "filesystems".to_owned(),
             format!(
-                "8 × {} on loop devices (buffered, default `losetup`), sparse image files on {} (`--backing {}`): fs0 {} MiB (holds the dirty data), fs1–fs7 {} MiB; `{mkfs} {}`; default mount options",
+                "8 × {} on loop devices (buffered, default `losetup`), sparse image files on {} (`--backing {}`): fs0 {} MiB (holds the dirty data), fs1–fs7 {} MiB; `{mkfs} {}`; plus fs8, one {} of the size of fs0 (the dirty-stall rows on both kinds); default mount options",
                 o.fs.name(),
                 match o.backing {
                     fixtures::Backing::Tmpfs => "a tmpfs in the scratch directory",
@@ -128,7 +130,8 @@ fn run() -> Result<bool> {
                 o.backing.name(),
                 first_size / MIB,
                 o.fs.small_image() / MIB,
-                mkfs_opts.join(" ")
+                mkfs_opts.join(" "),
+                o.fs.other().name()
             ),
         ),
         (
@@ -184,6 +187,8 @@ fn run() -> Result<bool> {
         reps: o.reps,
         runs: o.runs,
         dirty_mib: o.dirty_mib,
+        kind: o.fs.name(),
+        other_kind: o.fs.other().name(),
         elapsed_s: started.elapsed().as_secs_f64(),
         cleanup: left.describe(),
         cleanup_ok: left.clean(),

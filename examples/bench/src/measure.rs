@@ -13,6 +13,7 @@ use crate::error::{bail, Result};
 use crate::fixtures::Fixtures;
 use crate::footprint::peak_rss_kib;
 use crate::json;
+use crate::limit::Limit;
 use crate::quiesce::QuiesceCli;
 use crate::signals;
 use crate::stats::ms;
@@ -33,18 +34,22 @@ pub const KILL_GIVE_UP: Duration = Duration::from_secs(5);
 /// How long the baseline's blocked write is watched after `fsfreeze -f` exited.
 pub const BASELINE_WATCH: Duration = Duration::from_secs(1);
 
-/// Samples (ms) per quiesce configuration and for the baseline.
+/// Samples (ms) per quiesce configuration, for the baseline and for the limit.
 #[derive(Debug, Default)]
 pub struct Series {
     pub quiesce: Vec<Vec<f64>>,
     pub fsfreeze: Vec<f64>,
+    /// The limit: in-process FIFREEZE/FITHAW in parallel threads.
+    pub limit_parallel: Vec<f64>,
+    /// The limit, one filesystem after another.
+    pub limit_sequential: Vec<f64>,
 }
 
 impl Series {
     fn new(configs: usize) -> Series {
         Series {
             quiesce: vec![Vec::new(); configs],
-            fsfreeze: Vec::new(),
+            ..Series::default()
         }
     }
 
@@ -56,6 +61,8 @@ impl Series {
                 }
             }
             Who::Fsfreeze => self.fsfreeze.push(v),
+            Who::Limit(true) => self.limit_parallel.push(v),
+            Who::Limit(false) => self.limit_sequential.push(v),
         }
     }
 }
@@ -66,10 +73,16 @@ pub struct Results {
     pub stall_clean_1: Series,
     pub stall_clean_8: Series,
     pub stall_dirty_1: Series,
+    /// 1a and 1c on the filesystem of the other kind (xfs when the others are ext4).
+    pub stall_other_clean: Series,
+    pub stall_other_dirty: Series,
     /// Growth of Dirty+Writeback in /proc/meminfo while the dirty data was written (MiB).
     pub dirty_seen_mib: Vec<f64>,
     pub cycle_1: Series,
     pub cycle_8: Series,
+    /// quiesce's phases in the 2a and 2b cycles (ms), per configuration.
+    pub phases_1: Vec<Vec<[f64; 8]>>,
+    pub phases_8: Vec<Vec<[f64; 8]>>,
     /// Peak RSS (KiB) under GNU time of `quiesce run --timeout 10 M -- true` and of
     /// `fsfreeze -f` / `-u` (the larger).
     pub rss_kib: Series,
@@ -100,6 +113,8 @@ struct Lateness {
 enum Who {
     Quiesce(usize),
     Fsfreeze,
+    /// In-process freezing (parallel?).
+    Limit(bool),
 }
 
 pub struct Bench<'a> {
@@ -123,6 +138,7 @@ impl Bench<'_> {
                 None => bail!("no quiesce configuration {i}"),
             },
             Who::Fsfreeze => Ok(Tool::Fsfreeze(self.fsfreeze)),
+            Who::Limit(parallel) => Ok(Tool::Limit(Limit { parallel })),
         }
     }
 
@@ -130,6 +146,8 @@ impl Bench<'_> {
     fn order(&self, rep: usize) -> Vec<Who> {
         let mut all: Vec<Who> = (0..self.configs.len()).map(Who::Quiesce).collect();
         all.push(Who::Fsfreeze);
+        all.push(Who::Limit(true));
+        all.push(Who::Limit(false));
         let k = rep % all.len();
         all.rotate_left(k);
         all
@@ -151,6 +169,13 @@ impl Bench<'_> {
         Ok(m)
     }
 
+    fn other_mount(&self) -> Result<Vec<PathBuf>> {
+        match self.fixtures.other() {
+            Some((_, m)) => Ok(vec![m]),
+            None => bail!("no filesystem of the other kind"),
+        }
+    }
+
     fn first_mount(&self) -> Result<PathBuf> {
         self.mounts(1)?.pop().ok_or_else(|| "no filesystem".into())
     }
@@ -162,10 +187,14 @@ impl Bench<'_> {
             stall_clean_1: Series::new(n),
             stall_clean_8: Series::new(n),
             stall_dirty_1: Series::new(n),
+            stall_other_clean: Series::new(n),
+            stall_other_dirty: Series::new(n),
             cycle_1: Series::new(n),
             cycle_8: Series::new(n),
             rss_kib: Series::new(n),
             lateness: vec![Vec::new(); n],
+            phases_1: vec![Vec::new(); n],
+            phases_8: vec![Vec::new(); n],
             lateness_thaw: vec![Vec::new(); n],
             lateness_freeze: vec![Vec::new(); n],
             sigkill: vec![Vec::new(); n],
@@ -185,12 +214,16 @@ impl Bench<'_> {
             ));
             for who in self.order(rep) {
                 signals::check()?;
-                let v = self.stall(who, 1, false, &mut r)?;
+                let v = self.stall(who, self.mounts(1)?, false, &mut r)?;
                 r.stall_clean_1.push(who, v);
-                let v = self.stall(who, 8, false, &mut r)?;
+                let v = self.stall(who, self.mounts(8)?, false, &mut r)?;
                 r.stall_clean_8.push(who, v);
-                let v = self.stall(who, 1, true, &mut r)?;
+                let v = self.stall(who, self.mounts(1)?, true, &mut r)?;
                 r.stall_dirty_1.push(who, v);
+                let v = self.stall(who, self.other_mount()?, false, &mut r)?;
+                r.stall_other_clean.push(who, v);
+                let v = self.stall(who, self.other_mount()?, true, &mut r)?;
+                r.stall_other_dirty.push(who, v);
             }
         }
         for rep in 0..self.reps {
@@ -201,7 +234,10 @@ impl Bench<'_> {
             ));
             for who in self.order(rep) {
                 signals::check()?;
-                for (count, series) in [(1, &mut r.cycle_1), (8, &mut r.cycle_8)] {
+                for (count, series, phases) in [
+                    (1, &mut r.cycle_1, &mut r.phases_1),
+                    (8, &mut r.cycle_8, &mut r.phases_8),
+                ] {
                     let mounts = self.mounts(count)?;
                     for m in &mounts {
                         syncfs(m)?;
@@ -211,6 +247,11 @@ impl Bench<'_> {
                     thread::sleep(SETTLE);
                     let c = self.tool(who)?.cycle(&mounts, &self.snapshot_true())?;
                     series.push(who, ms(c.wall));
+                    if let (Who::Quiesce(i), Some(p)) = (who, c.phases) {
+                        if let Some(v) = phases.get_mut(i) {
+                            v.push(p);
+                        }
+                    }
                 }
             }
         }
@@ -233,6 +274,7 @@ impl Bench<'_> {
                         None => bail!("no quiesce configuration {i}"),
                     },
                     Who::Fsfreeze => self.fsfreeze.peak_rss_kib(&self.time, &m)?,
+                    Who::Limit(_) => continue,
                 };
                 r.rss_kib.push(who, kib as f64);
             }
@@ -273,8 +315,7 @@ impl Bench<'_> {
     }
 
     /// The longest write+fsync stall during one cycle with a 200 ms snapshot (ms).
-    fn stall(&self, who: Who, count: usize, dirty: bool, r: &mut Results) -> Result<f64> {
-        let mounts = self.mounts(count)?;
+    fn stall(&self, who: Who, mounts: Vec<PathBuf>, dirty: bool, r: &mut Results) -> Result<f64> {
         for m in &mounts {
             syncfs(m)?;
         }

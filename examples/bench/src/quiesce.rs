@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::cycle::Cycle;
+use crate::cycle::{Cycle, PHASES};
 use crate::error::{bail, Result};
 use crate::guard;
+use crate::json;
 use crate::process::{run, Proc};
 
 /// The deadline of `quiesce run` cycles (s): far above what a cycle takes.
@@ -18,6 +19,18 @@ pub const RUN_TIMEOUT: &str = "10";
 pub struct QuiesceCli {
     pub bin: PathBuf,
     pub args: Vec<OsString>,
+}
+
+/// The `phases` object of a JSON report (ms).
+fn phases(report: &str) -> Option<[f64; 8]> {
+    let start = report.find("\"phases\":{")?;
+    let rest = &report[start..];
+    let obj = &rest[..rest.find('}')? + 1];
+    let mut out = [0.0; 8];
+    for (o, name) in out.iter_mut().zip(PHASES) {
+        *o = json::number(obj, &format!("{name}_us"))? / 1000.0;
+    }
+    Some(out)
 }
 
 impl QuiesceCli {
@@ -71,7 +84,8 @@ impl QuiesceCli {
             bail!("empty command line");
         };
         let mut c = Command::new(prog);
-        c.args(args);
+        // `run --json`: the report's phases say where the time went.
+        c.args(args.iter().take(1)).arg("--json").args(&args[1..]);
         let out = run(&mut c, Duration::from_secs(30))?;
         if !out.exit.success() {
             bail!(
@@ -81,7 +95,10 @@ impl QuiesceCli {
                 out.stderr.trim()
             );
         }
-        Ok(Cycle { wall: out.wall })
+        Ok(Cycle {
+            wall: out.wall,
+            phases: phases(&out.stdout),
+        })
     }
 
     /// Starts `quiesce freeze --stdin --timeout SECS [--json] MOUNT` with stdin held open.

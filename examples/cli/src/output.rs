@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use quiesce::runtime::{
-    errno_name, DiskFsInfo, DiskPlan, Failure, HookEnd, HookRun, Prepared, Report, SkipInfo,
-    TargetInfo, ThawResult,
+    errno_name, DiskFsInfo, DiskPlan, Failure, HookEnd, HookRun, Phases, Prepared, Report,
+    SkipInfo, TargetInfo, ThawResult,
 };
 use quiesce::Status;
 
@@ -255,6 +255,28 @@ pub fn plan(p: &Prepared, json: bool, all_skips: bool) {
     }
 }
 
+/// What the pre-sync did for one target: `synced`, `skipped: clean` (nothing dirty at
+/// arming), `off` (`--no-presync`, or the session never armed), `not finished` (failed or
+/// over its limit: the notes say which).
+fn presync_decision(r: &Report, target_ns: u64) -> &'static str {
+    match (r.presync_skipped_clean, r.presync_ns, target_ns) {
+        (Some(_), _, _) => "skipped: clean",
+        (None, None, _) => "off",
+        (None, Some(_), 0) => "not finished",
+        (None, Some(_), _) => "synced",
+    }
+}
+
+/// `{"plan_us":…,"arm_us":…,…}`: how long each phase took.
+fn phases_json(p: &Phases) -> String {
+    p.named()
+        .iter()
+        .fold(Object::new(), |o, (name, ns)| {
+            o.num(&format!("{name}_us"), ns / 1000)
+        })
+        .finish()
+}
+
 /// The filesystems left out because they span disks outside the group.
 fn partial_group(r: &Report) -> impl Iterator<Item = &SkipInfo> {
     let reason = quiesce_core::plan::SkipReason::PartialGroup.to_string();
@@ -276,6 +298,7 @@ pub fn render_session(command: &str, r: &Report, log: &[&str], json: bool) -> St
                 .num("thaw_us", t.thaw_ns / 1000)
                 .num("wave", t.wave)
                 .num("presync_us", t.presync_ns / 1000)
+                .str("presync", presync_decision(r, t.presync_ns))
                 .finish()
         }));
         let hooks = r.hooks.as_ref();
@@ -297,6 +320,7 @@ pub fn render_session(command: &str, r: &Report, log: &[&str], json: bool) -> St
             .num("timeout_ms", r.timeout.as_millis())
             .opt_num("window_us", r.window_ns.map(|n| n / 1000))
             .opt_num("presync_us", r.presync_ns.map(|n| n / 1000))
+            .raw("phases", &phases_json(&r.phases))
             .num("freezers", r.freezers)
             .raw("targets", &targets)
             .raw("skipped", &array(r.skipped.iter().map(skip_json)))

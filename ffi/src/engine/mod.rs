@@ -19,10 +19,12 @@
 //!    is a [`plan::Refusal`] whose `Display` names the input and the fix.
 //! 2. [`session::Lifecycle`], the session's stages: `Planned` → hooks' `freeze` calls
 //!    ([`hooks::SessionHooks`]) → `arm` (CAP_SYS_ADMIN check by `quiesce_core::linux::sys::has_cap_sys_admin`, the session machine,
-//!    the helper processes) → `Armed` → `presync` → `freeze` (waves of `FIFREEZE`, notify) →
+//!    the helper processes; whether anything is dirty, [`writeback`]) → `Armed` → `presync`
+//!    (only if something is dirty) → `freeze` (waves of `FIFREEZE`, notify) →
 //!    `Frozen` → `thaw(signal)` (two-phase: the C ABI) or `await_and_thaw(controller)`
 //!    (one-shot: the CLI) → `Ended` → `conclude` (helpers released, the hooks' `thaw` or
 //!    `freeze-failed` calls, the final status). No step from `freeze` to `conclude` allocates.
+//!    Each stage change is timestamped: [`phases::Phases`], where the session's time went.
 //! 3. [`hooks::level`]: the one consistency rule with hooks; [`explain::Explain`]: the one
 //!    message for each outcome, the same text from every front end.
 //! 4. [`rescue`]: the operator's thaw of named filesystems, each superblock once.
@@ -46,11 +48,13 @@ pub mod explain;
 pub mod helpers;
 pub mod hooks;
 pub mod mounts;
+pub mod phases;
 pub mod plan;
 pub mod record;
 pub mod rescue;
 pub mod session;
 pub mod text;
+pub mod writeback;
 
 pub(crate) use crate::runtime::ErrnoName;
 

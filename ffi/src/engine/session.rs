@@ -34,8 +34,10 @@ use quiesce_core::Status;
 use super::cancel::Canceller;
 use super::helpers::{pool_size, Helpers};
 use super::hooks::{self, Halt, SessionHooks};
+use super::phases::{since, Phases};
 use super::record::{self, Contents, Proc, RecordPath, RecordTargets};
 use super::text::Lossy;
+use super::writeback::{self, Pending};
 use super::{ErrnoName, MAX_TARGETS};
 
 /// The longest pre-sync wait: the timeout, but no more than this.
@@ -144,6 +146,12 @@ pub struct Lifecycle {
     record_errno: Errno,
     /// The caller's cancellation (`quiesce_cancel()`), seen by every wait.
     cancel: Canceller,
+    phases: Phases,
+    /// Whether the pre-sync was left out: what `/proc/meminfo` said at arming
+    /// ([`super::writeback`]); `None` if it was not asked for or not decided yet.
+    presync_gate: Option<Pending>,
+    /// When the notification started (0: not yet).
+    notified_at: u64,
 }
 
 impl Lifecycle {
@@ -160,6 +168,18 @@ impl Lifecycle {
             record: None,
             record_errno: 0,
             cancel: Canceller::new(),
+            phases: Phases {
+                plan_ns: 0,
+                arm_ns: 0,
+                hooks_ns: 0,
+                presync_ns: 0,
+                freeze_ns: 0,
+                wait_ns: 0,
+                thaw_ns: 0,
+                finish_ns: 0,
+            },
+            presync_gate: None,
+            notified_at: 0,
         }
     }
 
@@ -209,6 +229,25 @@ impl Lifecycle {
         }
         if let Some(r) = self.record.take() {
             r.remove();
+        }
+    }
+
+    /// How long each phase took so far (ns).
+    pub fn phases(&self) -> Phases {
+        self.phases
+    }
+
+    /// The phases, for the front end's own parts (planning, its session record, its report).
+    pub fn phases_mut(&mut self) -> &mut Phases {
+        &mut self.phases
+    }
+
+    /// Whether the pre-sync was left out because nothing was dirty (decided at arming, from
+    /// `Dirty` + `Writeback` of `/proc/meminfo`: [`super::writeback`]); with the count seen.
+    pub fn presync_skipped_clean(&self) -> Option<u64> {
+        match self.presync_gate {
+            Some(Pending::Bytes(b)) if Pending::Bytes(b).clean() => Some(b),
+            _ => None,
         }
     }
 
@@ -307,6 +346,7 @@ impl Lifecycle {
             self.end(Status::Permission);
             return Err(Halt::NotPermitted);
         }
+        let start = now_ns();
         if self.cancel.is_set() {
             self.end(Status::Cancelled);
             return Err(Halt::CallerCancelled);
@@ -322,6 +362,7 @@ impl Lifecycle {
             hooks.after_thaw(false);
             self.end(halt.status());
         }
+        self.phases.hooks_ns = self.phases.hooks_ns.saturating_add(since(start));
         result
     }
 
@@ -340,7 +381,9 @@ impl Lifecycle {
         if self.stage != Stage::Planned {
             return Err(ArmError::WrongStage(self.stage));
         }
+        let start = now_ns();
         let result = self.try_arm(fds, wave_starts, record);
+        self.phases.arm_ns = self.phases.arm_ns.saturating_add(since(start));
         if result.is_err() {
             self.end(result.map_or_else(|e| e.status(), |()| Status::Ok));
         }
@@ -377,7 +420,10 @@ impl Lifecycle {
             })?
             .with_if_frozen(self.options.if_frozen)
             .with_wave_starts(waves);
-        let freezers = pool_size(waves, self.options.presync, n);
+        // Pre-sync only if something is dirty: then no freezer is forked for it either.
+        let gate = self.options.presync.then(writeback::pending);
+        let presync = gate.is_some_and(|g| !g.clean());
+        let freezers = pool_size(waves, presync, n);
         let me = Proc::of(rustix::process::getpid().as_raw_nonzero().get());
         let path = record.and_then(|_| RecordPath::next(me));
         let helpers = Helpers::spawn(
@@ -409,6 +455,7 @@ impl Lifecycle {
         }
         self.session = Some(session);
         self.helpers = Some(helpers);
+        self.presync_gate = gate;
         self.stage = Stage::Armed;
         Ok(())
     }
@@ -420,6 +467,9 @@ impl Lifecycle {
         if !self.options.presync || self.stage != Stage::Armed || self.presync_ns.is_some() {
             return None;
         }
+        if self.presync_skipped_clean().is_some() {
+            return None;
+        }
         let start = now_ns();
         let limit =
             u64::try_from(presync_limit(self.options.timeout).as_nanos()).unwrap_or(u64::MAX);
@@ -429,8 +479,9 @@ impl Lifecycle {
             .client(fds)?
             .with_cancel(self.cancel.token());
         ops.presync(start.saturating_add(limit));
-        let took = now_ns().saturating_sub(start).max(1);
+        let took = since(start);
         self.presync_ns = Some(took);
+        self.phases.presync_ns = took;
         Some(took)
     }
 
@@ -450,22 +501,32 @@ impl Lifecycle {
         if self.stage != Stage::Armed {
             return Err(Status::Usage);
         }
+        let start = now_ns();
+        let mut notified_at = 0;
         let result = match (self.session.as_mut(), self.helpers.as_ref()) {
             (Some(session), Some(helpers)) => match helpers.client(fds) {
                 Some(ops) => advance(
                     session,
                     &mut ops.with_cancel(self.cancel.token()),
-                    &mut || match notify(helpers.table().tie()) {
-                        Ok(()) => Event::Notified { at: now_ns() },
-                        Err(errno) => Event::NotifyFailed {
-                            errno,
-                            at: now_ns(),
-                        },
+                    &mut || {
+                        notified_at = now_ns();
+                        match notify(helpers.table().tie()) {
+                            Ok(()) => Event::Notified { at: now_ns() },
+                            Err(errno) => Event::NotifyFailed {
+                                errno,
+                                at: now_ns(),
+                            },
+                        }
                     },
                 ),
                 None => Err(Status::Internal),
             },
             _ => Err(Status::Internal),
+        };
+        self.notified_at = notified_at;
+        self.phases.freeze_ns = match notified_at {
+            0 => since(start),
+            at => at.saturating_sub(start).max(1),
         };
         match result {
             Ok(until) => {
@@ -488,6 +549,10 @@ impl Lifecycle {
         if self.stage != Stage::Frozen {
             return self.status();
         }
+        let start = now_ns();
+        if self.notified_at != 0 {
+            self.phases.wait_ns = start.saturating_sub(self.notified_at).max(1);
+        }
         let status = match (self.session.as_mut(), self.helpers.as_ref()) {
             (Some(session), Some(helpers)) => match helpers.client(fds) {
                 Some(mut ops) => conclude(session, &mut ops, signal),
@@ -495,6 +560,7 @@ impl Lifecycle {
             },
             _ => Status::Internal,
         };
+        self.phases.thaw_ns = since(start);
         self.end(status);
         status
     }
@@ -526,6 +592,17 @@ impl Lifecycle {
             match next {
                 Ok(until) => self.until = until,
                 Err(status) => {
+                    // Thawed by the machine at the deadline: the thaw is its FITHAW calls.
+                    let thaw = self.session.as_ref().map_or(0, |s| {
+                        (0..s.len())
+                            .filter_map(|i| s.target(i))
+                            .fold(0u64, |sum, r| sum.saturating_add(r.thaw_ns))
+                    });
+                    if self.notified_at != 0 {
+                        let waited = since(self.notified_at);
+                        self.phases.wait_ns = waited.saturating_sub(thaw).max(1);
+                    }
+                    self.phases.thaw_ns = thaw;
                     self.end(status);
                     return status;
                 }
@@ -538,10 +615,12 @@ impl Lifecycle {
     /// time, else `freeze-failed`), and returns the final status. Once; call it whenever the
     /// session ended, also when it never froze.
     pub fn conclude(&mut self, hooks: &mut dyn SessionHooks) -> Status {
+        let start = now_ns();
         if let Some(h) = self.helpers.as_mut() {
             h.release();
         }
         self.remove_record();
+        self.phases.finish_ns = self.phases.finish_ns.saturating_add(since(start));
         if self.stage != Stage::Ended {
             // Abandoned before its end: the guardian thaws what is still ours.
             self.end(Status::Internal);
@@ -554,7 +633,9 @@ impl Lifecycle {
                 (0..s.len()).filter_map(|i| s.target(i).map(|r| r.outcome)),
             )
         });
+        let start = now_ns();
         self.status = hooks::after_thaw(hooks, thawed_ok, self.status);
+        self.phases.hooks_ns = self.phases.hooks_ns.saturating_add(since(start));
         self.status
     }
 

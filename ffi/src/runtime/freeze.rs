@@ -13,17 +13,18 @@
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
+use quiesce_core::linux::sys::now_ns;
 use quiesce_core::linux::Controller;
 use quiesce_core::mountinfo::Dev;
 use quiesce_core::session::IfFrozen;
 use quiesce_core::Status;
 
 use super::blocked::blocked_tasks;
-use super::record::RUN_DIR;
 use super::report::Diagnosis;
 use super::{check_timeout, Failure, Prepared, Report};
 pub use crate::engine::helpers::GUARDIAN_GRACE;
 use crate::engine::hooks::{Halt, NoHooks, SessionHooks};
+use crate::engine::phases::since;
 use crate::engine::plan::NothingToFreeze;
 use crate::engine::record::RecordTargets;
 pub use crate::engine::session::{presync_limit, PRESYNC_LIMIT};
@@ -166,13 +167,25 @@ impl<'p> Armed<'p> {
 
     /// Forks the helpers and writes the session record (both the engine's arm).
     pub(crate) fn arm_helpers(&mut self) -> Result<(), Failure> {
+        let start = now_ns();
+        let result = self.arm_and_record();
+        // The engine timed its own arming (the helpers and the record); the front end's part
+        // (the record's targets) is the rest of this phase.
+        let engine = self.life.phases().arm_ns;
+        let phases = self.life.phases_mut();
+        phases.arm_ns = since(start).max(engine);
+        result
+    }
+
+    fn arm_and_record(&mut self) -> Result<(), Failure> {
         let targets = Targets(self.prepared);
         let record: Option<&dyn RecordTargets> = self.options.record.then_some(&targets);
         self.life
             .arm(&self.fds, &self.prepared.wave_starts, record)?;
         if let Some(e) = self.life.record_error() {
             self.notes.push(format!(
-                "cannot write the session record in {RUN_DIR}: {}; `quiesce status` and `quiesce recover` will not see this session",
+                "cannot write the session record in {}: {}; `quiesce status` and `quiesce recover` will not see this session",
+                super::record::run_dir().display(),
                 ErrnoName(e)
             ));
         }
@@ -231,6 +244,8 @@ impl<'p> Armed<'p> {
 
     /// [`Armed::finish`], with the hooks' second calls ([`Lifecycle::conclude`]).
     pub(crate) fn finish_with(mut self, hooks: &mut dyn SessionHooks) -> Report {
+        let start = now_ns();
+        let hooks_before = self.life.phases().hooks_ns;
         let status = self.life.conclude(hooks);
         let mut notes = std::mem::take(&mut self.notes);
         let targets = &self.prepared.targets;
@@ -260,6 +275,13 @@ impl<'p> Armed<'p> {
         report.notes.extend(notes);
         report.diagnosis = diagnosis;
         report.presync_ns = self.life.presync_ns();
+        report.presync_skipped_clean = self.life.presync_skipped_clean();
+        let mut phases = self.life.phases();
+        phases.plan_ns = self.prepared.plan_ns;
+        // Finishing is all of this but the hooks' second calls.
+        let after_hooks = phases.hooks_ns.saturating_sub(hooks_before);
+        phases.finish_ns = since(start).saturating_sub(after_hooks).max(1);
+        report.phases = phases;
         report
     }
 }

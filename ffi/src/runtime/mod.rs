@@ -41,7 +41,7 @@ pub use recover::{
     recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,
     SessionStatus,
 };
-pub use report::{Diagnosis, Report, TargetReport};
+pub use report::{Diagnosis, Phases, Report, TargetReport};
 pub use thaw::{thaw_paths, ThawOutcome, ThawResult};
 
 pub use quiesce_core::linux::table::Tie;

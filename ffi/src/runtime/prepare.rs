@@ -114,6 +114,8 @@ pub struct Prepared {
     /// `wave_starts[p]`: target `p` must wait for the targets before it (storage); runs of
     /// `false` may be frozen at once.
     pub wave_starts: Vec<bool>,
+    /// How long planning took (ns): the report's `plan` phase.
+    pub plan_ns: u64,
     /// Selection by disk: each disk of the group, with its filesystems (else empty).
     pub disks: Vec<DiskPlan>,
     fds: Vec<OwnedFd>,
@@ -256,6 +258,7 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
         }
         Select::All { exclude } => (true, exclude),
     };
+    let start = quiesce_core::linux::sys::now_ns();
     let owned = c_paths(args)?;
     let paths: Vec<&CStr> = owned.iter().map(CString::as_c_str).collect();
     let owned_disks = c_paths(disk_args)?;
@@ -287,6 +290,7 @@ pub fn prepare(select: Select<'_>) -> Result<Prepared, Failure> {
         skipped_dropped: sink.skipped_dropped,
         notes: sink.notes,
         wave_starts: sink.wave_starts,
+        plan_ns: crate::engine::phases::since(start),
         disks: sink.disks,
         fds: sink.fds,
     })

@@ -8,6 +8,7 @@ use quiesce_core::{Consistency, Status};
 use super::{BlockedTask, HookSummary, Prepared, SkipInfo, TargetInfo};
 use crate::engine::explain::{slowest, Explain, Line, Targets};
 use crate::engine::hooks::{Reason, NO_HOOKS_REASON};
+pub use crate::engine::phases::Phases;
 
 /// What happened to one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +58,12 @@ pub struct Report {
     /// How long the pre-sync (`syncfs` of every target before the first `FIFREEZE`) took, if
     /// it ran.
     pub presync_ns: Option<u64>,
+    /// The pre-sync was left out because nothing was dirty: `Some(bytes)` of `Dirty` +
+    /// `Writeback` in `/proc/meminfo` at arming (at most
+    /// [`CLEAN_LIMIT`](crate::engine::writeback::CLEAN_LIMIT)).
+    pub presync_skipped_clean: Option<u64>,
+    /// How long each phase of the session took.
+    pub phases: Phases,
     /// How many freezer processes ran (0: the session never started).
     pub freezers: usize,
     /// Per target, in freeze order.
@@ -117,6 +124,8 @@ impl Report {
             window_ns: session.window_ns(),
             frozen_for_ns: first.map(|f| session.ended_at().saturating_sub(f)),
             presync_ns: None,
+            presync_skipped_clean: None,
+            phases: Phases::default(),
             freezers: 0,
             targets,
             skipped: prepared.skipped.clone(),
@@ -145,6 +154,8 @@ impl Report {
             window_ns: None,
             frozen_for_ns: None,
             presync_ns: None,
+            presync_skipped_clean: None,
+            phases: Phases::default(),
             freezers: 0,
             targets: prepared
                 .targets
