@@ -8,6 +8,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use quiesce_testkit::*;
@@ -156,8 +157,16 @@ fn without_cap_sys_admin(kind: FsKind) {
     let scratch = Scratch::new();
     let fs = TestFs::new(&scratch, "a", kind);
     // A copy of the binary that nobody can execute whatever the permissions of the workspace.
+    // Copied by a `cp` child, not in this process: a descriptor open for writing here would be
+    // inherited by any child another test thread forks meanwhile, and exec of the copy would
+    // then fail with ETXTBSY ("Text file busy") until that child execs.
     let copy = scratch.path("quiesce");
-    std::fs::copy(quiesce_bin(), &copy).expect("copy the quiesce binary");
+    let cp = run_timeout(
+        Command::new("cp").arg(quiesce_bin()).arg(&copy),
+        Duration::from_secs(30),
+    )
+    .expect("cp the quiesce binary");
+    assert!(cp.status.success(), "cp the quiesce binary: {cp:?}");
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let all = [fs.mount.as_path()];
     let m = s(&fs.mount);
