@@ -10,6 +10,10 @@
 //! 2. The client disconnects while frozen and never thaws: writable again at `--max-frozen`,
 //!    a later status says thawed and a thaw answers 0. The agent killed with SIGKILL while
 //!    frozen (a 600 s deadline): writable at once.
+//!    A host that sends 2000 requests and leaves, and one that asks for a freeze and leaves
+//!    before the answer (a slow hook): a new host syncs (`0xFF` + `guest-sync-delimited`),
+//!    finds the agent answering and frozen, and thaws; the agent did not spin on the port
+//!    without a host, and the answer to the host that left did not reach the new one.
 //! 3. `--forward` to Debian's qemu-ga running in the guest (its freeze commands blocked):
 //!    `guest-get-osinfo` is answered by qemu-ga through quiesce; freezing is quiesce's.
 //!
@@ -213,6 +217,9 @@ mount /dev/vda /mnt/a && mount /dev/vdb /mnt/b && mount /dev/vdc /mnt/c
 # No udev in a bare guest: the agent must find its port by name in /sys/class/virtio-ports.
 rm /dev/virtio-ports/org.qemu.guest_agent.0
 mkdir -p /var && ln -s /run /var/run
+# quiesce starts a hook with execveat on its descriptor: a script's interpreter then opens
+# /dev/fd/N, which devtmpfs alone does not provide (systemd and udev make the link).
+ln -s /proc/self/fd /dev/fd
 probe() {
   ( echo "$1" > "$2/probe-$1" && sync "$2/probe-$1" && echo "@@probe $1 done" ) &
   echo "@@probe $1 started"
@@ -245,6 +252,53 @@ cat /tmp/qga.log 2>/dev/null
 exit 0
 "#;
 
+/// A hook that holds a freeze back for 3 s (phase 2d).
+const SLOW_HOOK: &str = "#!/bin/sh\n\
+    exec 2>>/tmp/hook.err\n\
+    echo \"hook $*\" >&2\n\
+    [ \"$1\" = freeze ] && /usr/bin/busybox sleep 3\n\
+    exit 0\n";
+
+/// Requests in the burst of a host that leaves without reading.
+const BURST: usize = 2000;
+
+/// Connects to the port's socket and syncs as a host that knows about stale answers:
+/// `0xFF` + `guest-sync-delimited`, reading until its delimited answer (stale answers of an
+/// earlier host and the stray-0xFF error come first). The seconds it took and the bytes before
+/// the answer; panics after 120 s.
+fn resync(sock: &std::path::Path, id: u64) -> (f64, Vec<u8>) {
+    use std::io::Read;
+    let start = mono();
+    let want = [&[0xFFu8][..], format!("{{\"return\": {id}}}\n").as_bytes()].concat();
+    let mut s = UnixStream::connect(sock).expect("connect to resync");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let req = format!("{{\"execute\": \"guest-sync-delimited\", \"arguments\": {{\"id\": {id}}}}}");
+    s.write_all(&[&[0xFFu8][..], req.as_bytes()].concat())
+        .expect("write the sync");
+    while mono() - start < 120.0 {
+        match s.read(&mut buf) {
+            Ok(0) => panic!("the port's socket closed"),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => continue,
+        }
+        if got.windows(want.len()).any(|w| w == want) {
+            let tail = String::from_utf8_lossy(&got[got.len().saturating_sub(700)..]).into_owned();
+            println!(
+                "resync: {} bytes before the answer, ending {tail:?}",
+                got.len()
+            );
+            return (mono() - start, got);
+        }
+    }
+    panic!(
+        "no answer to guest-sync-delimited within 120 s; got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
 const FROZEN_REFUSAL: &str = "has been disabled: the agent is in frozen state";
 
 fn refused(r: &Json, command: &str) {
@@ -270,6 +324,7 @@ fn the_agent_serves_a_real_port_to_qemus_own_client() {
         .guest_agent()
         .control_port()
         .host_tool("/usr/sbin/qemu-ga")
+        .file("/etc/qemu/fsfreeze-hook.d/slow", SLOW_HOOK, 0o755)
         .timeout(Duration::from_secs(600))
         .start(&scratch, SCRIPT);
     assert!(
@@ -405,6 +460,80 @@ fn the_agent_serves_a_real_port_to_qemus_own_client() {
     g.completes("b4", "after SIGKILL of the agent");
     c.close();
 
+    // 2c. A host that sends requests and leaves before reading the answers: a virtio-serial
+    // port without a host takes no writes (EAGAIN) and polls as hung up (POLLHUP, never
+    // POLLOUT): the agent drops those answers, and a new host finds it answering.
+    g.agent("--max-frozen 600");
+    c.connect();
+    c.close();
+    let burst = "{\"execute\": \"guest-info\"}".repeat(BURST);
+    {
+        let mut s = UnixStream::connect(&qga).expect("connect for the burst");
+        s.write_all(burst.as_bytes()).expect("write the burst");
+    }
+    let (took, _) = resync(&qga, 77);
+    println!("{BURST} requests from a host that left: a new host synced {took:.3} s after it left");
+    c.connect();
+    assert_eq!(c.status(), "thawed");
+    let (_, n) = c.ret("guest-fsfreeze-freeze", None);
+    assert_eq!(n.as_i64(), Some(3));
+    let (_, n) = c.ret("guest-fsfreeze-thaw", None);
+    assert_eq!(n.as_i64(), Some(3));
+    c.close();
+
+    // 2d. The host asks for a freeze and leaves before the answer (a slow hook holds the freeze
+    // back), with pings behind it: those answers cannot be written (EAGAIN, POLLHUP); a new
+    // host finds the agent answering, still frozen, and thaws.
+    // (The initramfs's root is mode 1777: the hook check refuses a hook under it.)
+    g.sh("chmod 755 /");
+    g.agent("--max-frozen 600 --hook-dir /etc/qemu/fsfreeze-hook.d");
+    c.connect();
+    c.close();
+    g.sh(
+        "cpu() { echo \"@@cpu $1 $(awk '{print $14 + $15}' /proc/$agent_pid/stat)\"; }; cpu before",
+    );
+    {
+        let mut s = UnixStream::connect(&qga).expect("connect for the freeze");
+        let req = format!(
+            "{{\"execute\": \"guest-fsfreeze-freeze\"}}{}",
+            "{\"execute\": \"guest-ping\"}".repeat(5)
+        );
+        s.write_all(req.as_bytes()).expect("write the freeze");
+    }
+    // Nobody connected while the hook runs and the answers are written.
+    std::thread::sleep(Duration::from_secs(8));
+    g.sh("cpu gone");
+    let (took, stale) = resync(&qga, 78);
+    g.sh("cpu after; tail -n 8 /tmp/agent.log; cat /tmp/hook.err");
+    g.sh("grep -q 'hook freeze' /tmp/hook.err");
+    println!("freeze answered to a host that left: a new host synced {took:.3} s later");
+    let out = g.vm.output_so_far();
+    let ticks = |label: &str| -> u64 {
+        let m = format!("@@cpu {label} ");
+        let i = out.find(&m).unwrap_or_else(|| panic!("no {m:?}:\n{out}")) + m.len();
+        out[i..]
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse().ok())
+            .expect("ticks")
+    };
+    let spent = ticks("gone") - ticks("before");
+    println!("the agent's CPU while the host was gone: {spent} ticks");
+    assert!(
+        spent < 100,
+        "the agent used {spent} ticks of CPU (1/100 s) writing to a port without a host: it spins"
+    );
+    assert!(
+        !String::from_utf8_lossy(&stale).contains("{\"return\": 3}"),
+        "the freeze's answer to the host that left reached the next host: {:?}",
+        String::from_utf8_lossy(&stale)
+    );
+    c.connect();
+    assert_eq!(c.status(), "frozen");
+    let (_, n) = c.ret("guest-fsfreeze-thaw", None);
+    assert_eq!(n.as_i64(), Some(3));
+    c.close();
+
     // 3. --forward to Debian's qemu-ga in the guest: its answers through quiesce, the freeze
     // quiesce's (qemu-ga's own freeze commands are blocked).
     g.sh(
@@ -459,7 +588,8 @@ fn the_agent_serves_a_real_port_to_qemus_own_client() {
     let out = run.assert_ok();
     println!("{out}");
     assert!(
-        out.contains("serving the virtio-serial port /dev/vport"),
+        out.contains("serving the virtio-serial port /dev/vport")
+            && out.contains("answer not delivered: the host hung up; the answer is dropped"),
         "the agent's log does not name the port it found in /sys:\n{out}"
     );
     println!(
