@@ -500,8 +500,11 @@ fn the_agent_serves_a_real_port_to_qemus_own_client() {
         );
         s.write_all(req.as_bytes()).expect("write the freeze");
     }
-    // Nobody connected while the hook runs and the answers are written.
+    // Nobody connected while the hook runs and the answers are written: a write started 8 s
+    // later blocks (the freeze came, and its answer was written, while the host was away).
     std::thread::sleep(Duration::from_secs(8));
+    g.probe("a6", "/mnt/a");
+    g.blocked("a6", "8 s after a host asked for a freeze and left");
     g.sh("cpu gone");
     let (took, stale) = resync(&qga, 78);
     g.sh("cpu after; tail -n 8 /tmp/agent.log; cat /tmp/hook.err");
@@ -530,8 +533,9 @@ fn the_agent_serves_a_real_port_to_qemus_own_client() {
     );
     c.connect();
     assert_eq!(c.status(), "frozen");
-    let (_, n) = c.ret("guest-fsfreeze-thaw", None);
+    let (t_thaw, n) = c.ret("guest-fsfreeze-thaw", None);
     assert_eq!(n.as_i64(), Some(3));
+    assert!(g.completes("a6", "after the new host's thaw") > t_thaw);
     c.close();
 
     // 3. --forward to Debian's qemu-ga in the guest: its answers through quiesce, the freeze
