@@ -121,7 +121,9 @@ pub struct Vm {
     memory_mib: u32,
     timeout: Duration,
     guest_agent: bool,
+    control: bool,
     quiesce: bool,
+    tools: Vec<PathBuf>,
 }
 
 impl Default for Vm {
@@ -139,7 +141,9 @@ impl Vm {
             memory_mib: 1024,
             timeout: Duration::from_secs(180),
             guest_agent: false,
+            control: false,
             quiesce: false,
+            tools: Vec::new(),
         }
     }
 
@@ -223,6 +227,22 @@ impl Vm {
     /// `/dev/virtio-ports/org.qemu.guest_agent.0`.
     pub fn guest_agent(mut self) -> Vm {
         self.guest_agent = true;
+        self
+    }
+
+    /// Adds a second virtio-serial port, `org.quiesce.control` (in the guest
+    /// `/dev/virtio-ports/org.quiesce.control`), whose host end is a unix socket
+    /// ([`RunningVm::control_socket`]): a channel for a test to tell its guest script what to
+    /// do next, apart from the port under test.
+    pub fn control_port(mut self) -> Vm {
+        self.control = true;
+        self
+    }
+
+    /// Copies a host binary into the guest at the same path, with the shared libraries `ldd`
+    /// lists (as the base image's tools), e.g. `/usr/sbin/qemu-ga`.
+    pub fn host_tool(mut self, path: &str) -> Vm {
+        self.tools.push(PathBuf::from(path));
         self
     }
 
@@ -323,6 +343,18 @@ impl Vm {
                     "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
                 ]);
         }
+        let control = self.control.then(|| dir.join("control.sock"));
+        if let Some(sock) = &control {
+            cmd.arg("-chardev")
+                .arg(format!(
+                    "socket,id=ctl0,path={},server=on,wait=off",
+                    sock.display()
+                ))
+                .args([
+                    "-device",
+                    "virtserialport,bus=vser0.0,chardev=ctl0,name=org.quiesce.control",
+                ]);
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(
@@ -338,6 +370,7 @@ impl Vm {
             console,
             output,
             qga,
+            control,
             started,
             timeout: self.timeout,
             accel,
@@ -371,12 +404,23 @@ impl Vm {
         c.file("/etc/quiesce-vm/modules", 0o644, list.as_bytes());
         let disks = self.disks.len().to_string();
         c.file("/etc/quiesce-vm/disks", 0o644, disks.as_bytes());
-        let ports = if self.guest_agent { "1" } else { "0" };
+        let ports = (usize::from(self.guest_agent) + usize::from(self.control)).to_string();
         c.file("/etc/quiesce-vm/ports", 0o644, ports.as_bytes());
         c.file("/etc/quiesce-vm/test.sh", 0o755, script.as_bytes());
         if self.quiesce {
             let data = fs::read(static_quiesce()).expect("read the static quiesce");
             c.file("/usr/bin/quiesce", 0o755, &data);
+        }
+        for tool in &self.tools {
+            assert!(
+                tool.exists(),
+                "{} is missing on the host: install its package",
+                tool.display()
+            );
+            c.host_path(tool).expect("copy a tool");
+            for lib in shared_libs(tool) {
+                c.host_path(&lib).expect("copy a library");
+            }
         }
         for (p, data, mode) in &self.files {
             c.file(p, *mode, data);
@@ -429,6 +473,7 @@ pub struct RunningVm {
     console: PathBuf,
     output: PathBuf,
     qga: Option<PathBuf>,
+    control: Option<PathBuf>,
     started: Instant,
     timeout: Duration,
     accel: Accel,
@@ -438,6 +483,11 @@ impl RunningVm {
     /// The host end of the `org.qemu.guest_agent.0` port (with [`Vm::guest_agent`]).
     pub fn guest_agent_socket(&self) -> Option<&Path> {
         self.qga.as_deref()
+    }
+
+    /// The host end of the `org.quiesce.control` port (with [`Vm::control_port`]).
+    pub fn control_socket(&self) -> Option<&Path> {
+        self.control.as_deref()
     }
 
     /// What the script has printed so far (`\r` removed).

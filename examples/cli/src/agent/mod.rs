@@ -234,6 +234,8 @@ pub struct Agent {
     /// While frozen: the deadline (monotonic ns), which no answer may hold the agent past.
     frozen_until: Option<u64>,
     stop: bool,
+    /// Answers dropped since the host went away (logged once, counted).
+    dropped_answers: usize,
     /// The read buffer, allocated once.
     buf: Vec<u8>,
 }
@@ -293,6 +295,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
         frozen: false,
         frozen_until: None,
         stop: false,
+        dropped_answers: 0,
         buf: vec![0; 64 * 1024],
     };
     agent.log.line(format!(
@@ -381,7 +384,10 @@ impl Agent {
         let mut messages = Vec::new();
         for _ in 0..64 {
             match self.port.read(&mut buf) {
-                Read::Data(n) => self.framing.feed(&buf[..n], &mut messages),
+                Read::Data(n) => {
+                    self.report_dropped();
+                    self.framing.feed(&buf[..n], &mut messages)
+                }
                 Read::Nothing => {
                     if !ev.contains(PollFlags::IN)
                         && ev.intersects(PollFlags::HUP | PollFlags::ERR)
@@ -413,9 +419,27 @@ impl Agent {
             }
             None => port::WRITE_LIMIT,
         };
-        if let Err(e) = self.port.write_all(bytes, limit) {
-            self.log.line(format!("answer not delivered: {e}"));
+        match self.port.write_all(bytes, limit) {
+            Ok(()) => self.report_dropped(),
+            // Once per absence of the host; the rest are counted.
+            Err(e) => {
+                if self.dropped_answers == 0 {
+                    self.log.line(format!("answer not delivered: {e}"));
+                }
+                self.dropped_answers += 1;
+            }
         }
+    }
+
+    /// Logs how many answers were dropped while the host was away (when it is back).
+    fn report_dropped(&mut self) {
+        if self.dropped_answers > 1 {
+            self.log.line(format!(
+                "{} answers were not delivered while the host was away",
+                self.dropped_answers
+            ));
+        }
+        self.dropped_answers = 0;
     }
 
     fn is_known(&self, name: &str) -> bool {

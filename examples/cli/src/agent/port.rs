@@ -6,7 +6,9 @@
 //! connects again; the agent then waits a little (as qemu-ga: 100 ms) and reads on, so a host
 //! that disconnects and reconnects (libvirt restarting, a migration) finds it answering.
 //! Writes never block the agent for long: an answer the host does not take within
-//! [`WRITE_LIMIT`] is dropped and logged.
+//! [`WRITE_LIMIT`] is dropped and logged, and so at once is an answer to a host that hung up
+//! (a port without a host refuses writes with `EAGAIN` and polls as `POLLHUP`, never
+//! writable: waiting spun the CPU, and the answer went to the next host).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -253,6 +255,13 @@ impl Port {
                 tv_nsec: i64::from(left.subsec_nanos()),
             };
             let _ = rustix::event::poll(&mut p, Some(&ts));
+            // A virtio-serial port whose host is gone takes no writes (EAGAIN) and polls as
+            // hung up, never writable: waiting would spin until the limit, and the answer
+            // would reach the next host, which did not ask for it. Dropped at once.
+            let ev = p[0].revents();
+            if !ev.contains(PollFlags::OUT) && ev.intersects(PollFlags::HUP | PollFlags::ERR) {
+                return Err("the host hung up; the answer is dropped".into());
+            }
         }
         Ok(())
     }
