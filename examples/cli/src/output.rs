@@ -100,15 +100,6 @@ fn disk_tree(disks: &[DiskPlan]) {
         if d.filesystems.is_empty() {
             outln!("    (no mounted filesystem)");
         }
-        for u in &d.devices {
-            outln!(
-                "    {}  ({} {})  skipped: {}",
-                u.path,
-                u.kind,
-                u.device,
-                u.reason
-            );
-        }
         for f in &d.filesystems {
             let why = f
                 .skipped
@@ -120,6 +111,15 @@ fn disk_tree(disks: &[DiskPlan]) {
                 f.fs_type,
                 f.device,
                 verdict(f)
+            );
+        }
+        for u in &d.devices {
+            outln!(
+                "    {}  ({} {})  skipped: {}",
+                u.path,
+                u.kind,
+                u.device,
+                u.reason
             );
         }
     }
