@@ -1,7 +1,11 @@
 //! Selection by disk in a real guest (tests/support/vm), on virtio disks selected by serial:
 //! LVM over two disks with an ext4 logical volume, dm-crypt (a key file) holding xfs on a
-//! partition, an md RAID1 of two disks, a plain disk, and two disks with the same serial. One
-//! boot runs every check; the guest prints a marker per check and the host reads the verdicts.
+//! partition, an md RAID1 of two disks, a plain disk, two disks with the same serial, a
+//! partitioned disk (two filesystems, swap, an unmounted partition), a loop image on another
+//! disk's filesystem, btrfs RAID1 over two disks, and a disk held by a device-mapper device
+//! with nothing mounted (a raw device in use). One boot runs every check; the guest prints a
+//! marker per check (the write probes with their completion times) and the host reads the
+//! verdicts.
 
 use std::time::Duration;
 
@@ -24,6 +28,19 @@ cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 10
 cryptsetup open --key-file /mnt/keys/disk.key /dev/vde2 secret
 mkfs.xfs -q /dev/mapper/secret && mount /dev/mapper/secret /mnt/secret
 mount /dev/vdf /mnt/other
+# The partitioned disk (vdi): two filesystems, swap, an unmounted partition; a loop image on
+# host-disk (vdj); btrfs RAID1 over btrfs-a and btrfs-b (vdk, vdl); raw-disk (vdm) held by a
+# device-mapper device on which nothing is mounted (a raw device in use).
+mkfs.ext4 -q /dev/vdi1 && mkfs.ext4 -q /dev/vdi2 && mkfs.ext4 -q /dev/vdi4
+mkswap /dev/vdi3 >/dev/null && swapon /dev/vdi3
+mkfs.ext4 -q /dev/vdj
+mkfs.btrfs -q -f -d raid1 -m raid1 /dev/vdk /dev/vdl && btrfs device scan >/dev/null
+dmsetup create rawlin --table "0 $(cat /sys/block/vdm/size) linear /dev/vdm 0"
+mkdir -p /mnt/p1 /mnt/p2 /mnt/host /mnt/inner /mnt/pool
+mount /dev/vdi1 /mnt/p1 && mount /dev/vdi2 /mnt/p2 && mount /dev/vdj /mnt/host
+dd if=/dev/zero of=/mnt/host/inner.img bs=1M count=40 2>/dev/null && mkfs.ext4 -q -F /mnt/host/inner.img
+losetup /dev/loop0 /mnt/host/inner.img && mount /dev/loop0 /mnt/inner
+mount /dev/vdk /mnt/pool
 echo setup-done
 
 # 1. --disk by serial: LVM (both disks) and the crypt disk; md and other are not frozen.
@@ -71,6 +88,42 @@ quiesce plan --disk serial:no-such-disk 2> /tmp/e3; echo "nomatch-rc=$? $(cat /t
 quiesce plan --disk serial:twin 2> /tmp/e4; echo "twin-rc=$? $(cat /tmp/e4)"
 quiesce plan --disk /mnt/keys/disk.key 2> /tmp/e5; echo "notblock-rc=$? $(cat /tmp/e5)"
 quiesce freeze --stdin --timeout 5 --disk serial:md-a /mnt/md < /dev/null 2> /tmp/e6; echo "mixed-rc=$? $(cat /tmp/e6)"
+
+# 6. A partitioned disk, a loop image on another disk's filesystem, btrfs RAID1 over two
+# disks, and a disk with a raw device in use. Each probe reports its completion time (uptime).
+SEL="--disk serial:part-disk --disk serial:host-disk --disk serial:btrfs-a --disk serial:btrfs-b --disk serial:raw-disk"
+quiesce plan --json $SEL > /tmp/plan6.json
+echo "plan6-rc=$?"
+echo "PLAN6 $(cat /tmp/plan6.json)"
+quiesce plan --disk serial:part-disk --disk serial:raw-disk | sed 's/^/TREE /'
+quiesce run --json --timeout 30 $SEL -- sh -c '
+  up() { cut -d" " -f1 /proc/uptime; }
+  for m in p1 p2 inner host pool; do
+    (echo x > /mnt/$m/probe6; sync /mnt/$m/probe6; echo "frozen-probe $m $(up)") &
+  done
+  for m in lvm md other keys secret; do
+    (echo x > /mnt/$m/probe6; sync /mnt/$m/probe6; echo "other-probe $m $(up)") &
+  done
+  sleep 3; echo "window6-over $(up)"' > /tmp/run6.json
+echo "run6-rc=$? $(cut -d' ' -f1 /proc/uptime)"
+sleep 2
+echo "RUN6 $(grep '^{' /tmp/run6.json)"
+
+# 7. One disk of the btrfs pair: refused with the group code, nothing frozen.
+quiesce freeze --stdin --timeout 10 --disk serial:btrfs-a < /dev/null 2> /tmp/btrfs.err
+echo "btrfs-half-rc=$?"
+echo "BTRFSERR $(cat /tmp/btrfs.err)"
+for m in pool p1 host inner; do
+  echo z > /mnt/$m/after7 && sync /mnt/$m/after7 && echo "$m-writable-after-refusal"
+done
+
+# 8. --allow-partial-group: the btrfs is not covered; the partitions are frozen.
+quiesce run --json --timeout 30 --allow-partial-group --disk serial:btrfs-a --disk serial:part-disk -- sh -c '
+  echo w > /mnt/pool/probe8 && sync /mnt/pool/probe8 && echo pool-written-while-partial-frozen
+  sleep 1; echo partial-window-over' > /tmp/partial8.json
+echo "partial8-rc=$?"
+echo "PARTIAL8 $(grep '^{' /tmp/partial8.json)"
+swapoff /dev/vdi3
 echo all-done
 exit 0
 "#;
@@ -109,7 +162,14 @@ fn selection_by_serial_in_a_guest_with_lvm_dm_crypt_and_md() {
         .virtio_disk("other-disk", 32)
         .virtio_disk("twin", 8)
         .virtio_disk("twin", 8)
+        .virtio_disk_partitioned("part-disk", 128, &[40, 40, 16, 16])
+        .virtio_disk("host-disk", 96)
+        .virtio_disk("btrfs-a", 160)
+        .virtio_disk("btrfs-b", 160)
+        .virtio_disk("raw-disk", 8)
         .modules(&[
+            "loop",
+            "btrfs",
             "dm-mod",
             "dm-crypt",
             "xts",
@@ -188,7 +248,17 @@ fn selection_by_serial_in_a_guest_with_lvm_dm_crypt_and_md() {
     let excl = json(out, "EXCL ");
     assert_eq!(
         points(&excl),
-        vec!["/mnt/keys", "/mnt/md", "/mnt/other", "/mnt/secret"],
+        vec![
+            "/mnt/host",
+            "/mnt/inner",
+            "/mnt/keys",
+            "/mnt/md",
+            "/mnt/other",
+            "/mnt/p1",
+            "/mnt/p2",
+            "/mnt/pool",
+            "/mnt/secret"
+        ],
         "{out}"
     );
     assert!(
@@ -212,5 +282,145 @@ fn selection_by_serial_in_a_guest_with_lvm_dm_crypt_and_md() {
             "{key} {l:?}: want {code} and {words:?}\n{out}"
         );
     }
+
+    // 6. Exactly the filesystems on the named disks, the loop filesystem before the one
+    // holding its image; the others written during the window, the frozen ones after it.
+    assert_eq!(line(out, "plan6-rc="), "0", "{out}");
+    let plan6 = json(out, "PLAN6 ");
+    let want6 = vec!["/mnt/host", "/mnt/inner", "/mnt/p1", "/mnt/p2", "/mnt/pool"];
+    assert_eq!(points(&plan6), want6, "{out}");
+    let run6_rc = line(out, "run6-rc=");
+    assert!(run6_rc.starts_with("0 "), "{out}");
+    let run6 = json(out, "RUN6 ");
+    assert_eq!(points(&run6), want6, "{out}");
+    let order = ordered(&run6);
+    let at = |m: &str| order.iter().position(|p| p == m).unwrap_or(usize::MAX);
+    assert!(
+        at("/mnt/inner") < at("/mnt/host"),
+        "the loop filesystem is frozen before the one holding its image: {order:?}"
+    );
+    let window_end = time(line(out, "window6-over "));
+    let thawed = time(run6_rc.trim_start_matches("0 "));
+    for m in ["lvm", "md", "other", "keys", "secret"] {
+        let t = time(line(out, &format!("other-probe {m} ")));
+        println!(
+            "write to /mnt/{m} (not selected) done at {t:.2} s; window over at {window_end:.2} s"
+        );
+        assert!(
+            t < window_end,
+            "/mnt/{m} not written inside the window:\n{out}"
+        );
+    }
+    for m in ["p1", "p2", "inner", "host", "pool"] {
+        let t = time(line(out, &format!("frozen-probe {m} ")));
+        println!("write to /mnt/{m} (frozen) done at {t:.2} s; thawed by {thawed:.2} s");
+        assert!(t > window_end, "/mnt/{m} written while frozen:\n{out}");
+    }
+    // The per-disk view: frozen filesystems, then the devices without one, each with why.
+    let view: Vec<&Json> = plan6["disks"].items().iter().collect();
+    let disk = |serial: &str| {
+        *view
+            .iter()
+            .find(|d| d["serial"].as_str() == Some(serial))
+            .unwrap_or_else(|| panic!("no disk {serial} in the plan: {plan6}"))
+    };
+    let part = disk("part-disk");
+    let fs_points = |d: &Json| -> Vec<String> {
+        d["filesystems"]
+            .items()
+            .iter()
+            .map(|f| f["mount_point"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(fs_points(part), vec!["/mnt/p1", "/mnt/p2"], "{plan6}");
+    let devices = |d: &Json| -> Vec<(String, String)> {
+        d["devices"]
+            .items()
+            .iter()
+            .map(|u| {
+                (
+                    u["path"].as_str().unwrap_or("").to_string(),
+                    u["why"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        devices(part),
+        vec![pair("/dev/vdi3", "swap"), pair("/dev/vdi4", "unmounted")],
+        "{plan6}"
+    );
+    assert_eq!(part["level"].as_str(), Some("filesystem-consistent"));
+    let raw = disk("raw-disk");
+    assert_eq!(devices(raw), vec![pair("/dev/vdm", "in-use")], "{plan6}");
+    assert!(
+        raw["devices"].items()[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("dm-") && r.contains("no mounted filesystem")),
+        "{plan6}"
+    );
+    assert_eq!(raw["level"].as_str(), Some("not-consistent"));
+    let host = disk("host-disk");
+    assert_eq!(fs_points(host), vec!["/mnt/host", "/mnt/inner"], "{plan6}");
+    assert!(devices(host).is_empty(), "{plan6}");
+    for serial in ["btrfs-a", "btrfs-b"] {
+        assert_eq!(fs_points(disk(serial)), vec!["/mnt/pool"], "{plan6}");
+        assert!(devices(disk(serial)).is_empty(), "{plan6}");
+    }
+    let tree: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("TREE "))
+        .collect();
+    let tree = tree.join("\n");
+    for want in [
+        "/dev/vdi3  (partition ",
+        "skipped: swap",
+        "/dev/vdi4  (partition ",
+        "skipped: no filesystem on it is mounted",
+        "/dev/vdm  (disk ",
+        "skipped: raw device in use by dm-",
+    ] {
+        assert!(tree.contains(want), "no {want:?} in the tree:\n{tree}");
+    }
+
+    // 7. Half the btrfs pair.
+    assert_eq!(line(out, "btrfs-half-rc="), "8", "{out}");
+    let berr = line(out, "BTRFSERR ");
+    assert!(
+        berr.contains("/mnt/pool")
+            && berr.contains("serial btrfs-b")
+            && berr.contains("not in the group"),
+        "{berr}"
+    );
+    for m in ["pool", "p1", "host", "inner"] {
+        pos(&format!("{m}-writable-after-refusal"));
+    }
+
+    // 8. Not covered.
+    assert_eq!(line(out, "partial8-rc="), "0", "{out}");
+    let p8 = json(out, "PARTIAL8 ");
+    assert_eq!(points(&p8), vec!["/mnt/p1", "/mnt/p2"], "{out}");
+    assert_eq!(p8["not_covered"].str_array(), vec!["/mnt/pool"], "{out}");
+    assert!(
+        pos("pool-written-while-partial-frozen") < pos("partial-window-over"),
+        "{out}"
+    );
     pos("all-done");
+}
+
+/// The targets' mount points in the order frozen.
+fn ordered(j: &Json) -> Vec<String> {
+    j["targets"]
+        .items()
+        .iter()
+        .map(|t| t["mount_point"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Seconds of guest uptime printed by a probe.
+fn time(text: &str) -> f64 {
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("not a time {text:?}: {e}"))
 }

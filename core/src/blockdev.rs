@@ -697,6 +697,168 @@ impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
     }
 }
 
+/// Why a block device on a disk holds no mounted filesystem (the per-disk view's skipped
+/// devices).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unused {
+    /// Active swap (listed in `/proc/swaps`), on it or on a device stacked on it.
+    Swap,
+    /// Nothing on it is mounted, and nothing holds it (`holders/` is empty).
+    Unmounted,
+    /// Held by this device (`holders/`: an LVM volume, dm-crypt, md, ...) on which no
+    /// filesystem is mounted: a raw device in use, not frozen.
+    InUse(Name),
+}
+
+/// A block device on a disk that holds no mounted filesystem, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnusedDev {
+    /// The device (the disk itself when it has no partitions, else a partition).
+    pub dev: BlockDev,
+    /// Why it is skipped.
+    pub why: Unused,
+}
+
+/// What is on a device, followed up its holders.
+enum Use {
+    Mounted,
+    Swap,
+    Held(Name),
+    Nothing,
+}
+
+impl<'t, 'm, T: SysTree + ?Sized> Graph<'t, 'm, T> {
+    /// Calls `f` with each block device on `disk` that holds no mounted filesystem: the disk
+    /// itself if it has no partitions, else each partition; with why (swap, unmounted, or in
+    /// use by a holder that holds no mounted filesystem). A device is in use by a mounted
+    /// filesystem when it is mounted, is a device of a mounted btrfs
+    /// (`/sys/fs/btrfs/FSID/devices/`), or one of its holders (`holders/`, followed up) is.
+    /// Swap is read from `/proc/swaps` in the same tree (none if it cannot be read).
+    pub fn each_unused(&self, disk: Dev, f: &mut dyn FnMut(UnusedDev)) -> Result<(), GraphError> {
+        let mut swaps = [0u8; 2048];
+        let swaps = self.tree.read("/proc/swaps", &mut swaps).unwrap_or(&[]);
+        let p = path(format_args!("/sys/dev/block/{disk}")).map_err(Self::err(disk))?;
+        let mut parts: heapless::Vec<Dev, 64> = heapless::Vec::new();
+        let mut result = Ok(());
+        self.tree
+            .list(&p, &mut |name| {
+                let Ok(q) = path(format_args!("/sys/dev/block/{disk}/{name}/partition")) else {
+                    return;
+                };
+                let mut b = [0u8; 16];
+                if self.tree.read(&q, &mut b).is_err() {
+                    return;
+                }
+                match self.dev_of_name(name) {
+                    Ok(d) => {
+                        if parts.push(d).is_err() {
+                            result = Err(GraphError {
+                                dev: disk,
+                                kind: GraphErrorKind::TooManyDisks,
+                            });
+                        }
+                    }
+                    Err(e) => result = Err(Self::err(disk)(e)),
+                }
+            })
+            .map_err(Self::err(disk))?;
+        result?;
+        if parts.is_empty() {
+            let _ = parts.push(disk);
+        }
+        parts.sort_unstable_by_key(|d| (d.major, d.minor));
+        for &d in &parts {
+            let why = match self.device_use(d, swaps, 0)? {
+                Use::Mounted => continue,
+                Use::Swap => Unused::Swap,
+                Use::Held(h) => Unused::InUse(h),
+                Use::Nothing => Unused::Unmounted,
+            };
+            f(UnusedDev {
+                dev: self.describe(d)?,
+                why,
+            });
+        }
+        Ok(())
+    }
+
+    fn device_use(&self, dev: Dev, swaps: &[u8], depth: usize) -> Result<Use, GraphError> {
+        if depth > MAX_DEPTH {
+            return Err(GraphError {
+                dev,
+                kind: GraphErrorKind::TooDeep,
+            });
+        }
+        if self.mounts.entries().flatten().any(|e| e.dev == dev) {
+            return Ok(Use::Mounted);
+        }
+        let name = self.describe(dev)?.name;
+        if self.in_mounted_btrfs(&name) {
+            return Ok(Use::Mounted);
+        }
+        if self.is_swap(dev, swaps) {
+            return Ok(Use::Swap);
+        }
+        let p = path(format_args!("/sys/dev/block/{dev}/holders")).map_err(Self::err(dev))?;
+        let mut holders: heapless::Vec<Dev, 16> = heapless::Vec::new();
+        // A device without holders/ (a recording that lacks it) has none.
+        let _ = self.tree.list(&p, &mut |h| {
+            if let Ok(d) = self.dev_of_name(h) {
+                let _ = holders.push(d);
+            }
+        });
+        let mut first: Option<Name> = None;
+        let mut swap = false;
+        for &h in &holders {
+            match self.device_use(h, swaps, depth + 1)? {
+                Use::Mounted => return Ok(Use::Mounted),
+                Use::Swap => swap = true,
+                Use::Held(_) | Use::Nothing => {}
+            }
+            if first.is_none() {
+                first = Some(self.describe(h)?.name);
+            }
+        }
+        Ok(match (swap, first) {
+            (true, _) => Use::Swap,
+            (false, Some(h)) => Use::Held(h),
+            (false, None) => Use::Nothing,
+        })
+    }
+
+    /// Whether the device named `name` is a device of a mounted btrfs (`/sys/fs/btrfs/FSID`
+    /// exists while it is mounted).
+    fn in_mounted_btrfs(&self, name: &str) -> bool {
+        let mut found = false;
+        let _ = self.tree.list("/sys/fs/btrfs", &mut |id| {
+            if found {
+                return;
+            }
+            if let Ok(p) = path(format_args!("/sys/fs/btrfs/{id}/devices")) {
+                let _ = self.tree.list(&p, &mut |n| found |= n == name);
+            }
+        });
+        found
+    }
+
+    /// Whether `dev` is active swap: a `partition` line of `/proc/swaps` naming it.
+    fn is_swap(&self, dev: Dev, swaps: &[u8]) -> bool {
+        swaps.split(|&b| b == b'\n').skip(1).any(|line| {
+            let mut fields = line
+                .split(|&b| b == b' ' || b == b'\t')
+                .filter(|f| !f.is_empty());
+            let (Some(file), Some(kind)) = (fields.next(), fields.next()) else {
+                return false;
+            };
+            kind == b"partition"
+                && core::str::from_utf8(file)
+                    .ok()
+                    .and_then(|f| self.tree.block_dev(f).ok())
+                    == Some(dev)
+        })
+    }
+}
+
 fn dm_kind(uuid: &[u8]) -> Kind {
     if uuid.starts_with(b"LVM-") {
         Kind::Lvm

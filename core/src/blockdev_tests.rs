@@ -437,3 +437,60 @@ fn device_mapper_kinds_by_uuid() {
     assert_eq!(dm_kind(b"partx"), Kind::DeviceMapper);
     assert_eq!(dm_kind(b""), Kind::DeviceMapper);
 }
+
+impl Case {
+    /// The unused devices on the disk named `disk`: (name, why).
+    fn unused(&self, disk: &str) -> heapless::Vec<(heapless::String<32>, Unused), 8> {
+        let g = self.graph();
+        let dev = g
+            .dev_of_name(disk)
+            .unwrap_or_else(|e| panic!("{disk}: {e:?}"));
+        let mut out = heapless::Vec::new();
+        g.each_unused(dev, &mut |u| out.push((u.dev.name, u.why)).unwrap())
+            .unwrap_or_else(|e| panic!("{disk}: {e}"));
+        out
+    }
+}
+
+#[test]
+fn disks_and_partitions_that_hold_a_mounted_filesystem_are_not_unused() {
+    // Partitions mounted directly; a whole disk mounted.
+    let c = case!("virtio_partitions");
+    assert!(c.unused("vda").is_empty());
+    assert!(c.unused("vdb").is_empty());
+    // Physical volumes, held by mounted logical volumes.
+    let c = case!("lvm");
+    for d in ["vda", "vdb", "vdc"] {
+        assert!(c.unused(d).is_empty(), "{d}");
+    }
+    // md members, held by a mounted array.
+    let c = case!("md_raid1");
+    assert!(c.unused("vda").is_empty() && c.unused("vdb").is_empty());
+    // A crypt partition, held by a mounted dm-crypt device.
+    assert!(case!("dm_crypt").unused("vda").is_empty());
+    // Multipath paths, held by the multipath device that holds a mounted kpartx partition.
+    let c = case!("multipath_kpartx");
+    for d in ["vda", "vdb", "dm-0"] {
+        assert!(c.unused(d).is_empty(), "{d}: {:?}", c.unused(d));
+    }
+}
+
+#[test]
+fn the_devices_of_a_mounted_btrfs_are_not_unused() {
+    // Mounted through the anonymous device 0:N: known from /sys/fs/btrfs/FSID/devices/.
+    let c = case!("btrfs_two_devices");
+    for d in ["vda", "vdb", "vdc"] {
+        assert!(c.unused(d).is_empty(), "{d}: {:?}", c.unused(d));
+    }
+}
+
+#[test]
+fn a_disk_with_nothing_mounted_is_unmounted() {
+    let c = case!("duplicate_serials");
+    for d in ["vda", "vdb", "nvme0n1"] {
+        let u = c.unused(d);
+        assert_eq!(u.len(), 1, "{d}");
+        assert_eq!(u[0].0.as_str(), d);
+        assert_eq!(u[0].1, Unused::Unmounted);
+    }
+}

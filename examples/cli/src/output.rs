@@ -67,12 +67,23 @@ fn disk_json(d: &DiskPlan) -> String {
             .opt_str("reason", f.skipped.as_deref())
             .finish()
     }));
+    let devices = array(d.devices.iter().map(|u| {
+        Object::new()
+            .str("path", &u.path)
+            .str("device", &u.device.to_string())
+            .str("kind", &u.kind)
+            .str("verdict", "skipped")
+            .str("why", u.why)
+            .str("reason", &u.reason)
+            .finish()
+    }));
     Object::new()
         .str("path", &d.path)
         .str("serial", &d.serial)
         .str("device", &d.device.to_string())
         .str("level", d.level.name())
         .raw("filesystems", &filesystems)
+        .raw("devices", &devices)
         .finish()
 }
 
@@ -100,6 +111,15 @@ fn disk_tree(disks: &[DiskPlan]) {
                 f.fs_type,
                 f.device,
                 verdict(f)
+            );
+        }
+        for u in &d.devices {
+            outln!(
+                "    {}  ({} {})  skipped: {}",
+                u.path,
+                u.kind,
+                u.device,
+                u.reason
             );
         }
     }

@@ -18,7 +18,9 @@
 use core::ffi::CStr;
 use core::fmt::{self, Write as _};
 
-use quiesce_core::blockdev::{DiskError, DiskInfo, Graph, GraphError, Kind, Leaves, Via};
+use quiesce_core::blockdev::{
+    DiskError, DiskInfo, Graph, GraphError, Kind, Leaves, Unused, UnusedDev, Via,
+};
 use quiesce_core::fstype::{classify, Freezability};
 use quiesce_core::linux::sysroot::RootDir;
 use quiesce_core::mountinfo::{Dev, Escaped, MountInfo};
@@ -32,6 +34,9 @@ use super::MAX_TARGETS;
 
 /// Most disks one selection names, and most disks one filesystem spans.
 pub const MAX_DISKS: usize = 16;
+
+/// Most devices without a mounted filesystem listed per disk.
+pub const MAX_UNUSED: usize = 32;
 
 /// The caller's disks.
 #[derive(Clone, Copy, Debug, Default)]
@@ -428,8 +433,13 @@ pub struct DiskView<'v> {
     pub info: &'v DiskInfo,
     /// Its filesystems, in mount-table order.
     pub filesystems: &'v [DiskFs<'v>],
+    /// Its block devices that hold no mounted filesystem (the disk itself when it has no
+    /// partitions, else its partitions), each skipped with why: swap, unmounted, or a raw
+    /// device in use by a holder (an LVM volume, dm-crypt, md, ...) that holds none.
+    pub unused: &'v [UnusedDev],
     /// What its snapshot can be, if the session succeeds: file-system-consistent when every
-    /// filesystem on it is frozen (or read-only), else not consistent (crash-consistent).
+    /// filesystem on it is frozen (or read-only) and no raw device on it is in use, else not
+    /// consistent (crash-consistent).
     pub level: Consistency,
 }
 
@@ -476,6 +486,12 @@ pub fn report<const N: usize>(
                 verdict,
             });
         }
+        let mut unused: heapless::Vec<UnusedDev, MAX_UNUSED> = heapless::Vec::new();
+        // A disk whose partitions cannot be read is reported with its filesystems only.
+        let _ = graph.each_unused(disk, &mut |u| {
+            consistent &= !matches!(u.why, Unused::InUse(_));
+            let _ = unused.push(u);
+        });
         let level = if consistent && !list.is_empty() {
             Consistency::FileSystem
         } else {
@@ -484,6 +500,7 @@ pub fn report<const N: usize>(
         sink.disk(&DiskView {
             info: &info,
             filesystems: &list,
+            unused: &unused,
             level,
         })?;
     }

@@ -35,7 +35,9 @@ pub use hooks::{
     DEFAULT_HOOK_TIMEOUT, LINGER, LINGER_MAX, MAX_DIR_HOOKS, MAX_HOOK_TIMEOUT, OUTPUT_LIMIT,
 };
 pub use identify::{identify_mounts, NamedMount};
-pub use prepare::{prepare, DiskFsInfo, DiskPlan, Prepared, Select, SkipInfo, TargetInfo};
+pub use prepare::{
+    prepare, DiskDevInfo, DiskFsInfo, DiskPlan, Prepared, Select, SkipInfo, TargetInfo,
+};
 pub use record::{run_dir, ProcRef, RecordTarget, SessionRecord, RUN_DIR, RUN_DIR_VAR};
 pub use recover::{
     recover, sessions, RecoverOutcome, RecoveredSession, RecoveredTarget, SessionState,

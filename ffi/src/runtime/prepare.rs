@@ -5,6 +5,7 @@ use std::ffi::{CStr, CString, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
+use quiesce_core::blockdev::Unused;
 use quiesce_core::mountinfo::{Dev, Escaped};
 use quiesce_core::plan::{SkipReason, Target};
 use quiesce_core::Status;
@@ -51,6 +52,21 @@ pub struct DiskFsInfo {
     pub not_covered: bool,
 }
 
+/// A block device on a disk of the group that holds no mounted filesystem, skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskDevInfo {
+    /// `/dev/NAME`.
+    pub path: String,
+    /// Its number.
+    pub device: Dev,
+    /// `disk` or `partition`.
+    pub kind: String,
+    /// `swap`, `unmounted` or `in-use`.
+    pub why: &'static str,
+    /// Why, in words.
+    pub reason: String,
+}
+
 /// One disk of a selection by disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskPlan {
@@ -62,6 +78,8 @@ pub struct DiskPlan {
     pub device: Dev,
     /// Its filesystems, in mount-table order.
     pub filesystems: Vec<DiskFsInfo>,
+    /// Its block devices that hold no mounted filesystem (swap, unmounted, a raw device in use).
+    pub devices: Vec<DiskDevInfo>,
     /// Its consistency level if the session succeeds (`filesystem-consistent` or
     /// `not-consistent`).
     pub level: quiesce_core::Consistency,
@@ -211,6 +229,33 @@ impl PlanSink for Collect {
                     },
                     not_covered: f.verdict
                         == Verdict::Skipped(SkipWhy::Plan(SkipReason::PartialGroup)),
+                })
+                .collect(),
+            devices: d
+                .unused
+                .iter()
+                .map(|u| {
+                    let (why, reason) = match &u.why {
+                        Unused::Swap => ("swap", "swap (active in /proc/swaps)".to_owned()),
+                        Unused::Unmounted => (
+                            "unmounted",
+                            "no filesystem on it is mounted, and nothing holds it".to_owned(),
+                        ),
+                        Unused::InUse(h) => (
+                            "in-use",
+                            format!(
+                                "raw device in use by {h}, which holds no mounted filesystem: \
+                                 not frozen"
+                            ),
+                        ),
+                    };
+                    DiskDevInfo {
+                        path: format!("/dev/{}", u.dev.name),
+                        device: u.dev.dev,
+                        kind: u.dev.kind.as_str().to_owned(),
+                        why,
+                        reason,
+                    }
                 })
                 .collect(),
             level: d.level,
