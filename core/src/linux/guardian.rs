@@ -50,8 +50,11 @@ pub const EXIT_THAW_FAILED: i32 = 12;
 /// The guardian's whole life: waits for the controller to go away (end of file on `alive`, or
 /// `controller`, a pidfd of the controller process, becoming readable: it exited) or for its
 /// own deadline, thaws what is still ours, waits for an abandoned `FIFREEZE` to be settled by
-/// the freezer, and removes `record` (the session's state file) if the controller is gone and
-/// nothing is left frozen. Returns its exit status. Allocates nothing.
+/// the freezer, and removes `record` (the session's state file) once nothing is left frozen or
+/// in flight: also after its own deadline, when the controller may live on (a library session
+/// whose `FIFREEZE` was stuck at the deadline: the controller's end left the record to us, and
+/// it would otherwise stay behind as an orphaned session). Returns its exit status. Allocates
+/// nothing.
 pub fn watch<const N: usize>(
     table: &Table<N>,
     fds: &[BorrowedFd<'_>],
@@ -63,7 +66,7 @@ pub fn watch<const N: usize>(
     kill_tied_group(table);
     let failed = rescue(table, fds, trigger == Trigger::ControllerGone);
     wait_for_freezer(table);
-    if trigger == Trigger::ControllerGone && failed == 0 && !table.anything_ours() {
+    if failed == 0 && !table.anything_ours() && !table.freeze_unresolved() {
         if let Some(path) = record {
             let _ = rustix::fs::unlink(path);
         }
