@@ -32,27 +32,8 @@ fn as_cstr(s: &SysPath) -> Option<&CStr> {
     CStr::from_bytes_with_nul(s.as_bytes()).ok()
 }
 
-/// Parses the `MAJ:MIN` text of a sysfs `dev` attribute.
-pub fn parse_dev(text: &[u8]) -> Option<Dev> {
-    let text = text.strip_suffix(b"\n").unwrap_or(text);
-    let colon = text.iter().position(|&b| b == b':')?;
-    let num = |s: &[u8]| -> Option<u32> {
-        if s.is_empty() {
-            return None;
-        }
-        s.iter().try_fold(0u32, |acc, &b| {
-            if b.is_ascii_digit() {
-                acc.checked_mul(10)?.checked_add(u32::from(b - b'0'))
-            } else {
-                None
-            }
-        })
-    };
-    Some(Dev {
-        major: num(&text[..colon])?,
-        minor: num(&text[colon + 1..])?,
-    })
-}
+/// Parses the `MAJ:MIN` text of a sysfs `dev` attribute (one definition, in [`crate::sysfs`]).
+pub use crate::sysfs::parse_dev;
 
 /// Calls `f` with every backing file under block device `dev` (its own, if it is a loop
 /// device, and those of the devices it is stacked on). Devices without sysfs entries (e.g.
