@@ -3,11 +3,22 @@
 //!
 //! Layout: the controller (this process) maps a shared table of per-target states
 //! (`MAP_SHARED | MAP_ANONYMOUS`), makes three close-on-exec pipes (liveness, requests,
-//! answers), blocks every signal, and forks a short-lived intermediate process that forks the
-//! guardian and a pool of freezers (they share the request pipe: each request goes to
-//! whichever is free), publishes their pids in the table, and exits. The helpers are so
-//! re-parented at once: the controller never has to reap them (a host process such as a Go or
-//! Python agent gets no zombies), and their lifetime does not depend on it.
+//! answers), blocks every signal, and forks an intermediate process that forks the guardian
+//! and a pool of freezers (they share the request pipe: each request goes to whichever is
+//! free), publishes their pids in the table, says so on a "ready" pipe, closes every other
+//! descriptor and waits. The controller ends it (SIGKILL, then reaps it) when it releases the
+//! helpers, after the thaw; if the controller dies first, its end of the "linger" pipe closes
+//! and the intermediate exits. The helpers are so re-parented: the controller never has to
+//! reap them (a host process such as a Go or Python agent gets no zombies), and their
+//! lifetime does not depend on it.
+//!
+//! Why the intermediate waits instead of exiting at once (issue 14): a process that exits
+//! queues RCU callbacks, and a `FIFREEZE` issued while that grace period is still in flight
+//! waits for it and then for its own (`freeze_super` takes the superblock's percpu freeze
+//! locks, each an `rcu_sync_enter`). On the benchmark's VM (HZ=250) an exit within ~10 ms
+//! before the first `FIFREEZE` made it about 9 ms slower (median 42 ms against 31 ms; a fork
+//! without an exit cost nothing measurable). So no process of ours exits between arming and
+//! the last `FIFREEZE`.
 //!
 //! After `fork` the children run only async-signal-safe code: raw syscalls (`setsid`, `chdir`,
 //! `prctl`, `close_range`, then the core's allocation-free loops) and `_exit`, each through its
@@ -105,6 +116,9 @@ pub struct Helpers {
     alive: Option<OwnedFd>,
     requests: Option<OwnedFd>,
     done: OwnedFd,
+    /// The intermediate process (waiting until the helpers are released) and the controller's
+    /// end of its linger pipe.
+    intermediate: Option<(rustix::process::Pid, OwnedFd)>,
     /// The guardian's pid.
     pub guardian: i32,
     /// The freezers' pids (the first `freezer_count` entries).
@@ -159,10 +173,14 @@ struct ChildPlan<'a> {
     done: BorrowedFd<'a>,
     record: Option<&'a CStr>,
     freezers: usize,
+    keep_intermediate: heapless::Vec<RawFd, 2>,
+    ready: BorrowedFd<'a>,
+    linger: BorrowedFd<'a>,
 }
 
-/// The intermediate process: forks the guardian and the freezers, publishes their pids, exits.
-/// Never returns; async-signal-safe.
+/// The intermediate process: forks the guardian and the freezers, publishes their pids, says
+/// so on `ready`, keeps only `linger` open and waits on it until the controller kills it or
+/// goes away (see the module's text). Never returns; async-signal-safe.
 fn intermediate(p: &ChildPlan<'_>) -> ! {
     // SAFETY: (both forks) this process is a raw-forked copy of one thread; each child runs
     // only `become_helper` and the core's loops (raw syscalls, no allocation, no lock, no
@@ -195,6 +213,14 @@ fn intermediate(p: &ChildPlan<'_>) -> ! {
             Err(_) => sys::exit_now(2),
         }
     }
+    // Nothing of the session stays open here (the liveness pipe, the request pipe and the
+    // targets are the helpers' and the controller's): only the two pipes of this wait.
+    sys::close_all_except(&p.keep_intermediate);
+    if rustix::io::write(p.ready, &[1]).is_ok() {
+        let mut byte = [0u8; 1];
+        // Returns 0 (end of file) once every copy of the controller's end is closed.
+        while let Err(rustix::io::Errno::INTR) | Ok(1..) = rustix::io::read(p.linger, &mut byte) {}
+    }
     sys::exit_now(0)
 }
 
@@ -226,6 +252,11 @@ impl Helpers {
         let (req_r, req_w) = pipe_with(PipeFlags::CLOEXEC)?;
         let (done_r, done_w) = pipe_with(PipeFlags::CLOEXEC)?;
         rustix::io::ioctl_fionbio(&done_r, true)?;
+        let (ready_r, ready_w) = pipe_with(PipeFlags::CLOEXEC)?;
+        let (linger_r, linger_w) = pipe_with(PipeFlags::CLOEXEC)?;
+        let mut keep_intermediate: heapless::Vec<RawFd, 2> = heapless::Vec::new();
+        let _ = keep_intermediate.push(ready_w.as_raw_fd().min(linger_r.as_raw_fd()));
+        let _ = keep_intermediate.push(ready_w.as_raw_fd().max(linger_r.as_raw_fd()));
         let plan = ChildPlan {
             table: map.table(),
             fds,
@@ -237,6 +268,9 @@ impl Helpers {
             done: done_w.as_fd(),
             record,
             freezers,
+            keep_intermediate,
+            ready: ready_w.as_fd(),
+            linger: linger_r.as_fd(),
         };
         // Every signal blocked around the fork, so that the child starts with them blocked
         // (inherited mask) and no handler of the host ever runs in it.
@@ -253,13 +287,27 @@ impl Helpers {
             sys::restore_signals(mask);
         }
         let pid = forked.map_err(io::Error::from_raw_os_error)?;
-        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-            while let Err(rustix::io::Errno::INTR) =
-                rustix::process::waitpid(Some(pid), WaitOptions::empty())
-            {}
-        }
         drop(plan);
-        drop((alive_r, controller, req_r, done_w));
+        drop((alive_r, controller, req_r, done_w, ready_w, linger_r));
+        // One byte once every pid is published; end of file if the intermediate exited first
+        // (a fork failed), and then it is reaped here.
+        let mut byte = [0u8; 1];
+        let ready = loop {
+            match rustix::io::read(&ready_r, &mut byte) {
+                Err(rustix::io::Errno::INTR) => {}
+                r => break matches!(r, Ok(1)),
+            }
+        };
+        drop(ready_r);
+        let pid = rustix::process::Pid::from_raw(pid);
+        let mut intermediate = None;
+        if let Some(pid) = pid {
+            if ready {
+                intermediate = Some((pid, linger_w));
+            } else {
+                reap(pid);
+            }
+        }
         let table = map.table();
         let guardian = table.guardian_pid();
         let freezer_count = freezers.clamp(1, MAX_FREEZERS);
@@ -273,6 +321,7 @@ impl Helpers {
             requests: Some(req_w),
             done: done_r,
             guardian,
+            intermediate,
             freezers: pids,
             freezer_count,
         };
@@ -309,6 +358,16 @@ impl Helpers {
         Some(Client::new(self.table(), fds, requests, self.done.as_fd()))
     }
 
+    /// Tells the intermediate process to exit (SIGKILL): once every target is frozen, so that
+    /// its exit (see the module's text) runs while the snapshot is taken rather than in the
+    /// finish; [`Helpers::release`] reaps it. Idempotent.
+    pub fn dismiss_intermediate(&self) {
+        if let Some((pid, _)) = &self.intermediate {
+            // The pid is still ours: it is reaped only in `release`.
+            let _ = rustix::process::kill_process(*pid, rustix::process::Signal::KILL);
+        }
+    }
+
     /// Ends the session for the helpers: the freezers are told to quit (each exits once any
     /// call it has in flight returns; closing the request pipe tells them too), and the
     /// liveness pipe is closed, so the guardian checks the table once more (thawing anything
@@ -320,7 +379,22 @@ impl Helpers {
             }
         }
         self.alive = None;
+        // SIGKILL rather than only closing the linger pipe: a child the host forked (without
+        // exec) may hold a copy of it.
+        self.dismiss_intermediate();
+        if let Some((pid, linger)) = self.intermediate.take() {
+            drop(linger);
+            reap(pid);
+        }
     }
+}
+
+/// Waits for our child `pid` to end (it has been told to). An error (ECHILD: the host reaped
+/// it already) is fine.
+fn reap(pid: rustix::process::Pid) {
+    while let Err(rustix::io::Errno::INTR) =
+        rustix::process::waitpid(Some(pid), WaitOptions::empty())
+    {}
 }
 
 impl Drop for Helpers {
@@ -345,5 +419,66 @@ mod tests {
         );
         assert_eq!(pool_size(&[true; 64], true, 64), MAX_FREEZERS);
         assert_eq!(pool_size(&[], false, 0), 1);
+    }
+
+    /// State letter of `pid` in /proc (`Z`: a zombie), None once it is gone.
+    fn proc_state(pid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.chars().next()
+    }
+
+    /// No process of ours exits between arming and the last FIFREEZE (an exit there delays the
+    /// freeze by an RCU grace period): the intermediate is alive, not a zombie, until it is
+    /// dismissed; `release` reaps it (no zombie is left to the host) and the helpers it forked
+    /// outlive it.
+    #[test]
+    fn the_intermediate_waits_until_dismissed_and_is_reaped() {
+        let dir = std::fs::File::open(std::env::temp_dir()).map_err(|e| e.to_string());
+        let Ok(dir) = dir else {
+            panic!("cannot open the temporary directory: {dir:?}");
+        };
+        let fds = [dir.as_fd()];
+        let spawned = Helpers::spawn(&fds, None, GUARDIAN_GRACE, 2);
+        let Ok(mut helpers) = spawned else {
+            panic!("spawn: {:?}", spawned.err());
+        };
+        let Some(pid) = helpers
+            .intermediate
+            .as_ref()
+            .map(|(p, _)| p.as_raw_nonzero().get())
+        else {
+            panic!("no intermediate process kept");
+        };
+        let state = proc_state(pid);
+        assert!(
+            matches!(state, Some(c) if c != 'Z'),
+            "the intermediate {pid} must still run after spawn, state {state:?}"
+        );
+        assert!(
+            matches!(proc_state(helpers.guardian), Some(c) if c != 'Z'),
+            "the guardian runs"
+        );
+        helpers.dismiss_intermediate();
+        helpers.dismiss_intermediate();
+        assert!(
+            matches!(proc_state(helpers.guardian), Some(c) if c != 'Z'),
+            "the guardian outlives the intermediate"
+        );
+        let guardian = helpers.guardian;
+        helpers.release();
+        assert!(helpers.intermediate.is_none());
+        assert_eq!(
+            rustix::process::waitpid(rustix::process::Pid::from_raw(pid), WaitOptions::NOHANG)
+                .err(),
+            Some(rustix::io::Errno::CHILD),
+            "release reaped the intermediate"
+        );
+        // The guardian sees the liveness pipe close and exits on its own (re-parented: not
+        // ours to reap); give it up to 5 s.
+        let gone = (0..500).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !matches!(proc_state(guardian), Some(c) if c != 'Z')
+        });
+        assert!(gone, "the guardian {guardian} exits once released");
     }
 }
