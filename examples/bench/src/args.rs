@@ -19,7 +19,9 @@ Options:
                        (repeatable), e.g. --quiesce-arg --no-presync
   --compare-arg ARG    measure a second quiesce configuration side by side (same binary,
                        these extra arguments; repeatable); adds a column
-  --reps N             repetitions of the stall and cycle measurements (median; default 7)
+  --reps N             repetitions of the stall measurements (median; default 7)
+  --cycle-reps N       repetitions of the empty-cycle measurements (median; default 21: a
+                       freeze's time is bimodal, by a kernel grace period, so more are needed)
   --runs N             runs of the deadline-lateness and SIGKILL measurements (default 100)
   --dirty-mib N        dirty data written before the dirty-stall cycle (default 256)
   --fs ext4|xfs        filesystem type of the images (default ext4)
@@ -27,7 +29,7 @@ Options:
                        on the disk of /tmp (a freeze's flush reaches a real disk, as on a real
                        system; other writers to that disk add noise), or on a tmpfs mounted
                        there (flushes cost no disk I/O: the freeze mechanics alone)
-  --quick              a smoke test: 2 repetitions, 5 runs, 32 MiB dirty
+  --quick              a smoke test: 2 repetitions (cycles too), 5 runs, 32 MiB dirty
   --write FILE         also write the report (Markdown) to FILE
   -h, --help           this text
 ";
@@ -40,6 +42,7 @@ pub struct Options {
     /// Some(args) to measure a second configuration.
     pub compare_args: Option<Vec<OsString>>,
     pub reps: usize,
+    pub cycle_reps: usize,
     pub runs: usize,
     pub dirty_mib: u64,
     pub fs: FsKind,
@@ -77,6 +80,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Options> {
         quiesce_args: Vec::new(),
         compare_args: None,
         reps: 7,
+        cycle_reps: 21,
         runs: 100,
         dirty_mib: 256,
         fs: FsKind::Ext4,
@@ -86,7 +90,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Options> {
         help: false,
         command_line,
     };
-    let (mut reps, mut runs, mut dirty) = (None, None, None);
+    let (mut reps, mut cycle_reps, mut runs, mut dirty) = (None, None, None, None);
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
         match a.to_string_lossy().as_ref() {
@@ -103,6 +107,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Options> {
                 None => bail!("--compare-arg needs a value"),
             },
             "--reps" => reps = Some(usize_arg("--reps", it.next(), 1)?),
+            "--cycle-reps" => cycle_reps = Some(usize_arg("--cycle-reps", it.next(), 1)?),
             "--runs" => runs = Some(usize_arg("--runs", it.next(), 1)?),
             "--dirty-mib" => dirty = Some(number("--dirty-mib", it.next(), 1)?),
             "--fs" => {
@@ -130,10 +135,12 @@ pub fn parse(argv: Vec<OsString>) -> Result<Options> {
     }
     if o.quick {
         o.reps = 2;
+        o.cycle_reps = 2;
         o.runs = 5;
         o.dirty_mib = 32;
     }
     o.reps = reps.unwrap_or(o.reps);
+    o.cycle_reps = cycle_reps.unwrap_or(o.cycle_reps);
     o.runs = runs.unwrap_or(o.runs);
     o.dirty_mib = dirty.unwrap_or(o.dirty_mib);
     Ok(o)
@@ -150,9 +157,15 @@ mod tests {
     #[test]
     fn defaults_quick_and_overrides() -> Result<()> {
         let o = parse(args(&[]))?;
-        assert_eq!((o.reps, o.runs, o.dirty_mib), (7, 100, 256));
+        assert_eq!(
+            (o.reps, o.cycle_reps, o.runs, o.dirty_mib),
+            (7, 21, 100, 256)
+        );
         let o = parse(args(&["--quick", "--runs", "9"]))?;
-        assert_eq!((o.reps, o.runs, o.dirty_mib), (2, 9, 32));
+        assert_eq!((o.reps, o.cycle_reps, o.runs, o.dirty_mib), (2, 2, 9, 32));
+        let o = parse(args(&["--cycle-reps", "31", "--reps", "3"]))?;
+        assert_eq!((o.reps, o.cycle_reps), (3, 31));
+        assert!(parse(args(&["--cycle-reps", "0"])).is_err());
         let o = parse(args(&[
             "--compare-arg",
             "--presync",

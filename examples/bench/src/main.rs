@@ -152,8 +152,9 @@ fn run() -> Result<bool> {
     setup.push((
         "repetitions".to_owned(),
         format!(
-            "{} per stall/cycle measurement (median), {} runs per distribution (lateness, SIGKILL){}",
+            "{} per stall measurement and {} per empty cycle (median), {} runs per distribution (lateness, SIGKILL){}",
             o.reps,
+            o.cycle_reps,
             o.runs,
             if o.quick { "; --quick (smoke test, not for conclusions)" } else { "" }
         ),
@@ -164,6 +165,7 @@ fn run() -> Result<bool> {
         configs: &configs,
         fsfreeze: &fsfreeze,
         reps: o.reps,
+        cycle_reps: o.cycle_reps,
         runs: o.runs,
         dirty_mib: o.dirty_mib,
         sleep: find_program("sleep")?,
@@ -185,6 +187,7 @@ fn run() -> Result<bool> {
         setup,
         binary,
         reps: o.reps,
+        cycle_reps: o.cycle_reps,
         runs: o.runs,
         dirty_mib: o.dirty_mib,
         kind: o.fs.name(),

@@ -122,6 +122,8 @@ pub struct Bench<'a> {
     pub configs: &'a [QuiesceCli],
     pub fsfreeze: &'a Fsfreeze,
     pub reps: usize,
+    /// Repetitions of the empty cycles (2a, 2b).
+    pub cycle_reps: usize,
     pub runs: usize,
     pub dirty_mib: u64,
     pub sleep: PathBuf,
@@ -226,11 +228,11 @@ impl Bench<'_> {
                 r.stall_other_dirty.push(who, v);
             }
         }
-        for rep in 0..self.reps {
+        for rep in 0..self.cycle_reps {
             log(&format!(
                 "2. empty cycle, repetition {}/{}",
                 rep + 1,
-                self.reps
+                self.cycle_reps
             ));
             for who in self.order(rep) {
                 signals::check()?;

@@ -16,6 +16,7 @@ pub struct Context {
     pub setup: Vec<(String, String)>,
     pub binary: Binary,
     pub reps: usize,
+    pub cycle_reps: usize,
     pub runs: usize,
     pub dirty_mib: u64,
     /// The filesystem type of the 8 filesystems, and of the one of the other kind.
@@ -212,7 +213,10 @@ pub fn render(c: &Context, r: &Results) -> String {
     ));
 
     let mut row = median_row(
-        format!("2a. Cycle wall time, empty snapshot, 1 fs (ms, median of {reps})"),
+        format!(
+            "2a. Cycle wall time, empty snapshot, 1 fs (ms, median of {})",
+            c.cycle_reps
+        ),
         &r.cycle_1,
         n,
     );
@@ -227,7 +231,10 @@ pub fn render(c: &Context, r: &Results) -> String {
     }
     rows.push(row);
     let mut row = median_row(
-        format!("2b. Cycle wall time, empty snapshot, 8 fs (ms, median of {reps})"),
+        format!(
+            "2b. Cycle wall time, empty snapshot, 8 fs (ms, median of {})",
+            c.cycle_reps
+        ),
         &r.cycle_8,
         n,
     );
