@@ -6,57 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use quiesce_testkit::{ffi_lib, repo_root, run_timeout, Json, JsonExt};
+use quiesce_testkit::{ffi_lib, repo_root, run_timeout};
 
-const MUSL: &str = "x86_64-unknown-linux-musl";
-
-fn musl_installed() -> bool {
-    let out = Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .expect("rustc --print sysroot");
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    sysroot.join("lib/rustlib").join(MUSL).exists()
-}
-
-/// Builds the release CLI statically; returns its path.
+/// Builds the release CLI statically (the VM rig's build, shared); returns its path.
 fn build_static() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "--release",
-        "-p",
-        "quiesce-cli",
-        "--bin",
-        "quiesce",
-    ])
-    .args([
-        "--message-format=json-render-diagnostics",
-        "--manifest-path",
-    ])
-    .arg(repo_root().join("Cargo.toml"));
-    if musl_installed() {
-        cmd.args(["--target", MUSL]);
-    } else {
-        // Static glibc: its own target directory, so the normal build is not redone.
-        cmd.env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .args(["--target", "x86_64-unknown-linux-gnu"])
-            .arg("--target-dir")
-            .arg(repo_root().join("target/static-glibc"));
-    }
-    let out = run_timeout(&mut cmd, Duration::from_secs(1200)).expect("cargo build");
-    assert!(
-        out.status.success(),
-        "static build failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| Json::parse(l).ok())
-        .filter(|m| m["reason"].as_str() == Some("compiler-artifact"))
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported no executable")
+    quiesce_testkit::vm::static_quiesce()
 }
 
 #[test]

@@ -73,7 +73,7 @@ impl FsKind {
 }
 
 /// Unmounts `mount` (retrying while busy, then lazily). Errors are reported, never panicked.
-fn unmount(mount: &Path) {
+pub fn unmount(mount: &Path) {
     for _ in 0..10 {
         match run_timeout(Command::new("umount").arg(mount), QUICK) {
             Ok(o) if o.status.success() => return,

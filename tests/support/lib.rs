@@ -63,7 +63,7 @@ pub use cli::{quiesce_bin, Quiesce, QuiesceChild, QuiesceOutput};
 pub use controller::ParentGone;
 pub use frontends::{without_times, FrontEnd, HookArgs, Result as FrontEndResult, TargetResult};
 pub use fs::{
-    is_mount_point, overlay, tmpfs, ExtraMount, FsKind, OverlayMount, TestFs, TmpfsMount,
+    is_mount_point, overlay, tmpfs, unmount, ExtraMount, FsKind, OverlayMount, TestFs, TmpfsMount,
 };
 pub use guard::{check as guard_check, guard, resolve, SCRATCH_PREFIX};
 pub use hooks::{HookDir, HOOKS_PREFIX};

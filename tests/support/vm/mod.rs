@@ -835,7 +835,7 @@ fn probe_kvm() -> Accel {
 }
 
 /// The static `quiesce` CLI, built once per test process: for the musl target, or against static
-/// glibc where that target is not installed (as tests/static_cli.rs).
+/// glibc where that target is not installed (tests/static_cli.rs checks it).
 pub fn static_quiesce() -> PathBuf {
     static Q: OnceLock<PathBuf> = OnceLock::new();
     Q.get_or_init(|| {
