@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cycle::Cycle;
+use crate::cycle::{Cycle, PHASES};
 use crate::error::{bail, Context, Result};
 use crate::guard;
 use crate::process::run;
@@ -117,6 +117,22 @@ impl Workers {
     }
 }
 
+/// The limit's split of one cycle in the slots of [`PHASES`] (ms): `freeze` (every
+/// `FIFREEZE` returned), `wait` (the snapshot command), `thaw` (every `FITHAW` returned).
+fn split(t: Instant, frozen: Instant, snapped: Instant, thawed: Instant) -> [f64; 8] {
+    let ms = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64() * 1e3;
+    let mut p = [0.0; PHASES.len()];
+    for (k, name) in PHASES.iter().enumerate() {
+        p[k] = match *name {
+            "freeze" => ms(t, frozen),
+            "wait" => ms(frozen, snapped),
+            "thaw" => ms(snapped, thawed),
+            _ => 0.0,
+        };
+    }
+    p
+}
+
 impl Limit {
     /// One cycle: FIFREEZE every mount, run `snapshot`, FITHAW every mount (in reverse when
     /// sequential). The descriptors are opened and the threads started before the clock.
@@ -142,28 +158,40 @@ impl Limit {
             let workers = Workers::start(dirs);
             let t = Instant::now();
             workers.all(FIFREEZE, "FIFREEZE", mounts)?;
+            let frozen = Instant::now();
             let snap = run(&mut command, STEP)?;
+            let snapped = Instant::now();
             workers.all(FITHAW, "FITHAW", mounts)?;
-            let wall = t.elapsed();
+            let thawed = Instant::now();
+            let wall = thawed.duration_since(t);
             workers.stop();
             if !snap.exit.success() {
                 bail!("the snapshot command failed: {}", snap.exit.describe());
             }
-            Ok(Cycle { wall, phases: None })
+            Ok(Cycle {
+                wall,
+                phases: Some(split(t, frozen, snapped, thawed)),
+            })
         } else {
             let t = Instant::now();
             for (d, m) in dirs.iter().zip(mounts) {
                 ioctl(d, FIFREEZE).ctx(|| format!("FIFREEZE {}", m.display()))?;
             }
+            let frozen = Instant::now();
             let snap = run(&mut command, STEP)?;
+            let snapped = Instant::now();
             for (d, m) in dirs.iter().zip(mounts).rev() {
                 ioctl(d, FITHAW).ctx(|| format!("FITHAW {}", m.display()))?;
             }
-            let wall = t.elapsed();
+            let thawed = Instant::now();
+            let wall = thawed.duration_since(t);
             if !snap.exit.success() {
                 bail!("the snapshot command failed: {}", snap.exit.describe());
             }
-            Ok(Cycle { wall, phases: None })
+            Ok(Cycle {
+                wall,
+                phases: Some(split(t, frozen, snapped, thawed)),
+            })
         }
     }
 }

@@ -83,6 +83,10 @@ pub struct Results {
     /// quiesce's phases in the 2a and 2b cycles (ms), per configuration.
     pub phases_1: Vec<Vec<[f64; 8]>>,
     pub phases_8: Vec<Vec<[f64; 8]>>,
+    /// The limit's own split of the same cycles (freeze, snapshot command, thaw; ms in the
+    /// slots of [`crate::cycle::PHASES`]): index 0 parallel, 1 sequential.
+    pub limit_phases_1: Vec<Vec<[f64; 8]>>,
+    pub limit_phases_8: Vec<Vec<[f64; 8]>>,
     /// Peak RSS (KiB) under GNU time of `quiesce run --timeout 10 M -- true` and of
     /// `fsfreeze -f` / `-u` (the larger).
     pub rss_kib: Series,
@@ -197,6 +201,8 @@ impl Bench<'_> {
             lateness: vec![Vec::new(); n],
             phases_1: vec![Vec::new(); n],
             phases_8: vec![Vec::new(); n],
+            limit_phases_1: vec![Vec::new(); 2],
+            limit_phases_8: vec![Vec::new(); 2],
             lateness_thaw: vec![Vec::new(); n],
             lateness_freeze: vec![Vec::new(); n],
             sigkill: vec![Vec::new(); n],
@@ -236,9 +242,9 @@ impl Bench<'_> {
             ));
             for who in self.order(rep) {
                 signals::check()?;
-                for (count, series, phases) in [
-                    (1, &mut r.cycle_1, &mut r.phases_1),
-                    (8, &mut r.cycle_8, &mut r.phases_8),
+                for (count, series, phases, limit_phases) in [
+                    (1, &mut r.cycle_1, &mut r.phases_1, &mut r.limit_phases_1),
+                    (8, &mut r.cycle_8, &mut r.phases_8, &mut r.limit_phases_8),
                 ] {
                     let mounts = self.mounts(count)?;
                     for m in &mounts {
@@ -249,10 +255,13 @@ impl Bench<'_> {
                     thread::sleep(SETTLE);
                     let c = self.tool(who)?.cycle(&mounts, &self.snapshot_true())?;
                     series.push(who, ms(c.wall));
-                    if let (Who::Quiesce(i), Some(p)) = (who, c.phases) {
-                        if let Some(v) = phases.get_mut(i) {
-                            v.push(p);
-                        }
+                    let slot = match who {
+                        Who::Quiesce(i) => phases.get_mut(i),
+                        Who::Limit(parallel) => limit_phases.get_mut(usize::from(!parallel)),
+                        Who::Fsfreeze => None,
+                    };
+                    if let (Some(v), Some(p)) = (slot, c.phases) {
+                        v.push(p);
                     }
                 }
             }

@@ -545,6 +545,26 @@ pub fn render(c: &Context, r: &Results) -> String {
             );
         }
     }
+    for (name, all) in [("2a", &r.limit_phases_1), ("2b", &r.limit_phases_8)] {
+        for (i, l) in ["parallel", "sequential"].iter().enumerate() {
+            let runs = all.get(i).map(Vec::as_slice).unwrap_or(&[]);
+            let parts: Vec<String> = PHASES
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| matches!(**p, "freeze" | "wait" | "thaw"))
+                .map(|(k, p)| {
+                    let xs: Vec<f64> = runs.iter().map(|r| r[k]).collect();
+                    format!("{p} {}", f(median(&xs)))
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "- {name} where the time went, limit ({l}) (all `FIFREEZE`s returned; the snapshot command; all `FITHAW`s returned; median of each, {} runs): {}",
+                runs.len(),
+                parts.join(", ")
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "- 1c dirty data seen (growth of Dirty+Writeback in /proc/meminfo while writing, MiB): {}",
