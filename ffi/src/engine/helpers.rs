@@ -110,15 +110,49 @@ impl Drop for Mapping {
     }
 }
 
+/// The intermediate process while it waits, seen from the controller.
+struct Intermediate {
+    pid: rustix::process::Pid,
+    /// A pidfd of it (Linux 5.3 and later), taken while it was alive and unreaped: signalled
+    /// and waited for through it, so that a host that reaps every child (`waitpid(-1)`) can
+    /// never make us signal or wait for another process that got the same pid.
+    pidfd: Option<OwnedFd>,
+    /// The controller's end of its linger pipe.
+    linger: OwnedFd,
+}
+
+impl Intermediate {
+    /// SIGKILL (idempotent: a zombie ignores it).
+    fn kill(&self) {
+        let _ = match &self.pidfd {
+            Some(fd) => rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL),
+            None => rustix::process::kill_process(self.pid, rustix::process::Signal::KILL),
+        };
+    }
+
+    /// Waits for it to end (it has been killed). An error (ECHILD: the host reaped it) is fine.
+    fn reap(self) {
+        drop(self.linger);
+        match &self.pidfd {
+            Some(fd) => {
+                while let Err(rustix::io::Errno::INTR) = rustix::process::waitid(
+                    rustix::process::WaitId::PidFd(fd.as_fd()),
+                    rustix::process::WaitIdOptions::EXITED,
+                ) {}
+            }
+            None => reap(self.pid),
+        }
+    }
+}
+
 /// The helpers of one session, seen from the controller.
 pub struct Helpers {
     map: Mapping,
     alive: Option<OwnedFd>,
     requests: Option<OwnedFd>,
     done: OwnedFd,
-    /// The intermediate process (waiting until the helpers are released) and the controller's
-    /// end of its linger pipe.
-    intermediate: Option<(rustix::process::Pid, OwnedFd)>,
+    /// The intermediate process (waiting until the helpers are released).
+    intermediate: Option<Intermediate>,
     /// The guardian's pid.
     pub guardian: i32,
     /// The freezers' pids (the first `freezer_count` entries).
@@ -303,7 +337,13 @@ impl Helpers {
         let mut intermediate = None;
         if let Some(pid) = pid {
             if ready {
-                intermediate = Some((pid, linger_w));
+                // Alive (it wrote `ready` and waits) and ours: the pid is its own.
+                let pidfd = pidfd_open(pid, PidfdFlags::empty()).ok();
+                intermediate = Some(Intermediate {
+                    pid,
+                    pidfd,
+                    linger: linger_w,
+                });
             } else {
                 reap(pid);
             }
@@ -362,9 +402,8 @@ impl Helpers {
     /// its exit (see the module's text) runs while the snapshot is taken rather than in the
     /// finish; [`Helpers::release`] reaps it. Idempotent.
     pub fn dismiss_intermediate(&self) {
-        if let Some((pid, _)) = &self.intermediate {
-            // The pid is still ours: it is reaped only in `release`.
-            let _ = rustix::process::kill_process(*pid, rustix::process::Signal::KILL);
+        if let Some(i) = &self.intermediate {
+            i.kill();
         }
     }
 
@@ -382,9 +421,8 @@ impl Helpers {
         // SIGKILL rather than only closing the linger pipe: a child the host forked (without
         // exec) may hold a copy of it.
         self.dismiss_intermediate();
-        if let Some((pid, linger)) = self.intermediate.take() {
-            drop(linger);
-            reap(pid);
+        if let Some(i) = self.intermediate.take() {
+            i.reap();
         }
     }
 }
@@ -445,7 +483,7 @@ mod tests {
         let Some(pid) = helpers
             .intermediate
             .as_ref()
-            .map(|(p, _)| p.as_raw_nonzero().get())
+            .map(|i| i.pid.as_raw_nonzero().get())
         else {
             panic!("no intermediate process kept");
         };
