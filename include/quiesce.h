@@ -247,6 +247,35 @@ typedef struct quiesce_session {
   uint64_t opaque[QUIESCE_SESSION_WORDS];
 } quiesce_session;
 
+// How long each phase of the session took so far, in nanoseconds. A phase that did not run
+// (yet) is 0; one that ran is at least 1. The phases do not overlap; their sum is at most the
+// time from `quiesce_session_init()` to the return of `quiesce_thaw()`.
+typedef struct quiesce_phases_info {
+  // `sizeof(quiesce_phases_info)`: set it before the call.
+  size_t size;
+  // Planning inside `quiesce_session_init()` (or `quiesce_run()`): the mount table, the
+  // selection, the descriptors, the order. 0 if the planning failed.
+  uint64_t plan_ns;
+  // Arming in `quiesce_freeze()`: the CAP_SYS_ADMIN check, the session machine, forking
+  // the guardian and the freezers, the session record.
+  uint64_t arm_ns;
+  // The hooks' calls: `freeze` in `quiesce_freeze()` before arming, `thaw` or
+  // `freeze-failed` after the last `FITHAW` (0 if no hook is configured).
+  uint64_t hooks_ns;
+  // The pre-sync (0 if it did not run: `QUIESCE_FLAG_NO_PRESYNC`, or left out because
+  // nothing was dirty).
+  uint64_t presync_ns;
+  // From the first `FIFREEZE` until everything was frozen (or the freeze was given up).
+  uint64_t freeze_ns;
+  // From everything frozen (the return of `quiesce_freeze()`) to the thaw: the caller's
+  // snapshot (the callback of `quiesce_run()`).
+  uint64_t wait_ns;
+  // The thaw of every target, in reverse order.
+  uint64_t thaw_ns;
+  // Finishing: the helper processes released, the session record removed.
+  uint64_t finish_ns;
+} quiesce_phases_info;
+
 // The whole session.
 typedef struct quiesce_report_info {
   // `sizeof(quiesce_report_info)`: set it before the call.
@@ -501,6 +530,16 @@ const char *quiesce_consistency_name(uint32_t consistency);
 // `mounts` must point to `count` pointers, each NULL or a NUL-terminated string; `thawed`
 // must be NULL or writable.
 uint32_t quiesce_emergency_thaw(const char *const *mounts, size_t count, size_t *thawed);
+
+// How long each phase of the session took so far (final once `quiesce_thaw()` returned or
+// a step failed): the CLI's JSON `phases`. Allocates nothing. Returns `QUIESCE_USAGE` if
+// `session` holds no session or `out->size` is smaller than this version of
+// `quiesce_phases_info`; on success `out->size` is set to the size written.
+//
+// # Safety
+// `session` must point to session storage used by no other thread during the call; `out`
+// to a writable `quiesce_phases_info` whose `size` is set.
+uint32_t quiesce_phases(const struct quiesce_session *session, struct quiesce_phases_info *out);
 
 // The session's report so far (final once `quiesce_thaw()` returned or a step failed).
 // Returns `QUIESCE_USAGE` if `session` holds no session or `out->size` is too small. A

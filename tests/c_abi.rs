@@ -843,8 +843,27 @@ fn one_shot_run_with_hooks_is_application_consistent() {
         ),
         "{out}"
     );
+    // quiesce_phases(): everything ran, the hooks' calls and the callback's wait included
+    // (the pre-sync may be left out: nothing dirty).
+    let phases = phases_line(&out);
+    for p in ["plan", "arm", "hooks", "freeze", "wait", "thaw", "finish"] {
+        assert!(
+            phases.contains(&format!("{p} 1")),
+            "phase {p}: {phases}: {out}"
+        );
+    }
     assert_calls(&hooks, &["10-app freeze", "10-app thaw"], &out);
     assert_writable(&fs.mount, &out);
+}
+
+/// tests/c/hooks.c's `phases: plan 1 arm 1 ...` line (after its checks of the size
+/// convention of `quiesce_phases_info`).
+fn phases_line(out: &QuiesceOutput) -> String {
+    out.stdout
+        .lines()
+        .find(|l| l.starts_with("phases: "))
+        .unwrap_or_else(|| panic!("no phases line: {out}"))
+        .to_string()
 }
 
 #[test]
@@ -863,6 +882,15 @@ fn a_caller_of_the_first_config_version_gets_no_hooks() {
         out.stdout.contains("report: status ok; filesystem-consistent; reason no application hooks were configured; hooks 0 calls, 0 failed"),
         "{out}"
     );
+    // No hooks: that phase did not run; every other one did but the pre-sync (maybe).
+    let phases = phases_line(&out);
+    for p in ["plan", "arm", "freeze", "wait", "thaw", "finish"] {
+        assert!(
+            phases.contains(&format!("{p} 1")),
+            "phase {p}: {phases}: {out}"
+        );
+    }
+    assert!(phases.contains("hooks 0"), "{phases}: {out}");
     assert_calls(&hooks, &[], &out);
     assert_writable(&fs.mount, &out);
 }

@@ -2,8 +2,14 @@
 //! (`quiesce freeze --stdin --json`), the C agent (examples/c/agent.c), Go
 //! (examples/go/cmd/quiesce-scenario) and Python (tests/python/scenario.py) on real ext4 and
 //! xfs, and each must give the same status, the same per-target outcomes and the same message
-//! text (times masked), and leave every filesystem writable. The drivers and the protocol
-//! are in tests/support/frontends.rs; this file is the table.
+//! text (times masked), the same phases run (a non-zero time in the result's `phases`, the
+//! CLI's JSON object) and not run (0), the pre-sync aside (see `COMPARED_PHASES`), with the
+//! phases adding up to no more than the driver's own wall time, and leave every filesystem
+//! writable. The drivers and the protocol are in tests/support/frontends.rs; this file is the
+//! table. The phases that run: all but the hooks' for a session without hooks that froze
+//! (also past its deadline: the late `thaw` is a thaw); the hooks' too with hooks; plan, arm,
+//! freeze and finish for a freeze that failed (no wait, no thaw phase: what it froze was
+//! thawed inside the freeze); none for a session refused while planning.
 //!
 //! | scenario | setup | action | expected |
 //! |---|---|---|---|
@@ -68,6 +74,9 @@ struct Expect {
     message: Vec<String>,
     /// The hook calls, in order (`NAME PHASE`), if hooks are configured.
     calls: Option<Vec<&'static str>>,
+    /// The phases that ran (a time of at least 1 µs in the result's `phases`), of
+    /// `COMPARED_PHASES` (the pre-sync is not compared: see there); the others must be 0.
+    ran: &'static [&'static str],
     /// A difference between the front ends that exists today and is reported (a finding,
     /// not yet fixed): these front ends must give exactly these targets and this text in the
     /// message instead, and must agree among themselves.
@@ -108,7 +117,14 @@ struct Observed {
     /// Problems found (each is a failure).
     problems: Vec<String>,
     output: String,
+    /// The driver's wall time, start to exit.
+    elapsed: Duration,
 }
+
+/// The phases of a session without hooks that froze and thawed (the pre-sync not compared).
+const OK_PHASES: &[&str] = &["plan", "arm", "freeze", "wait", "thaw", "finish"];
+/// The same with hooks.
+const HOOK_PHASES: &[&str] = &["plan", "arm", "hooks", "freeze", "wait", "thaw", "finish"];
 
 const EXIT: Duration = Duration::from_secs(60);
 const FROZEN: Duration = Duration::from_secs(30);
@@ -214,6 +230,7 @@ fn drive(s: &Scenario<'_>, fe: FrontEnd) -> Observed {
         calls,
         problems,
         output: out.to_string(),
+        elapsed: out.elapsed,
     }
 }
 
@@ -256,6 +273,23 @@ fn check(s: &Scenario<'_>, o: &mut Observed) {
                     o.problems
                         .push(format!("the message does not contain {m:?}"));
                 }
+            }
+            if r.ran() != e.ran {
+                o.problems.push(format!(
+                    "the phases that ran: {:?}, expected {:?} (µs: {:?})",
+                    r.ran(),
+                    e.ran,
+                    r.phases_us
+                ));
+            }
+            // The phases do not overlap: together at most the driver's own wall time.
+            let wall = o.elapsed.as_micros() as u64;
+            if r.phases_total_us() > wall {
+                o.problems.push(format!(
+                    "the phases add up to {} µs, more than the driver's {wall} µs (µs: {:?})",
+                    r.phases_total_us(),
+                    r.phases_us
+                ));
             }
         }
     }
@@ -316,6 +350,13 @@ fn run(kind: FsKind, s: Scenario<'_>) {
             Err(e) => e.clone(),
         };
         table.push_str(&format!("  {:<7} {r}\n", o.fe.name()));
+        if let Ok(r) = &o.result {
+            table.push_str(&format!(
+                "          phases (µs, of {} µs): {:?}\n",
+                o.elapsed.as_micros(),
+                r.phases_us
+            ));
+        }
         if !o.calls.is_empty() {
             table.push_str(&format!("          hooks: {}\n", o.calls.join(", ")));
         }
@@ -363,6 +404,7 @@ fn success(kind: FsKind) {
                         .into(),
                 ],
                 calls: None,
+                ran: OK_PHASES,
                 known: None,
             },
             writable: vec![&a.mount],
@@ -399,6 +441,7 @@ fn deadline(kind: FsKind) {
                     ),
                 ],
                 calls: None,
+                ran: OK_PHASES,
                 known: None,
             },
             writable: vec![&a.mount],
@@ -431,6 +474,7 @@ fn late_ack(kind: FsKind) {
                     "the deadline of 1 s passed before the snapshot was acknowledged; everything we froze was thawed and the snapshot is not consistent; the slowest freeze was ".into(),
                 ],
                 calls: None,
+                ran: OK_PHASES,
                 known: Some(Known {
                     front_ends: &[FrontEnd::C, FrontEnd::Go, FrontEnd::Python],
                     targets: vec![(a.mount.clone(), "thawed-by-guardian")],
@@ -468,6 +512,7 @@ fn sigkill(kind: FsKind) {
                 targets: vec![],
                 message: vec![],
                 calls: None,
+                ran: &[],
                 known: None,
             },
             writable: vec![&a.mount, &b.mount],
@@ -503,6 +548,7 @@ fn stuck_fifreeze(kind: FsKind) {
                     format!("the freeze of {} was still in flight", abs(&b.mount)),
                 ],
                 calls: None,
+                ran: &["plan", "arm", "freeze", "finish"],
                 known: None,
             },
             writable: vec![&b.mount, &x.mount],
@@ -542,6 +588,7 @@ fn foreign_freeze(kind: FsKind) {
                     b.dev_string()
                 )],
                 calls: None,
+                ran: &["plan", "arm", "freeze", "finish"],
                 known: None,
             },
             writable: vec![&a.mount, &b.mount],
@@ -577,6 +624,7 @@ fn foreign_thaw(kind: FsKind) {
                     a.dev_string()
                 )],
                 calls: None,
+                ran: OK_PHASES,
                 known: None,
             },
             writable: vec![&a.mount, &b.mount],
@@ -615,6 +663,7 @@ fn hooks_scenario(
                 targets: vec![(a.mount.clone(), "thawed")],
                 message,
                 calls: Some(vec!["10-a freeze", "20-b freeze", "20-b thaw", "10-a thaw"]),
+                ran: HOOK_PHASES,
                 known: None,
             },
             writable: vec![&a.mount],
@@ -696,6 +745,7 @@ fn not_a_mount_point(kind: FsKind) {
                 targets: vec![],
                 message: vec![abs(&sub)],
                 calls: None,
+                ran: &[],
                 known: None,
             },
             writable: vec![&a.mount],
@@ -723,6 +773,7 @@ fn two_paths(kind: FsKind) {
                 targets: vec![(a.mount.clone(), "thawed")],
                 message: vec!["froze 1 filesystem, snapshot acknowledged".into()],
                 calls: None,
+                ran: OK_PHASES,
                 known: None,
             },
             writable: vec![&a.mount, &again.path],
@@ -751,6 +802,7 @@ fn loop_and_holder(kind: FsKind) {
                 targets: vec![(b.mount.clone(), "thawed"), (x.mount.clone(), "thawed")],
                 message: vec!["froze 2 filesystems, snapshot acknowledged".into()],
                 calls: None,
+                ran: OK_PHASES,
                 known: None,
             },
             writable: vec![&b.mount, &x.mount],

@@ -19,8 +19,11 @@
  *
  * --json: at the end, one more line on stdout, the result for a machine: {"status": N,
  * "status_name": "...", "message": "...", "targets": [{"mount": "...", "outcome": "...",
- * "errno": N}, ...]} (the message is quiesce_error()'s: the same text as the quiesce
- * command's report for the same outcome). tests/scenarios.rs reads it.
+ * "errno": N}, ...], "phases": {"plan_us": N, "arm_us": N, "hooks_us": N, "presync_us": N,
+ * "freeze_us": N, "wait_us": N, "thaw_us": N, "finish_us": N}} (the message is
+ * quiesce_error()'s: the same text as the quiesce command's report for the same outcome;
+ * the phases are quiesce_phases()'s, in microseconds, as the quiesce command's `phases`).
+ * tests/scenarios.rs reads it.
  *
  * Selection by disk (see quiesce_config.disks), instead of MOUNT...:
  *   --disk=DISK               freeze the filesystems on DISK (/dev/vdb, /dev/disk/by-id/...,
@@ -149,7 +152,24 @@ static void print_json(uint32_t status) {
         print_json_string(quiesce_outcome_name(t.outcome));
         printf(", \"errno\": %d}", t.os_error);
     }
-    printf("]}\n");
+    printf("]");
+    quiesce_phases_info p;
+    p.size = sizeof p;
+    if (quiesce_phases(&session, &p) == QUIESCE_OK) {
+        const struct {
+            const char *name;
+            uint64_t ns;
+        } phases[] = {{"plan", p.plan_ns},       {"arm", p.arm_ns},   {"hooks", p.hooks_ns},
+                      {"presync", p.presync_ns}, {"freeze", p.freeze_ns}, {"wait", p.wait_ns},
+                      {"thaw", p.thaw_ns},       {"finish", p.finish_ns}};
+        printf(", \"phases\": {");
+        for (size_t k = 0; k < sizeof phases / sizeof phases[0]; k++) {
+            printf("%s\"%s_us\": %llu", k ? ", " : "", phases[k].name,
+                   (unsigned long long)(phases[k].ns / 1000));
+        }
+        printf("}");
+    }
+    printf("}\n");
 }
 
 /* Ends the session: the --json line, cleanup; returns the exit status. */

@@ -198,10 +198,42 @@ type Report struct {
 	// Hooks is each hook call's result, in the order they were made (the quiesce command's
 	// JSON hooks[]).
 	Hooks []HookCall
+	// Phases is how long each phase of the session took (quiesce_phases; the quiesce
+	// command's JSON phases): 0 for a phase that did not run.
+	Phases Phases
 	// Message explains the outcome once the session has ended (Ended): the library's
 	// message, the same text as the quiesce command's report for the same outcome, also for
 	// StatusOK ("froze 1 filesystem, snapshot acknowledged, thawed: ..."); "" before.
 	Message string
+}
+
+// Phases is where a session's time went (quiesce_phases_info; the quiesce command's JSON
+// phases, there in microseconds). A phase that did not run (yet) is 0; one that ran is at
+// least 1 ns. They do not overlap.
+type Phases struct {
+	Plan    time.Duration // planning (in Freeze): mount table, selection, descriptors, order
+	Arm     time.Duration // CAP_SYS_ADMIN check, session machine, forking the guardian and the freezers, the session record
+	Hooks   time.Duration // the hooks' calls: "freeze" before arming, "thaw" or "freeze-failed" after the thaw (0 without hooks)
+	Presync time.Duration // the pre-sync (0 with Options.NoPresync, or left out because nothing was dirty)
+	Freeze  time.Duration // from the first FIFREEZE until everything was frozen (or the freeze was given up)
+	Wait    time.Duration // from everything frozen (Freeze returning) to the thaw: the caller's snapshot
+	Thaw    time.Duration // the thaw of every target, in reverse order
+	Finish  time.Duration // the helper processes released, the session record removed
+}
+
+// Named returns the phases in order with the names the quiesce command's JSON gives them
+// ("plan", "arm", ...; there with the suffix "_us").
+func (p Phases) Named() [8]NamedPhase {
+	return [8]NamedPhase{
+		{"plan", p.Plan}, {"arm", p.Arm}, {"hooks", p.Hooks}, {"presync", p.Presync},
+		{"freeze", p.Freeze}, {"wait", p.Wait}, {"thaw", p.Thaw}, {"finish", p.Finish},
+	}
+}
+
+// NamedPhase is one phase of Phases.Named.
+type NamedPhase struct {
+	Name     string
+	Duration time.Duration
 }
 
 // HookCall is one call of one hook (quiesce_hook_call; the fields of the quiesce command's JSON
@@ -652,6 +684,20 @@ func (s *Session) readReport() *Report {
 	}
 	if r.consistency_reason != nil {
 		rep.ConsistencyReason = C.GoString(r.consistency_reason)
+	}
+	var p C.quiesce_phases_info
+	p.size = C.size_t(unsafe.Sizeof(p))
+	if Status(C.quiesce_phases(s.storage, &p)) == StatusOK {
+		rep.Phases = Phases{
+			Plan:    time.Duration(p.plan_ns),
+			Arm:     time.Duration(p.arm_ns),
+			Hooks:   time.Duration(p.hooks_ns),
+			Presync: time.Duration(p.presync_ns),
+			Freeze:  time.Duration(p.freeze_ns),
+			Wait:    time.Duration(p.wait_ns),
+			Thaw:    time.Duration(p.thaw_ns),
+			Finish:  time.Duration(p.finish_ns),
+		}
 	}
 	if rep.Ended {
 		var info C.quiesce_error_info

@@ -236,6 +236,16 @@ func TestBadHookOptionsNeverReachC(t *testing.T) {
 	}
 }
 
+func TestPhasesNamedInOrder(t *testing.T) {
+	p := Phases{Plan: 1, Arm: 2, Hooks: 3, Presync: 4, Freeze: 5, Wait: 6, Thaw: 7, Finish: 8}
+	want := []string{"plan", "arm", "hooks", "presync", "freeze", "wait", "thaw", "finish"}
+	for i, n := range p.Named() {
+		if n.Name != want[i] || n.Duration != time.Duration(i+1) {
+			t.Errorf("Named()[%d] = %+v, want %s %d", i, n, want[i], i+1)
+		}
+	}
+}
+
 func TestZeroSession(t *testing.T) {
 	var s Session
 	if _, err := s.Thaw(); !errors.Is(err, StatusUsage) {
@@ -352,6 +362,7 @@ func TestFreezeWriteBlocksThawCompletes(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	began := time.Now()
 	s, err := Freeze(ctx, m)
 	if err != nil {
 		t.Fatalf("Freeze(%s): %v", m, err)
@@ -383,6 +394,19 @@ func TestFreezeWriteBlocksThawCompletes(t *testing.T) {
 		rep.Presync <= 0 {
 		t.Errorf("report (pre-sync is on by default): %+v", rep)
 	}
+	// Where the time went: every phase ran but the hooks' (none configured); together at
+	// most the time Freeze to Thaw took here.
+	wall := time.Since(began)
+	var sum time.Duration
+	for _, p := range rep.Phases.Named() {
+		sum += p.Duration
+		if (p.Duration > 0) != (p.Name != "hooks") {
+			t.Errorf("phase %s: %v (%+v)", p.Name, p.Duration, rep.Phases)
+		}
+	}
+	if rep.Phases.Presync != rep.Presync || sum > wall {
+		t.Errorf("phases %+v (sum %v): pre-sync %v, wall time %v", rep.Phases, sum, rep.Presync, wall)
+	}
 	t.Logf("%s (%s, %d:%d, %s): %s; %s; window %v (freeze %v, thaw %v)", tg.Path, tg.FsType,
 		tg.Major, tg.Minor, tg.Source, rep.Status, rep.Consistency, rep.Window,
 		rep.Targets[0].FreezeLatency, rep.Targets[0].ThawLatency)
@@ -412,7 +436,8 @@ func TestNoPresyncSequential(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Thaw: %v", err)
 	}
-	if rep.Status != StatusOK || rep.Presync != 0 {
+	if rep.Status != StatusOK || rep.Presync != 0 || rep.Phases.Presync != 0 ||
+		rep.Phases.Freeze <= 0 || rep.Phases.Thaw <= 0 {
 		t.Errorf("report without pre-sync: %+v", rep)
 	}
 	assertWritable(t, m)
@@ -729,7 +754,8 @@ func TestHooksMakeItApplicationConsistent(t *testing.T) {
 	}
 	h.expect(t, "pre freeze", "10-app freeze", "10-app thaw", "post thaw")
 	if rep.Status != StatusOK || rep.Consistency != ConsistencyApplication ||
-		rep.ConsistencyReason != "" || rep.HookCalls != 4 || rep.HookFailures != 0 {
+		rep.ConsistencyReason != "" || rep.HookCalls != 4 || rep.HookFailures != 0 ||
+		rep.Phases.Hooks <= 0 {
 		t.Errorf("report: %+v", rep)
 	}
 	t.Logf("with hooks: %s; %s; %d hook calls", rep.Status, rep.Consistency, rep.HookCalls)

@@ -311,7 +311,7 @@ _LAYOUT_C = r"""
 #define F(t, f) printf("F " #t " " #f " %zu\n", offsetof(t, f));
 int main(void) {
     S(quiesce_session) S(quiesce_config) S(quiesce_report_info) S(quiesce_target_info)
-    S(quiesce_skip_info) S(quiesce_error_info) S(quiesce_hook_call_info)
+    S(quiesce_skip_info) S(quiesce_error_info) S(quiesce_hook_call_info) S(quiesce_phases_info)
     F(quiesce_config, size) F(quiesce_config, flags) F(quiesce_config, timeout_ms)
     F(quiesce_config, mounts) F(quiesce_config, mount_count)
     F(quiesce_config, hook_dir) F(quiesce_config, pre_script) F(quiesce_config, post_script)
@@ -346,6 +346,10 @@ int main(void) {
     F(quiesce_hook_call_info, os_error) F(quiesce_hook_call_info, output_held_open)
     F(quiesce_hook_call_info, duration_us) F(quiesce_hook_call_info, output)
     F(quiesce_hook_call_info, output_len) F(quiesce_hook_call_info, output_dropped)
+    F(quiesce_phases_info, size) F(quiesce_phases_info, plan_ns) F(quiesce_phases_info, arm_ns)
+    F(quiesce_phases_info, hooks_ns) F(quiesce_phases_info, presync_ns)
+    F(quiesce_phases_info, freeze_ns) F(quiesce_phases_info, wait_ns)
+    F(quiesce_phases_info, thaw_ns) F(quiesce_phases_info, finish_ns)
     return 0;
 }
 """
@@ -372,6 +376,7 @@ def test_struct_layouts_match_the_header(tmp_path: Path) -> None:
         "quiesce_skip_info": quiesce._SkipInfo,
         "quiesce_error_info": quiesce._ErrorInfo,
         "quiesce_hook_call_info": quiesce._HookCallInfo,
+        "quiesce_phases_info": quiesce._PhasesInfo,
     }
     sizes = offsets = 0
     for line in out.splitlines():
@@ -396,11 +401,21 @@ def test_struct_layouts_match_the_header(tmp_path: Path) -> None:
 # End to end: freezes $QUIESCE_TEST_MOUNT only
 
 
+def test_phases_named_in_order() -> None:
+    p = quiesce.Phases(*range(1001, 9001, 1000))
+    assert p.named() == tuple(zip(quiesce.PHASE_NAMES, range(1001, 9001, 1000)))
+    assert list(p.as_us()) == [f"{n}_us" for n in quiesce.PHASE_NAMES]
+    assert list(p.as_us().values()) == list(range(1, 9))
+    assert p.total_ns == sum(range(1001, 9001, 1000))
+    assert quiesce.Phases().total_ns == 0
+
+
 def test_frozen_blocks_writes_and_thaws(mount: str, probes: Probes) -> None:
     # The pre-sync runs only when something is dirty (Dirty + Writeback of /proc/meminfo):
     # give it something to write back.
     with open(os.path.join(mount, "dirty"), "wb") as f:
         f.write(b"\7" * (8 << 20))
+    began = time.monotonic_ns()
     with quiesce.frozen([mount], timeout=20) as session:
         assert [t.path for t in session.targets] == [mount]
         assert session.targets[0].outcome is Outcome.FROZEN
@@ -418,6 +433,13 @@ def test_frozen_blocks_writes_and_thaws(mount: str, probes: Probes) -> None:
     assert t.fs_type in ("ext4", "xfs", "btrfs")
     assert t.freeze_ns > 0 and t.thaw_ns > 0
     assert report.presync_ns > 0, "pre-sync is on by default"
+    # Where the time went: every phase ran but the hooks' (none configured); together at
+    # most the time the session took here.
+    wall = time.monotonic_ns() - began
+    ran = {name: ns > 0 for name, ns in report.phases.named()}
+    assert ran == {n: n != "hooks" for n in quiesce.PHASE_NAMES}, report.phases
+    assert report.phases.presync_ns == report.presync_ns
+    assert report.phases.total_ns <= wall, (report.phases, wall)
     assert session.closed and session.error is None
     probes.assert_writable()
 
@@ -427,6 +449,7 @@ def test_presync_and_parallel_can_be_turned_off(mount: str, probes: Probes) -> N
         assert session.targets[0].outcome is Outcome.FROZEN
     report = session.report
     assert report.ok and report.presync_ns == 0
+    assert report.phases.presync_ns == 0 and report.phases.freeze_ns > 0
     probes.assert_writable()
 
 
@@ -752,6 +775,7 @@ def test_hooks_make_it_application_consistent(mount: str, probes: Probes, hooks:
     assert report.consistency is Consistency.APPLICATION
     assert report.consistency_reason is None
     assert (report.hook_calls, report.hook_failures) == (4, 0)
+    assert report.phases.hooks_ns > 0
     probes.assert_writable()
 
 

@@ -84,6 +84,43 @@ static unsigned print_hook_calls(void) {
     return i;
 }
 
+/* quiesce_phases(): the size convention, and one line "phases: plan N arm N ..." (1 for a
+ * phase that ran, 0 for one that did not: the times themselves differ from run to run). */
+static quiesce_phases_info print_phases(void) {
+    /* Too small: refused, nothing written. */
+    quiesce_phases_info p;
+    memset(&p, 0x5a, sizeof p);
+    p.size = offsetof(quiesce_phases_info, finish_ns);
+    CHECK(quiesce_phases(&session, &p) == QUIESCE_USAGE);
+    CHECK(p.size == offsetof(quiesce_phases_info, finish_ns));
+    CHECK(p.plan_ns == 0x5a5a5a5a5a5a5a5aULL);
+    p.size = 0;
+    CHECK(quiesce_phases(&session, &p) == QUIESCE_USAGE);
+    CHECK(quiesce_phases(&session, NULL) == QUIESCE_USAGE);
+    /* A caller built against a later, larger version gets this one, and its size back;
+     * nothing after it is written. */
+    struct {
+        quiesce_phases_info p;
+        uint64_t later;
+    } wide;
+    memset(&wide, 0x5a, sizeof wide);
+    wide.p.size = sizeof wide;
+    CHECK(quiesce_phases(&session, &wide.p) == QUIESCE_OK);
+    CHECK(wide.p.size == sizeof(quiesce_phases_info));
+    CHECK(wide.later == 0x5a5a5a5a5a5a5a5aULL);
+    /* This version. */
+    memset(&p, 0, sizeof p);
+    p.size = sizeof p;
+    CHECK(quiesce_phases(&session, &p) == QUIESCE_OK);
+    CHECK(p.size == sizeof p);
+    CHECK(sizeof p == 72);
+    CHECK(memcmp(&p, &wide.p, sizeof p) == 0);
+    printf("phases: plan %d arm %d hooks %d presync %d freeze %d wait %d thaw %d finish %d\n",
+           p.plan_ns != 0, p.arm_ns != 0, p.hooks_ns != 0, p.presync_ns != 0, p.freeze_ns != 0,
+           p.wait_ns != 0, p.thaw_ns != 0, p.finish_ns != 0);
+    return p;
+}
+
 /* quiesce_cancel() from a signal handler (async-signal-safe). */
 static void on_alarm(int sig) {
     (void)sig;
@@ -143,6 +180,9 @@ static int old_config(const char *const *mount, const char *hook_dir) {
     CHECK(wide.r.hook_calls == 0x5a5a5a5a);
     wide.r.size = 63;
     CHECK(quiesce_report(&session, &wide.r) == QUIESCE_USAGE);
+    /* No hook configured for this caller: the hooks' phase did not run. */
+    quiesce_phases_info p = print_phases();
+    CHECK(p.hooks_ns == 0);
     quiesce_session_cleanup(&session);
     return 0;
 }
@@ -249,6 +289,8 @@ int main(int argc, char **argv) {
         CHECK(r.consistency == QUIESCE_CONSISTENCY_APPLICATION);
         CHECK(r.consistency_reason == NULL);
         CHECK(print_hook_calls() == r.hook_calls);
+        quiesce_phases_info p = print_phases();
+        CHECK(p.plan_ns != 0 && p.hooks_ns != 0 && p.freeze_ns != 0 && p.thaw_ns != 0);
         quiesce_session_cleanup(&session);
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);

@@ -1,6 +1,6 @@
 /*
- * Acceptance: the C ABI calls malloc zero times from session init through freeze, thaw and
- * cleanup. Linked with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc (and the aligned
+ * Acceptance: the C ABI calls malloc zero times from session init through freeze, thaw, the
+ * report (quiesce_report, quiesce_target, quiesce_phases, quiesce_error) and cleanup. Linked with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc (and the aligned
  * allocators), so every call the library makes lands in the counters below.
  *
  *   no_malloc MOUNT...    exit 0: frozen, thawed, consistent, 0 allocations
@@ -137,6 +137,9 @@ int main(int argc, char **argv) {
     quiesce_target_info t;
     t.size = sizeof t;
     uint32_t tgt = quiesce_target(&session, 0, &t);
+    quiesce_phases_info p;
+    p.size = sizeof p;
+    uint32_t ph = quiesce_phases(&session, &p);
     quiesce_error_info e;
     e.size = sizeof e;
     quiesce_error(&session, &e);
@@ -159,6 +162,20 @@ int main(int argc, char **argv) {
         r.target_count != (uint32_t)expected || t.outcome != QUIESCE_OUTCOME_THAWED) {
         fprintf(stderr, "unexpected report\n");
         return 5;
+    }
+    /* Every phase of a session without hooks ran but the hooks' (the pre-sync may be left
+     * out: nothing dirty). */
+    if (ph != QUIESCE_OK || p.size != sizeof p || p.plan_ns == 0 || p.arm_ns == 0 ||
+        p.hooks_ns != 0 || p.freeze_ns == 0 || p.wait_ns == 0 || p.thaw_ns == 0 ||
+        p.finish_ns == 0) {
+        fprintf(stderr,
+                "unexpected phases: plan %llu arm %llu hooks %llu freeze %llu wait %llu thaw "
+                "%llu finish %llu\n",
+                (unsigned long long)p.plan_ns, (unsigned long long)p.arm_ns,
+                (unsigned long long)p.hooks_ns, (unsigned long long)p.freeze_ns,
+                (unsigned long long)p.wait_ns, (unsigned long long)p.thaw_ns,
+                (unsigned long long)p.finish_ns);
+        return 7;
     }
     if (recorded != argc - 1 || left >= 0) {
         fprintf(stderr, "the session record is missing, incomplete or left behind\n");

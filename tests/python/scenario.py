@@ -6,14 +6,16 @@ quiesce command's ``freeze --stdin --json``, through the package ``quiesce``.
 Freezes MOUNT..., prints ``frozen``, reads one line from stdin (``thaw`` acknowledges the
 snapshot; anything else, or the end of input, does not), thaws, and prints one JSON line:
 ``{"status": N, "status_name": "...", "message": "...", "targets": [{"mount": "...",
-"outcome": "...", "errno": N}, ...]}``. Exits with the status. The package is imported from
+"outcome": "...", "errno": N}, ...], "phases": {"plan_us": N, ..., "finish_us": N}}`` (the
+phases as the quiesce command's, in microseconds; left out without a report). Exits with the
+status. The package is imported from
 examples/python (``$QUIESCE_LIB`` names the library).
 """
 
 import json
 import os
 import sys
-from typing import Optional
+from typing import Dict, Optional
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../examples/python"))
 
@@ -68,20 +70,19 @@ def main(argv: list[str]) -> int:
 
 def emit(status: int, message: str, report: Optional[quiesce.Report]) -> int:
     targets = [] if report is None else report.targets
-    print(
-        json.dumps(
-            {
-                "status": status,
-                "status_name": quiesce.status_name(status),
-                "message": message,
-                "targets": [
-                    {"mount": t.path, "outcome": quiesce.outcome_name(t.outcome), "errno": t.errno}
-                    for t in targets
-                ],
-            }
-        ),
-        flush=True,
-    )
+    result: Dict[str, object] = {
+        "status": status,
+        "status_name": quiesce.status_name(status),
+        "message": message,
+        "targets": [
+            {"mount": t.path, "outcome": quiesce.outcome_name(t.outcome), "errno": t.errno}
+            for t in targets
+        ],
+    }
+    if report is not None:
+        # The quiesce command's "phases": each phase in whole microseconds.
+        result["phases"] = report.phases.as_us()
+    print(json.dumps(result), flush=True)
     return status
 
 

@@ -11,7 +11,8 @@
 //! The protocol is the CLI's `--stdin` one: the driver prints `frozen` once everything is
 //! frozen and thaws when it reads a line (`thaw` acknowledges the snapshot); at the end it
 //! prints one JSON line: `status`, `status_name`, `message`, `targets[]` (`mount`, `outcome`,
-//! `errno`; the CLI's report has the same fields under other names, mapped by [`Result`]).
+//! `errno`; the CLI's report has the same fields under other names, mapped by [`Result`]) and
+//! `phases` (`plan_us`, ..., `finish_us`: the CLI's object, also under the CLI's names).
 //! Each driver is built once per test process.
 
 use std::ffi::OsString;
@@ -145,14 +146,72 @@ pub struct TargetResult {
     pub errno: i64,
 }
 
-/// What a session ended with, normalised: the same fields from every front end.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The phases of a session, in the order and with the names of the CLI's JSON `phases`
+/// (there `plan_us`, ...).
+pub const PHASES: [&str; 8] = [
+    "plan", "arm", "hooks", "presync", "freeze", "wait", "thaw", "finish",
+];
+
+/// The phases whose running or not is compared between front ends: all but the pre-sync,
+/// which is left out when `/proc/meminfo` shows less than 1 MiB dirty on the whole machine
+/// (other processes' writes decide it, from one run to the next).
+pub const COMPARED_PHASES: [&str; 7] = ["plan", "arm", "hooks", "freeze", "wait", "thaw", "finish"];
+
+/// What a session ended with, normalised: the same fields from every front end. Two results
+/// are equal when these are, the phases compared by which of [`COMPARED_PHASES`] ran (their
+/// times differ from run to run).
+#[derive(Clone, Debug)]
 pub struct Result {
     pub status: i64,
     pub status_name: String,
     /// The message, with times masked (`12.3 ms` -> `# ms`).
     pub message: String,
     pub targets: Vec<TargetResult>,
+    /// Each phase's time in µs, in the order of [`PHASES`]; all 0 if the result has no
+    /// `phases` (the CLI's report of a session refused before it was planned).
+    pub phases_us: [u64; 8],
+}
+
+impl PartialEq for Result {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.status,
+            &self.status_name,
+            &self.message,
+            &self.targets,
+        ) == (
+            &other.status,
+            &other.status_name,
+            &other.message,
+            &other.targets,
+        ) && self.ran() == other.ran()
+    }
+}
+
+impl Eq for Result {}
+
+impl Result {
+    /// The phases of [`COMPARED_PHASES`] that ran (a time of at least 1 µs).
+    pub fn ran(&self) -> Vec<&'static str> {
+        COMPARED_PHASES
+            .iter()
+            .copied()
+            .filter(|p| self.phase_us(p) > 0)
+            .collect()
+    }
+
+    /// One phase's time in µs (`name` of [`PHASES`]).
+    pub fn phase_us(&self, name: &str) -> u64 {
+        PHASES
+            .iter()
+            .position(|p| *p == name)
+            .map_or(0, |i| self.phases_us[i])
+    }
+
+    /// The sum of the phases, in µs.
+    pub fn phases_total_us(&self) -> u64 {
+        self.phases_us.iter().sum()
+    }
 }
 
 impl Result {
@@ -178,7 +237,20 @@ impl Result {
                     errno: num(&t["errno"]),
                 })
                 .collect(),
+            phases_us: PHASES.map(|p| {
+                j["phases"][format!("{p}_us").as_str()]
+                    .as_u64()
+                    .unwrap_or(0)
+            }),
         };
+        let missing: Vec<&str> = PHASES
+            .iter()
+            .copied()
+            .filter(|p| j["phases"][format!("{p}_us").as_str()].as_u64().is_none())
+            .collect();
+        if !j["phases"].is_null() && !missing.is_empty() {
+            return Err(format!("phases without {missing:?}: {}", j["phases"]));
+        }
         if out.code != Some(r.status as i32) {
             return Err(format!(
                 "exit code {:?} but the result says status {}",
@@ -195,6 +267,7 @@ impl fmt::Display for Result {
         for t in &self.targets {
             write!(f, "; {} {} errno {}", t.mount, t.outcome, t.errno)?;
         }
+        write!(f, "; ran: {}", self.ran().join(" "))?;
         write!(f, "; message: {}", self.message)
     }
 }

@@ -68,7 +68,7 @@ from datetime import timedelta
 from enum import IntEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Iterable, Optional, Tuple, Type, Union
+from typing import Dict, Final, Iterable, Optional, Tuple, Type, Union
 
 __all__ = [
     "ABI_VERSION",
@@ -80,6 +80,8 @@ __all__ = [
     "MAX_TARGETS",
     "MAX_TIMEOUT",
     "Outcome",
+    "PHASE_NAMES",
+    "Phases",
     "QuiesceError",
     "Report",
     "Session",
@@ -264,6 +266,20 @@ class _HookCallInfo(Structure):
     ]
 
 
+class _PhasesInfo(Structure):
+    _fields_ = [
+        ("size", c_size_t),
+        ("plan_ns", c_uint64),
+        ("arm_ns", c_uint64),
+        ("hooks_ns", c_uint64),
+        ("presync_ns", c_uint64),
+        ("freeze_ns", c_uint64),
+        ("wait_ns", c_uint64),
+        ("thaw_ns", c_uint64),
+        ("finish_ns", c_uint64),
+    ]
+
+
 class _ErrorInfo(Structure):
     _fields_ = [
         ("size", c_size_t),
@@ -293,6 +309,7 @@ _declare("quiesce_report", c_uint32, _S, POINTER(_ReportInfo))
 _declare("quiesce_target", c_uint32, _S, c_size_t, POINTER(_TargetInfo))
 _declare("quiesce_hook_call", c_uint32, _S, c_size_t, POINTER(_HookCallInfo))
 _declare("quiesce_skip", c_uint32, _S, c_size_t, POINTER(_SkipInfo))
+_declare("quiesce_phases", c_uint32, _S, POINTER(_PhasesInfo))
 _declare("quiesce_session_size", c_size_t)
 _declare("quiesce_session_align", c_size_t)
 _declare("quiesce_config_init", c_uint32, POINTER(_Config))
@@ -539,6 +556,51 @@ class HookCall:
         return self.duration_us / 1e6
 
 
+#: The phases of a session in order, as the ``quiesce`` command's JSON ``phases`` names them
+#: (there with the suffix ``_us``).
+PHASE_NAMES: Final = ("plan", "arm", "hooks", "presync", "freeze", "wait", "thaw", "finish")
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Where a session's time went (``quiesce_phases()``), in nanoseconds: 0 for a phase that
+    did not run (yet), at least 1 for one that ran. They do not overlap. ``as_us()`` gives the
+    ``quiesce`` command's JSON ``phases`` (microseconds)."""
+
+    #: Planning (in ``Session.plan``): mount table, selection, descriptors, order.
+    plan_ns: int = 0
+    #: The CAP_SYS_ADMIN check, the session machine, forking the guardian and the freezers,
+    #: the session record.
+    arm_ns: int = 0
+    #: The hooks' calls: ``freeze`` before arming, ``thaw`` or ``freeze-failed`` after the
+    #: thaw (0 without hooks).
+    hooks_ns: int = 0
+    #: The pre-sync (0 with ``presync=False``, or left out because nothing was dirty).
+    presync_ns: int = 0
+    #: From the first FIFREEZE until everything was frozen (or the freeze was given up).
+    freeze_ns: int = 0
+    #: From everything frozen (``freeze()`` returning) to the thaw: the caller's snapshot.
+    wait_ns: int = 0
+    #: The thaw of every target, in reverse order.
+    thaw_ns: int = 0
+    #: The helper processes released, the session record removed.
+    finish_ns: int = 0
+
+    def named(self) -> Tuple[Tuple[str, int], ...]:
+        """``(name, nanoseconds)`` of each phase, in order (``PHASE_NAMES``)."""
+        return tuple((n, int(getattr(self, f"{n}_ns"))) for n in PHASE_NAMES)
+
+    def as_us(self) -> Dict[str, int]:
+        """The ``quiesce`` command's JSON ``phases``: ``{"plan_us": ..., ...}``, whole
+        microseconds."""
+        return {f"{n}_us": ns // 1000 for n, ns in self.named()}
+
+    @property
+    def total_ns(self) -> int:
+        """The sum of the phases."""
+        return sum(ns for _, ns in self.named())
+
+
 @dataclass(frozen=True)
 class Report:
     """The whole session, as far as it went (final once thawed or failed)."""
@@ -571,6 +633,8 @@ class Report:
     hook_failures: int = 0
     #: Each hook call's result, in the order they were made.
     hooks: Tuple[HookCall, ...] = ()
+    #: How long each phase took (``quiesce_phases()``; the quiesce command's JSON ``phases``).
+    phases: Phases = Phases()
     #: Once the session has ended: the library's message for its outcome, the same text as
     #: the quiesce command's report for the same outcome, also for ``Status.OK`` ("froze 1
     #: filesystem, snapshot acknowledged, thawed: ..."); "" before.
@@ -935,6 +999,19 @@ class Session:
                     output_held_open=bool(h.output_held_open),
                 )
             )
+        p = _PhasesInfo(size=ctypes.sizeof(_PhasesInfo))
+        phases = Phases()
+        if _lib.quiesce_phases(s, byref(p)) == Status.OK:
+            phases = Phases(
+                plan_ns=p.plan_ns,
+                arm_ns=p.arm_ns,
+                hooks_ns=p.hooks_ns,
+                presync_ns=p.presync_ns,
+                freeze_ns=p.freeze_ns,
+                wait_ns=p.wait_ns,
+                thaw_ns=p.thaw_ns,
+                finish_ns=p.finish_ns,
+            )
         report = Report(
             status=Status(r.status),
             consistency=Consistency(r.consistency),
@@ -951,6 +1028,7 @@ class Session:
             hook_calls=r.hook_calls,
             hook_failures=r.hook_failures,
             hooks=tuple(hooks),
+            phases=phases,
             message=self._ended_message(r),
         )
         self._report = report

@@ -19,13 +19,15 @@
 //! Files: [`codes`] (status codes, version), [`config`], [`storage`], [`buffers`], [`plan`]
 //! (the engine's plan into the storage), [`session`] (init, freeze, thaw, one-shot run,
 //! cleanup), [`hooks`] (the application hooks' paths and reason as C strings: the one part
-//! that allocates), [`report`], [`emergency`], [`testing`] (the test-only panic hook).
+//! that allocates), [`report`], [`phases`] (where the session's time went), [`emergency`],
+//! [`testing`] (the test-only panic hook).
 
 pub mod buffers;
 pub mod codes;
 pub mod config;
 pub mod emergency;
 pub mod hooks;
+pub mod phases;
 pub mod plan;
 pub mod report;
 pub mod session;
@@ -36,6 +38,7 @@ pub use codes::*;
 pub use config::*;
 pub use emergency::*;
 pub use hooks::quiesce_hook_call_info;
+pub use phases::*;
 pub use report::*;
 pub use session::*;
 pub use storage::{

@@ -7,6 +7,7 @@ use core::time::Duration;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use quiesce_core::linux::sys::now_ns;
 use quiesce_core::linux::Signal;
 use quiesce_core::session::IfFrozen;
 use quiesce_core::{Consistency, Status};
@@ -25,6 +26,7 @@ use super::testing::{self, Point};
 use super::{guard, plan};
 use crate::engine::explain::{concerned, Explain, Line, Targets};
 use crate::engine::hooks::{self as engine_hooks, level, NoHooks, SessionHooks};
+use crate::engine::phases::since;
 use crate::engine::record::RecordTargets;
 use crate::engine::session::{Lifecycle, Options, Stage};
 use crate::engine::MAX_TARGETS;
@@ -292,11 +294,14 @@ pub unsafe extern "C" fn quiesce_session_init(
                 );
             }
             // SAFETY: the caller vouches for `mounts`.
+            let start = now_ns();
             let code = plan::plan(inner, &cfg, flags);
             if code != Status::Ok.code() {
                 inner.life.end(inner.failure.status);
                 return code;
             }
+            // The `plan` phase (`quiesce_phases()`): the planning, as the CLI's.
+            inner.life.phases_mut().plan_ns = since(start);
             // Every hook is verified before anything runs (none runs if one is refused).
             // SAFETY: the caller vouches for the hook paths.
             match HookState::load(&cfg, flags) {

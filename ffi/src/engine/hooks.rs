@@ -97,6 +97,9 @@ pub trait SessionHooks {
     fn quiesced(&self) -> Option<Quiesced<'_>>;
     /// The first failed call after the thaw, described.
     fn after_failure(&self) -> Option<&str>;
+    /// Whether there is any hook to call (a pre or post script, or a hook in the directory):
+    /// without one, the session's `hooks` phase stays 0.
+    fn has_hooks(&self) -> bool;
 }
 
 /// A session without hooks.
@@ -116,6 +119,10 @@ impl SessionHooks for NoHooks {
 
     fn after_failure(&self) -> Option<&str> {
         None
+    }
+
+    fn has_hooks(&self) -> bool {
+        false
     }
 }
 

@@ -13,7 +13,8 @@ pub struct Phases {
     /// Arming: CAP_SYS_ADMIN check, session machine, forking the guardian and the freezers
     /// (and the front end's session record).
     pub arm_ns: u64,
-    /// The hooks' calls: `freeze` before arming, `thaw` or `freeze-failed` after the end.
+    /// The hooks' calls: `freeze` before arming, `thaw` or `freeze-failed` after the end (0
+    /// if there is no hook).
     pub hooks_ns: u64,
     /// The pre-sync (0 if it was off or left out because nothing was dirty).
     pub presync_ns: u64,

@@ -362,7 +362,9 @@ impl Lifecycle {
             hooks.after_thaw(false);
             self.end(halt.status());
         }
-        self.phases.hooks_ns = self.phases.hooks_ns.saturating_add(since(start));
+        if hooks.has_hooks() {
+            self.phases.hooks_ns = self.phases.hooks_ns.saturating_add(since(start));
+        }
         result
     }
 
@@ -637,7 +639,9 @@ impl Lifecycle {
         });
         let start = now_ns();
         self.status = hooks::after_thaw(hooks, thawed_ok, self.status);
-        self.phases.hooks_ns = self.phases.hooks_ns.saturating_add(since(start));
+        if hooks.has_hooks() {
+            self.phases.hooks_ns = self.phases.hooks_ns.saturating_add(since(start));
+        }
         self.status
     }
 

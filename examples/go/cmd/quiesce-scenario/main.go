@@ -6,7 +6,9 @@
 // It freezes MOUNT..., prints "frozen", reads one line from stdin ("thaw" acknowledges the
 // snapshot; anything else, or the end of input, does not), thaws, and prints one JSON line:
 // {"status": N, "status_name": "...", "message": "...", "targets": [{"mount": "...",
-// "outcome": "...", "errno": N}, ...]}. It exits with the status.
+// "outcome": "...", "errno": N}, ...], "phases": {"plan_us": N, ..., "finish_us": N}} (the
+// phases as the quiesce command's, in microseconds; left out without a report). It exits
+// with the status.
 package main
 
 import (
@@ -30,10 +32,11 @@ type target struct {
 }
 
 type result struct {
-	Status     uint32   `json:"status"`
-	StatusName string   `json:"status_name"`
-	Message    string   `json:"message"`
-	Targets    []target `json:"targets"`
+	Status     uint32            `json:"status"`
+	StatusName string            `json:"status_name"`
+	Message    string            `json:"message"`
+	Targets    []target          `json:"targets"`
+	Phases     map[string]uint64 `json:"phases,omitempty"`
 }
 
 func millis(arg, value string) time.Duration {
@@ -77,6 +80,11 @@ func main() {
 	if rep != nil {
 		for _, t := range rep.Targets {
 			res.Targets = append(res.Targets, target{t.Path, t.Outcome.String(), int(t.Errno)})
+		}
+		// The quiesce command's "phases": each phase in whole microseconds.
+		res.Phases = map[string]uint64{}
+		for _, p := range rep.Phases.Named() {
+			res.Phases[p.Name+"_us"] = uint64(p.Duration / time.Microsecond)
 		}
 	}
 	line, jerr := json.Marshal(res)

@@ -556,6 +556,10 @@ impl SessionHooks for Hooks {
     fn after_failure(&self) -> Option<&str> {
         self.after_failure_text.as_deref()
     }
+
+    fn has_hooks(&self) -> bool {
+        !self.is_empty()
+    }
 }
 
 impl Drop for Hooks {
