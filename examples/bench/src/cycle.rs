@@ -31,6 +31,8 @@ pub enum Tool<'a> {
     Quiesce(&'a QuiesceCli),
     Fsfreeze(&'a Fsfreeze),
     Limit(Limit),
+    /// quiesce's runtime API in this process.
+    Library,
 }
 
 impl Tool<'_> {
@@ -39,6 +41,7 @@ impl Tool<'_> {
             Tool::Quiesce(q) => q.cycle(mounts, snapshot),
             Tool::Fsfreeze(f) => f.cycle(mounts, snapshot),
             Tool::Limit(l) => l.cycle(mounts, snapshot),
+            Tool::Library => crate::library::cycle(mounts, snapshot),
         }
     }
 }

@@ -16,6 +16,7 @@ mod fixtures;
 mod footprint;
 mod guard;
 mod json;
+mod library;
 mod limit;
 mod machine;
 mod measure;

@@ -43,6 +43,8 @@ pub struct Series {
     pub limit_parallel: Vec<f64>,
     /// The limit, one filesystem after another.
     pub limit_sequential: Vec<f64>,
+    /// quiesce as a library in this process (the empty cycles only).
+    pub library: Vec<f64>,
 }
 
 impl Series {
@@ -63,6 +65,7 @@ impl Series {
             Who::Fsfreeze => self.fsfreeze.push(v),
             Who::Limit(true) => self.limit_parallel.push(v),
             Who::Limit(false) => self.limit_sequential.push(v),
+            Who::Library => self.library.push(v),
         }
     }
 }
@@ -87,6 +90,9 @@ pub struct Results {
     /// slots of [`crate::cycle::PHASES`]): index 0 parallel, 1 sequential.
     pub limit_phases_1: Vec<Vec<[f64; 8]>>,
     pub limit_phases_8: Vec<Vec<[f64; 8]>>,
+    /// The library's phases in the same cycles.
+    pub library_phases_1: Vec<[f64; 8]>,
+    pub library_phases_8: Vec<[f64; 8]>,
     /// Peak RSS (KiB) under GNU time of `quiesce run --timeout 10 M -- true` and of
     /// `fsfreeze -f` / `-u` (the larger).
     pub rss_kib: Series,
@@ -119,6 +125,8 @@ enum Who {
     Fsfreeze,
     /// In-process freezing (parallel?).
     Limit(bool),
+    /// quiesce's runtime API in this process (the empty cycles only).
+    Library,
 }
 
 pub struct Bench<'a> {
@@ -145,6 +153,7 @@ impl Bench<'_> {
             },
             Who::Fsfreeze => Ok(Tool::Fsfreeze(self.fsfreeze)),
             Who::Limit(parallel) => Ok(Tool::Limit(Limit { parallel })),
+            Who::Library => Ok(Tool::Library),
         }
     }
 
@@ -240,11 +249,26 @@ impl Bench<'_> {
                 rep + 1,
                 self.cycle_reps
             ));
-            for who in self.order(rep) {
+            // The library too, its place in the order rotating with the others'.
+            let mut whos = self.order(rep);
+            whos.insert(rep % (whos.len() + 1), Who::Library);
+            for who in whos {
                 signals::check()?;
-                for (count, series, phases, limit_phases) in [
-                    (1, &mut r.cycle_1, &mut r.phases_1, &mut r.limit_phases_1),
-                    (8, &mut r.cycle_8, &mut r.phases_8, &mut r.limit_phases_8),
+                for (count, series, phases, limit_phases, library_phases) in [
+                    (
+                        1,
+                        &mut r.cycle_1,
+                        &mut r.phases_1,
+                        &mut r.limit_phases_1,
+                        &mut r.library_phases_1,
+                    ),
+                    (
+                        8,
+                        &mut r.cycle_8,
+                        &mut r.phases_8,
+                        &mut r.limit_phases_8,
+                        &mut r.library_phases_8,
+                    ),
                 ] {
                     let mounts = self.mounts(count)?;
                     for m in &mounts {
@@ -258,6 +282,7 @@ impl Bench<'_> {
                     let slot = match who {
                         Who::Quiesce(i) => phases.get_mut(i),
                         Who::Limit(parallel) => limit_phases.get_mut(usize::from(!parallel)),
+                        Who::Library => Some(library_phases),
                         Who::Fsfreeze => None,
                     };
                     if let (Some(v), Some(p)) = (slot, c.phases) {
@@ -285,7 +310,7 @@ impl Bench<'_> {
                         None => bail!("no quiesce configuration {i}"),
                     },
                     Who::Fsfreeze => self.fsfreeze.peak_rss_kib(&self.time, &m)?,
-                    Who::Limit(_) => continue,
+                    Who::Limit(_) | Who::Library => continue,
                 };
                 r.rss_kib.push(who, kib as f64);
             }

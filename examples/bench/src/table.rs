@@ -247,6 +247,34 @@ pub fn render(c: &Context, r: &Results) -> String {
         row.result[i] = pass(ok);
     }
     rows.push(row);
+    // quiesce as a library in a long-lived process: the same session through the runtime API
+    // in the benchmark's own process (no process started before the first FIFREEZE), shown
+    // in the first quiesce column, against the same targets.
+    for (label, s, target, count) in [("2c", &r.cycle_1, 1.1, 1), ("2d", &r.cycle_8, 1.05, 8)] {
+        let lib = Series {
+            quiesce: vec![s.library.clone()],
+            fsfreeze: s.fsfreeze.clone(),
+            limit_parallel: s.limit_parallel.clone(),
+            limit_sequential: s.limit_sequential.clone(),
+            library: Vec::new(),
+        };
+        let mut row = median_row(
+            format!(
+                "{label}. Cycle wall time, empty snapshot, {count} fs, quiesce as a library in a long-lived process (the runtime API in this one, as an agent links it; first column) (ms, median of {})",
+                s.library.len()
+            ),
+            &lib,
+            n,
+        );
+        row.target = format!("≤ {target}× the parallel limit");
+        for r in row.result.iter_mut() {
+            *r = "–";
+        }
+        if let Some(first) = row.result.first_mut() {
+            *first = pass(vs_limit(&lib, 0).map(|l| l <= target));
+        }
+        rows.push(row);
+    }
 
     for (p, name, target) in [
         (50.0, "p50", None),
@@ -525,6 +553,13 @@ pub fn render(c: &Context, r: &Results) -> String {
             "- {name}, limit (sequential): {}",
             samples(&s.limit_sequential)
         );
+        if !s.library.is_empty() {
+            let _ = writeln!(
+                out,
+                "- {name}, quiesce as a library in this process: {}",
+                samples(&s.library)
+            );
+        }
     }
     for (name, all) in [("2a", &r.phases_1), ("2b", &r.phases_8)] {
         for (i, l) in c.labels.iter().enumerate() {
@@ -544,6 +579,22 @@ pub fn render(c: &Context, r: &Results) -> String {
                 parts.join(", ")
             );
         }
+    }
+    for (name, runs) in [("2c", &r.library_phases_1), ("2d", &r.library_phases_8)] {
+        let parts: Vec<String> = PHASES
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let xs: Vec<f64> = runs.iter().map(|r| r[k]).collect();
+                format!("{p} {}", f(median(&xs)))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "- {name} where the time went, quiesce as a library (its report's `phases`, median of each, {} runs): {}",
+            runs.len(),
+            parts.join(", ")
+        );
     }
     for (name, all) in [("2a", &r.limit_phases_1), ("2b", &r.limit_phases_8)] {
         for (i, l) in ["parallel", "sequential"].iter().enumerate() {
