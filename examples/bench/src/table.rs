@@ -147,6 +147,20 @@ fn stall_ratio_row(label: String, dirty: &Series, clean: &Series, n: usize) -> R
     row
 }
 
+/// "name median, …" over `runs` for the phases `names` (in the order of [`PHASES`]).
+fn phase_medians(runs: &[[f64; 8]], names: &[&str]) -> String {
+    PHASES
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| names.contains(p))
+        .map(|(k, p)| {
+            let xs: Vec<f64> = runs.iter().map(|r| r[k]).collect();
+            format!("{p} {}", f(median(&xs)))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn samples(xs: &[f64]) -> String {
     xs.iter()
         .map(|x| f(Some(*x)))
@@ -564,55 +578,30 @@ pub fn render(c: &Context, r: &Results) -> String {
     for (name, all) in [("2a", &r.phases_1), ("2b", &r.phases_8)] {
         for (i, l) in c.labels.iter().enumerate() {
             let runs = all.get(i).map(Vec::as_slice).unwrap_or(&[]);
-            let parts: Vec<String> = PHASES
-                .iter()
-                .enumerate()
-                .map(|(k, p)| {
-                    let xs: Vec<f64> = runs.iter().map(|r| r[k]).collect();
-                    format!("{p} {}", f(median(&xs)))
-                })
-                .collect();
             let _ = writeln!(
                 out,
                 "- {name} where the time went, `{l}` (its JSON report's `phases`, median of each, {} runs): {}",
                 runs.len(),
-                parts.join(", ")
+                phase_medians(runs, &PHASES)
             );
         }
     }
     for (name, runs) in [("2c", &r.library_phases_1), ("2d", &r.library_phases_8)] {
-        let parts: Vec<String> = PHASES
-            .iter()
-            .enumerate()
-            .map(|(k, p)| {
-                let xs: Vec<f64> = runs.iter().map(|r| r[k]).collect();
-                format!("{p} {}", f(median(&xs)))
-            })
-            .collect();
         let _ = writeln!(
             out,
             "- {name} where the time went, quiesce as a library (its report's `phases`, median of each, {} runs): {}",
             runs.len(),
-            parts.join(", ")
+            phase_medians(runs, &PHASES)
         );
     }
     for (name, all) in [("2a", &r.limit_phases_1), ("2b", &r.limit_phases_8)] {
         for (i, l) in ["parallel", "sequential"].iter().enumerate() {
             let runs = all.get(i).map(Vec::as_slice).unwrap_or(&[]);
-            let parts: Vec<String> = PHASES
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| matches!(**p, "freeze" | "wait" | "thaw"))
-                .map(|(k, p)| {
-                    let xs: Vec<f64> = runs.iter().map(|r| r[k]).collect();
-                    format!("{p} {}", f(median(&xs)))
-                })
-                .collect();
             let _ = writeln!(
                 out,
                 "- {name} where the time went, limit ({l}) (all `FIFREEZE`s returned; the snapshot command; all `FITHAW`s returned; median of each, {} runs): {}",
                 runs.len(),
-                parts.join(", ")
+                phase_medians(runs, &["freeze", "wait", "thaw"])
             );
         }
     }
