@@ -122,7 +122,7 @@ struct Intermediate {
 }
 
 impl Intermediate {
-    /// SIGKILL (idempotent: a zombie ignores it).
+    /// SIGKILL.
     fn kill(&self) {
         let _ = match &self.pidfd {
             Some(fd) => rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL),
@@ -398,15 +398,6 @@ impl Helpers {
         Some(Client::new(self.table(), fds, requests, self.done.as_fd()))
     }
 
-    /// Tells the intermediate process to exit (SIGKILL): once every target is frozen, so that
-    /// its exit (see the module's text) runs while the snapshot is taken rather than in the
-    /// finish; [`Helpers::release`] reaps it. Idempotent.
-    pub fn dismiss_intermediate(&self) {
-        if let Some(i) = &self.intermediate {
-            i.kill();
-        }
-    }
-
     /// Ends the session for the helpers: the freezers are told to quit (each exits once any
     /// call it has in flight returns; closing the request pipe tells them too), and the
     /// liveness pipe is closed, so the guardian checks the table once more (thawing anything
@@ -419,9 +410,10 @@ impl Helpers {
         }
         self.alive = None;
         // SIGKILL rather than only closing the linger pipe: a child the host forked (without
-        // exec) may hold a copy of it.
-        self.dismiss_intermediate();
+        // exec) may hold a copy of it. After the thaw, not when everything is frozen: its
+        // death raises SIGCHLD in the host, whose handler must not run while frozen.
         if let Some(i) = self.intermediate.take() {
+            i.kill();
             i.reap();
         }
     }
@@ -466,11 +458,11 @@ mod tests {
     }
 
     /// No process of ours exits between arming and the last FIFREEZE (an exit there delays the
-    /// freeze by an RCU grace period): the intermediate is alive, not a zombie, until it is
-    /// dismissed; `release` reaps it (no zombie is left to the host) and the helpers it forked
-    /// outlive it.
+    /// freeze by an RCU grace period): the intermediate is alive, not a zombie, until the
+    /// helpers are released; `release` kills and reaps it (no zombie is left to the host) and
+    /// the helpers it forked outlive it.
     #[test]
-    fn the_intermediate_waits_until_dismissed_and_is_reaped() {
+    fn the_intermediate_waits_until_released_and_is_reaped() {
         let dir = std::fs::File::open(std::env::temp_dir()).map_err(|e| e.to_string());
         let Ok(dir) = dir else {
             panic!("cannot open the temporary directory: {dir:?}");
@@ -495,12 +487,6 @@ mod tests {
         assert!(
             matches!(proc_state(helpers.guardian), Some(c) if c != 'Z'),
             "the guardian runs"
-        );
-        helpers.dismiss_intermediate();
-        helpers.dismiss_intermediate();
-        assert!(
-            matches!(proc_state(helpers.guardian), Some(c) if c != 'Z'),
-            "the guardian outlives the intermediate"
         );
         let guardian = helpers.guardian;
         helpers.release();

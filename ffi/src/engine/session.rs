@@ -512,8 +512,6 @@ impl Lifecycle {
                     &mut ops.with_cancel(self.cancel.token()),
                     &mut || {
                         notified_at = now_ns();
-                        // Every target is frozen: the intermediate may exit now.
-                        helpers.dismiss_intermediate();
                         match notify(helpers.table().tie()) {
                             Ok(()) => Event::Notified { at: now_ns() },
                             Err(errno) => Event::NotifyFailed {
