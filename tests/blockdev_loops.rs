@@ -14,7 +14,7 @@ use quiesce_core::blockdev::{DiskErrorKind, Graph, Kind, Leaves, Via};
 use quiesce_core::linux::sysroot::RootDir;
 use quiesce_core::mountinfo::{Dev, MountInfo};
 use quiesce_core::sysfs::SysTree;
-use quiesce_testkit::{mkfs, require_root, run_ok, FsKind, LoopDisk, Mount, Scratch, TestFs};
+use quiesce_testkit::{require_root, run_ok, DiskSet};
 
 const STEP: Duration = Duration::from_secs(60);
 
@@ -45,27 +45,11 @@ fn leaves<T: SysTree>(g: &Graph<'_, '_, T>, mounts: &[u8], at: &Path) -> (Vec<De
 #[test]
 fn leaf_disks_of_partitions_btrfs_raid1_and_a_loop_on_a_loop_disk() {
     require_root();
-    let scratch = Scratch::new();
-    // A disk with two partitions, two filesystems.
-    let parts = LoopDisk::new(&scratch, "parts", 400);
-    let p1 = parts.add_partition(1, 2048, 64 << 11);
-    let p2 = parts.add_partition(2, 2048 + (64 << 11), 320 << 11);
-    mkfs("mkfs.ext4", &["-q", "-F"], &[&p1]);
-    mkfs("mkfs.xfs", &["-q", "-f"], &[&p2]);
-    let m1 = Mount::new(&p1, scratch.path("p1"));
-    let m2 = Mount::new(&p2, scratch.path("p2"));
-    // btrfs RAID1 over two disks.
-    let b1 = LoopDisk::new(&scratch, "b1", 160);
-    let b2 = LoopDisk::new(&scratch, "b2", 160);
-    mkfs(
-        "mkfs.btrfs",
-        &["-q", "-f", "-d", "raid1", "-m", "raid1"],
-        &[&b1.dev, &b2.dev],
-    );
-    let pool = Mount::new(&b1.dev, scratch.path("pool"));
-    // A loop image on another disk's filesystem.
-    let host = TestFs::new(&scratch, "host", FsKind::Ext4);
-    let inner = TestFs::new_in(&host.mount, &scratch.dir, "inner", FsKind::Ext4);
+    // A disk with two partitions (ext4, xfs), btrfs RAID1 over two disks, and a loop image on
+    // another disk's filesystem.
+    let set = DiskSet::new();
+    let (parts, b1, b2, scratch, p1) = (&set.parts, &set.b1, &set.b2, &set.scratch, &set.p1_dev);
+    let (m1, m2, pool, host, inner) = (&set.p1, &set.p2, &set.pool, &set.host, &set.inner);
 
     let mounts = fs::read("/proc/self/mountinfo").expect("mountinfo");
     let root = RootDir::open(c"/").expect("open /");
@@ -165,9 +149,11 @@ fn leaf_disks_of_partitions_btrfs_raid1_and_a_loop_on_a_loop_disk() {
     let g2 = Graph::new(&other, MountInfo::new(&mounts)).with_loop_disks(&loop_disks);
     assert_eq!(leaves(&g2, &mounts, &m2.at).0, vec![disk(&parts.dev)]);
 
-    drop(inner);
-    drop(host);
-    drop(pool);
+    // Torn down in this order (the struct's field order): the btrfs devices are forgotten once
+    // its mount is gone, before the disks are detached.
+    drop(set.inner);
+    drop(set.host);
+    drop(set.pool);
     let _ = run_ok(
         Command::new("btrfs")
             .args(["device", "scan", "--forget"])
@@ -175,7 +161,7 @@ fn leaf_disks_of_partitions_btrfs_raid1_and_a_loop_on_a_loop_disk() {
             .arg(&b2.dev),
         STEP,
     );
-    drop((m1, m2));
+    drop((set.p2, set.p1));
 }
 
 fn dev_of_file(p: &Path) -> Dev {

@@ -11,51 +11,6 @@ use quiesce_testkit::*;
 
 const EXIT: Duration = Duration::from_secs(30);
 
-struct Disks {
-    // Field order is teardown order: the inner filesystem before the one holding its image.
-    inner: TestFs,
-    host: TestFs,
-    pool: Mount,
-    p2: Mount,
-    p1: Mount,
-    b2: LoopDisk,
-    b1: LoopDisk,
-    parts: LoopDisk,
-    scratch: Scratch,
-}
-
-fn disks() -> Disks {
-    let scratch = Scratch::new();
-    let parts = LoopDisk::new(&scratch, "parts", 400);
-    let d1 = parts.add_partition(1, 2048, 64 << 11);
-    let d2 = parts.add_partition(2, 2048 + (64 << 11), 320 << 11);
-    mkfs("mkfs.ext4", &["-q", "-F"], &[&d1]);
-    mkfs("mkfs.xfs", &["-q", "-f"], &[&d2]);
-    let p1 = Mount::new(&d1, scratch.path("p1"));
-    let p2 = Mount::new(&d2, scratch.path("p2"));
-    let b1 = LoopDisk::new(&scratch, "b1", 160);
-    let b2 = LoopDisk::new(&scratch, "b2", 160);
-    mkfs(
-        "mkfs.btrfs",
-        &["-q", "-f", "-d", "raid1", "-m", "raid1"],
-        &[&b1.dev, &b2.dev],
-    );
-    let pool = Mount::new(&b1.dev, scratch.path("pool"));
-    let host = TestFs::new(&scratch, "host", FsKind::Ext4);
-    let inner = TestFs::new_in(&host.mount, &scratch.dir, "inner", FsKind::Ext4);
-    Disks {
-        inner,
-        host,
-        pool,
-        p2,
-        p1,
-        b2,
-        b1,
-        parts,
-        scratch,
-    }
-}
-
 fn s(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_string()
 }
@@ -73,7 +28,7 @@ fn target_points(j: &Json) -> Vec<String> {
 }
 
 /// The plan of `args`, checked to freeze only mounts under the scratch directory.
-fn safe_plan(d: &Disks, args: &[String]) -> Vec<String> {
+fn safe_plan(d: &DiskSet, args: &[String]) -> Vec<String> {
     let out = plan(args);
     out.assert_code(0, "plan by disk");
     let points = target_points(&out.json());
@@ -89,7 +44,7 @@ fn safe_plan(d: &Disks, args: &[String]) -> Vec<String> {
 #[test]
 fn disk_selection_freezes_exactly_the_filesystems_on_the_named_disks() {
     require_root();
-    let d = disks();
+    let d = DiskSet::new();
     let args = vec![
         format!("--disk={}", s(&d.parts.dev)),
         "--disk".into(),
@@ -164,7 +119,7 @@ fn disk_selection_freezes_exactly_the_filesystems_on_the_named_disks() {
 #[test]
 fn the_group_check_exclusion_and_bad_input() {
     require_root();
-    let d = disks();
+    let d = DiskSet::new();
     let b1 = s(&d.b1.dev);
     let b2_name = d.b2.dev.file_name().unwrap().to_string_lossy().to_string();
 
@@ -374,7 +329,7 @@ fn agent_plan(agent: &Path, args: &[String]) -> Vec<String> {
 #[test]
 fn the_c_agent_go_python_and_the_cli_plan_the_same() {
     require_root();
-    let d = disks();
+    let d = DiskSet::new();
     let agent = compile_c_static("quiesce-agent", &["examples/c/agent.c"], &[]);
     let lib = ffi_lib();
     let selections: Vec<Vec<String>> = vec![
@@ -437,7 +392,7 @@ fn the_c_agent_go_python_and_the_cli_plan_the_same() {
 #[test]
 fn detached_session_by_disk_freezes_the_disk_and_thaws_on_the_second_call() {
     require_root();
-    let d = disks();
+    let d = DiskSet::new();
     let run = RunDir::new();
     let args = vec![format!("--disk={}", s(&d.parts.dev))];
     let points = safe_plan(&d, &args);

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use quiesce_testkit::{compile_c_static, require_root, FsKind, JsonExt, Quiesce, Scratch, TestFs};
+use quiesce_testkit::{
+    compile_c_static, require_root, without_times, FsKind, JsonExt, Quiesce, Scratch, TestFs,
+};
 
 fn agent() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
@@ -25,28 +27,6 @@ fn agent_message(stderr: &str, step: &str) -> String {
         .unwrap_or_else(|| panic!("no `{head}` line in:\n{stderr}"));
     let body = &line[head.len()..];
     body.rfind(" [").map_or(body, |i| &body[..i]).to_string()
-}
-
-/// `(12.3 ms)` -> `(# ms)`: how long a `FIFREEZE` took differs from run to run.
-fn without_times(m: &str) -> String {
-    let mut out = String::new();
-    let mut rest = m;
-    while let Some(i) = rest.find(" ms") {
-        let (head, tail) = rest.split_at(i);
-        let start = head
-            .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .map_or(0, |k| k + 1);
-        if start < head.len() && head[start..].contains('.') {
-            out.push_str(&head[..start]);
-            out.push('#');
-        } else {
-            out.push_str(head);
-        }
-        out.push_str(" ms");
-        rest = &tail[3..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[test]

@@ -68,7 +68,7 @@ pub use fs::{
 pub use guard::{check as guard_check, guard, resolve, SCRATCH_PREFIX};
 pub use hooks::{HookDir, HOOKS_PREFIX};
 pub use json_ext::{Json, JsonExt};
-pub use loops::{mkfs, LoopDisk, Mount};
+pub use loops::{mkfs, DiskSet, LoopDisk, Mount};
 pub use native::{compile_c, compile_c_static, ffi_lib, repo_root, FfiLib, STATIC_LIBS};
 pub use probe::{start_write_probe, start_write_probe_nosync, WriteProbe};
 pub use process::{reap_pending, run_ok, run_timeout, send_signal, wait_timeout, ChildGuard};

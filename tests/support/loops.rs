@@ -1,12 +1,13 @@
 //! Loop devices as disks: a `losetup --partscan` image (partitions added with `addpart`), and a
-//! mount of any device under the scratch directory; both undone on drop.
+//! mount of any device under the scratch directory; both undone on drop. [`DiskSet`]: the disk
+//! tests' layout of them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{run_ok, Scratch};
+use crate::{run_ok, FsKind, Scratch, TestFs};
 
 const STEP: Duration = Duration::from_secs(60);
 
@@ -93,4 +94,64 @@ impl Drop for Mount {
 /// Runs `cmd ARGS DEVS` (mkfs.*), panicking on failure.
 pub fn mkfs(cmd: &str, args: &[&str], devs: &[&Path]) {
     run_ok(Command::new(cmd).args(args).args(devs), STEP).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+}
+
+/// Loop devices as disks, the layout of the disk tests: a disk with two partitions (ext4 `p1`,
+/// xfs `p2`), btrfs RAID1 over two disks (`pool` on `b1` and `b2`), and a disk (`host`'s loop
+/// device) whose ext4 holds the image of another loop filesystem (`inner`).
+pub struct DiskSet {
+    // Field order is teardown order: the inner filesystem before the one holding its image.
+    pub inner: TestFs,
+    /// The first partition's node (`/dev/loopNp1`), mounted at `p1`.
+    pub p1_dev: PathBuf,
+    pub host: TestFs,
+    pub pool: Mount,
+    pub p2: Mount,
+    pub p1: Mount,
+    pub b2: LoopDisk,
+    pub b1: LoopDisk,
+    pub parts: LoopDisk,
+    pub scratch: Scratch,
+}
+
+impl DiskSet {
+    /// Builds the layout under a new scratch directory.
+    pub fn new() -> DiskSet {
+        let scratch = Scratch::new();
+        let parts = LoopDisk::new(&scratch, "parts", 400);
+        let d1 = parts.add_partition(1, 2048, 64 << 11);
+        let d2 = parts.add_partition(2, 2048 + (64 << 11), 320 << 11);
+        mkfs("mkfs.ext4", &["-q", "-F"], &[&d1]);
+        mkfs("mkfs.xfs", &["-q", "-f"], &[&d2]);
+        let p1 = Mount::new(&d1, scratch.path("p1"));
+        let p2 = Mount::new(&d2, scratch.path("p2"));
+        let b1 = LoopDisk::new(&scratch, "b1", 160);
+        let b2 = LoopDisk::new(&scratch, "b2", 160);
+        mkfs(
+            "mkfs.btrfs",
+            &["-q", "-f", "-d", "raid1", "-m", "raid1"],
+            &[&b1.dev, &b2.dev],
+        );
+        let pool = Mount::new(&b1.dev, scratch.path("pool"));
+        let host = TestFs::new(&scratch, "host", FsKind::Ext4);
+        let inner = TestFs::new_in(&host.mount, &scratch.dir, "inner", FsKind::Ext4);
+        DiskSet {
+            p1_dev: d1,
+            inner,
+            host,
+            pool,
+            p2,
+            p1,
+            b2,
+            b1,
+            parts,
+            scratch,
+        }
+    }
+}
+
+impl Default for DiskSet {
+    fn default() -> Self {
+        Self::new()
+    }
 }
