@@ -403,17 +403,23 @@ impl Helpers {
     /// liveness pipe is closed, so the guardian checks the table once more (thawing anything
     /// still ours) and exits.
     pub fn release(&mut self) {
-        if let Some(r) = self.requests.take() {
-            for _ in 0..self.freezer_count {
-                let _ = rustix::io::write(&r, &[QUIT]);
-            }
-        }
-        self.alive = None;
         // SIGKILL rather than only closing the linger pipe: a child the host forked (without
         // exec) may hold a copy of it. After the thaw, not when everything is frozen: its
-        // death raises SIGCHLD in the host, whose handler must not run while frozen.
-        if let Some(i) = self.intermediate.take() {
+        // death raises SIGCHLD in the host, whose handler must not run while frozen. Killed
+        // first, so that it dies before the freezers it would otherwise queue behind.
+        let intermediate = self.intermediate.take();
+        if let Some(i) = &intermediate {
             i.kill();
+        }
+        if let Some(r) = self.requests.take() {
+            // Every freezer's QUIT in one write (at most MAX_FREEZERS bytes, below PIPE_BUF:
+            // atomic): one wake-up for all of them, rather than one context switch to each
+            // freezer's exit per byte.
+            let quit = [QUIT; MAX_FREEZERS];
+            let _ = rustix::io::write(&r, &quit[..self.freezer_count.min(MAX_FREEZERS)]);
+        }
+        self.alive = None;
+        if let Some(i) = intermediate {
             i.reap();
         }
     }
