@@ -630,7 +630,7 @@ pub fn render(c: &Context, r: &Results) -> String {
     let _ = writeln!(out, "\n## How each number is taken\n");
     let _ = writeln!(out, "- Ratios are fsfreeze ÷ quiesce of the medians from this run (> 1: quiesce is faster / stalls less), and quiesce ÷ the parallel limit (≥ 1; 1: as fast as the kernel allows). Rows 2a′ and 2b′ divide every median of 2a and 2b by the fresh-process floor: the faster of the two fresh-process medians of that row. Repetitions alternate which tool goes first.");
     let _ = writeln!(out, "- The limit (issue 14): the same filesystems frozen and thawed by the benchmark process itself, `FIFREEZE` and `FITHAW` on descriptors opened before the clock starts, either in parallel (one thread per filesystem, started before the clock; the snapshot command between the two rounds) or one after the other on one thread (thawed in reverse order). No process to start, no deadline to keep, no pre-sync: no tool can do the same work faster. Measured in the same repetitions as the tools, interleaved with them.");
-    let _ = writeln!(out, "- The limit in a fresh process (rows 2a and 2b): the floor for any tool that runs as its own process. For each cycle the benchmark starts its own binary again (`quiesce-bench --fresh-limit …`, a hidden mode; dynamically linked like most CLIs), spawned, waited for and timed exactly as `quiesce run` is (from before the spawn to the moment its exit is seen). The child does the least any freezing command must do: the benchmark's safety guard on each mount (the scratch directory and loop devices passed on its command line), open the mount points, `FIFREEZE` them, run the snapshot command (spawned as the in-process limit spawns it), `FITHAW` them in reverse, print its own split, exit 0. Sequential: on its main thread, one after the other, as `fsfreeze -f` does; parallel: one thread per filesystem started first, as the in-process parallel limit. A process started just before its first `FIFREEZE` waits out a kernel grace period that its own start put in flight (`freeze_super` → `rcu_sync_enter` → `synchronize_rcu`): the in-process limit does not, no command-line tool can avoid it. Interleaved with the other tools in the same repetitions.");
+    let _ = writeln!(out, "- The limit in a fresh process (rows 2a and 2b): the floor for any tool that runs as its own process. For each cycle the benchmark starts its own binary again (`quiesce-bench --fresh-limit …`, a hidden mode; its size and linking under setup), spawned, waited for and timed exactly as `quiesce run` is (from before the spawn to the moment its exit is seen). The child does the least any freezing command must do: the benchmark's safety guard on each mount (the scratch directory and loop devices passed on its command line), open the mount points, `FIFREEZE` them, run the snapshot command (spawned as the in-process limit spawns it), `FITHAW` them in reverse, print its own split, exit 0. Sequential: on its main thread, one after the other, as `fsfreeze -f` does; parallel: one thread per filesystem started first, as the in-process parallel limit. A process started just before its first `FIFREEZE` waits out a kernel grace period that its own start put in flight (`freeze_super` → `rcu_sync_enter` → `synchronize_rcu`): the in-process limit does not, no command-line tool can avoid it. Interleaved with the other tools in the same repetitions.");
     let _ = writeln!(out, "- fsfreeze baseline: one `fsfreeze -f` process per mount, the snapshot command, one `fsfreeze -u` per mount in reverse order, each process spawned and waited for in turn. quiesce: `quiesce run --json --timeout 10 MOUNT... -- CMD` (its report's `phases` are listed under Samples: where the time went).");
     let _ = writeln!(out, "- 1: one writer thread per frozen filesystem does 4 KiB `pwrite` + `fsync` in a loop, timing each; the cycle (snapshot `sleep {SNAPSHOT_SECS}`) starts 100 ms after the writers and they stop 100 ms after it; the number is the longest write+fsync of any writer. Each repetition starts with `syncfs` on every filesystem. 1c writes {dirty} MiB (1 MiB `write`s, no fsync) to a second file on the filesystem right before the writers start.");
     let _ = writeln!(out, "- 2: wall time of the whole cycle with the snapshot `true`, from before the first process spawn to the exit of the last process.");
@@ -782,4 +782,53 @@ pub fn render(c: &Context, r: &Results) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(fresh_parallel: &[f64], fresh_sequential: &[f64]) -> Series {
+        Series {
+            quiesce: vec![vec![44.0, 46.0], vec![50.0]],
+            fsfreeze: vec![40.0],
+            limit_parallel: vec![32.0],
+            limit_sequential: vec![24.0],
+            fresh_parallel: fresh_parallel.to_vec(),
+            fresh_sequential: fresh_sequential.to_vec(),
+            library: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_fresh_process_floor_is_the_faster_fresh_median() {
+        let s = series(&[41.0, 39.0], &[38.0, 42.0]);
+        assert_eq!(fresh_floor(&s), Some((40.0, "parallel")));
+        let s = series(&[41.0], &[40.0]);
+        assert_eq!(fresh_floor(&s), Some((40.0, "sequential")));
+        assert_eq!(
+            fresh_floor(&series(&[], &[50.0])),
+            Some((50.0, "sequential"))
+        );
+        assert_eq!(fresh_floor(&series(&[], &[])), None);
+
+        let row = floor_row("2a′", "2a", &s, 2);
+        assert!(row.label.starts_with("2a′. 2a ÷ the fresh-process floor"));
+        assert!(row.label.contains("here sequential"));
+        assert_eq!(row.quiesce, ["1.12×", "1.25×"]);
+        assert_eq!(row.fsfreeze, "1.00×");
+        assert_eq!(row.limit_parallel, "0.80×");
+        assert_eq!(row.limit_sequential, "0.60×");
+        assert_eq!(row.fresh_parallel, "1.02×");
+        assert_eq!(row.fresh_sequential, "1.00×");
+        // Without fresh-process samples there is no floor: no ratios, not a division by zero.
+        let row = floor_row("2b′", "2b", &series(&[], &[]), 2);
+        assert_eq!(row.quiesce, ["–", "–"]);
+
+        let labels = ["quiesce".to_owned(), "quiesce --x".to_owned()];
+        assert_eq!(
+            floor_note(&s, &labels, "2a′"),
+            "the fresh-process floor is 1.25× the limit; `quiesce` 1.12×, `quiesce --x` 1.25× the floor, see 2a′"
+        );
+    }
 }
