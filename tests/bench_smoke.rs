@@ -1,7 +1,8 @@
 //! Smoke test of the benchmark (`examples/bench`, issue 6): `quiesce-bench --quick` against the
-//! debug CLI must exit 0, print every row of the table with numbers where numbers belong, write
-//! the same report with `--write`, and leave no mount, loop device or directory behind.
-//! No timing is asserted.
+//! debug CLI must exit 0, print every row of the table with numbers where numbers belong (the
+//! limit in a fresh process of issue 14 included), write the same report with `--write`, and
+//! leave no mount, loop device or directory behind. Its hidden child mode refuses what the
+//! benchmark's guard refuses. No timing is asserted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,20 +79,23 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
         out.status
     );
 
-    // Columns: measurement, quiesce, fsfreeze, limit (parallel), limit (sequential),
-    // fsfreeze ÷ quiesce, quiesce ÷ limit, target, result.
+    // Columns: measurement, quiesce, fsfreeze, limit (parallel), limit (sequential), limit in
+    // a fresh process (parallel), (sequential), fsfreeze ÷ quiesce, quiesce ÷ limit, target,
+    // result.
     let header = report
         .lines()
         .find(|l| l.starts_with("| Measurement |"))
         .unwrap_or_else(|| panic!("no table header:\n{report}"));
     assert!(
-        header.contains("| limit: in-process, parallel | limit: in-process, sequential |")
-            && header.contains("÷ limit |"),
+        header.contains(
+            "| limit: in-process, parallel | limit: in-process, sequential \
+             | limit: fresh process, parallel | limit: fresh process, sequential |"
+        ) && header.contains("÷ limit |"),
         "no limit columns: {header}"
     );
     for id in ["1a.", "1b.", "1c.", "1e.", "1f.", "2a.", "2b."] {
         let r = row(&report, id);
-        assert_eq!(r.len(), 9, "row {id}: {r:?}");
+        assert_eq!(r.len(), 11, "row {id}: {r:?}");
         for (col, what) in [
             (1, "quiesce"),
             (2, "fsfreeze"),
@@ -103,8 +107,40 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
                 "row {id}: {what} {r:?}"
             );
         }
-        assert!(number(r[5]).is_some(), "row {id}: ratio {r:?}");
-        assert!(number(r[6]).is_some(), "row {id}: ratio to the limit {r:?}");
+        assert!(number(r[7]).is_some(), "row {id}: ratio {r:?}");
+        assert!(number(r[8]).is_some(), "row {id}: ratio to the limit {r:?}");
+        // The fresh-process limit: in the empty cycles only.
+        for (col, what) in [(5, "fresh parallel"), (6, "fresh sequential")] {
+            if id.starts_with('2') {
+                assert!(
+                    number(r[col]).is_some_and(|v| v > 0.0),
+                    "row {id}: {what} {r:?}"
+                );
+            } else {
+                assert_eq!(r[col], "–", "row {id}: {what} {r:?}");
+            }
+        }
+    }
+    // 2a′ and 2b′: every median of 2a / 2b ÷ the fresh-process floor, which is one of the two
+    // fresh-process columns (1.00× there); the 2a and 2b targets say the floor ÷ the limit.
+    for (id, of) in [("2a′.", "2a."), ("2b′.", "2b.")] {
+        let r = row(&report, id);
+        assert_eq!(r.len(), 11, "row {id}: {r:?}");
+        for col in 1..=6 {
+            assert!(
+                r[col].ends_with('×') && number(r[col]).is_some_and(|v| v > 0.0),
+                "row {id}: column {col} {r:?}"
+            );
+        }
+        assert!(r[5] == "1.00×" || r[6] == "1.00×", "row {id}: {r:?}");
+        let target = row(&report, of)[9];
+        let over = target
+            .split_once("the fresh-process floor is ")
+            .and_then(|(_, rest)| number(rest));
+        assert!(
+            over.is_some_and(|v| v > 0.0) && target.contains("`quiesce` "),
+            "row {of}: target {target:?}"
+        );
     }
     // The dirty-stall rows on both kinds.
     assert!(row(&report, "1c.")[0].contains("(ext4)"), "{report}");
@@ -125,7 +161,7 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
     assert!(row(&report, "5c.")[1].contains("tests/no_alloc.rs"));
     assert!(row(&report, "6.")[1].contains("cleaned up"));
     for id in ["1d.", "1g.", "2a.", "2b.", "3b.", "4b.", "5a.", "5b.", "6."] {
-        let result = row(&report, id)[8];
+        let result = row(&report, id)[10];
         assert!(
             result == "PASS" || result == "FAIL",
             "row {id}: result {result:?}"
@@ -146,6 +182,45 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
                 .and_then(|(_, rest)| rest.split(',').next())
                 .and_then(number);
             assert!(v.is_some(), "phase {p} in {line}");
+        }
+    }
+
+    // The fresh-process limit's own account: every part with a number, and its samples.
+    for id in ["2a", "2b"] {
+        for how in ["parallel", "sequential"] {
+            let line = report
+                .lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "- {id} where the time went, limit in a fresh process ({how})"
+                    ))
+                })
+                .unwrap_or_else(|| panic!("no fresh-process split of {id}:\n{report}"));
+            // The numbers follow the description in parentheses.
+            let values = line
+                .rsplit_once("): ")
+                .map(|(_, v)| format!(" {v}"))
+                .unwrap_or_default();
+            for p in ["open", "freeze", "snapshot", "thaw", "process"] {
+                let v = values
+                    .split_once(&format!(" {p} "))
+                    .and_then(|(_, rest)| rest.split(',').next())
+                    .and_then(number);
+                assert!(v.is_some_and(|v| v >= 0.0), "{p} in {line}");
+            }
+            let samples = report
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!("- {id} cycle "))
+                        .and_then(|l| l.split_once(&format!("limit in a fresh process ({how}): ")))
+                        .map(|(_, s)| s)
+                })
+                .unwrap_or_else(|| panic!("no fresh-process samples of {id}:\n{report}"));
+            let xs: Vec<f64> = samples.split(", ").filter_map(number).collect();
+            assert!(
+                xs.len() == 2 && xs.iter().all(|v| *v > 0.0),
+                "{id} {how}: {samples}"
+            );
         }
     }
 
@@ -172,4 +247,48 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
         loops_backed_under(&dir)
     );
     assert!(!dir.exists(), "{} still exists", dir.display());
+}
+
+/// The hidden child mode checks the benchmark's guard itself: a scratch directory that is not
+/// `/tmp/quiesce-bench-*`, a mount point outside it, or one that does not resolve, is refused
+/// (exit 1, no split printed) before anything is opened. The paths do not exist (or are `/`,
+/// refused by the guard's first structural check), so nothing could be frozen even if the
+/// guard failed.
+#[test]
+fn fresh_limit_child_refuses_what_the_guard_refuses() {
+    require_root();
+    let bench = bench_bin();
+    let missing = "/tmp/quiesce-bench-no-such-run-9f3c";
+    assert!(!Path::new(missing).exists());
+    for (scratch, mount, why) in [
+        (
+            "/tmp/elsewhere-9f3c".to_owned(),
+            "/tmp/elsewhere-9f3c/fs0".to_owned(),
+            "SAFETY GUARD: scratch directory /tmp/elsewhere-9f3c is not".to_owned(),
+        ),
+        (
+            missing.to_owned(),
+            "/".to_owned(),
+            "SAFETY GUARD refused /: not directly inside".to_owned(),
+        ),
+        (
+            missing.to_owned(),
+            format!("{missing}/fs0"),
+            format!("canonicalize {missing}/fs0"),
+        ),
+    ] {
+        for how in ["sequential", "parallel"] {
+            let out = run_timeout(
+                Command::new(&bench)
+                    .args(["--fresh-limit", how, "--scratch", &scratch])
+                    .args(["--mount", &mount, "/dev/loop0", "--", "true"]),
+                Duration::from_secs(30),
+            )
+            .unwrap_or_else(|e| panic!("quiesce-bench --fresh-limit: {e}"));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{how} {mount}: {err}");
+            assert!(err.contains(&why), "{how} {mount}: {err}");
+            assert!(out.stdout.is_empty(), "{how} {mount}: printed a split");
+        }
+    }
 }

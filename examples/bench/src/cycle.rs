@@ -1,5 +1,5 @@
-//! One freeze -> snapshot -> thaw cycle, by quiesce (a configuration of it) or by the
-//! fsfreeze baseline.
+//! One freeze -> snapshot -> thaw cycle, by quiesce (a configuration of it), by the fsfreeze
+//! baseline, or at the limit (in this process or in a fresh one).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::baseline::Fsfreeze;
 use crate::error::Result;
+use crate::fresh_limit::FreshLimit;
 use crate::limit::Limit;
 use crate::quiesce::QuiesceCli;
 
@@ -31,6 +32,8 @@ pub enum Tool<'a> {
     Quiesce(&'a QuiesceCli),
     Fsfreeze(&'a Fsfreeze),
     Limit(Limit),
+    /// The limit in a process started for the cycle.
+    Fresh(FreshLimit<'a>),
     /// quiesce's runtime API in this process.
     Library,
 }
@@ -41,6 +44,7 @@ impl Tool<'_> {
             Tool::Quiesce(q) => q.cycle(mounts, snapshot),
             Tool::Fsfreeze(f) => f.cycle(mounts, snapshot),
             Tool::Limit(l) => l.cycle(mounts, snapshot),
+            Tool::Fresh(f) => f.cycle(mounts, snapshot),
             Tool::Library => crate::library::cycle(mounts, snapshot),
         }
     }

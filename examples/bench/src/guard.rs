@@ -67,6 +67,25 @@ pub fn unregister(mount: &Path) {
     registry().mounts.retain(|o| o.mount != mount);
 }
 
+/// The scratch directory and the loop device registered for `mount` (for a child process of
+/// the benchmark, which registers them again in its own registry and checks them itself).
+pub fn lookup(mount: &Path) -> Result<(PathBuf, PathBuf)> {
+    let r = registry();
+    let Some(scratch) = r.scratch.clone() else {
+        bail!(
+            "SAFETY GUARD refused {}: no scratch directory is set",
+            mount.display()
+        );
+    };
+    match r.mounts.iter().find(|o| o.mount == mount) {
+        Some(o) => Ok((scratch, o.loop_dev.clone())),
+        None => bail!(
+            "SAFETY GUARD refused {}: not a mount point the fixtures created",
+            mount.display()
+        ),
+    }
+}
+
 pub fn register_aux(mount: &Path) {
     registry().aux.push(mount.to_path_buf());
 }
@@ -166,6 +185,21 @@ fn dev_of(p: &Path) -> Result<u64> {
 
 /// Ok if `mount` may be frozen and thawed by the benchmark (see the module documentation).
 pub fn check(mount: &Path) -> Result<()> {
+    check_in(mount, &mounts()?)
+}
+
+/// [`check`] on every mount, against one reading of /proc/self/mountinfo (the fresh-process
+/// limit's child checks all its mounts at its start: one read instead of one per mount).
+pub fn check_all(all_mounts: &[PathBuf]) -> Result<()> {
+    let info = mounts()?;
+    for m in all_mounts {
+        check_in(m, &info)?;
+    }
+    Ok(())
+}
+
+/// [`check`] against `all`, the mounts of this namespace read just before.
+fn check_in(mount: &Path, all: &[MountLine]) -> Result<()> {
     let refuse =
         |why: String| -> Result<()> { bail!("SAFETY GUARD refused {}: {why}", mount.display()) };
     let (scratch, owned) = {
@@ -194,7 +228,6 @@ pub fn check(mount: &Path) -> Result<()> {
         return refuse(format!("{} is not a loop device", owned.loop_dev.display()));
     }
     // The topmost mount at that path must be our loop device.
-    let all = mounts()?;
     let Some(top) = all.iter().rev().find(|m| m.mount_point == mount) else {
         return refuse("not mounted".into());
     };

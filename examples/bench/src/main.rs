@@ -14,6 +14,7 @@ mod dirty;
 mod error;
 mod fixtures;
 mod footprint;
+mod fresh_limit;
 mod guard;
 mod json;
 mod library;
@@ -40,6 +41,11 @@ use process::find_program;
 use quiesce::QuiesceCli;
 
 fn main() -> ExitCode {
+    // The benchmark's own child for the fresh-process limit (fresh_limit.rs): before the
+    // signal thread (it has no fixtures to clean up) and anything else a fresh CLI would not do.
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(fresh_limit::MODE)) {
+        return fresh_limit::child_main(std::env::args_os().skip(2).collect());
+    }
     if let Err(e) = signals::install() {
         eprintln!("quiesce-bench: {e}");
         return ExitCode::from(1);
@@ -86,6 +92,7 @@ fn run() -> Result<bool> {
     if !Path::new("/usr/bin/time").is_file() {
         bail!("/usr/bin/time (GNU time, Debian package `time`) is needed for the peak RSS");
     }
+    let exe = std::env::current_exe().ctx(|| "the benchmark's own executable".into())?;
     let fsfreeze = Fsfreeze {
         bin: find_program("fsfreeze")?,
     };
@@ -144,6 +151,23 @@ fn run() -> Result<bool> {
             format!("{} ({})", fsfreeze.bin.display(), fsfreeze.version()),
         ),
     ];
+    setup.push((
+        "fresh-process limit".to_owned(),
+        match footprint::inspect(&exe) {
+            Ok(b) => format!(
+                "`{} {} …` (this benchmark's own binary, {:.0} KiB, {})",
+                exe.display(),
+                fresh_limit::MODE,
+                b.size as f64 / 1024.0,
+                if b.is_static {
+                    "static"
+                } else {
+                    "dynamically linked"
+                }
+            ),
+            Err(e) => format!("`{} {} …` ({e})", exe.display(), fresh_limit::MODE),
+        },
+    ));
     for (i, q) in configs.iter().enumerate() {
         setup.push((
             format!("configuration {}", i + 1),
@@ -172,6 +196,7 @@ fn run() -> Result<bool> {
         sleep: find_program("sleep")?,
         true_: find_program("true")?,
         time: Path::new("/usr/bin/time").to_path_buf(),
+        exe: &exe,
     };
     let measured = bench.run_all(&log);
     log("tearing down the filesystems");

@@ -12,6 +12,7 @@ use crate::dirty::{syncfs, write_dirty};
 use crate::error::{bail, Result};
 use crate::fixtures::Fixtures;
 use crate::footprint::peak_rss_kib;
+use crate::fresh_limit::FreshLimit;
 use crate::json;
 use crate::limit::Limit;
 use crate::quiesce::QuiesceCli;
@@ -43,6 +44,10 @@ pub struct Series {
     pub limit_parallel: Vec<f64>,
     /// The limit, one filesystem after another.
     pub limit_sequential: Vec<f64>,
+    /// The limit in a process started for the cycle (the empty cycles only): in parallel
+    /// threads, and one filesystem after another on its main thread.
+    pub fresh_parallel: Vec<f64>,
+    pub fresh_sequential: Vec<f64>,
     /// quiesce as a library in this process (the empty cycles only).
     pub library: Vec<f64>,
 }
@@ -65,6 +70,8 @@ impl Series {
             Who::Fsfreeze => self.fsfreeze.push(v),
             Who::Limit(true) => self.limit_parallel.push(v),
             Who::Limit(false) => self.limit_sequential.push(v),
+            Who::Fresh(true) => self.fresh_parallel.push(v),
+            Who::Fresh(false) => self.fresh_sequential.push(v),
             Who::Library => self.library.push(v),
         }
     }
@@ -90,6 +97,10 @@ pub struct Results {
     /// slots of [`crate::cycle::PHASES`]): index 0 parallel, 1 sequential.
     pub limit_phases_1: Vec<Vec<[f64; 8]>>,
     pub limit_phases_8: Vec<Vec<[f64; 8]>>,
+    /// The fresh-process limit's split of the same cycles (see
+    /// [`crate::fresh_limit::FreshLimit::cycle`]): index 0 parallel, 1 sequential.
+    pub fresh_phases_1: Vec<Vec<[f64; 8]>>,
+    pub fresh_phases_8: Vec<Vec<[f64; 8]>>,
     /// The library's phases in the same cycles.
     pub library_phases_1: Vec<[f64; 8]>,
     pub library_phases_8: Vec<[f64; 8]>,
@@ -125,6 +136,8 @@ enum Who {
     Fsfreeze,
     /// In-process freezing (parallel?).
     Limit(bool),
+    /// The same in a process started for the cycle (parallel?; the empty cycles only).
+    Fresh(bool),
     /// quiesce's runtime API in this process (the empty cycles only).
     Library,
 }
@@ -142,6 +155,8 @@ pub struct Bench<'a> {
     pub true_: PathBuf,
     /// GNU time.
     pub time: PathBuf,
+    /// This benchmark's own executable (the fresh-process limit runs it again).
+    pub exe: &'a Path,
 }
 
 impl Bench<'_> {
@@ -153,6 +168,10 @@ impl Bench<'_> {
             },
             Who::Fsfreeze => Ok(Tool::Fsfreeze(self.fsfreeze)),
             Who::Limit(parallel) => Ok(Tool::Limit(Limit { parallel })),
+            Who::Fresh(parallel) => Ok(Tool::Fresh(FreshLimit {
+                exe: self.exe,
+                parallel,
+            })),
             Who::Library => Ok(Tool::Library),
         }
     }
@@ -163,6 +182,16 @@ impl Bench<'_> {
         all.push(Who::Fsfreeze);
         all.push(Who::Limit(true));
         all.push(Who::Limit(false));
+        let k = rep % all.len();
+        all.rotate_left(k);
+        all
+    }
+
+    /// Every tool of the empty cycles: those of [`Bench::order`], the library and the limit
+    /// in a fresh process, the starting one rotating with `rep`.
+    fn cycle_order(&self, rep: usize) -> Vec<Who> {
+        let mut all = self.order(0);
+        all.extend([Who::Library, Who::Fresh(true), Who::Fresh(false)]);
         let k = rep % all.len();
         all.rotate_left(k);
         all
@@ -212,6 +241,8 @@ impl Bench<'_> {
             phases_8: vec![Vec::new(); n],
             limit_phases_1: vec![Vec::new(); 2],
             limit_phases_8: vec![Vec::new(); 2],
+            fresh_phases_1: vec![Vec::new(); 2],
+            fresh_phases_8: vec![Vec::new(); 2],
             lateness_thaw: vec![Vec::new(); n],
             lateness_freeze: vec![Vec::new(); n],
             sigkill: vec![Vec::new(); n],
@@ -219,7 +250,7 @@ impl Bench<'_> {
         };
         log("warm-up: one empty cycle per tool on 8 filesystems");
         let all = self.mounts(8)?;
-        for who in self.order(0) {
+        for who in self.cycle_order(0) {
             self.tool(who)?.cycle(&all, &self.snapshot_true())?;
         }
 
@@ -249,17 +280,16 @@ impl Bench<'_> {
                 rep + 1,
                 self.cycle_reps
             ));
-            // The library too, its place in the order rotating with the others'.
-            let mut whos = self.order(rep);
-            whos.insert(rep % (whos.len() + 1), Who::Library);
-            for who in whos {
+            // The library and the fresh-process limit too, in the same rotation.
+            for who in self.cycle_order(rep) {
                 signals::check()?;
-                for (count, series, phases, limit_phases, library_phases) in [
+                for (count, series, phases, limit_phases, fresh_phases, library_phases) in [
                     (
                         1,
                         &mut r.cycle_1,
                         &mut r.phases_1,
                         &mut r.limit_phases_1,
+                        &mut r.fresh_phases_1,
                         &mut r.library_phases_1,
                     ),
                     (
@@ -267,6 +297,7 @@ impl Bench<'_> {
                         &mut r.cycle_8,
                         &mut r.phases_8,
                         &mut r.limit_phases_8,
+                        &mut r.fresh_phases_8,
                         &mut r.library_phases_8,
                     ),
                 ] {
@@ -282,6 +313,7 @@ impl Bench<'_> {
                     let slot = match who {
                         Who::Quiesce(i) => phases.get_mut(i),
                         Who::Limit(parallel) => limit_phases.get_mut(usize::from(!parallel)),
+                        Who::Fresh(parallel) => fresh_phases.get_mut(usize::from(!parallel)),
                         Who::Library => Some(library_phases),
                         Who::Fsfreeze => None,
                     };
@@ -310,7 +342,7 @@ impl Bench<'_> {
                         None => bail!("no quiesce configuration {i}"),
                     },
                     Who::Fsfreeze => self.fsfreeze.peak_rss_kib(&self.time, &m)?,
-                    Who::Limit(_) | Who::Library => continue,
+                    Who::Limit(_) | Who::Fresh(_) | Who::Library => continue,
                 };
                 r.rss_kib.push(who, kib as f64);
             }

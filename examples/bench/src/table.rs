@@ -50,6 +50,8 @@ struct Row {
     fsfreeze: String,
     limit_parallel: String,
     limit_sequential: String,
+    fresh_parallel: String,
+    fresh_sequential: String,
     ratio: Vec<String>,
     /// quiesce ÷ the parallel limit.
     vs_limit: Vec<String>,
@@ -65,6 +67,8 @@ impl Row {
             fsfreeze: String::new(),
             limit_parallel: String::new(),
             limit_sequential: String::new(),
+            fresh_parallel: String::new(),
+            fresh_sequential: String::new(),
             ratio: vec!["".into(); n],
             vs_limit: vec!["".into(); n],
             target: String::new(),
@@ -108,7 +112,78 @@ fn median_row(label: String, s: &Series, n: usize) -> Row {
     }
     row.limit_parallel = f(median(&s.limit_parallel));
     row.limit_sequential = f(median(&s.limit_sequential));
+    row.fresh_parallel = f(median(&s.fresh_parallel));
+    row.fresh_sequential = f(median(&s.fresh_sequential));
     row
+}
+
+/// The fresh-process floor of the empty cycles: the faster of the two fresh-process medians
+/// (parallel or sequential), and which one it is. The least any tool that runs as its own
+/// process can take.
+fn fresh_floor(s: &Series) -> Option<(f64, &'static str)> {
+    let p = median(&s.fresh_parallel).map(|v| (v, "parallel"));
+    let q = median(&s.fresh_sequential).map(|v| (v, "sequential"));
+    match (p, q) {
+        (Some(p), Some(q)) => Some(if q.0 < p.0 { q } else { p }),
+        (p, q) => p.or(q),
+    }
+}
+
+/// `a` ÷ the fresh-process floor.
+fn vs_floor(a: Option<f64>, s: &Series) -> String {
+    match (a, fresh_floor(s)) {
+        (Some(a), Some((fl, _))) if fl > 0.0 => ratio_text(Some(a / fl)),
+        _ => "–".into(),
+    }
+}
+
+/// Row 2a′/2b′: every column of an empty-cycle row ÷ the fresh-process floor.
+fn floor_row(id: &str, of: &str, s: &Series, n: usize) -> Row {
+    let which = fresh_floor(s).map_or("–", |(_, w)| w);
+    let mut row = Row::new(
+        format!(
+            "{id}. {of} ÷ the fresh-process floor (the faster fresh-process median, here {which}; 1×: as fast as a tool that runs as its own process can be)"
+        ),
+        n,
+    );
+    for i in 0..n {
+        row.quiesce[i] = vs_floor(s.quiesce.get(i).and_then(|v| median(v)), s);
+        row.ratio[i] = "–".into();
+        row.vs_limit[i] = "–".into();
+    }
+    row.fsfreeze = vs_floor(median(&s.fsfreeze), s);
+    row.limit_parallel = vs_floor(median(&s.limit_parallel), s);
+    row.limit_sequential = vs_floor(median(&s.limit_sequential), s);
+    row.fresh_parallel = vs_floor(median(&s.fresh_parallel), s);
+    row.fresh_sequential = vs_floor(median(&s.fresh_sequential), s);
+    row.target =
+        "none (information: the in-process limit below 1× is what starting a process costs)".into();
+    row
+}
+
+/// For a target: the fresh-process floor ÷ the parallel limit, and each configuration ÷ the
+/// floor ("the fresh-process floor is 1.25× the limit; `quiesce` 1.08× the floor").
+fn floor_note(s: &Series, labels: &[String], id: &str) -> String {
+    let floor = fresh_floor(s).map(|(v, _)| v);
+    let limit = median(&s.limit_parallel);
+    let over = match (floor, limit) {
+        (Some(fl), Some(l)) if l > 0.0 => ratio_text(Some(fl / l)),
+        _ => "–".into(),
+    };
+    let each: Vec<String> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            format!(
+                "`{l}` {}",
+                vs_floor(s.quiesce.get(i).and_then(|v| median(v)), s)
+            )
+        })
+        .collect();
+    format!(
+        "the fresh-process floor is {over} the limit; {} the floor, see {id}",
+        each.join(", ")
+    )
 }
 
 /// The stall ratio dirty ÷ clean (medians), for quiesce config `i` (or the baseline).
@@ -149,13 +224,23 @@ fn stall_ratio_row(label: String, dirty: &Series, clean: &Series, n: usize) -> R
 
 /// "name median, …" over `runs` for the phases `names` (in the order of [`PHASES`]).
 fn phase_medians(runs: &[[f64; 8]], names: &[&str]) -> String {
-    PHASES
+    let same: Vec<(&str, &str)> = PHASES
         .iter()
-        .enumerate()
-        .filter(|(_, p)| names.contains(p))
-        .map(|(k, p)| {
+        .filter(|p| names.contains(p))
+        .map(|p| (*p, *p))
+        .collect();
+    labelled_medians(runs, &same)
+}
+
+/// "label median, …" over `runs` for the slots of [`PHASES`] named in `names` (slot, label),
+/// in the order given.
+fn labelled_medians(runs: &[[f64; 8]], names: &[(&str, &str)]) -> String {
+    names
+        .iter()
+        .filter_map(|(slot, label)| {
+            let k = PHASES.iter().position(|p| p == slot)?;
             let xs: Vec<f64> = runs.iter().map(|r| r[k]).collect();
-            format!("{p} {}", f(median(&xs)))
+            Some(format!("{label} {}", f(median(&xs))))
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -234,7 +319,10 @@ pub fn render(c: &Context, r: &Results) -> String {
         &r.cycle_1,
         n,
     );
-    row.target = "≤ 1.1× the limit, and faster than fsfreeze".into();
+    row.target = format!(
+        "≤ 1.1× the limit, and faster than fsfreeze ({})",
+        floor_note(&r.cycle_1, &c.labels, "2a′")
+    );
     for i in 0..n {
         let (q, b, _) = medians(&r.cycle_1, i);
         let ok = match (vs_limit(&r.cycle_1, i), q, b) {
@@ -244,6 +332,7 @@ pub fn render(c: &Context, r: &Results) -> String {
         row.result[i] = pass(ok);
     }
     rows.push(row);
+    rows.push(floor_row("2a′", "2a", &r.cycle_1, n));
     let mut row = median_row(
         format!(
             "2b. Cycle wall time, empty snapshot, 8 fs (ms, median of {})",
@@ -252,7 +341,10 @@ pub fn render(c: &Context, r: &Results) -> String {
         &r.cycle_8,
         n,
     );
-    row.target = "≤ 1.05× the parallel limit, and fsfreeze ÷ quiesce ≥ 5×".into();
+    row.target = format!(
+        "≤ 1.05× the parallel limit, and fsfreeze ÷ quiesce ≥ 5× ({})",
+        floor_note(&r.cycle_8, &c.labels, "2b′")
+    );
     for i in 0..n {
         let ok = match (vs_limit(&r.cycle_8, i), medians(&r.cycle_8, i).2) {
             (Some(l), Some(b)) => Some(l <= 1.05 && b >= 5.0),
@@ -261,6 +353,7 @@ pub fn render(c: &Context, r: &Results) -> String {
         row.result[i] = pass(ok);
     }
     rows.push(row);
+    rows.push(floor_row("2b′", "2b", &r.cycle_8, n));
     // quiesce as a library in a long-lived process: the same session through the runtime API
     // in the benchmark's own process (no process started before the first FIFREEZE), shown
     // in the first quiesce column, against the same targets.
@@ -270,6 +363,8 @@ pub fn render(c: &Context, r: &Results) -> String {
             fsfreeze: s.fsfreeze.clone(),
             limit_parallel: s.limit_parallel.clone(),
             limit_sequential: s.limit_sequential.clone(),
+            fresh_parallel: s.fresh_parallel.clone(),
+            fresh_sequential: s.fresh_sequential.clone(),
             library: Vec::new(),
         };
         let mut row = median_row(
@@ -485,7 +580,7 @@ pub fn render(c: &Context, r: &Results) -> String {
     }
     let _ = write!(
         out,
-        " fsfreeze | limit: in-process, parallel | limit: in-process, sequential |"
+        " fsfreeze | limit: in-process, parallel | limit: in-process, sequential | limit: fresh process, parallel | limit: fresh process, sequential |"
     );
     for l in &c.labels {
         let _ = write!(out, " fsfreeze ÷ `{l}` |");
@@ -498,7 +593,7 @@ pub fn render(c: &Context, r: &Results) -> String {
         let _ = write!(out, " Result `{l}` |");
     }
     let _ = writeln!(out);
-    let cols = 1 + 4 * n + 4;
+    let cols = 1 + 4 * n + 6;
     let _ = writeln!(out, "|{}", "---|".repeat(cols));
     for row in &rows {
         let _ = write!(out, "| {} |", row.label);
@@ -506,7 +601,12 @@ pub fn render(c: &Context, r: &Results) -> String {
             let _ = write!(out, " {v} |");
         }
         let _ = write!(out, " {} |", row.fsfreeze);
-        for v in [&row.limit_parallel, &row.limit_sequential] {
+        for v in [
+            &row.limit_parallel,
+            &row.limit_sequential,
+            &row.fresh_parallel,
+            &row.fresh_sequential,
+        ] {
             let _ = write!(out, " {} |", if v.is_empty() { "–" } else { v });
         }
         for v in row.ratio.iter().chain(&row.vs_limit) {
@@ -528,8 +628,9 @@ pub fn render(c: &Context, r: &Results) -> String {
     }
 
     let _ = writeln!(out, "\n## How each number is taken\n");
-    let _ = writeln!(out, "- Ratios are fsfreeze ÷ quiesce of the medians from this run (> 1: quiesce is faster / stalls less), and quiesce ÷ the parallel limit (≥ 1; 1: as fast as the kernel allows). Repetitions alternate which tool goes first.");
+    let _ = writeln!(out, "- Ratios are fsfreeze ÷ quiesce of the medians from this run (> 1: quiesce is faster / stalls less), and quiesce ÷ the parallel limit (≥ 1; 1: as fast as the kernel allows). Rows 2a′ and 2b′ divide every median of 2a and 2b by the fresh-process floor: the faster of the two fresh-process medians of that row. Repetitions alternate which tool goes first.");
     let _ = writeln!(out, "- The limit (issue 14): the same filesystems frozen and thawed by the benchmark process itself, `FIFREEZE` and `FITHAW` on descriptors opened before the clock starts, either in parallel (one thread per filesystem, started before the clock; the snapshot command between the two rounds) or one after the other on one thread (thawed in reverse order). No process to start, no deadline to keep, no pre-sync: no tool can do the same work faster. Measured in the same repetitions as the tools, interleaved with them.");
+    let _ = writeln!(out, "- The limit in a fresh process (rows 2a and 2b): the floor for any tool that runs as its own process. For each cycle the benchmark starts its own binary again (`quiesce-bench --fresh-limit …`, a hidden mode; its size and linking under setup), spawned, waited for and timed exactly as `quiesce run` is (from before the spawn to the moment its exit is seen). The child does the least any freezing command must do: the benchmark's safety guard on each mount (the scratch directory and loop devices passed on its command line), open the mount points, `FIFREEZE` them, run the snapshot command (spawned as the in-process limit spawns it), `FITHAW` them in reverse, print its own split, exit 0. Sequential: on its main thread, one after the other, as `fsfreeze -f` does; parallel: one thread per filesystem started first, as the in-process parallel limit. A process started just before its first `FIFREEZE` waits out a kernel grace period that its own start put in flight (`freeze_super` → `rcu_sync_enter` → `synchronize_rcu`): the in-process limit does not, no command-line tool can avoid it. Interleaved with the other tools in the same repetitions.");
     let _ = writeln!(out, "- fsfreeze baseline: one `fsfreeze -f` process per mount, the snapshot command, one `fsfreeze -u` per mount in reverse order, each process spawned and waited for in turn. quiesce: `quiesce run --json --timeout 10 MOUNT... -- CMD` (its report's `phases` are listed under Samples: where the time went).");
     let _ = writeln!(out, "- 1: one writer thread per frozen filesystem does 4 KiB `pwrite` + `fsync` in a loop, timing each; the cycle (snapshot `sleep {SNAPSHOT_SECS}`) starts 100 ms after the writers and they stop 100 ms after it; the number is the longest write+fsync of any writer. Each repetition starts with `syncfs` on every filesystem. 1c writes {dirty} MiB (1 MiB `write`s, no fsync) to a second file on the filesystem right before the writers start.");
     let _ = writeln!(out, "- 2: wall time of the whole cycle with the snapshot `true`, from before the first process spawn to the exit of the last process.");
@@ -574,6 +675,18 @@ pub fn render(c: &Context, r: &Results) -> String {
                 samples(&s.library)
             );
         }
+        for (how, xs) in [
+            ("parallel", &s.fresh_parallel),
+            ("sequential", &s.fresh_sequential),
+        ] {
+            if !xs.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "- {name}, limit in a fresh process ({how}): {}",
+                    samples(xs)
+                );
+            }
+        }
     }
     for (name, all) in [("2a", &r.phases_1), ("2b", &r.phases_8)] {
         for (i, l) in c.labels.iter().enumerate() {
@@ -602,6 +715,27 @@ pub fn render(c: &Context, r: &Results) -> String {
                 "- {name} where the time went, limit ({l}) (all `FIFREEZE`s returned; the snapshot command; all `FITHAW`s returned; median of each, {} runs): {}",
                 runs.len(),
                 phase_medians(runs, &["freeze", "wait", "thaw"])
+            );
+        }
+    }
+    for (name, all) in [("2a", &r.fresh_phases_1), ("2b", &r.fresh_phases_8)] {
+        for (i, l) in ["parallel", "sequential"].iter().enumerate() {
+            let runs = all.get(i).map(Vec::as_slice).unwrap_or(&[]);
+            let _ = writeln!(
+                out,
+                "- {name} where the time went, limit in a fresh process ({l}) (the child's own split: open = the guard and opening the mounts{}, freeze = all `FIFREEZE`s returned, snapshot = the command, thaw = all `FITHAW`s returned; process = the rest of the wall time: spawn, exec and start-up of the child, its exit, the benchmark seeing it; median of each, {} runs): {}",
+                if *l == "parallel" { " and starting a thread per filesystem" } else { "" },
+                runs.len(),
+                labelled_medians(
+                    runs,
+                    &[
+                        ("plan", "open"),
+                        ("freeze", "freeze"),
+                        ("wait", "snapshot"),
+                        ("thaw", "thaw"),
+                        ("finish", "process"),
+                    ]
+                )
             );
         }
     }
@@ -648,4 +782,53 @@ pub fn render(c: &Context, r: &Results) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(fresh_parallel: &[f64], fresh_sequential: &[f64]) -> Series {
+        Series {
+            quiesce: vec![vec![44.0, 46.0], vec![50.0]],
+            fsfreeze: vec![40.0],
+            limit_parallel: vec![32.0],
+            limit_sequential: vec![24.0],
+            fresh_parallel: fresh_parallel.to_vec(),
+            fresh_sequential: fresh_sequential.to_vec(),
+            library: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_fresh_process_floor_is_the_faster_fresh_median() {
+        let s = series(&[41.0, 39.0], &[38.0, 42.0]);
+        assert_eq!(fresh_floor(&s), Some((40.0, "parallel")));
+        let s = series(&[41.0], &[40.0]);
+        assert_eq!(fresh_floor(&s), Some((40.0, "sequential")));
+        assert_eq!(
+            fresh_floor(&series(&[], &[50.0])),
+            Some((50.0, "sequential"))
+        );
+        assert_eq!(fresh_floor(&series(&[], &[])), None);
+
+        let row = floor_row("2a′", "2a", &s, 2);
+        assert!(row.label.starts_with("2a′. 2a ÷ the fresh-process floor"));
+        assert!(row.label.contains("here sequential"));
+        assert_eq!(row.quiesce, ["1.12×", "1.25×"]);
+        assert_eq!(row.fsfreeze, "1.00×");
+        assert_eq!(row.limit_parallel, "0.80×");
+        assert_eq!(row.limit_sequential, "0.60×");
+        assert_eq!(row.fresh_parallel, "1.02×");
+        assert_eq!(row.fresh_sequential, "1.00×");
+        // Without fresh-process samples there is no floor: no ratios, not a division by zero.
+        let row = floor_row("2b′", "2b", &series(&[], &[]), 2);
+        assert_eq!(row.quiesce, ["–", "–"]);
+
+        let labels = ["quiesce".to_owned(), "quiesce --x".to_owned()];
+        assert_eq!(
+            floor_note(&s, &labels, "2a′"),
+            "the fresh-process floor is 1.25× the limit; `quiesce` 1.12×, `quiesce --x` 1.25× the floor, see 2a′"
+        );
+    }
 }
