@@ -281,8 +281,8 @@ impl Lifecycle {
     /// helpers (when the machine cannot be trusted: a panic poisoned the C ABI's session).
     pub fn record(&self, i: usize, from_table: bool) -> (Outcome, i32, u64, u64) {
         if from_table {
-            if let Some(slot) = self.helpers.as_ref().and_then(|h| h.table().slot(i)) {
-                return slot.record();
+            if let Some(r) = self.helpers.as_ref().and_then(|h| h.table().record(i)) {
+                return r;
             }
         }
         match self.session.as_ref().and_then(|s| s.target(i)) {
