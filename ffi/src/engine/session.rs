@@ -61,8 +61,10 @@ pub struct Options {
     /// Freeze targets that do not depend on each other at once.
     pub parallel: bool,
     /// How long after the deadline the guardian thaws on its own: zero in the two-phase form
-    /// (between freeze and thaw nobody in the caller's process watches the clock), a grace in
-    /// the one-shot form (the controller's thread enforces the deadline itself).
+    /// (between freeze and thaw nobody in the caller's process watches the clock: the guardian
+    /// is the deadline timer, and its thaw at the deadline is reported as the session's own),
+    /// a grace in the one-shot form (the controller's thread enforces the deadline itself: a
+    /// guardian thaw then is a rescue, `thawed-by-guardian`).
     pub grace: Duration,
 }
 
