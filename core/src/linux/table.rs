@@ -61,8 +61,8 @@ pub mod sync {
 /// Why the guardian acted, as stored in the table (one value per session: the guardian acts
 /// once).
 pub mod cause {
-    /// It has not acted (a thaw by the guardian's rescue with this cause was run by the
-    /// controller itself: a poisoned C ABI session).
+    /// It has not acted. A slot thawed by the guardian's rescue with no cause recorded was
+    /// thawed by the controller running that rescue itself (a poisoned C ABI session).
     pub const NONE: u32 = 0;
     /// Its own deadline (the controller's plus the grace) passed while the controller was
     /// still there.
@@ -164,8 +164,8 @@ pub mod state {
     }
 
     /// The target's outcome when its slot is in state `s` and a thaw by the guardian stands
-    /// for `guardian` ([`GuardianThaw`], from the table: [`Table::guardian_thaw`](super::Table::guardian_thaw)):
-    /// the one mapping from the table's states to the session's outcomes. The controller's
+    /// for `guardian` (the table's [`guardian_thaw`](super::Table::guardian_thaw)): the one
+    /// mapping from the table's states to the session's outcomes. The controller's
     /// thaw of a target that the guardian thawed reports what this says
     /// (`freezer::thawed_by_another`), and it is read directly where the session machine
     /// cannot say (a panic poisoned a C ABI session). `GUARDIAN_THAWING` is frozen: the

@@ -28,7 +28,7 @@ use std::os::fd::BorrowedFd;
 use quiesce_core::linux::sys::{self, now_ns, Errno};
 use quiesce_core::linux::table::{state, sync, Tie};
 use quiesce_core::linux::{advance, conclude, guardian, Controller, Signal};
-use quiesce_core::session::{Event, IfFrozen, Outcome, Session, SessionError};
+use quiesce_core::session::{End, Event, IfFrozen, Outcome, Session, SessionError};
 use quiesce_core::Status;
 
 use super::cancel::Canceller;
@@ -539,6 +539,13 @@ impl Lifecycle {
                 Ok(())
             }
             Err(status) => {
+                if notified_at != 0 && self.session.as_ref().map(|s| s.end()) == Some(End::Deadline)
+                {
+                    // Notified, then the deadline passed before this call returned (this
+                    // thread was stopped or descheduled right after the notification): the
+                    // wait and the thaw at the deadline ran, as in `await_and_thaw`.
+                    self.machine_thawed_after_the_wait();
+                }
                 let status = self.cancelled_or(status);
                 self.end(status);
                 Err(status)
@@ -596,22 +603,28 @@ impl Lifecycle {
             match next {
                 Ok(until) => self.until = until,
                 Err(status) => {
-                    // Thawed by the machine at the deadline: the thaw is its FITHAW calls.
-                    let thaw = self.session.as_ref().map_or(0, |s| {
-                        (0..s.len())
-                            .filter_map(|i| s.target(i))
-                            .fold(0u64, |sum, r| sum.saturating_add(r.thaw_ns))
-                    });
-                    if self.notified_at != 0 {
-                        let waited = since(self.notified_at);
-                        self.phases.wait_ns = waited.saturating_sub(thaw).max(1);
-                    }
-                    self.phases.thaw_ns = thaw;
+                    self.machine_thawed_after_the_wait();
                     self.end(status);
                     return status;
                 }
             }
         }
+    }
+
+    /// The wait and thaw phases of a session that the machine thawed at the deadline, after
+    /// the notification: the thaw is its `FITHAW` calls (their own times, also the guardian's),
+    /// the wait the rest since the notification.
+    fn machine_thawed_after_the_wait(&mut self) {
+        let thaw = self.session.as_ref().map_or(0, |s| {
+            (0..s.len())
+                .filter_map(|i| s.target(i))
+                .fold(0u64, |sum, r| sum.saturating_add(r.thaw_ns))
+        });
+        if self.notified_at != 0 {
+            let waited = since(self.notified_at);
+            self.phases.wait_ns = waited.saturating_sub(thaw).max(1);
+        }
+        self.phases.thaw_ns = thaw;
     }
 
     /// Releases the helpers (the freezers quit, the guardian checks the table once more and
