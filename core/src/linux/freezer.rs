@@ -487,6 +487,8 @@ mod tests {
     use crate::errno::EIO;
     use crate::linux::execute::Ops;
     use crate::linux::table::cause;
+    use crate::session::Session;
+    use crate::status::Status;
 
     /// A table whose target 0 is frozen and claimed by the guardian (`GUARDIAN_THAWING`), and
     /// what the controller's thaw of it replies while "the guardian" (a thread) ends its own
@@ -565,6 +567,65 @@ mod tests {
             ThawReply::ByGuardian { .. } => {}
             other => panic!("expected ByGuardian, got {other:?}"),
         }
+    }
+
+    /// The controller's conclusion, after the deadline, of a one-target session whose guardian
+    /// (grace `grace_ns`) thawed the target at the deadline, its `FITHAW` from `s` to `e`:
+    /// the session machine and the client together, as the C ABI's late `quiesce_thaw()` runs
+    /// them (no `FITHAW` is issued here: the claim fails).
+    fn late_conclusion(grace_ns: u64) -> (Session<1>, Status, u64, u64) {
+        use crate::linux::execute::{conclude, Signal};
+        use crate::session::{Action, Event};
+        let table = Table::<1>::new(1, grace_ns);
+        let mut session = Session::<1>::new(&[0], 1_000_000).unwrap();
+        let t0 = now_ns();
+        assert_eq!(session.next(t0), Action::Freeze(0));
+        let slot = table.slot(0).unwrap();
+        assert!(slot.request_freeze(t0));
+        assert!(slot.complete_freeze(Ok(()), t0 + 10));
+        session
+            .handle(Event::Froze {
+                target: 0,
+                start: t0,
+                end: t0 + 10,
+            })
+            .unwrap();
+        assert_eq!(session.next(t0 + 10), Action::Notify);
+        session.handle(Event::Notified { at: t0 + 10 }).unwrap();
+        // The guardian's deadline (the controller's plus the grace) passed: it acts.
+        table.set_guardian_cause(cause::DEADLINE);
+        assert!(slot
+            .transition(state::FROZEN, state::GUARDIAN_THAWING)
+            .is_ok());
+        let (s, e) = (t0 + 1_000_000, t0 + 1_200_000);
+        slot.finish_thaw(state::THAWED_BY_GUARDIAN, 0, s, e);
+        thread::sleep(Duration::from_millis(2));
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let fds = [r.as_fd()];
+        let mut client = Client::new(&table, &fds, w.as_fd(), r.as_fd());
+        let status = conclude(&mut session, &mut client, Signal::Acknowledged);
+        (session, status, s, e)
+    }
+
+    #[test]
+    fn a_late_conclusion_reports_the_guardians_deadline_thaw_as_the_sessions_own() {
+        // Grace 0 (the C ABI): the session's own deadline thaw, with the guardian's times.
+        let (session, status, s, e) = late_conclusion(0);
+        assert_eq!(status, Status::Timeout);
+        let r = session.target(0).unwrap();
+        assert_eq!(r.outcome, Outcome::Thawed);
+        assert_eq!((r.thaw_end, r.thaw_ns), (e, e - s), "the guardian's FITHAW");
+        assert_eq!(
+            session.window_ns(),
+            Some(e - r.freeze_start),
+            "the window ends with the guardian's FITHAW"
+        );
+        // A grace the controller should have kept (the CLI's): a rescue.
+        let (session, status, _, e) = late_conclusion(2_000_000_000);
+        assert_eq!(status, Status::Timeout);
+        let r = session.target(0).unwrap();
+        assert_eq!(r.outcome, Outcome::ThawedByGuardian);
+        assert_eq!(r.thaw_end, e);
     }
 
     #[test]
