@@ -157,7 +157,8 @@
 // Target outcome: its FIFREEZE failed (errno says why); never frozen by us.
 #define QUIESCE_OUTCOME_FREEZE_FAILED 2
 
-// Target outcome: frozen and thawed again.
+// Target outcome: frozen and thawed again: by the session, at its end or at its deadline
+// (in the library, the guardian process is the deadline timer).
 #define QUIESCE_OUTCOME_THAWED 3
 
 // Target outcome: someone else thawed it during the window (snapshot suspect).
@@ -169,7 +170,10 @@
 // Target outcome: its FIFREEZE had not returned at the deadline; thawed as soon as it does.
 #define QUIESCE_OUTCOME_IN_FLIGHT 6
 
-// Target outcome: thawed by the guardian process (the deadline passed first).
+// Target outcome: thawed by the guardian's rescue: its controller died or missed the deadline
+// by more than the guardian's grace (the CLI's), or quiesce_thaw() of a poisoned session ran
+// it. A late quiesce_thaw() finds QUIESCE_OUTCOME_THAWED instead: the guardian is the
+// library's deadline timer, and its thaw at the deadline is the session's own.
 #define QUIESCE_OUTCOME_THAWED_BY_GUARDIAN 7
 
 // Target outcome: frozen by another holder and skipped (QUIESCE_FLAG_SKIP_FROZEN): the

@@ -1007,7 +1007,7 @@ fn forked_child_does_not_keep_the_guardian_waiting(kind: FsKind) {
     );
     q.signal(libc::SIGKILL);
     let killed = Instant::now();
-    // Without the pidfd the guardian would wait for its deadline (30 s + 2 s grace).
+    // Without the pidfd the guardian would wait for its deadline (30 s: a C ABI session has no grace).
     let thawed = probe.wait(Duration::from_secs(10));
     let took = killed.elapsed();
     drop(worker);

@@ -1,5 +1,6 @@
 //! End-to-end tests of `quiesce freeze`: writes block while frozen, the deadline, the SIGUSR1
-//! handshake with the parent, `--stdin`, and the `quiesce TIMEOUT MOUNT...` form.
+//! handshake with the parent, `--stdin`, the `quiesce TIMEOUT MOUNT...` form, and the phases of
+//! a notification that outlasts the deadline.
 //!
 //! The test process is quiesce's parent: the testkit records every SIGUSR1 it receives with the
 //! sender's pid, and the tests acknowledge with kill(2).
@@ -293,6 +294,90 @@ fn stderr_on_the_frozen_fs_does_not_deadlock(kind: FsKind) {
         format!("the log file should mention the ignored SIGUSR1:\n{text}"),
     );
     assert_writable(&fs.mount, &out);
+}
+
+/// The notification itself outlasts the deadline: the `frozen` line waits on a full stdout
+/// pipe until past it (as when the controller is stopped or descheduled right after writing
+/// it), so the session ends on the deadline inside the freeze call. Its phases must still say
+/// that the wait (from the notification on) and the thaw ran, as for a thaw at the deadline
+/// after the wait: the scenario `deadline` (tests/scenarios.rs) depends on it.
+#[test]
+fn a_notification_that_outlasts_the_deadline_still_counts_the_wait_and_the_thaw() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::process::{Command, Stdio};
+
+    require_root();
+    let scratch = Scratch::new();
+    let fs = TestFs::new(&scratch, "a", FsKind::Ext4);
+    let (mut reader, mut writer) = std::io::pipe().expect("pipe");
+    // Fill the pipe, so that the `frozen` line blocks until the test reads.
+    let fd = writer.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this test owns; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    let set = unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+    assert_eq!(set, 0, "O_NONBLOCK on the pipe");
+    let filler = [b'.'; 4096];
+    let mut filled = 0;
+    while let Ok(n) = writer.write(&filler) {
+        filled += n;
+    }
+    // SAFETY: as above.
+    let set = unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+    assert_eq!(set, 0, "the pipe blocking again");
+    let child = Command::new(quiesce_bin())
+        .args(["freeze", "--stdin", "--json", "--timeout", "0.5"])
+        .arg(&fs.mount)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn quiesce");
+    let mut q = ChildGuard::new(child);
+    let started = std::time::Instant::now();
+    while !fs.is_frozen_within(Duration::from_millis(100)) && started.elapsed() < START {}
+    if started.elapsed() >= START {
+        let _ = q.child().kill();
+        let _ = q.wait_timeout(EXIT);
+        let mut err = String::new();
+        if let Some(mut e) = q.child().stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        panic!("quiesce did not freeze: {err}");
+    }
+    // Past the deadline (0.5 s), before the guardian's (2.5 s): the controller is still in
+    // its write of `frozen`.
+    std::thread::sleep(Duration::from_millis(1200));
+    let drained = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = reader.read_to_end(&mut out);
+        out
+    });
+    let status = q.wait_timeout(EXIT).expect("quiesce did not exit");
+    let out = drained.join().expect("the reader");
+    let text = String::from_utf8_lossy(&out[filled.min(out.len())..]).into_owned();
+    let j = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .map(Json::parse)
+        .unwrap_or_else(|| panic!("no JSON report ({status}): {text}"))
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(j["status"].as_i64(), Some(13), "{text}");
+    assert_eq!(j["end"].as_str(), Some("deadline"), "{text}");
+    assert!(text.starts_with("frozen\n"), "{text}");
+    let phase = |name: &str| j["phases"][name].as_i64().unwrap_or(-1);
+    assert!(
+        phase("wait_us") >= 500_000,
+        "the blocked notification is the wait: {text}"
+    );
+    assert!(phase("thaw_us") > 0, "the thaw at the deadline ran: {text}");
+    assert!(
+        phase("freeze_us") < phase("wait_us"),
+        "the freeze phase ends at the notification: {text}"
+    );
+    assert_writable(&fs.mount, &text);
 }
 
 per_kind!(

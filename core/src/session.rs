@@ -119,8 +119,10 @@ pub enum Event {
         /// Monotonic ns after the call.
         end: u64,
     },
-    /// `target` was thawed by the guardian before we got to it (we missed the guardian's
-    /// deadline): thawed, but the window was longer than the deadline.
+    /// `target` was thawed by the guardian's rescue before we got to it (we missed the
+    /// guardian's deadline, past its grace): thawed, but the window was longer than the
+    /// deadline. A thaw by a guardian that is the session's deadline timer (no grace) is
+    /// reported as [`Event::Thawed`], with its times.
     ThawedByGuardian {
         /// Target index.
         target: usize,
@@ -185,7 +187,9 @@ pub enum Outcome {
     Frozen,
     /// `FIFREEZE` failed; never frozen by us.
     FreezeFailed,
-    /// Frozen and thawed again by us.
+    /// Frozen and thawed again by us: by the controller, or at the deadline by the guardian
+    /// standing in as the deadline timer of a session without grace (the C ABI's:
+    /// `linux::table::GuardianThaw::Deadline`).
     Thawed,
     /// Frozen by us, but `FITHAW` found it already thawed: someone else thawed it.
     ThawedByOther,
@@ -194,7 +198,8 @@ pub enum Outcome {
     /// Its `FIFREEZE` had not returned at the deadline: abandoned, and thawed by the freezer
     /// as soon as it returns.
     InFlight,
-    /// Frozen by us and thawed by the guardian (we were too late).
+    /// Frozen by us and thawed by the guardian's rescue: the controller died, or missed the
+    /// deadline by more than the guardian's grace (it was stuck).
     ThawedByGuardian,
     /// Already frozen by another holder (`EBUSY`) and skipped by the `IfFrozen::Skip`
     /// policy: the snapshot does not cover it.

@@ -481,7 +481,8 @@ def test_deadline_passes_inside_the_block(mount: str, probes: Probes) -> None:
     with pytest.raises(QuiesceError) as e:
         with quiesce.frozen([mount], timeout=0.3) as session:
             time.sleep(1.0)
-    # The guardian thawed at the deadline, while the block still slept.
+    # The guardian, the library's deadline timer, thawed at the deadline while the block still
+    # slept: the session's own deadline thaw, as the CLI's controller makes it.
     probes.assert_writable()
     err = e.value
     assert err.status is Status.TIMEOUT, repr(err)
@@ -491,7 +492,8 @@ def test_deadline_passes_inside_the_block(mount: str, probes: Probes) -> None:
     report = session.report
     assert report.timeout_ms == 300
     assert not report.acknowledged and report.consistency is Consistency.NONE
-    assert report.targets[0].outcome is Outcome.THAWED_BY_GUARDIAN
+    assert report.targets[0].outcome is Outcome.THAWED
+    assert "the guardian had to thaw" not in err.message
     assert time.monotonic() - started < 10
 
 

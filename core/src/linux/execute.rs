@@ -84,7 +84,10 @@ pub enum ThawReply {
         /// Monotonic ns after it.
         end: u64,
     },
-    /// The guardian had thawed it already (we were past its deadline).
+    /// The guardian had thawed it already, as a rescue (we were past its deadline and our
+    /// grace, or it took over from a dead controller). A thaw by a guardian that is the
+    /// session's deadline timer (no grace) is [`ThawReply::Returned`] with its times: the
+    /// session's own deadline thaw (`table::GuardianThaw`).
     ByGuardian {
         /// Monotonic ns when the guardian issued `FITHAW`.
         start: u64,

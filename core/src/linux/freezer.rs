@@ -35,6 +35,7 @@ use super::execute::{FreezeReply, Ops, ThawReply};
 use super::sys::{self, now_ns};
 use super::table::{state, sync, Slot, Table};
 use crate::errno::{EBADF, ECANCELED, ECHILD, EINVAL, ETIMEDOUT};
+use crate::session::Outcome;
 
 /// The request byte that tells a freezer to exit (a target index is always smaller).
 pub const QUIT: u8 = 0xFF;
@@ -405,7 +406,7 @@ impl<const N: usize> Ops for Client<'_, '_, N> {
                 slot.finish_thaw(to, errno, start, end);
                 ThawReply::Returned { result, start, end }
             }
-            Err(found) => thawed_by_another(slot, found, start),
+            Err(found) => thawed_by_another(self.table, i, found, start),
         }
     }
 }
@@ -418,13 +419,28 @@ pub const GUARDIAN_THAW_WAIT_NS: u64 = 1_000_000_000;
 /// How often the controller looks at a slot while the guardian thaws it (ns).
 const SETTLE_POLL_NS: u64 = 1_000_000;
 
-/// The reply for a target that the controller could not claim for its thaw because the slot
-/// was in state `found`: someone else (the guardian) has thawed it, or is thawing it. While the
-/// guardian's `FITHAW` runs (`GUARDIAN_THAWING`) the outcome is not known yet: it waits for the
-/// slot to settle (at most [`GUARDIAN_THAW_WAIT_NS`] from `start`), then reports what really
-/// happened: thawed by the guardian, a failed thaw with its errno (the filesystem may still be
-/// frozen), or, if it never settled, a failed thaw with `ETIMEDOUT`. Allocates nothing.
-fn thawed_by_another(slot: &Slot, found: u32, start: u64) -> ThawReply {
+/// The reply for target `i`, which the controller could not claim for its thaw because its
+/// slot was in state `found`: someone else (the guardian) has thawed it, or is thawing it.
+/// While the guardian's `FITHAW` runs (`GUARDIAN_THAWING`) the outcome is not known yet: it
+/// waits for the slot to settle (at most [`GUARDIAN_THAW_WAIT_NS`] from `start`), then reports
+/// what the table's one mapping ([`Table::outcome`]) says happened, with the times of the
+/// `FITHAW` that did it: thawed (the session's own deadline thaw by a guardian standing in for
+/// a controller with no thread: a plain thaw), thawed by the guardian (a rescue), a failed
+/// thaw with its errno (the filesystem may still be frozen), or, if it never settled, a failed
+/// thaw with `ETIMEDOUT`. Allocates nothing.
+fn thawed_by_another<const N: usize>(
+    table: &Table<N>,
+    i: usize,
+    found: u32,
+    start: u64,
+) -> ThawReply {
+    let Some(slot) = table.slot(i) else {
+        return ThawReply::Returned {
+            result: Err(EBADF),
+            start,
+            end: start,
+        };
+    };
     let mut found = found;
     let until = start.saturating_add(GUARDIAN_THAW_WAIT_NS);
     while found == state::GUARDIAN_THAWING {
@@ -440,9 +456,9 @@ fn thawed_by_another(slot: &Slot, found: u32, start: u64) -> ThawReply {
         found = slot.state();
     }
     let (s, e) = slot.thaw_times();
-    match found {
-        state::THAWED_BY_GUARDIAN => ThawReply::ByGuardian { start: s, end: e },
-        state::THAWED => ThawReply::Returned {
+    match table.outcome(i) {
+        Some(Outcome::ThawedByGuardian) => ThawReply::ByGuardian { start: s, end: e },
+        Some(Outcome::Thawed) => ThawReply::Returned {
             result: Ok(()),
             start: s,
             end: e,
@@ -470,12 +486,21 @@ mod tests {
     use super::*;
     use crate::errno::EIO;
     use crate::linux::execute::Ops;
+    use crate::linux::table::cause;
+    use crate::session::Session;
+    use crate::status::Status;
 
     /// A table whose target 0 is frozen and claimed by the guardian (`GUARDIAN_THAWING`), and
     /// what the controller's thaw of it replies while "the guardian" (a thread) ends its own
     /// `FITHAW` after 50 ms with `settle`, or never.
     fn controller_thaw_while_the_guardian_thaws(settle: Option<(u32, i32)>) -> ThawReply {
-        let table = Table::<2>::new(1, 0);
+        guardian_thaw_for(2_000_000_000, cause::DEADLINE, settle)
+    }
+
+    /// The same in a session of grace `grace_ns`, whose guardian acted for `why`.
+    fn guardian_thaw_for(grace_ns: u64, why: u32, settle: Option<(u32, i32)>) -> ThawReply {
+        let table = Table::<2>::new(1, grace_ns);
+        table.set_guardian_cause(why);
         let slot = table.slot(0).unwrap();
         assert!(slot.request_freeze(now_ns()));
         assert!(slot.complete_freeze(Ok(()), now_ns()));
@@ -517,6 +542,90 @@ mod tests {
             }
             other => panic!("expected ByGuardian, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_guardian_thaw_at_the_deadline_without_grace_is_a_plain_thaw_with_its_times() {
+        // The C ABI's guardian keeps the session's deadline: its thaw is the session's own.
+        match guardian_thaw_for(0, cause::DEADLINE, Some((state::THAWED_BY_GUARDIAN, 0))) {
+            ThawReply::Returned {
+                result: Ok(()),
+                start,
+                end,
+            } => assert!(
+                start > 0 && end >= start + 40_000_000,
+                "the guardian's FITHAW times: {start} {end}"
+            ),
+            other => panic!("expected the session's own thaw, got {other:?}"),
+        }
+        // The same guardian after the controller died: a rescue.
+        match guardian_thaw_for(
+            0,
+            cause::CONTROLLER_GONE,
+            Some((state::THAWED_BY_GUARDIAN, 0)),
+        ) {
+            ThawReply::ByGuardian { .. } => {}
+            other => panic!("expected ByGuardian, got {other:?}"),
+        }
+    }
+
+    /// The controller's conclusion, after the deadline, of a one-target session whose guardian
+    /// (grace `grace_ns`) thawed the target at the deadline, its `FITHAW` from `s` to `e`:
+    /// the session machine and the client together, as the C ABI's late `quiesce_thaw()` runs
+    /// them (no `FITHAW` is issued here: the claim fails).
+    fn late_conclusion(grace_ns: u64) -> (Session<1>, Status, u64, u64) {
+        use crate::linux::execute::{conclude, Signal};
+        use crate::session::{Action, Event};
+        let table = Table::<1>::new(1, grace_ns);
+        let mut session = Session::<1>::new(&[0], 1_000_000).unwrap();
+        let t0 = now_ns();
+        assert_eq!(session.next(t0), Action::Freeze(0));
+        let slot = table.slot(0).unwrap();
+        assert!(slot.request_freeze(t0));
+        assert!(slot.complete_freeze(Ok(()), t0 + 10));
+        session
+            .handle(Event::Froze {
+                target: 0,
+                start: t0,
+                end: t0 + 10,
+            })
+            .unwrap();
+        assert_eq!(session.next(t0 + 10), Action::Notify);
+        session.handle(Event::Notified { at: t0 + 10 }).unwrap();
+        // The guardian's deadline (the controller's plus the grace) passed: it acts.
+        table.set_guardian_cause(cause::DEADLINE);
+        assert!(slot
+            .transition(state::FROZEN, state::GUARDIAN_THAWING)
+            .is_ok());
+        let (s, e) = (t0 + 1_000_000, t0 + 1_200_000);
+        slot.finish_thaw(state::THAWED_BY_GUARDIAN, 0, s, e);
+        thread::sleep(Duration::from_millis(2));
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let fds = [r.as_fd()];
+        let mut client = Client::new(&table, &fds, w.as_fd(), r.as_fd());
+        let status = conclude(&mut session, &mut client, Signal::Acknowledged);
+        (session, status, s, e)
+    }
+
+    #[test]
+    fn a_late_conclusion_reports_the_guardians_deadline_thaw_as_the_sessions_own() {
+        // Grace 0 (the C ABI): the session's own deadline thaw, with the guardian's times.
+        let (session, status, s, e) = late_conclusion(0);
+        assert_eq!(status, Status::Timeout);
+        let r = session.target(0).unwrap();
+        assert_eq!(r.outcome, Outcome::Thawed);
+        assert_eq!((r.thaw_end, r.thaw_ns), (e, e - s), "the guardian's FITHAW");
+        assert_eq!(
+            session.window_ns(),
+            Some(e - r.freeze_start),
+            "the window ends with the guardian's FITHAW"
+        );
+        // A grace the controller should have kept (the CLI's): a rescue.
+        let (session, status, _, e) = late_conclusion(2_000_000_000);
+        assert_eq!(status, Status::Timeout);
+        let r = session.target(0).unwrap();
+        assert_eq!(r.outcome, Outcome::ThawedByGuardian);
+        assert_eq!(r.thaw_end, e);
     }
 
     #[test]

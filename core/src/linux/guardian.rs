@@ -1,5 +1,6 @@
 //! The guardian: a helper process that thaws whatever is still ours when the controller dies
-//! (SIGKILL included) or misses its own deadline by more than a grace period.
+//! (SIGKILL included) or misses its own deadline by more than a grace period (a grace of 0
+//! makes it the deadline timer of a controller with no thread of its own: the C ABI).
 //!
 //! It is forked before the first `FIFREEZE`, holds the same mount descriptors as the controller,
 //! and shares the [`Table`] of per-target states with it. It watches a pipe whose write end only
@@ -7,7 +8,10 @@
 //! without exec (a pre-forking server, Python `multiprocessing` with the fork start method)
 //! gives its children a copy of that write end, so the guardian also watches the controller
 //! process itself, through a pidfd: its exit is the controller's death, whoever still holds the
-//! pipe. Then, or at its own deadline (the controller's plus the grace), it first kills the
+//! pipe. Then, or at its own deadline (the controller's plus the grace), it records why in the
+//! table ([`cause`]: a thaw of ours is the session's own deadline thaw when the grace is 0 and
+//! the deadline was the reason, a rescue otherwise; see
+//! [`GuardianThaw`](super::table::GuardianThaw)), then kills the
 //! process group tied to the session (the snapshot command the controller started while
 //! frozen: [`Tie`](super::table::Tie)), then thaws what the table says is still ours:
 //! confirmed-frozen targets first, in reverse order of freezing; then it abandons the in-flight
@@ -25,7 +29,7 @@ use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 use super::sys::{self, now_ns};
-use super::table::{state, Table, MAX_FREEZERS};
+use super::table::{cause, state, Table, MAX_FREEZERS};
 use crate::errno::{EBADF, EINVAL};
 
 /// How often the guardian looks at the table while it waits (ns).
@@ -40,6 +44,16 @@ pub enum Trigger {
     ControllerGone,
     /// The guardian's own deadline passed with the controller still there.
     Deadline,
+}
+
+impl Trigger {
+    /// The table's record of it ([`cause`]).
+    pub const fn cause(self) -> u32 {
+        match self {
+            Trigger::ControllerGone => cause::CONTROLLER_GONE,
+            Trigger::Deadline => cause::DEADLINE,
+        }
+    }
 }
 
 /// Exit status of the guardian: nothing needed doing, or everything it thawed thawed.
@@ -63,6 +77,8 @@ pub fn watch<const N: usize>(
     record: Option<&CStr>,
 ) -> i32 {
     let trigger = wait_for_trigger(table, alive, controller);
+    // Why, before any slot is claimed: the controller reads a thaw of ours with it.
+    table.set_guardian_cause(trigger.cause());
     kill_tied_group(table);
     let failed = rescue(table, fds, trigger == Trigger::ControllerGone);
     wait_for_freezer(table);
@@ -258,5 +274,31 @@ fn wait_for_freezer<const N: usize>(table: &Table<N>) {
             gone[k] = true;
             pidfds[k] = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustix::fd::AsFd;
+
+    use super::*;
+
+    #[test]
+    fn the_guardian_records_why_it_acted_before_it_thaws() {
+        // Its deadline passed while the controller still holds the pipe.
+        let t = Table::<1>::new(1, 0);
+        t.set_deadline(now_ns().saturating_sub(1));
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        assert_eq!(watch(&t, &[], r.as_fd(), None, None), EXIT_OK);
+        assert_eq!(t.guardian_cause(), cause::DEADLINE);
+        drop(w);
+
+        // The controller went away (end of file) long before its deadline.
+        let t = Table::<1>::new(1, 0);
+        t.set_deadline(now_ns().saturating_add(3_600_000_000_000));
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        drop(w);
+        assert_eq!(watch(&t, &[], r.as_fd(), None, None), EXIT_OK);
+        assert_eq!(t.guardian_cause(), cause::CONTROLLER_GONE);
     }
 }

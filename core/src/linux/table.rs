@@ -20,6 +20,15 @@
 //! reports anything ([`freezer::Client`](super::freezer::Client)'s thaw): until the guardian's
 //! `FITHAW` returns, the filesystem may still be frozen.
 //!
+//! The guardian also records why it acted ([`cause`]: its own deadline passed, or the
+//! controller went away), before it claims any slot. A slot's state becomes a target's outcome
+//! in one place, [`state::outcome`], which reads a guardian's thaw with that cause and the
+//! session's grace ([`GuardianThaw`]): in a session without grace the guardian is the
+//! deadline timer of a controller that has no thread of its own (the C ABI), and a thaw it
+//! made because the deadline passed is the session's own deadline thaw (`thawed`); a thaw after
+//! the controller died, or past a grace the controller should have kept, is a rescue
+//! (`thawed-by-guardian`).
+//!
 //! The table is plain data with a fixed layout (`repr(C)`), so that it can be placed in memory
 //! that a forked child shares; it allocates nothing and takes no locks.
 //!
@@ -49,8 +58,57 @@ pub mod sync {
     pub const SKIPPED: u32 = 5;
 }
 
+/// Why the guardian acted, as stored in the table (one value per session: the guardian acts
+/// once).
+pub mod cause {
+    /// It has not acted. A slot thawed by the guardian's rescue with no cause recorded was
+    /// thawed by the controller running that rescue itself (a poisoned C ABI session).
+    pub const NONE: u32 = 0;
+    /// Its own deadline (the controller's plus the grace) passed while the controller was
+    /// still there.
+    pub const DEADLINE: u32 = 1;
+    /// The controller went away: its pipe reached end of file, or its process exited.
+    pub const CONTROLLER_GONE: u32 = 2;
+
+    /// A stable name for people.
+    pub const fn name(c: u32) -> &'static str {
+        match c {
+            NONE => "none",
+            DEADLINE => "deadline",
+            CONTROLLER_GONE => "controller-gone",
+            _ => "unknown",
+        }
+    }
+}
+
+/// What a thaw by the guardian (state `THAWED_BY_GUARDIAN`) stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardianThaw {
+    /// The session's own deadline thaw: the guardian acted because the deadline passed, in a
+    /// session without grace, where it is the deadline timer of a controller that has no
+    /// thread of its own (the C ABI, and Go and Python over it). Outcome `thawed`.
+    Deadline,
+    /// A rescue: the controller died, or missed the deadline by more than its grace (it was
+    /// stuck), or it ran the guardian's rescue itself (a poisoned session). Outcome
+    /// `thawed-by-guardian`: something went wrong.
+    Rescue,
+}
+
+impl GuardianThaw {
+    /// What a thaw by a guardian that acted for `cause` ([`cause`]) stands for, in a session
+    /// whose guardian acts `grace_ns` after the controller's deadline.
+    pub const fn of(cause: u32, grace_ns: u64) -> GuardianThaw {
+        if cause == cause::DEADLINE && grace_ns == 0 {
+            GuardianThaw::Deadline
+        } else {
+            GuardianThaw::Rescue
+        }
+    }
+}
+
 /// Where one target stands, as stored in the table.
 pub mod state {
+    use super::GuardianThaw;
     use crate::session::Outcome;
 
     /// Not attempted yet.
@@ -70,7 +128,8 @@ pub mod state {
     pub const GUARDIAN_THAWING: u32 = 6;
     /// Thawed by the controller.
     pub const THAWED: u32 = 7;
-    /// Thawed by the guardian (the controller died or missed the guardian's deadline).
+    /// Thawed by the guardian (the controller died or missed the guardian's deadline; why:
+    /// the table's [`cause`](super::cause)).
     pub const THAWED_BY_GUARDIAN: u32 = 8;
     /// Its `FIFREEZE` returned after it was abandoned, and the freezer thawed it at once.
     pub const THAWED_LATE: u32 = 9;
@@ -104,18 +163,25 @@ pub mod state {
         }
     }
 
-    /// The target's outcome when its slot is in state `s`: the one mapping from the table's
-    /// states to the session's outcomes (read where the session machine cannot say, e.g.
-    /// after a panic poisoned a C ABI session). `GUARDIAN_THAWING` is frozen: the guardian's
-    /// `FITHAW` has not returned, so the filesystem may still be frozen (a controller that can
-    /// wait for it to settle does: `freezer::thawed_by_another`).
-    pub const fn outcome(s: u32) -> Outcome {
+    /// The target's outcome when its slot is in state `s` and a thaw by the guardian stands
+    /// for `guardian` (the table's [`guardian_thaw`](super::Table::guardian_thaw)): the one
+    /// mapping from the table's states to the session's outcomes. The controller's
+    /// thaw of a target that the guardian thawed reports what this says
+    /// (`freezer::thawed_by_another`), and it is read directly where the session machine
+    /// cannot say (a panic poisoned a C ABI session). `GUARDIAN_THAWING` is frozen: the
+    /// guardian's `FITHAW` has not returned, so the filesystem may still be frozen (a
+    /// controller that can wait for it to settle does).
+    pub const fn outcome(s: u32, guardian: GuardianThaw) -> Outcome {
         match s {
             FROZEN | THAWING | GUARDIAN_THAWING => Outcome::Frozen,
             FREEZE_FAILED | FAILED_LATE => Outcome::FreezeFailed,
             IN_FLIGHT | ABANDONED => Outcome::InFlight,
             THAWED => Outcome::Thawed,
-            THAWED_BY_GUARDIAN | THAWED_LATE => Outcome::ThawedByGuardian,
+            THAWED_BY_GUARDIAN => match guardian {
+                GuardianThaw::Deadline => Outcome::Thawed,
+                GuardianThaw::Rescue => Outcome::ThawedByGuardian,
+            },
+            THAWED_LATE => Outcome::ThawedByGuardian,
             THAW_FAILED => Outcome::ThawFailed,
             THAWED_BY_OTHER => Outcome::ThawedByOther,
             _ => Outcome::NotAttempted,
@@ -263,19 +329,6 @@ impl Slot {
         self.state.store(to, Ordering::Release);
     }
 
-    /// What the table says of this target: its outcome ([`state::outcome`]), errno, and how
-    /// long its `FIFREEZE` and `FITHAW` took (ns).
-    pub fn record(&self) -> (crate::session::Outcome, i32, u64, u64) {
-        let (fs, fe) = self.freeze_times();
-        let (ts, te) = self.thaw_times();
-        (
-            state::outcome(self.state()),
-            self.errno(),
-            fe.saturating_sub(fs),
-            te.saturating_sub(ts),
-        )
-    }
-
     /// Records a finished thaw by whoever holds the claim.
     pub fn finish_thaw(&self, to: u32, errno: i32, start: u64, end: u64) {
         self.errno.store(errno, Ordering::Release);
@@ -300,6 +353,8 @@ pub struct Table<const N: usize> {
     grace: AtomicU64,
     freezer_pids: [AtomicI32; MAX_FREEZERS],
     guardian_pid: AtomicI32,
+    /// Why the guardian acted ([`cause`]); set once, before it claims any slot.
+    guardian_cause: AtomicU32,
     /// The tied process group ([`Tie`]): 0 none, [`TIE_CLOSED`] closed, else its pgid.
     tied_group: AtomicI32,
     slots: [Slot; N],
@@ -345,6 +400,7 @@ impl<const N: usize> Table<N> {
             grace: AtomicU64::new(grace_ns),
             freezer_pids: [const { AtomicI32::new(0) }; MAX_FREEZERS],
             guardian_pid: AtomicI32::new(0),
+            guardian_cause: AtomicU32::new(cause::NONE),
             tied_group: AtomicI32::new(0),
             slots: [const { Slot::new() }; N],
         }
@@ -394,6 +450,59 @@ impl<const N: usize> Table<N> {
     pub fn guardian_deadline(&self) -> Option<u64> {
         self.deadline()
             .map(|d| d.saturating_add(self.grace.load(Ordering::Acquire)))
+    }
+
+    /// The guardian: records why it acts ([`cause`]), before it claims any slot (first call
+    /// wins). One atomic compare-and-swap: async-signal-safe.
+    pub fn set_guardian_cause(&self, c: u32) {
+        let _ = self.guardian_cause.compare_exchange(
+            cause::NONE,
+            c,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Why the guardian acted ([`cause::NONE`]: it has not).
+    pub fn guardian_cause(&self) -> u32 {
+        self.guardian_cause.load(Ordering::Acquire)
+    }
+
+    /// How long after the controller's deadline the guardian acts on its own (ns).
+    pub fn grace_ns(&self) -> u64 {
+        self.grace.load(Ordering::Acquire)
+    }
+
+    /// What a thaw by this session's guardian stands for ([`GuardianThaw::of`] its cause and
+    /// the grace). Read it after the slot's state: the guardian records its cause before it
+    /// claims a slot.
+    pub fn guardian_thaw(&self) -> GuardianThaw {
+        GuardianThaw::of(self.guardian_cause(), self.grace_ns())
+    }
+
+    /// Target `i`'s outcome ([`state::outcome`], a thaw by the guardian read with
+    /// [`Table::guardian_thaw`]).
+    pub fn outcome(&self, i: usize) -> Option<crate::session::Outcome> {
+        let slot = self.slot(i)?;
+        // The state first: the guardian records its cause before it claims a slot, so a
+        // state it published is read with that cause.
+        let s = slot.state();
+        Some(state::outcome(s, self.guardian_thaw()))
+    }
+
+    /// What the table says of target `i`: its outcome ([`Table::outcome`]), errno, and how
+    /// long its `FIFREEZE` and `FITHAW` took (ns).
+    pub fn record(&self, i: usize) -> Option<(crate::session::Outcome, i32, u64, u64)> {
+        let outcome = self.outcome(i)?;
+        let slot = self.slot(i)?;
+        let (fs, fe) = slot.freeze_times();
+        let (ts, te) = slot.thaw_times();
+        Some((
+            outcome,
+            slot.errno(),
+            fe.saturating_sub(fs),
+            te.saturating_sub(ts),
+        ))
     }
 
     /// Records the guardian's process id.
@@ -482,6 +591,70 @@ mod tests {
         s.finish_thaw(state::THAWED_BY_GUARDIAN, 0, 13, 14);
         assert_eq!(s.thaw_times(), (13, 14));
         assert!(!t.anything_ours());
+    }
+
+    /// A table of one target that the guardian froze-and-thawed (`THAWED_BY_GUARDIAN`, its
+    /// `FITHAW` from 30 to 31) after acting for `why`, in a session of grace `grace_ns`.
+    fn thawed_by_the_guardian(grace_ns: u64, why: u32) -> Table<1> {
+        let t = Table::<1>::new(1, grace_ns);
+        let s = t.slot(0).unwrap();
+        assert!(s.request_freeze(10));
+        assert!(s.complete_freeze(Ok(()), 12));
+        t.set_guardian_cause(why);
+        assert!(s.transition(state::FROZEN, state::GUARDIAN_THAWING).is_ok());
+        s.finish_thaw(state::THAWED_BY_GUARDIAN, 0, 30, 31);
+        t
+    }
+
+    #[test]
+    fn a_guardian_thaw_at_the_deadline_without_grace_is_the_sessions_own_thaw() {
+        use crate::session::Outcome;
+        // The C ABI's guardian: grace 0, it acted because the deadline passed.
+        let t = thawed_by_the_guardian(0, cause::DEADLINE);
+        assert_eq!(t.guardian_cause(), cause::DEADLINE);
+        assert_eq!(t.guardian_thaw(), GuardianThaw::Deadline);
+        assert_eq!(t.record(0), Some((Outcome::Thawed, 0, 2, 1)));
+        // A rescue stays a rescue: a dead controller (any grace), a stuck one (past a grace).
+        for (grace, why) in [
+            (0, cause::CONTROLLER_GONE),
+            (2_000_000_000, cause::CONTROLLER_GONE),
+            (2_000_000_000, cause::DEADLINE),
+            // The controller's own rescue (a poisoned session): the guardian never acted.
+            (0, cause::NONE),
+        ] {
+            let t = thawed_by_the_guardian(grace, why);
+            assert_eq!(t.guardian_thaw(), GuardianThaw::Rescue, "{grace} {why}");
+            assert_eq!(
+                t.outcome(0),
+                Some(Outcome::ThawedByGuardian),
+                "grace {grace}, cause {}",
+                cause::name(why)
+            );
+        }
+        // The cause is set once: what the guardian acted for first.
+        let t = Table::<1>::new(1, 0);
+        t.set_guardian_cause(cause::DEADLINE);
+        t.set_guardian_cause(cause::CONTROLLER_GONE);
+        assert_eq!(t.guardian_cause(), cause::DEADLINE);
+        // Only a thaw by the guardian reads the cause; a freezer's late thaw is always its own.
+        for s in [
+            state::THAWED,
+            state::THAWED_LATE,
+            state::THAWED_BY_OTHER,
+            state::THAW_FAILED,
+            state::GUARDIAN_THAWING,
+        ] {
+            assert_eq!(
+                state::outcome(s, GuardianThaw::Deadline),
+                state::outcome(s, GuardianThaw::Rescue),
+                "{}",
+                state::name(s)
+            );
+        }
+        assert_eq!(
+            state::outcome(state::THAWED_LATE, GuardianThaw::Deadline),
+            Outcome::ThawedByGuardian
+        );
     }
 
     #[test]

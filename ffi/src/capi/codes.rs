@@ -68,7 +68,8 @@ pub const QUIESCE_OUTCOME_NOT_ATTEMPTED: u32 = 0;
 pub const QUIESCE_OUTCOME_FROZEN: u32 = 1;
 /// Target outcome: its FIFREEZE failed (errno says why); never frozen by us.
 pub const QUIESCE_OUTCOME_FREEZE_FAILED: u32 = 2;
-/// Target outcome: frozen and thawed again.
+/// Target outcome: frozen and thawed again: by the session, at its end or at its deadline
+/// (in the library, the guardian process is the deadline timer).
 pub const QUIESCE_OUTCOME_THAWED: u32 = 3;
 /// Target outcome: someone else thawed it during the window (snapshot suspect).
 pub const QUIESCE_OUTCOME_THAWED_BY_OTHER: u32 = 4;
@@ -76,7 +77,10 @@ pub const QUIESCE_OUTCOME_THAWED_BY_OTHER: u32 = 4;
 pub const QUIESCE_OUTCOME_THAW_FAILED: u32 = 5;
 /// Target outcome: its FIFREEZE had not returned at the deadline; thawed as soon as it does.
 pub const QUIESCE_OUTCOME_IN_FLIGHT: u32 = 6;
-/// Target outcome: thawed by the guardian process (the deadline passed first).
+/// Target outcome: thawed by the guardian's rescue: its controller died or missed the deadline
+/// by more than the guardian's grace (the CLI's), or quiesce_thaw() of a poisoned session ran
+/// it. A late quiesce_thaw() finds QUIESCE_OUTCOME_THAWED instead: the guardian is the
+/// library's deadline timer, and its thaw at the deadline is the session's own.
 pub const QUIESCE_OUTCOME_THAWED_BY_GUARDIAN: u32 = 7;
 /// Target outcome: frozen by another holder and skipped (QUIESCE_FLAG_SKIP_FROZEN): the
 /// snapshot does not cover it.

@@ -278,7 +278,9 @@ pub unsafe extern "C" fn quiesce_session_init(
                 presync: !flags.contains(Flags::NO_PRESYNC),
                 parallel: !flags.contains(Flags::SEQUENTIAL),
                 // The guardian thaws at the deadline itself: between quiesce_freeze() and
-                // quiesce_thaw() nobody else in this process watches the clock.
+                // quiesce_thaw() nobody else in this process watches the clock. Its thaw at
+                // the deadline is then the session's own (`thawed`), not a rescue
+                // (quiesce_core::linux::table::GuardianThaw).
                 grace: Duration::ZERO,
             });
             // quiesce_cancel() wakes the waits through an eventfd.

@@ -28,7 +28,7 @@ use std::os::fd::BorrowedFd;
 use quiesce_core::linux::sys::{self, now_ns, Errno};
 use quiesce_core::linux::table::{state, sync, Tie};
 use quiesce_core::linux::{advance, conclude, guardian, Controller, Signal};
-use quiesce_core::session::{Event, IfFrozen, Outcome, Session, SessionError};
+use quiesce_core::session::{End, Event, IfFrozen, Outcome, Session, SessionError};
 use quiesce_core::Status;
 
 use super::cancel::Canceller;
@@ -61,8 +61,10 @@ pub struct Options {
     /// Freeze targets that do not depend on each other at once.
     pub parallel: bool,
     /// How long after the deadline the guardian thaws on its own: zero in the two-phase form
-    /// (between freeze and thaw nobody in the caller's process watches the clock), a grace in
-    /// the one-shot form (the controller's thread enforces the deadline itself).
+    /// (between freeze and thaw nobody in the caller's process watches the clock: the guardian
+    /// is the deadline timer, and its thaw at the deadline is reported as the session's own),
+    /// a grace in the one-shot form (the controller's thread enforces the deadline itself: a
+    /// guardian thaw then is a rescue, `thawed-by-guardian`).
     pub grace: Duration,
 }
 
@@ -281,8 +283,8 @@ impl Lifecycle {
     /// helpers (when the machine cannot be trusted: a panic poisoned the C ABI's session).
     pub fn record(&self, i: usize, from_table: bool) -> (Outcome, i32, u64, u64) {
         if from_table {
-            if let Some(slot) = self.helpers.as_ref().and_then(|h| h.table().slot(i)) {
-                return slot.record();
+            if let Some(r) = self.helpers.as_ref().and_then(|h| h.table().record(i)) {
+                return r;
             }
         }
         match self.session.as_ref().and_then(|s| s.target(i)) {
@@ -537,6 +539,13 @@ impl Lifecycle {
                 Ok(())
             }
             Err(status) => {
+                if notified_at != 0 && self.session.as_ref().map(|s| s.end()) == Some(End::Deadline)
+                {
+                    // Notified, then the deadline passed before this call returned (this
+                    // thread was stopped or descheduled right after the notification): the
+                    // wait and the thaw at the deadline ran, as in `await_and_thaw`.
+                    self.machine_thawed_after_the_wait();
+                }
                 let status = self.cancelled_or(status);
                 self.end(status);
                 Err(status)
@@ -594,22 +603,28 @@ impl Lifecycle {
             match next {
                 Ok(until) => self.until = until,
                 Err(status) => {
-                    // Thawed by the machine at the deadline: the thaw is its FITHAW calls.
-                    let thaw = self.session.as_ref().map_or(0, |s| {
-                        (0..s.len())
-                            .filter_map(|i| s.target(i))
-                            .fold(0u64, |sum, r| sum.saturating_add(r.thaw_ns))
-                    });
-                    if self.notified_at != 0 {
-                        let waited = since(self.notified_at);
-                        self.phases.wait_ns = waited.saturating_sub(thaw).max(1);
-                    }
-                    self.phases.thaw_ns = thaw;
+                    self.machine_thawed_after_the_wait();
                     self.end(status);
                     return status;
                 }
             }
         }
+    }
+
+    /// The wait and thaw phases of a session that the machine thawed at the deadline, after
+    /// the notification: the thaw is its `FITHAW` calls (their own times, also the guardian's),
+    /// the wait the rest since the notification.
+    fn machine_thawed_after_the_wait(&mut self) {
+        let thaw = self.session.as_ref().map_or(0, |s| {
+            (0..s.len())
+                .filter_map(|i| s.target(i))
+                .fold(0u64, |sum, r| sum.saturating_add(r.thaw_ns))
+        });
+        if self.notified_at != 0 {
+            let waited = since(self.notified_at);
+            self.phases.wait_ns = waited.saturating_sub(thaw).max(1);
+        }
+        self.phases.thaw_ns = thaw;
     }
 
     /// Releases the helpers (the freezers quit, the guardian checks the table once more and
