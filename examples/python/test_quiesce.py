@@ -884,10 +884,14 @@ def test_sigint_while_a_hook_hangs_raises_keyboard_interrupt(
 ) -> None:
     # Ctrl-C (SIGINT) while a hook before the freeze hangs (its timeout: 60 s): freeze() must
     # return promptly, with the hook killed, nothing frozen, and raise KeyboardInterrupt; the
-    # session's error says cancelled. A host process, so that the SIGINT is its own.
+    # session's error says cancelled. A host process, so that the SIGINT is its own. The host
+    # takes Python's own SIGINT handler, as an interactive Python has it: a test run started in
+    # the background of a non-interactive shell inherits SIGINT ignored (and the binding then
+    # rightly leaves Ctrl-C to the host, which ignores it).
     hooks.hook("10-hang", HANGS_ON_FREEZE)
     code = (
-        "import sys, quiesce\n"
+        "import signal, sys, quiesce\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "s = quiesce.Session.plan([sys.argv[1]], 30, hook_dir=sys.argv[2], hook_timeout=60)\n"
         "try:\n"
         "    s.freeze()\n"
