@@ -187,7 +187,7 @@ impl<'a> Freezer<'a> {
     /// snapshot command is reported after the thaw.
     pub fn cycle(&self, snapshot: &mut Command) -> Result<Times> {
         let mounts = self.mounts;
-        match &self.how {
+        let (start, frozen, snap, snapped, thawed, failed) = match &self.how {
             How::Parallel(workers) => {
                 let start = Instant::now();
                 let froze = workers.all(FIFREEZE);
@@ -206,16 +206,8 @@ impl<'a> Freezer<'a> {
                 let snapped = Instant::now();
                 let thawed_all = workers.all(FITHAW);
                 let thawed = Instant::now();
-                if let Some(e) = first_error("FITHAW", &thawed_all, mounts) {
-                    bail!("{e}");
-                }
-                snapshot_ok(snap)?;
-                Ok(Times {
-                    start,
-                    frozen,
-                    snapped,
-                    thawed,
-                })
+                let failed = first_error("FITHAW", &thawed_all, mounts);
+                (start, frozen, snap, snapped, thawed, failed)
             }
             How::Sequential(dirs) => {
                 let start = Instant::now();
@@ -237,18 +229,19 @@ impl<'a> Freezer<'a> {
                     }
                 }
                 let thawed = Instant::now();
-                if let Some(e) = failed {
-                    bail!("{e}");
-                }
-                snapshot_ok(snap)?;
-                Ok(Times {
-                    start,
-                    frozen,
-                    snapped,
-                    thawed,
-                })
+                (start, frozen, snap, snapped, thawed, failed)
             }
+        };
+        if let Some(e) = failed {
+            bail!("{e}");
         }
+        snapshot_ok(snap)?;
+        Ok(Times {
+            start,
+            frozen,
+            snapped,
+            thawed,
+        })
     }
 
     /// Ends the worker threads.
