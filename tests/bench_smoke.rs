@@ -1,8 +1,9 @@
 //! Smoke test of the benchmark (`examples/bench`, issue 6): `quiesce-bench --quick` against the
 //! debug CLI must exit 0, print every row of the table with numbers where numbers belong (the
-//! limit in a fresh process of issue 14 included), write the same report with `--write`, and
-//! leave no mount, loop device or directory behind. Its hidden child mode refuses what the
-//! benchmark's guard refuses. No timing is asserted.
+//! limit in a fresh process of issue 14 included, and the library in a host holding a ballast of
+//! memory), write the same report with `--write`, and leave no mount, loop device or directory
+//! behind. Its hidden child mode refuses what the benchmark's guard refuses. No timing is
+//! asserted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -142,6 +143,57 @@ fn quick_benchmark_prints_every_row_and_cleans_up() {
             "row {of}: target {target:?}"
         );
     }
+    // 2c and 2d: the library in the benchmark's process; 2e and 2f: the same while it holds
+    // the host ballast (64 MiB under --quick): the wall, × 2c / 2d's wall, and the arm and
+    // finish phases beside 2c / 2d's.
+    for id in ["2c.", "2d."] {
+        let r = row(&report, id);
+        assert_eq!(r.len(), 11, "row {id}: {r:?}");
+        assert!(number(r[1]).is_some_and(|v| v > 0.0), "row {id}: {r:?}");
+    }
+    for (id, of) in [("2e.", "2c"), ("2f.", "2d")] {
+        let r = row(&report, id);
+        assert_eq!(r.len(), 11, "row {id}: {r:?}");
+        assert!(
+            r[0].contains("host of 64 MiB") && r[0].contains("median of 2)"),
+            "row {id}: {r:?}"
+        );
+        let cell = r[1];
+        assert!(
+            number(cell).is_some_and(|v| v > 0.0),
+            "row {id}: wall {cell:?}"
+        );
+        let times = cell.split_once('(').and_then(|(_, rest)| number(rest));
+        assert!(
+            times.is_some_and(|v| v > 0.0) && cell.contains(&format!("× {of};")),
+            "row {id}: ratio to {of} {cell:?}"
+        );
+        for p in ["arm", "finish"] {
+            let (with, without) = cell
+                .split_once(&format!(" {p} "))
+                .and_then(|(_, rest)| rest.split_once(" vs "))
+                .map(|(w, rest)| (number(w), rest.split([',', ')']).next().and_then(number)))
+                .unwrap_or((None, None));
+            assert!(
+                with.is_some_and(|v| v > 0.0) && without.is_some_and(|v| v > 0.0),
+                "row {id}: {p} {cell:?}"
+            );
+        }
+        assert!(r[9].starts_with("none (information"), "row {id}: {r:?}");
+    }
+    // The ballast was resident while measured and gone afterwards (VmRSS, MiB).
+    let setup = report
+        .lines()
+        .find_map(|l| l.strip_prefix("- host ballast (rows 2e, 2f): 64 MiB of anonymous memory"))
+        .unwrap_or_else(|| panic!("no setup line of the host ballast:\n{report}"));
+    let after = |marker: &str| {
+        setup
+            .split_once(marker)
+            .and_then(|(_, rest)| number(rest))
+            .unwrap_or_else(|| panic!("no {marker:?} in {setup}"))
+    };
+    let (with, gone) = (after("before it, "), after("(last), "));
+    assert!(with > 57.0 && gone + 57.0 < with, "{setup}");
     // The dirty-stall rows on both kinds.
     assert!(row(&report, "1c.")[0].contains("(ext4)"), "{report}");
     assert!(row(&report, "1f.")[0].contains("(xfs)"), "{report}");

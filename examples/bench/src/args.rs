@@ -24,12 +24,16 @@ Options:
                        freeze's time is bimodal, by a kernel grace period, so more are needed)
   --runs N             runs of the deadline-lateness and SIGKILL measurements (default 100)
   --dirty-mib N        dirty data written before the dirty-stall cycle (default 256)
+  --host-mib N         rows 2e and 2f: anonymous memory the benchmark's process holds (every
+                       page touched) while the library's empty cycles run in it (default
+                       1024; allocated for those rows only, unmapped before anything else)
   --fs ext4|xfs        filesystem type of the images (default ext4)
   --backing disk|tmpfs where the image files live (default disk): in the scratch directory
                        on the disk of /tmp (a freeze's flush reaches a real disk, as on a real
                        system; other writers to that disk add noise), or on a tmpfs mounted
                        there (flushes cost no disk I/O: the freeze mechanics alone)
-  --quick              a smoke test: 2 repetitions (cycles too), 5 runs, 32 MiB dirty
+  --quick              a smoke test: 2 repetitions (cycles too), 5 runs, 32 MiB dirty,
+                       a 64 MiB host
   --write FILE         also write the report (Markdown) to FILE
   -h, --help           this text
 ";
@@ -45,6 +49,8 @@ pub struct Options {
     pub cycle_reps: usize,
     pub runs: usize,
     pub dirty_mib: u64,
+    /// The host ballast of rows 2e and 2f (MiB).
+    pub host_mib: u64,
     pub fs: FsKind,
     pub backing: Backing,
     pub quick: bool,
@@ -83,6 +89,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Options> {
         cycle_reps: 21,
         runs: 100,
         dirty_mib: 256,
+        host_mib: 1024,
         fs: FsKind::Ext4,
         backing: Backing::Disk,
         quick: false,
@@ -90,7 +97,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Options> {
         help: false,
         command_line,
     };
-    let (mut reps, mut cycle_reps, mut runs, mut dirty) = (None, None, None, None);
+    let (mut reps, mut cycle_reps, mut runs, mut dirty, mut host) = (None, None, None, None, None);
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
         match a.to_string_lossy().as_ref() {
@@ -110,6 +117,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Options> {
             "--cycle-reps" => cycle_reps = Some(usize_arg("--cycle-reps", it.next(), 1)?),
             "--runs" => runs = Some(usize_arg("--runs", it.next(), 1)?),
             "--dirty-mib" => dirty = Some(number("--dirty-mib", it.next(), 1)?),
+            "--host-mib" => host = Some(number("--host-mib", it.next(), 1)?),
             "--fs" => {
                 let v = it.next().map(|v| v.to_string_lossy().into_owned());
                 match v.as_deref().and_then(FsKind::parse) {
@@ -138,11 +146,13 @@ pub fn parse(argv: Vec<OsString>) -> Result<Options> {
         o.cycle_reps = 2;
         o.runs = 5;
         o.dirty_mib = 32;
+        o.host_mib = 64;
     }
     o.reps = reps.unwrap_or(o.reps);
     o.cycle_reps = cycle_reps.unwrap_or(o.cycle_reps);
     o.runs = runs.unwrap_or(o.runs);
     o.dirty_mib = dirty.unwrap_or(o.dirty_mib);
+    o.host_mib = host.unwrap_or(o.host_mib);
     Ok(o)
 }
 
@@ -158,11 +168,18 @@ mod tests {
     fn defaults_quick_and_overrides() -> Result<()> {
         let o = parse(args(&[]))?;
         assert_eq!(
-            (o.reps, o.cycle_reps, o.runs, o.dirty_mib),
-            (7, 21, 100, 256)
+            (o.reps, o.cycle_reps, o.runs, o.dirty_mib, o.host_mib),
+            (7, 21, 100, 256, 1024)
         );
         let o = parse(args(&["--quick", "--runs", "9"]))?;
-        assert_eq!((o.reps, o.cycle_reps, o.runs, o.dirty_mib), (2, 2, 9, 32));
+        assert_eq!(
+            (o.reps, o.cycle_reps, o.runs, o.dirty_mib, o.host_mib),
+            (2, 2, 9, 32, 64)
+        );
+        let o = parse(args(&["--host-mib", "2048", "--quick"]))?;
+        assert_eq!(o.host_mib, 2048);
+        assert!(parse(args(&["--host-mib", "0"])).is_err());
+        assert!(parse(args(&["--host-mib"])).is_err());
         let o = parse(args(&["--cycle-reps", "31", "--reps", "3"]))?;
         assert_eq!((o.reps, o.cycle_reps), (3, 31));
         assert!(parse(args(&["--cycle-reps", "0"])).is_err());

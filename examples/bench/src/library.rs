@@ -1,9 +1,10 @@
-//! quiesce as a library in a long-lived process (rows 2c and 2d): a whole session run in this
-//! process through the Rust runtime API (`quiesce::runtime`, what the CLI and, through the C
-//! ABI, a Go or Python agent use): plan, fork the helpers, freeze, the snapshot command, thaw,
-//! report. A process started just before its first `FIFREEZE` (the CLI, `fsfreeze -f`) waits
-//! for a kernel grace period that its own start began; a long-lived agent does not, nor does
-//! the limit: this row compares like with like.
+//! quiesce as a library in a long-lived process (rows 2c and 2d; 2e and 2f the same with the
+//! host ballast of ballast.rs): a whole session run in this process through the Rust runtime
+//! API (`quiesce::runtime`, what the CLI and, through the C ABI, a Go or Python agent use):
+//! plan, fork the helpers, freeze, the snapshot command, thaw, report. A process started just
+//! before its first `FIFREEZE` (the CLI, `fsfreeze -f`) waits for a kernel grace period that
+//! its own start began; a long-lived agent does not, nor does the limit: this row compares like
+//! with like.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@
 //! that can block has a timeout.
 
 mod args;
+mod ballast;
 mod baseline;
 mod cycle;
 mod dirty;
@@ -177,9 +178,10 @@ fn run() -> Result<bool> {
     setup.push((
         "repetitions".to_owned(),
         format!(
-            "{} per stall measurement and {} per empty cycle (median), {} runs per distribution (lateness, SIGKILL){}",
+            "{} per stall measurement and {} per empty cycle (median; {} with the host ballast, 2e and 2f), {} runs per distribution (lateness, SIGKILL){}",
             o.reps,
             o.cycle_reps,
+            o.cycle_reps.min(measure::HOST_REPS),
             o.runs,
             if o.quick { "; --quick (smoke test, not for conclusions)" } else { "" }
         ),
@@ -197,6 +199,7 @@ fn run() -> Result<bool> {
         true_: find_program("true")?,
         time: Path::new("/usr/bin/time").to_path_buf(),
         exe: &exe,
+        host_mib: o.host_mib,
     };
     let measured = bench.run_all(&log);
     log("tearing down the filesystems");

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::ballast::{self, Ballast, Memory};
 use crate::baseline::Fsfreeze;
 use crate::cycle::Tool;
 use crate::dirty::{syncfs, write_dirty};
@@ -14,6 +15,7 @@ use crate::fixtures::Fixtures;
 use crate::footprint::peak_rss_kib;
 use crate::fresh_limit::FreshLimit;
 use crate::json;
+use crate::library;
 use crate::limit::Limit;
 use crate::quiesce::QuiesceCli;
 use crate::signals;
@@ -34,6 +36,9 @@ pub const SNAPSHOT_SECS: &str = "0.2";
 pub const KILL_GIVE_UP: Duration = Duration::from_secs(5);
 /// How long the baseline's blocked write is watched after `fsfreeze -f` exited.
 pub const BASELINE_WATCH: Duration = Duration::from_secs(1);
+/// At most this many repetitions of the cycles with the host ballast (2e, 2f): the effect is
+/// large, and every cycle costs the ballast's page tables several times over.
+pub const HOST_REPS: usize = 11;
 
 /// Samples (ms) per quiesce configuration, for the baseline and for the limit.
 #[derive(Debug, Default)]
@@ -118,8 +123,32 @@ pub struct Results {
     pub sigkill: Vec<Vec<f64>>,
     /// The baseline after its controller is gone: still frozen after [`BASELINE_WATCH`]?
     pub baseline_stays_frozen: Option<bool>,
+    /// Rows 2e and 2f: the library in a process holding a ballast.
+    pub host: Host,
     /// Anything worth saying about how the numbers came about.
     pub notes: Vec<String>,
+}
+
+/// Rows 2e and 2f: the empty cycle of 2c and 2d, the benchmark's process holding a ballast of
+/// anonymous memory, every page touched (see [`crate::ballast`]).
+#[derive(Debug, Default)]
+pub struct Host {
+    /// The ballast's size (MiB).
+    pub mib: u64,
+    /// Whether the kernel accepted `MADV_NOHUGEPAGE` on it (4 KiB pages).
+    pub small_pages: bool,
+    /// Wall times (ms) on 1 and 8 filesystems.
+    pub cycle_1: Vec<f64>,
+    pub cycle_8: Vec<f64>,
+    /// The library's phases (ms) in the same cycles.
+    pub phases_1: Vec<[f64; 8]>,
+    pub phases_8: Vec<[f64; 8]>,
+    /// The process's memory before the ballast, with it before the first cycle and after the
+    /// last one, and after it was unmapped (the high-water mark then reset).
+    pub before: Memory,
+    pub loaded: Memory,
+    pub last: Memory,
+    pub after: Memory,
 }
 
 /// Samples of the lateness runs (ms).
@@ -157,6 +186,8 @@ pub struct Bench<'a> {
     pub time: PathBuf,
     /// This benchmark's own executable (the fresh-process limit runs it again).
     pub exe: &'a Path,
+    /// The host ballast of rows 2e and 2f (MiB).
+    pub host_mib: u64,
 }
 
 impl Bench<'_> {
@@ -323,6 +354,9 @@ impl Bench<'_> {
                 }
             }
         }
+        // After the other empty cycles, and before anything else: the ballast exists only
+        // while these rows are measured (every process started with it would pay for it).
+        r.host = self.host(log)?;
         log(&format!(
             "5. peak RSS under {}, {} runs",
             self.time.display(),
@@ -380,6 +414,84 @@ impl Bench<'_> {
         log("4. baseline: fsfreeze -f, its process gone");
         r.baseline_stays_frozen = Some(self.sigkill_baseline()?);
         Ok(r)
+    }
+
+    /// Repetitions of rows 2e and 2f.
+    fn host_reps(&self) -> usize {
+        self.cycle_reps.min(HOST_REPS)
+    }
+
+    /// Rows 2e and 2f: allocates the ballast, runs the library's empty cycles on 1 and 8
+    /// filesystems with it, unmaps it and checks that the process's RSS fell back.
+    fn host(&self, log: &dyn Fn(&str)) -> Result<Host> {
+        let reps = self.host_reps();
+        log(&format!(
+            "2e/2f. empty cycle through the library with a {} MiB host ballast, {reps} repetitions",
+            self.host_mib
+        ));
+        let mut h = Host {
+            mib: self.host_mib,
+            before: ballast::memory()?,
+            ..Host::default()
+        };
+        let b = Ballast::new(self.host_mib)?;
+        h.small_pages = b.small_pages;
+        // The measurement's errors come back here: the ballast is unmapped before any of them
+        // is returned (and by its drop on a panic).
+        let measured = (|| -> Result<()> {
+            h.loaded = ballast::memory()?;
+            let want = (b.len() / 1024) as u64 * 9 / 10;
+            if h.loaded.rss_kib < h.before.rss_kib + want {
+                bail!(
+                    "host ballast: VmRSS grew from {} to {} KiB only, with {} MiB touched",
+                    h.before.rss_kib,
+                    h.loaded.rss_kib,
+                    self.host_mib
+                );
+            }
+            for rep in 0..reps {
+                log(&format!("2e/2f. repetition {}/{reps}", rep + 1));
+                signals::check()?;
+                for (count, wall, phases) in [
+                    (1, &mut h.cycle_1, &mut h.phases_1),
+                    (8, &mut h.cycle_8, &mut h.phases_8),
+                ] {
+                    let mounts = self.mounts(count)?;
+                    for m in &mounts {
+                        syncfs(m)?;
+                    }
+                    thread::sleep(SETTLE);
+                    let c = library::cycle(&mounts, &self.snapshot_true())?;
+                    wall.push(ms(c.wall));
+                    if let Some(p) = c.phases {
+                        phases.push(p);
+                    }
+                }
+            }
+            h.last = ballast::memory()?;
+            Ok(())
+        })();
+        let len = b.len();
+        let released = b.release();
+        measured?;
+        released?;
+        let after = ballast::memory()?;
+        let gone = (len / 1024) as u64 * 9 / 10;
+        if after.rss_kib + gone > h.last.rss_kib {
+            bail!(
+                "host ballast: VmRSS is still {} KiB after unmapping {} MiB (was {} KiB)",
+                after.rss_kib,
+                self.host_mib,
+                h.last.rss_kib
+            );
+        }
+        ballast::reset_peak()?;
+        h.after = ballast::memory()?;
+        log(&format!(
+            "2e/2f. host ballast unmapped: VmRSS {} -> {} KiB",
+            h.last.rss_kib, h.after.rss_kib
+        ));
+        Ok(h)
     }
 
     /// The longest write+fsync stall during one cycle with a 200 ms snapshot (ms).

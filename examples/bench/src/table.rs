@@ -3,9 +3,10 @@
 
 use std::fmt::Write as _;
 
+use crate::ballast::PAGE;
 use crate::cycle::PHASES;
 use crate::footprint::Binary;
-use crate::measure::{Results, Series, BASELINE_WATCH, DEADLINE, SNAPSHOT_SECS};
+use crate::measure::{Host, Results, Series, BASELINE_WATCH, DEADLINE, SNAPSHOT_SECS};
 use crate::stats::{max, median, min, percentile};
 
 /// Everything the report needs besides the results.
@@ -222,6 +223,96 @@ fn stall_ratio_row(label: String, dirty: &Series, clean: &Series, n: usize) -> R
     row
 }
 
+/// The median of phase `name` over `runs`.
+fn phase_median(runs: &[[f64; 8]], name: &str) -> Option<f64> {
+    let k = PHASES.iter().position(|p| *p == name)?;
+    median(&runs.iter().map(|r| r[k]).collect::<Vec<_>>())
+}
+
+/// MiB from KiB.
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Row 2e / 2f: the library's empty cycle with the host ballast (`wall`, `phases`) beside the
+/// same cycle without it (`of`: 2c / 2d, `plain`, `plain_phases`), in the first column.
+fn host_row(
+    id: &str,
+    of: &str,
+    count: usize,
+    h: &Host,
+    (wall, phases): (&[f64], &[[f64; 8]]),
+    (plain, plain_phases): (&[f64], &[[f64; 8]]),
+    n: usize,
+) -> Row {
+    let mut row = Row::new(
+        format!(
+            "{id}. Cycle wall time, empty snapshot, {count} fs, quiesce as a library in a host of {} MiB ({of} with that much anonymous memory touched in this process, VmRSS {} MiB; first column: wall, × {of}'s wall, then the arm and finish phases beside {of}'s) (ms, median of {})",
+            h.mib,
+            f(Some(mib(h.loaded.rss_kib))),
+            wall.len()
+        ),
+        n,
+    );
+    let w = median(wall);
+    let times = match (w, median(plain)) {
+        (Some(w), Some(p)) if p > 0.0 => ratio_text(Some(w / p)),
+        _ => "–".into(),
+    };
+    let phase = |name: &str| {
+        format!(
+            "{name} {} vs {}",
+            f(phase_median(phases, name)),
+            f(phase_median(plain_phases, name))
+        )
+    };
+    for (i, cell) in row.quiesce.iter_mut().enumerate() {
+        *cell = if i == 0 {
+            format!(
+                "{} ({times} {of}; {}, {})",
+                f(w),
+                phase("arm"),
+                phase("finish")
+            )
+        } else {
+            "–".into()
+        };
+    }
+    for v in row.ratio.iter_mut().chain(row.vs_limit.iter_mut()) {
+        *v = "–".into();
+    }
+    for r in row.result.iter_mut() {
+        *r = "–";
+    }
+    row.fsfreeze = "–".into();
+    row.target = format!(
+        "none (information: quiesce's helpers are forked from the host, each fork copies its page tables and the session's end waits for the first helper's teardown; the baseline for making that independent of the host's size; {} repetitions)",
+        wall.len()
+    );
+    row
+}
+
+/// The setup line of the host ballast: what rows 2e and 2f measured.
+fn host_setup(h: &Host) -> String {
+    format!(
+        "{} MiB of anonymous memory mapped in the benchmark's own process, one byte written per {} KiB ({}), allocated after the other empty cycles and unmapped before anything else is measured; VmRSS {} MiB before it, {} MiB with it (first cycle) and {} MiB (last), {} MiB after it was unmapped; VmPTE (page tables) {} MiB with it, {} MiB after; VmHWM reset after (`/proc/self/clear_refs` 5): {} MiB",
+        h.mib,
+        PAGE / 1024,
+        if h.small_pages {
+            "4 KiB pages: `MADV_NOHUGEPAGE`"
+        } else {
+            "`MADV_NOHUGEPAGE` refused: the kernel may back it with huge pages"
+        },
+        f(Some(mib(h.before.rss_kib))),
+        f(Some(mib(h.loaded.rss_kib))),
+        f(Some(mib(h.last.rss_kib))),
+        f(Some(mib(h.after.rss_kib))),
+        f(Some(mib(h.loaded.pte_kib))),
+        f(Some(mib(h.after.pte_kib))),
+        f(Some(mib(h.after.hwm_kib))),
+    )
+}
+
 /// "name median, …" over `runs` for the phases `names` (in the order of [`PHASES`]).
 fn phase_medians(runs: &[[f64; 8]], names: &[&str]) -> String {
     let same: Vec<(&str, &str)> = PHASES
@@ -384,6 +475,26 @@ pub fn render(c: &Context, r: &Results) -> String {
         }
         rows.push(row);
     }
+    // The same with the host ballast: what the host's size costs the library.
+    let h = &r.host;
+    rows.push(host_row(
+        "2e",
+        "2c",
+        1,
+        h,
+        (&h.cycle_1, &h.phases_1),
+        (&r.cycle_1.library, &r.library_phases_1),
+        n,
+    ));
+    rows.push(host_row(
+        "2f",
+        "2d",
+        8,
+        h,
+        (&h.cycle_8, &h.phases_8),
+        (&r.cycle_8.library, &r.library_phases_8),
+        n,
+    ));
 
     for (p, name, target) in [
         (50.0, "p50", None),
@@ -573,6 +684,7 @@ pub fn render(c: &Context, r: &Results) -> String {
     for (k, v) in c.machine.iter().chain(c.setup.iter()) {
         let _ = writeln!(out, "- {k}: {v}");
     }
+    let _ = writeln!(out, "- host ballast (rows 2e, 2f): {}", host_setup(&r.host));
     let _ = writeln!(out, "\n## Results\n");
     let _ = write!(out, "| Measurement |");
     for l in &c.labels {
@@ -634,6 +746,7 @@ pub fn render(c: &Context, r: &Results) -> String {
     let _ = writeln!(out, "- fsfreeze baseline: one `fsfreeze -f` process per mount, the snapshot command, one `fsfreeze -u` per mount in reverse order, each process spawned and waited for in turn. quiesce: `quiesce run --json --timeout 10 MOUNT... -- CMD` (its report's `phases` are listed under Samples: where the time went).");
     let _ = writeln!(out, "- 1: one writer thread per frozen filesystem does 4 KiB `pwrite` + `fsync` in a loop, timing each; the cycle (snapshot `sleep {SNAPSHOT_SECS}`) starts 100 ms after the writers and they stop 100 ms after it; the number is the longest write+fsync of any writer. Each repetition starts with `syncfs` on every filesystem. 1c writes {dirty} MiB (1 MiB `write`s, no fsync) to a second file on the filesystem right before the writers start.");
     let _ = writeln!(out, "- 2: wall time of the whole cycle with the snapshot `true`, from before the first process spawn to the exit of the last process.");
+    let _ = writeln!(out, "- 2c, 2d: the same session through quiesce's Rust runtime API in the benchmark's own process (`prepare` → `freeze`, the snapshot command run from the controller's notification), timed from before `prepare` to the report; its report's `phases` under Samples. 2e, 2f: the same, after the other empty cycles, while the process holds the host ballast (see setup), 1 and 8 filesystems alternating, at most {} repetitions; arm (forking the helpers) and finish (their teardown) are the phases that grow with the host.", crate::measure::HOST_REPS);
     let _ = writeln!(out, "- 3: `quiesce freeze --stdin --timeout {DEADLINE} --json MOUNT` with stdin held open and no `thaw` line; lateness = `window_us` (first FIFREEZE issued to last FITHAW returned, from its JSON report) − `timeout_ms`. Every run must end with exit 13 (`end: deadline`) and the filesystem must be writable afterwards. 3d subtracts the duration of the FITHAW call itself (`thaw_us` of the same report): how late quiesce started to thaw, as opposed to how long the kernel took to thaw.");
     let _ = writeln!(out, "- 4: `quiesce freeze --stdin --timeout 30 MOUNT`; after `frozen`, a thread starts a 4 KiB `pwrite` to a file opened before the freeze (checked to be blocked for 20 ms), then SIGKILL to quiesce; the number is SIGKILL sent → that write returned. Baseline: `fsfreeze -f` has exited by design (nothing to kill); a blocked write is watched for {} s, then the benchmark thaws it.", BASELINE_WATCH.as_secs());
     let _ = writeln!(out, "- 5: size of the benchmarked binary and `file -b -L` on it: {}. Peak RSS: `/usr/bin/time -f %M` (GNU time: `ru_maxrss` of the process and its reaped children, i.e. the snapshot command `true`) around `quiesce run --timeout 10 MOUNT -- true`, max of the runs; GNU time rather than the benchmark's own `wait4`, because a child's `ru_maxrss` starts from the RSS of the process that spawned it (the kernel keeps the old address space's high-water mark across exec); `true` under GNU time shows that floor. Heap allocations are not counted by this program: `tests/no_alloc.rs` counts them (a counting global allocator around the freeze → thaw path on real ext4 and xfs) and asserts 0.", b.file);
@@ -703,6 +816,24 @@ pub fn render(c: &Context, r: &Results) -> String {
         let _ = writeln!(
             out,
             "- {name} where the time went, quiesce as a library (its report's `phases`, median of each, {} runs): {}",
+            runs.len(),
+            phase_medians(runs, &PHASES)
+        );
+    }
+    for (id, count, wall, runs) in [
+        ("2e", 1, &r.host.cycle_1, &r.host.phases_1),
+        ("2f", 8, &r.host.cycle_8, &r.host.phases_8),
+    ] {
+        let _ = writeln!(
+            out,
+            "- {id} cycle {count} fs, quiesce as a library in a host of {} MiB: {}",
+            r.host.mib,
+            samples(wall)
+        );
+        let _ = writeln!(
+            out,
+            "- {id} where the time went, quiesce as a library in a host of {} MiB (its report's `phases`, median of each, {} runs): {}",
+            r.host.mib,
             runs.len(),
             phase_medians(runs, &PHASES)
         );
@@ -787,6 +918,58 @@ pub fn render(c: &Context, r: &Results) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ballast::Memory;
+
+    /// Phases with only `arm` and `finish` set (ms).
+    fn arm_finish(arm: f64, finish: f64) -> [f64; 8] {
+        let mut p = [0.5; 8];
+        p[1] = arm;
+        p[7] = finish;
+        p
+    }
+
+    #[test]
+    fn the_host_rows_show_the_growth_beside_the_plain_cycle() {
+        let h = Host {
+            mib: 1024,
+            loaded: Memory {
+                rss_kib: 1050 * 1024,
+                hwm_kib: 1050 * 1024,
+                pte_kib: 2048,
+            },
+            ..Host::default()
+        };
+        let with = [arm_finish(150.0, 90.0), arm_finish(170.0, 110.0)];
+        let without = [arm_finish(1.5, 0.7)];
+        let row = host_row(
+            "2e",
+            "2c",
+            1,
+            &h,
+            (&[200.0, 220.0], &with),
+            (&[40.0], &without),
+            2,
+        );
+        assert!(row.label.starts_with("2e. "), "{}", row.label);
+        for part in ["1 fs", "host of 1024 MiB", "VmRSS 1050 MiB", "median of 2)"] {
+            assert!(row.label.contains(part), "{part}: {}", row.label);
+        }
+        assert_eq!(
+            row.quiesce,
+            ["210 (5.25× 2c; arm 160 vs 1.50, finish 100 vs 0.70)", "–"]
+        );
+        assert!(row.target.starts_with("none (information"));
+        assert!(row.target.contains("2 repetitions"));
+        assert_eq!(row.result, ["–", "–"]);
+        assert_eq!(row.fsfreeze, "–");
+        // Without samples of 2c: no ratio, not a division by zero.
+        let row = host_row("2f", "2d", 8, &h, (&[300.0], &with), (&[], &[]), 1);
+        assert_eq!(row.quiesce, ["300 (– 2d; arm 160 vs –, finish 100 vs –)"]);
+
+        let line = host_setup(&h);
+        assert!(line.starts_with("1024 MiB of anonymous memory"), "{line}");
+        assert!(line.contains("1050 MiB with it"), "{line}");
+    }
 
     fn series(fresh_parallel: &[f64], fresh_sequential: &[f64]) -> Series {
         Series {
