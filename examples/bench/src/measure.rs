@@ -354,9 +354,6 @@ impl Bench<'_> {
                 }
             }
         }
-        // After the other empty cycles, and before anything else: the ballast exists only
-        // while these rows are measured (every process started with it would pay for it).
-        r.host = self.host(log)?;
         log(&format!(
             "5. peak RSS under {}, {} runs",
             self.time.display(),
@@ -413,6 +410,11 @@ impl Bench<'_> {
         }
         log("4. baseline: fsfreeze -f, its process gone");
         r.baseline_stays_frozen = Some(self.sigkill_baseline()?);
+        // Last: the ballast exists only while these rows are measured (every process started
+        // with it would pay for it), and each session's helpers (copies of this process) are
+        // torn down after it ends, in the background: nothing measured afterwards.
+        r.host = self.host(log)?;
+        helpers_gone(HELPERS_GONE_WITHIN);
         Ok(r)
     }
 
@@ -661,4 +663,36 @@ impl Bench<'_> {
         }
         Ok(stays)
     }
+}
+
+/// How long the benchmark waits, at its end, for the helpers of the library's sessions (rows
+/// 2e/2f: copies of a process holding the ballast) to be gone.
+const HELPERS_GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits (at most `within`) until no process of this benchmark's sessions' helpers is left:
+/// no child of ours, or of our children, named `quiesce-guard` or `quiesce-freezer` (they end
+/// on their own once a session is over; with the ballast, tearing each down takes a while).
+fn helpers_gone(within: std::time::Duration) {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until && helpers_left() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether a `quiesce-guard` or `quiesce-freezer` process runs (any: the benchmark runs alone).
+fn helpers_left() -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .any(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| matches!(c.trim_end(), "quiesce-guard" | "quiesce-freezer"))
+        })
 }
